@@ -1,0 +1,203 @@
+"""The ``hpsearch`` command line: thin click commands over library calls.
+
+Exit codes mean something: 0 done, 1 a failure (a crash, a database that stays away),
+2 bad input (a study file, a name, an option), with the field and the fix in the message.
+Torch, Optuna and SQLAlchemy are imported inside the commands, so ``hpsearch --help``
+and validation errors answer instantly.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import sys
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+from typing import Any
+
+import click
+
+STORAGE_HELP = "Storage URL (default: $HPSEARCH_STORAGE, else sqlite:///hpsearch.db here)."
+
+
+class BadInput(click.ClickException):
+    """A user error: printed without a traceback, exit code 2."""
+
+    exit_code = 2
+
+    def show(self, file: Any = None) -> None:
+        click.echo(f"Error: {self.format_message()}", err=True)
+
+
+@contextmanager
+def user_errors() -> Iterator[None]:
+    """Turn the library's input errors into exit code 2 with their message."""
+    from hpsearch.errors import UserError
+
+    try:
+        yield
+    except UserError as exc:
+        raise BadInput(str(exc)) from exc
+
+
+def storage_option(fn: Callable[..., Any]) -> Callable[..., Any]:
+    return click.option("--storage", default=None, metavar="URL", help=STORAGE_HELP)(fn)
+
+
+def default_threads(workers: int) -> int:
+    """Each of ``workers`` local workers gets an equal share of this machine's cores."""
+    cores = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count()
+    return max(1, (cores or 1) // max(1, workers))
+
+
+@click.group(context_settings={"help_option_names": ["-h", "--help"]})
+@click.option("-v", "--verbose", count=True, help="More logging (-v info, -vv debug).")
+@click.version_option(package_name="hpsearch")
+def main(verbose: int) -> None:
+    """Coarse-to-fine hyperparameter search on Optuna storage.
+
+    Write a study file (see studies/), then `hpsearch launch FILE`.
+    """
+    level = (logging.WARNING, logging.INFO, logging.DEBUG)[min(verbose, 2)]
+    logging.basicConfig(level=level, format="%(asctime)s %(name)s %(levelname)s %(message)s")
+
+
+@main.command()
+@click.argument("file", type=click.Path(dir_okay=False))
+@storage_option
+@click.option("--device", default="auto", show_default=True, help="auto, cpu or cuda.")
+@click.option(
+    "--grace-period",
+    default=60,
+    show_default=True,
+    type=click.IntRange(2),
+    help="Seconds without a heartbeat before a worker's trial is re-queued.",
+)
+@click.option("--dry-run", is_flag=True, help="Validate and print the plan; run nothing.")
+def launch(file: str, storage: str | None, device: str, grace_period: int, dry_run: bool) -> None:
+    """Run the search in FILE to the end (launching it again resumes)."""
+    from hpsearch.loader import load_objective
+    from hpsearch.spec import load_spec
+    from hpsearch.storage import mask_url, resolve_url
+
+    with user_errors():
+        spec = load_spec(file)
+        if dry_run:
+            click.echo(format_plan(spec))
+            return
+        load_objective(spec.objective, spec.base_dir, source=file)
+    url = resolve_url(storage)
+
+    from hpsearch.stages import register_search
+    from hpsearch.storage import open_storage
+
+    with user_errors():
+        new = register_search(open_storage(url), spec)
+    click.echo(
+        f"{'launched' if new else 'resuming'} search {spec.name} in {mask_url(url)}: "
+        f"{len(spec.stages)} stage(s), {spec.total_epochs} epochs in all",
+        err=True,
+    )
+    _work(url, spec.name, threads=default_threads(1), device=device, grace_period=grace_period)
+    _print_summary(url, spec.name)
+
+
+def format_plan(spec: Any) -> str:
+    lines = [f"search {spec.name}: {spec.metric} ({spec.direction}), seed {spec.seed}"]
+    for i, s in enumerate(spec.stages):
+        keep = "" if i == 0 else f", region from the top {s.keep:.0%} of the previous stage"
+        lines.append(f"  {s.name}: {s.trials} trials x {s.epochs} epoch(s), {s.sampler}{keep}")
+    lines.append(f"  total: {spec.total_epochs} epochs")
+    return "\n".join(lines)
+
+
+@main.command()
+@click.argument("name")
+@storage_option
+@click.option(
+    "--threads", default=None, type=click.IntRange(1), help="CPU threads (default: all)."
+)
+@click.option("--device", default="auto", show_default=True, help="auto, cpu or cuda.")
+@click.option("--grace-period", default=60, show_default=True, type=click.IntRange(2))
+def worker(
+    name: str, storage: str | None, threads: int | None, device: str, grace_period: int
+) -> None:
+    """Work on search NAME until it is finished (run on as many machines as you like)."""
+    from hpsearch.storage import resolve_url
+
+    _work(resolve_url(storage), name, threads or default_threads(1), device, grace_period)
+
+
+def _work(url: str, name: str, threads: int, device: str, grace_period: int) -> None:
+    """Run one worker in this process, with a progress bar per stage."""
+    from hpsearch.worker import WorkerConfig, run_worker
+
+    config = WorkerConfig(url, name, threads, device, grace_period)
+    bar: Any = None
+
+    def on_event(kind: str, info: dict[str, Any]) -> None:
+        nonlocal bar
+        if kind == "stage":
+            if bar is not None:
+                bar.render_finish()
+            bar = click.progressbar(
+                length=info["trials"],
+                label=f"stage {info['stage']}",
+                file=sys.stderr,
+                show_pos=True,
+            )
+        elif kind == "trial" and bar is not None:
+            bar.update(1)
+
+    with user_errors():
+        try:
+            stats = run_worker(config, on_event=on_event)
+        except KeyboardInterrupt:
+            click.echo(
+                "\ninterrupted: running trials were re-queued; launch again to resume", err=True
+            )
+            sys.exit(130)
+        finally:
+            if bar is not None:
+                bar.render_finish()
+    click.echo(
+        f"worker done: {stats.completed} completed, {stats.failed} failed, "
+        f"{stats.lost} dropped, {stats.requeued} re-queued",
+        err=True,
+    )
+
+
+def _print_summary(url: str, name: str) -> None:
+    from hpsearch.report.search import load_search
+    from hpsearch.report.terminal import format_summary
+    from hpsearch.storage import open_storage
+
+    click.echo(format_summary(load_search(open_storage(url), name)))
+
+
+@main.command()
+@click.argument("name")
+@storage_option
+def status(name: str, storage: str | None) -> None:
+    """Progress of search NAME: trials done per stage, best so far."""
+    from hpsearch.report.search import load_search
+    from hpsearch.report.terminal import format_status
+    from hpsearch.storage import open_storage, resolve_url
+
+    with user_errors():
+        click.echo(format_status(load_search(open_storage(resolve_url(storage)), name)))
+
+
+@main.command()
+@click.argument("name")
+@storage_option
+def report(name: str, storage: str | None) -> None:
+    """Which regions of search NAME are promising: best trials and regions per stage."""
+    from hpsearch.storage import resolve_url
+
+    with user_errors():
+        _print_summary(resolve_url(storage), name)
+
+
+if __name__ == "__main__":
+    main()

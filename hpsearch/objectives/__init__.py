@@ -1,0 +1,8 @@
+"""Objectives that ship with hpsearch, referenced from study files as ``module:function``.
+
+- ``hpsearch.objectives.cnn:objective``: a small CNN with batch normalisation on digits
+  (bundled) or CIFAR-10 (local folder).
+
+Nothing is imported here: loading an objective is the worker's job, and it should pay for
+torch only when the study names a torch objective.
+"""

@@ -1,0 +1,179 @@
+"""The built-in objective: a small CNN with batch normalisation on digits or CIFAR-10.
+
+Entry point ``hpsearch.objectives.cnn:objective``. Study files pass searched values and
+their ``[fixed]`` table as one ``params`` dict; the keys are the fields of
+:class:`~hpsearch.training.data.DataConfig`, :class:`~hpsearch.training.model.CNNConfig`
+(the architecture fields) and :class:`~hpsearch.training.loop.TrainConfig`, plus
+``device`` and ``metric``. An unknown key is an error, so that a misspelt parameter fails
+the first trial instead of being searched over without effect.
+
+``metric`` picks the returned (and per-epoch reported) value:
+
+- ``"val_loss"`` (default): validation cross-entropy; minimise.
+- ``"val_accuracy"``: validation accuracy in [0, 1]; maximise.
+- ``"val_error"``: ``1 - val_accuracy``; minimise.
+
+A diverged run (NaN/inf or exploding loss) is stopped early and returns a finite stand-in
+no better than chance, so that studies stay sortable and the dashboard readable: for
+``val_loss`` ``max(log(classes), worst validation loss seen)``, for ``val_accuracy``
+``1 / classes``, for ``val_error`` ``1 - 1 / classes``. It is logged as ``diverged=True``
+with a ``diverged_reason``; the call does not raise.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import logging
+import math
+from typing import Any
+
+import torch
+
+from hpsearch.training import diagnostics
+from hpsearch.training.data import DataConfig, load_data
+from hpsearch.training.loop import (
+    EpochStats,
+    FitResult,
+    TrainConfig,
+    fit,
+    probe_init,
+    resolve_device,
+)
+from hpsearch.training.model import CNN, CNNConfig, check_choice
+
+logger = logging.getLogger(__name__)
+
+METRICS = ("val_loss", "val_accuracy", "val_error")
+
+#: Images the init probe looks at: enough for stable statistics, trivial to compute.
+PROBE_IMAGES = 256
+
+_DATA_KEYS = tuple(f.name for f in dataclasses.fields(DataConfig))
+_TRAIN_KEYS = tuple(f.name for f in dataclasses.fields(TrainConfig))
+# The data decides these three; a study file setting them would contradict the data.
+_DATA_DERIVED = ("in_channels", "image_size", "num_classes")
+_MODEL_KEYS = tuple(f.name for f in dataclasses.fields(CNNConfig) if f.name not in _DATA_DERIVED)
+PARAM_KEYS = (*_DATA_KEYS, *_MODEL_KEYS, *_TRAIN_KEYS, "device", "metric")
+
+
+def objective(params: dict[str, Any], epochs: int, report: Any) -> float:
+    """Train the CNN ``params`` describe for ``epochs`` epochs; return the chosen metric.
+
+    Args:
+        params: Searched values plus the study's fixed table (keys: ``PARAM_KEYS``).
+        epochs: The stage's epoch budget.
+        report: The trial's :class:`~hpsearch.reporter.Reporter`: called once per epoch
+            (1-based) with the metric; ``report.seed`` seeds initialisation, dropout and
+            batch order; ``report.threads`` caps torch's CPU threads; ``report.log``
+            records the diagnostics.
+
+    Returns:
+        The metric after the last epoch, or the chance-level stand-in if training diverged.
+
+    Raises:
+        ValueError: for an unknown key or a bad value (the message names the key).
+        TrialLost: from ``report``, unchanged, when the trial was taken away meanwhile.
+    """
+    data_cfg, model_kwargs, train_cfg, device_name, metric = parse_params(params)
+    torch.set_num_threads(max(1, int(report.threads)))
+    device = resolve_device(device_name or getattr(report, "device", "auto"))
+    data = load_data(data_cfg)
+    model_cfg = CNNConfig(
+        in_channels=data.in_channels,
+        image_size=data.image_size,
+        num_classes=data.num_classes,
+        **model_kwargs,
+    )
+    # One seed for everything random in torch (init, dropout, on CPU and CUDA); the batch
+    # order has its own generator seeded the same way inside fit.
+    torch.manual_seed(report.seed)
+    model = CNN(model_cfg).to(device)
+    probe = probe_init(model, data.x_train[:PROBE_IMAGES].to(device))
+
+    def on_epoch(stats: EpochStats) -> None:
+        report(stats.epoch, _metric_value(metric, stats))
+
+    result = fit(
+        model, data, train_cfg, epochs, seed=report.seed, device=device, on_epoch=on_epoch
+    )
+    last = _chance(result, data.num_classes) if result.diverged else result.epochs[-1]
+    value = _metric_value(metric, last)
+    if result.diverged:
+        # The last reported value matches the returned one, so pruners and curves agree.
+        report(len(result.epochs) + 1, value)
+    report.log(
+        **_attrs(result, last),
+        **probe,
+        **diagnostics.curve_flags(
+            result.step_losses,
+            [e.train_accuracy for e in result.epochs],
+            [e.val_accuracy for e in result.epochs],
+        ),
+        device=device.type,
+        threads=torch.get_num_threads(),
+        num_params=sum(p.numel() for p in model.parameters()),
+        metric=metric,
+    )
+    return value
+
+
+def parse_params(
+    params: dict[str, Any],
+) -> tuple[DataConfig, dict[str, Any], TrainConfig, str | None, str]:
+    """Split ``params`` into the data config, model kwargs, train config, device, metric.
+
+    Every value is validated here (by the config dataclasses), before anything is loaded.
+    """
+    unknown = sorted(set(params) - set(PARAM_KEYS))
+    if unknown:
+        raise ValueError(
+            f"Unknown parameter(s) {', '.join(repr(k) for k in unknown)} for the built-in "
+            f"CNN objective; known parameters: {', '.join(PARAM_KEYS)}."
+        )
+    metric = params.get("metric", "val_loss")
+    check_choice("metric", metric, METRICS)
+    device = params.get("device")
+    data_cfg = DataConfig(**{k: params[k] for k in _DATA_KEYS if k in params})
+    model_kwargs = {k: params[k] for k in _MODEL_KEYS if k in params}
+    CNNConfig(**model_kwargs)  # validate now, not after the data has loaded
+    train_cfg = TrainConfig(**{k: params[k] for k in _TRAIN_KEYS if k in params})
+    return data_cfg, model_kwargs, train_cfg, device, metric
+
+
+def _metric_value(metric: str, stats: EpochStats) -> float:
+    if metric == "val_accuracy":
+        return stats.val_accuracy
+    if metric == "val_error":
+        return 1.0 - stats.val_accuracy
+    return stats.val_loss
+
+
+def _chance(result: FitResult, num_classes: int) -> EpochStats:
+    """Stand-in final metrics for a diverged run: chance accuracy, and a loss no lower
+    than a uniform guess's or than the worst finite validation loss measured."""
+    worst = max([math.log(num_classes)] + [e.val_loss for e in result.epochs])
+    acc = 1.0 / num_classes
+    return EpochStats(len(result.epochs) + 1, worst, acc, worst, acc)
+
+
+def _attrs(result: FitResult, last: EpochStats) -> dict[str, Any]:
+    """Final metrics (``last``: for a diverged run, the chance-level stand-ins, since its
+    weights are garbage), curves (what was measured) and throughput."""
+    attrs: dict[str, Any] = {
+        "diverged": result.diverged,
+        "train_loss": last.train_loss,
+        "train_accuracy": last.train_accuracy,
+        "val_loss": last.val_loss,
+        "val_accuracy": last.val_accuracy,
+        "curve_train_loss": [e.train_loss for e in result.epochs],
+        "curve_val_loss": [e.val_loss for e in result.epochs],
+        "curve_train_accuracy": [e.train_accuracy for e in result.epochs],
+        "curve_val_accuracy": [e.val_accuracy for e in result.epochs],
+        "epochs_run": len(result.epochs),
+        "seconds": result.seconds,
+        "images_per_second": result.images / result.seconds if result.seconds > 0 else 0.0,
+        "amp": result.amp,
+    }
+    if result.diverged:
+        attrs["diverged_reason"] = result.diverged_reason
+    return attrs

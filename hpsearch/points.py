@@ -1,0 +1,181 @@
+"""Point sets for a space: log-uniform random, scrambled Sobol, and an even grid.
+
+Points are a pure function of (space, count, seed): workers never sample on their own, so
+a search evaluates the same points on 1 worker as on 8, and again on rerun. (Optuna's
+GridSampler repeats or skips points across processes, and two processes seeding
+RandomSampler alike draw the same points; see DESIGN.md.)
+"""
+
+from __future__ import annotations
+
+import math
+import warnings
+from itertools import product
+from typing import Any
+
+import numpy as np
+
+from hpsearch.space import CategoricalParam, FloatParam, IntParam, Param, SearchSpace
+
+Point = dict[str, Any]
+
+
+class GridError(ValueError):
+    """The grid cannot have exactly the number of points asked for."""
+
+
+def derive_seed(*parts: int) -> int:
+    """A 31-bit seed from a tuple of integers (search seed, stage index, slot...).
+
+    SeedSequence mixes the parts, so neighbouring stages or slots get unrelated streams.
+    """
+    return (
+        int(np.random.SeedSequence([int(p) & 0xFFFFFFFF for p in parts]).generate_state(1)[0]) >> 1
+    )
+
+
+def random_points(space: SearchSpace, n: int, seed: int) -> list[Point]:
+    """``n`` points uniform in each parameter's scale: log-uniform where ``log = true``."""
+    u = np.random.default_rng(seed).random((n, len(space)))
+    return [space.from_unit(row.tolist()) for row in u]
+
+
+def sobol_points(space: SearchSpace, n: int, seed: int) -> list[Point]:
+    """``n`` points of a scrambled Sobol sequence: covers the box more evenly than random
+    for the same count, which helps a small coarse stage."""
+    from scipy.stats import qmc
+
+    with warnings.catch_warnings():
+        # Sobol balance properties hold for powers of two; a prefix is still low-discrepancy.
+        warnings.simplefilter("ignore", UserWarning)
+        u = qmc.Sobol(d=len(space), scramble=True, seed=seed).random(n)
+    return [space.from_unit(row.tolist()) for row in u]
+
+
+def grid_levels(p: Param, k: int) -> list[Any]:
+    """``k`` values of one parameter, evenly spaced in its scale, ends included."""
+    if isinstance(p, CategoricalParam):
+        return list(p.choices)
+    lo, hi = p.to_scale(p.low), p.to_scale(p.high)
+    if k == 1:
+        scaled = [(lo + hi) / 2]
+    else:
+        scaled = [lo + (hi - lo) * i / (k - 1) for i in range(k)]
+    if isinstance(p, FloatParam):
+        return [min(max(p.from_scale(s), p.low), p.high) for s in scaled]
+    return [p.snap(p.from_scale(s)) for s in scaled]
+
+
+def _max_levels(p: Param) -> int:
+    """How many distinct grid values a parameter can give."""
+    if isinstance(p, CategoricalParam):
+        return len(p.choices)
+    if isinstance(p, FloatParam):
+        return 1 << 30
+    k = p.size
+    while k > 1 and len(set(grid_levels(p, k))) < k:  # log ints bunch up at the low end
+        k -= 1
+    return k
+
+
+def _factorizations(m: int, caps: list[int]) -> list[tuple[int, ...]]:
+    """Ordered factorizations of ``m`` into ``len(caps)`` factors, each in ``[2, cap]``."""
+    if not caps:
+        return [()] if m == 1 else []
+    out = []
+    for f in range(2, min(m, caps[0]) + 1):
+        if m % f == 0:
+            out.extend((f, *rest) for rest in _factorizations(m // f, caps[1:]))
+    return out
+
+
+def _numeric_shape(m: int, caps: list[int]) -> tuple[int, ...] | None:
+    """The most even factorization of ``m`` over the numeric parameters, or None."""
+    options = _factorizations(m, caps)
+    if not options:
+        return None
+    # Most even first; among equals, give more levels to the earlier parameters (the file's
+    # order, where the important ones usually come first).
+    return min(options, key=lambda t: (max(t) / min(t), [-f for f in t]))
+
+
+def grid_shape(space: SearchSpace, n: int) -> tuple[int, ...]:
+    """Levels per parameter so that the full grid has exactly ``n`` points.
+
+    Categoricals take all their choices; every numeric parameter gets at least 2 values,
+    as evenly as ``n`` allows. Raises :class:`GridError` naming the nearest counts that work.
+    """
+    cats = math.prod(len(p.choices) for p in space if isinstance(p, CategoricalParam))
+    numeric = [p for p in space if not isinstance(p, CategoricalParam)]
+    caps = [_max_levels(p) for p in numeric]
+    shape = _numeric_shape(n // cats, caps) if n % cats == 0 else None
+    if shape is None:
+        raise GridError(_grid_hint(space, n, cats, caps))
+    it = iter(shape)
+    return tuple(len(p.choices) if isinstance(p, CategoricalParam) else next(it) for p in space)
+
+
+def _grid_hint(space: SearchSpace, n: int, cats: int, caps: list[int]) -> str:
+    def fits(m: int) -> bool:
+        return m % cats == 0 and _numeric_shape(m // cats, caps) is not None
+
+    below = next((m for m in range(n - 1, 0, -1) if fits(m)), None)
+    above = next((m for m in range(n + 1, 8 * n + 64) if fits(m)), None)
+    near = [str(m) for m in (below, above) if m]
+    what = f"a grid over {len(space)} parameter(s)"
+    if cats > 1:
+        what += f" whose categorical choices alone make {cats} combinations"
+    if not near:
+        return f"{what} cannot have exactly {n} points; use sampler = 'random' or 'sobol'"
+    return (
+        f"{what} cannot have exactly {n} points (each numeric parameter needs at least 2 "
+        f"values); use trials = {' or '.join(near)}, or sampler = 'random'"
+    )
+
+
+def grid_points(space: SearchSpace, n: int, seed: int) -> list[Point]:
+    """The full grid of exactly ``n`` points, in a seeded shuffled order.
+
+    Shuffling spreads each parameter's values over the slots, so a stage stopped halfway
+    still covers the box. Where no exact grid exists (a narrowed later stage), the largest
+    grid below ``n`` is topped up with random points so that the budget stays exact.
+    """
+    try:
+        shape = grid_shape(space, n)
+        extra = 0
+    except GridError:
+        shape, extra = _largest_grid(space, n)
+    axes = [grid_levels(p, k) for p, k in zip(space, shape, strict=True)]
+    pts = [dict(zip(space.names, combo, strict=True)) for combo in product(*axes)]
+    order = np.random.default_rng(seed).permutation(len(pts))
+    pts = [pts[i] for i in order]
+    if extra:
+        pts += random_points(space, extra, seed + 1)
+    return pts
+
+
+def _largest_grid(space: SearchSpace, n: int) -> tuple[tuple[int, ...], int]:
+    for m in range(n - 1, 0, -1):
+        try:
+            return grid_shape(space, m), n - m
+        except GridError:
+            continue
+    return tuple(1 for _ in space), n - 1
+
+
+def make_points(sampler: str, space: SearchSpace, n: int, seed: int) -> list[Point]:
+    """Points for a stage. ``tpe`` is adaptive: its slots are empty, filled at run time."""
+    if sampler == "random":
+        return random_points(space, n, seed)
+    if sampler == "sobol":
+        return sobol_points(space, n, seed)
+    if sampler == "grid":
+        return grid_points(space, n, seed)
+    if sampler == "tpe":
+        return [{} for _ in range(n)]
+    raise ValueError(f"unknown sampler {sampler!r}")
+
+
+def distinct_values(points: list[Point], p: IntParam | FloatParam | CategoricalParam) -> int:
+    """How many distinct values of ``p`` a point set tries (grid: ~n**(1/d); random: n)."""
+    return len({repr(pt[p.name]) for pt in points if p.name in pt})

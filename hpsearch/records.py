@@ -1,0 +1,95 @@
+"""TrialRecord: one trial as the pure core sees it, and a pandas view of many.
+
+The storage layer turns Optuna's FrozenTrial into this plain record, so that region maths,
+reports and tests never need Optuna or a database.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass, field
+from typing import TYPE_CHECKING, Any
+
+if TYPE_CHECKING:
+    import pandas as pd
+
+FINISHED_STATES = ("COMPLETE", "FAIL", "PRUNED")
+
+
+@dataclass(frozen=True)
+class TrialRecord:
+    """One trial of a stage.
+
+    ``superseded`` marks a trial failed because its worker died, whose slot was re-queued
+    as a new trial with the same params: it is history, not part of the stage's budget.
+    """
+
+    number: int
+    stage: str
+    state: str
+    params: dict[str, Any]
+    value: float | None = None
+    attrs: dict[str, Any] = field(default_factory=dict)
+    intermediate: dict[int, float] = field(default_factory=dict)
+    superseded: bool = False
+    slot: int | None = None
+    epochs: int = 0
+    duration_s: float | None = None
+
+    @property
+    def diverged(self) -> bool:
+        return bool(self.attrs.get("diverged", False))
+
+    @property
+    def finished(self) -> bool:
+        """Counts towards the stage's budget: done, one way or another, and not re-queued."""
+        return self.state in FINISHED_STATES and not self.superseded
+
+    @property
+    def ok(self) -> bool:
+        """Produced a usable value: complete, finite and not diverged."""
+        return (
+            self.state == "COMPLETE"
+            and not self.diverged
+            and self.value is not None
+            and math.isfinite(self.value)
+        )
+
+
+def rank(records: list[TrialRecord], direction: str) -> list[TrialRecord]:
+    """Finished records best first; diverged and failed trials rank as the worst.
+
+    Ties keep trial-number order, so the ranking is deterministic.
+    """
+    sign = 1.0 if direction == "minimize" else -1.0
+    done = [r for r in records if r.finished]
+    return sorted(
+        done,
+        key=lambda r: (0, sign * r.value, r.number) if r.ok else (1, 0.0, r.number),  # type: ignore[operator]
+    )
+
+
+def to_dataframe(records: list[TrialRecord]) -> pd.DataFrame:
+    """One row per trial: identity, state, value, params (``param_*``), numeric and string
+    attrs (``attr_*``; lists such as learning curves are left out of the table)."""
+    import pandas as pd
+
+    rows = []
+    for r in records:
+        row: dict[str, Any] = {
+            "stage": r.stage,
+            "number": r.number,
+            "slot": r.slot,
+            "state": r.state,
+            "value": r.value,
+            "diverged": r.diverged,
+            "epochs": r.epochs,
+            "duration_s": r.duration_s,
+            "superseded": r.superseded,
+        }
+        row.update({f"param_{k}": v for k, v in r.params.items()})
+        row.update(
+            {f"attr_{k}": v for k, v in r.attrs.items() if isinstance(v, bool | int | float | str)}
+        )
+        rows.append(row)
+    return pd.DataFrame(rows)

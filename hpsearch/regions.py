@@ -1,0 +1,240 @@
+"""Narrowing: a finished stage's best trials -> the region the next stage searches.
+
+This is what a practitioner does between a coarse and a fine search, written down: look at
+the top fraction of runs, take the span of each parameter among them in its own scale
+(decades for a learning rate), widen it a little, and if the best runs sit at the edge of
+the range, search past that edge next time, because the optimum may lie outside the range
+first guessed. Categorical parameters keep the choices seen among the top runs.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass, field
+from typing import Any
+
+from hpsearch.records import TrialRecord, rank
+from hpsearch.space import (
+    CategoricalParam,
+    FloatParam,
+    IntParam,
+    NumericParam,
+    Param,
+    SearchSpace,
+    format_value,
+    param_from_dict,
+    param_to_dict,
+)
+
+#: A best trial within this fraction of the range from a bound "presses" against it.
+EDGE_TOL = 0.1
+#: How far past a pressed bound the next range reaches, as a fraction of the old range.
+EXTEND = 0.25
+#: The narrowest a range may become, as a fraction of the old range: one kept trial or a tie
+#: must not collapse a parameter to a point.
+MIN_WIDTH = 0.2
+
+
+@dataclass(frozen=True)
+class ParamRegion:
+    """How one parameter's range changed: ``before`` -> ``after`` (both Param)."""
+
+    before: Param
+    after: Param
+    edge: str | None = None  # "low" or "high": the best trial pressed that bound
+    best: Any = None  # the best trial's value of this parameter
+
+    @property
+    def name(self) -> str:
+        return self.after.name
+
+    def describe(self) -> str:
+        """``lr 10^-3.40 .. 10^-2.10 (was 10^-5.00 .. 10^0.00)`` and friends."""
+        return f"{self.name} {describe_range(self.after)} (was {describe_range(self.before)})"
+
+
+@dataclass(frozen=True)
+class Region:
+    """The box a finished stage hands to the next, and how it was found."""
+
+    space: SearchSpace
+    params: tuple[ParamRegion, ...]
+    kept: tuple[int, ...]  # trial numbers that defined it
+    considered: int
+    best_value: float | None
+    warnings: tuple[str, ...] = field(default_factory=tuple)
+
+    def edges(self) -> dict[str, str]:
+        return {p.name: p.edge for p in self.params if p.edge}
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "space": self.space.to_dict(),
+            "params": {
+                p.name: {"before": param_to_dict(p.before), "edge": p.edge, "best": p.best}
+                for p in self.params
+            },
+            "kept": list(self.kept),
+            "considered": self.considered,
+            "best_value": self.best_value,
+            "warnings": list(self.warnings),
+        }
+
+    @classmethod
+    def from_dict(cls, d: dict[str, Any]) -> Region:
+        space = SearchSpace.from_dict(d["space"])
+        params = tuple(
+            ParamRegion(
+                before=param_from_dict(name, info["before"]),
+                after=space[name],
+                edge=info["edge"],
+                best=info["best"],
+            )
+            for name, info in d["params"].items()
+        )
+        return cls(
+            space,
+            params,
+            tuple(d["kept"]),
+            d["considered"],
+            d["best_value"],
+            tuple(d.get("warnings", ())),
+        )
+
+
+def describe_range(p: Param) -> str:
+    if isinstance(p, CategoricalParam):
+        return "{" + ", ".join(map(str, p.choices)) + "}"
+    if p.log:
+        return f"10^{math.log10(p.low):.2f} .. 10^{math.log10(p.high):.2f}"
+    return f"{format_value(p, p.low)} .. {format_value(p, p.high)}"
+
+
+def select_top(records: list[TrialRecord], keep: float, direction: str) -> list[TrialRecord]:
+    """The usable trials among the top ``keep`` fraction of finished trials.
+
+    Failed and diverged trials rank last, so they count in the fraction's denominator (a
+    stage where most runs diverged keeps few) but are never kept. Trials tied with the last
+    kept value are kept too: which of two equal runs survives must not depend on numbering.
+    """
+    ranked = rank(records, direction)
+    if not ranked:
+        return []
+    k = max(1, math.ceil(keep * len(ranked)))
+    top = [r for r in ranked[:k] if r.ok]
+    if top:
+        cutoff = top[-1].value
+        top += [r for r in ranked[k:] if r.ok and r.value == cutoff]
+    return top
+
+
+def narrow(
+    space: SearchSpace,
+    records: list[TrialRecord],
+    *,
+    keep: float,
+    margin: float,
+    direction: str,
+) -> Region:
+    """The region of ``space`` where the top ``keep`` fraction of ``records`` lie."""
+    top = select_top(records, keep, direction)
+    considered = sum(1 for r in records if r.finished)
+    if not top:
+        warning = (
+            f"none of the {considered} finished trials gave a usable value (all failed or "
+            "diverged); the next stage searches the same ranges"
+        )
+        same = tuple(ParamRegion(p, p) for p in space)
+        return Region(space, same, (), considered, None, (warning,))
+    best = top[0]
+    regions = tuple(
+        _narrow_categorical(p, top, best)
+        if isinstance(p, CategoricalParam)
+        else _narrow_numeric(p, top, best, margin)
+        for p in space
+    )
+    warnings = tuple(
+        f"best trials press the {r.edge} bound of {r.name} "
+        f"({format_value(r.before, r.before.low if r.edge == 'low' else r.before.high)}); "
+        f"the next stage searches {'below' if r.edge == 'low' else 'above'} it"
+        for r in regions
+        if r.edge
+    )
+    return Region(
+        SearchSpace(tuple(r.after for r in regions)),
+        regions,
+        tuple(r.number for r in top),
+        considered,
+        best.value,
+        warnings,
+    )
+
+
+def _narrow_categorical(
+    p: CategoricalParam, top: list[TrialRecord], best: TrialRecord
+) -> ParamRegion:
+    seen = {repr(r.params[p.name]) for r in top if p.name in r.params}
+    kept = tuple(c for c in p.choices if repr(c) in seen) or p.choices
+    return ParamRegion(p, CategoricalParam(p.name, kept), None, best.params.get(p.name))
+
+
+def _narrow_numeric(
+    p: NumericParam, top: list[TrialRecord], best: TrialRecord, margin: float
+) -> ParamRegion:
+    lo_b, hi_b = p.to_scale(p.low), p.to_scale(p.high)
+    width = hi_b - lo_b
+    vals = [p.to_scale(r.params[p.name]) for r in top if p.name in r.params]
+    b = p.to_scale(best.params[p.name])
+    lo, hi = min(vals), max(vals)
+    pad = margin * (hi - lo)
+    lo, hi = lo - pad, hi + pad
+    if hi - lo < MIN_WIDTH * width:  # one trial, or a tie: keep a usable width around them
+        mid = (lo + hi) / 2
+        lo, hi = mid - MIN_WIDTH * width / 2, mid + MIN_WIDTH * width / 2
+
+    # Pressing a bound: the best trial in the outer EDGE_TOL of the range *and* the top
+    # trials leaning that way (median in the outer third). The second condition keeps a
+    # parameter that does not matter, whose best value falls anywhere, from being "pressed".
+    med = sorted(vals)[len(vals) // 2]
+    edge = None
+    if b - lo_b <= EDGE_TOL * width and med - lo_b <= width / 3:
+        edge, lo = "low", min(lo, lo_b - EXTEND * width)
+    else:
+        lo = max(lo, lo_b)
+    if hi_b - b <= EDGE_TOL * width and hi_b - med <= width / 3:
+        edge, hi = "high", max(hi, hi_b + EXTEND * width)
+    else:
+        hi = min(hi, hi_b)
+    low, high = _within_limits(p, p.from_scale(lo), p.from_scale(hi))
+    if low <= p.low and edge == "low" and (p.min is not None and p.low <= p.min):
+        edge = None  # pressed against a hard limit: nothing to search past
+    if high >= p.high and edge == "high" and (p.max is not None and p.high >= p.max):
+        edge = None
+    return ParamRegion(p, _rebuild(p, low, high), edge, best.params[p.name])
+
+
+def _within_limits(p: NumericParam, low: float, high: float) -> tuple[float, float]:
+    if p.min is not None:
+        low = max(low, p.min)
+    if p.max is not None:
+        high = min(high, p.max)
+    return low, high
+
+
+def _rebuild(p: NumericParam, low: float, high: float) -> NumericParam:
+    if isinstance(p, FloatParam):
+        return FloatParam(p.name, low, high, p.log, p.min, p.max)
+    # Round outwards onto the step grid anchored at the original low; keep >= 1 for log.
+    s = p.step
+    lo_i = p.low + math.floor((low - p.low) / s) * s
+    hi_i = p.low + math.ceil((high - p.low) / s) * s
+    floor = max(1 if p.log else -(1 << 62), p.min if p.min is not None else -(1 << 62))
+    ceil = p.max if p.max is not None else 1 << 62
+    while lo_i < floor:
+        lo_i += s
+    while hi_i > ceil:
+        hi_i -= s
+    if hi_i <= lo_i:  # a single value left: give the fine stage a neighbour to compare
+        hi_i = lo_i + s if lo_i + s <= ceil else hi_i
+        lo_i = lo_i if hi_i > lo_i else lo_i - s
+    return IntParam(p.name, int(lo_i), int(hi_i), p.log, s, p.min, p.max)

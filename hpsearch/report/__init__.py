@@ -1,0 +1,1 @@
+"""Reports: what a search found, read from storage (read-only) and formatted."""

@@ -1,0 +1,99 @@
+"""Read a whole search back from storage into plain records: the report's data model.
+
+Reading only: it works while workers run, and everything after this point (tables,
+figures, notes) is computed from these records without touching the database.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import TYPE_CHECKING
+
+from hpsearch import storage as st
+from hpsearch.errors import UserError
+from hpsearch.records import TrialRecord
+from hpsearch.regions import Region, narrow
+from hpsearch.space import SearchSpace
+from hpsearch.spec import DEFAULT_KEEP, DEFAULT_MARGIN, StageSpec, StudySpec
+
+if TYPE_CHECKING:
+    from optuna.storages import RDBStorage
+
+
+@dataclass(frozen=True)
+class StageView:
+    """One stage as stored: its plan, its trials, and the region it hands on."""
+
+    stage: StageSpec
+    index: int
+    space: SearchSpace | None  # None: not prepared yet
+    region_in: Region | None  # the region this stage searched (None for the first)
+    records: list[TrialRecord]
+    handed_on: Region | None  # the promising region of this stage's results
+
+    @property
+    def finished(self) -> list[TrialRecord]:
+        return [r for r in self.records if r.finished]
+
+    @property
+    def counts(self) -> dict[str, int]:
+        out = {"complete": 0, "diverged": 0, "failed": 0, "running": 0, "waiting": 0}
+        for r in self.records:
+            if r.superseded:
+                continue
+            if r.state == "COMPLETE":
+                out["diverged" if r.diverged else "complete"] += 1
+            elif r.state in ("FAIL", "PRUNED"):
+                out["failed"] += 1
+            elif r.state == "RUNNING":
+                out["running"] += 1
+            elif r.state == "WAITING":
+                out["waiting"] += 1
+        return out
+
+    @property
+    def done(self) -> bool:
+        c = self.counts
+        return self.space is not None and c["running"] == 0 and c["waiting"] == 0
+
+
+@dataclass(frozen=True)
+class SearchView:
+    spec: StudySpec
+    stages: list[StageView]
+
+
+def load_search(storage: RDBStorage, name: str) -> SearchView:
+    """Every stage of ``name`` with its records; raises UserError if unknown."""
+    spec = st.find_spec(storage, name)
+    if spec is None:
+        known = st.search_names(storage)
+        hint = f" (searches here: {', '.join(known)})" if known else " (the storage is empty)"
+        raise UserError(f"no search named {name!r}{hint}")
+    names = {s.study_name for s in storage.get_all_studies()}
+    views: list[StageView] = []
+    for index, stage in enumerate(spec.stages):
+        study = None
+        if st.stage_study_name(name, stage.name) in names:
+            study = st.load_stage_study(storage, name, stage.name)
+        attrs = study.user_attrs if study is not None else {}
+        space = SearchSpace.from_dict(attrs[st.ATTR_SPACE]) if st.ATTR_SPACE in attrs else None
+        region_in = Region.from_dict(attrs[st.ATTR_REGION]) if attrs.get(st.ATTR_REGION) else None
+        records = st.study_records(study, stage.name) if study is not None else []
+        views.append(StageView(stage, index, space, region_in, records, None))
+    return SearchView(spec, _with_handed_on(spec, views))
+
+
+def _with_handed_on(spec: StudySpec, views: list[StageView]) -> list[StageView]:
+    """Fill ``handed_on``: the next stage's stored region, or (for the last stage, or one
+    whose successor is not prepared yet) the region narrowing would give now."""
+    out = []
+    for i, v in enumerate(views):
+        nxt = views[i + 1] if i + 1 < len(views) else None
+        region = nxt.region_in if nxt is not None else None
+        if region is None and v.space is not None and v.finished:
+            keep = nxt.stage.keep if nxt is not None else DEFAULT_KEEP
+            margin = nxt.stage.margin if nxt is not None else DEFAULT_MARGIN
+            region = narrow(v.space, v.records, keep=keep, margin=margin, direction=spec.direction)
+        out.append(StageView(v.stage, v.index, v.space, v.region_in, v.records, region))
+    return out

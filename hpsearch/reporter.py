@@ -1,0 +1,75 @@
+"""The ``report`` handle an objective receives: per-epoch values, trial attrs, seed.
+
+An objective is ``fn(params: dict, epochs: int, report) -> float``. Plain user functions
+only ever call ``report(epoch, value)``; the built-in CNN also reads ``report.seed`` and
+``report.threads`` and records diagnostics with ``report.log(...)``. Keeping this object
+free of Optuna lets objectives be unit-tested with :meth:`Reporter.recording` and keeps the
+worker (which wires it to storage) apart from the training code.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Callable
+from typing import Any
+
+
+class TrialLost(RuntimeError):
+    """The trial was finished by someone else (e.g. failed as stale) while it ran.
+
+    Raised from ``report(...)`` so that training stops at the next epoch instead of
+    finishing work whose result can no longer be recorded. The worker catches it, drops the
+    result quietly and moves on.
+    """
+
+
+class Reporter:
+    """Callable per-epoch sink handed to objectives.
+
+    Args:
+        seed: The trial's seed, derived from (search seed, stage, slot). Objectives should
+            seed every random thing from it so that the same params and seed give the same
+            result.
+        threads: CPU threads this worker may use (the machine's cores split across local
+            workers).
+        on_value: Called with ``(epoch, value)`` for each reported epoch.
+        on_attrs: Called with a dict of JSON-serialisable trial attributes.
+        device: ``"auto"``, ``"cpu"`` or ``"cuda"``; a hint for objectives that train.
+    """
+
+    def __init__(
+        self,
+        *,
+        seed: int,
+        threads: int = 1,
+        on_value: Callable[[int, float], None] | None = None,
+        on_attrs: Callable[[dict[str, Any]], None] | None = None,
+        device: str = "auto",
+    ) -> None:
+        self.seed = seed
+        self.threads = threads
+        self.device = device
+        self._on_value = on_value
+        self._on_attrs = on_attrs
+        self.values: dict[int, float] = {}
+        self.attrs: dict[str, Any] = {}
+
+    @classmethod
+    def recording(cls, seed: int = 0, threads: int = 1) -> Reporter:
+        """A reporter that only records in memory (``.values``, ``.attrs``): for tests."""
+        return cls(seed=seed, threads=threads)
+
+    def __call__(self, epoch: int, value: float) -> None:
+        """Record the metric after ``epoch`` (1-based). Non-finite values are kept out of
+        storage: a NaN intermediate value has made SQLite studies unreadable for the
+        dashboard, so they are recorded as attrs by the objective instead."""
+        value = float(value)
+        self.values[int(epoch)] = value
+        if self._on_value is not None and math.isfinite(value):
+            self._on_value(int(epoch), value)
+
+    def log(self, **attrs: Any) -> None:
+        """Record trial attributes (numbers, strings, bools or lists of them)."""
+        self.attrs.update(attrs)
+        if self._on_attrs is not None:
+            self._on_attrs(dict(attrs))

@@ -1,0 +1,374 @@
+"""Study files (TOML) -> a validated, frozen :class:`StudySpec`.
+
+Every rule is checked up front, before anything touches storage, and every error names the
+file, the field and the rule with the bad value, in one template (``SpecError``). All
+problems in a file are reported at once, so a user fixes them in one pass.
+"""
+
+from __future__ import annotations
+
+import difflib
+import math
+import re
+import tomllib
+from collections.abc import Iterator
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from hpsearch.errors import UserError
+from hpsearch.space import CategoricalParam, FloatParam, IntParam, Param, SearchSpace
+
+SAMPLERS = ("random", "sobol", "grid", "tpe")
+DIRECTIONS = ("minimize", "maximize")
+BUILTIN_OBJECTIVES = {"cnn": "hpsearch.objectives.cnn:objective"}
+
+TOP_KEYS = ("name", "objective", "metric", "direction", "seed", "fixed", "space", "stage")
+PARAM_KEYS = ("low", "high", "log", "step", "choices", "min", "max")
+STAGE_KEYS = ("name", "trials", "epochs", "sampler", "keep", "margin")
+NAME_RE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.\-]*$")
+
+#: Top fraction of the previous stage that defines the next region: 1 in 4 is wide enough
+#: to be robust to noisy short runs and narrow enough to cut a log range by ~10x.
+DEFAULT_KEEP = 0.25
+#: Widening of the kept span on each side, as a fraction of the span.
+DEFAULT_MARGIN = 0.25
+
+
+class SpecError(UserError, ValueError):
+    """A study file breaks a rule; ``problems`` holds ``(field, message)`` pairs."""
+
+    def __init__(self, source: str, problems: list[tuple[str, str]]) -> None:
+        self.source = source
+        self.problems = problems
+        lines = [f"{source}: {fld}: {msg}" if fld else f"{source}: {msg}" for fld, msg in problems]
+        super().__init__("\n".join(lines))
+
+
+@dataclass(frozen=True)
+class StageSpec:
+    """One pass of the search: ``trials`` runs of ``epochs`` epochs drawn by ``sampler``."""
+
+    name: str
+    trials: int
+    epochs: int
+    sampler: str = "random"
+    keep: float = DEFAULT_KEEP
+    margin: float = DEFAULT_MARGIN
+
+
+@dataclass(frozen=True)
+class StudySpec:
+    """A validated study file. ``base_dir`` is where a ``module:function`` objective is
+    looked for; it is not part of the search's identity (it differs between machines)."""
+
+    name: str
+    objective: str
+    metric: str
+    direction: str
+    seed: int
+    space: SearchSpace
+    stages: tuple[StageSpec, ...]
+    fixed: dict[str, Any] = field(default_factory=dict)
+    base_dir: str = "."
+
+    @property
+    def objective_ref(self) -> str:
+        """The ``module:function`` to import (built-in names resolved)."""
+        return BUILTIN_OBJECTIVES.get(self.objective, self.objective)
+
+    @property
+    def total_epochs(self) -> int:
+        return sum(s.trials * s.epochs for s in self.stages)
+
+    def to_dict(self) -> dict[str, Any]:
+        """Canonical JSON-ready form: stored in the storage and compared on resume."""
+        return {
+            "name": self.name,
+            "objective": self.objective,
+            "metric": self.metric,
+            "direction": self.direction,
+            "seed": self.seed,
+            "fixed": dict(self.fixed),
+            "space": self.space.to_dict(),
+            "stage": [
+                {
+                    "name": s.name,
+                    "trials": s.trials,
+                    "epochs": s.epochs,
+                    "sampler": s.sampler,
+                    "keep": s.keep,
+                    "margin": s.margin,
+                }
+                for s in self.stages
+            ],
+        }
+
+    @classmethod
+    def from_dict(cls, data: dict[str, Any], base_dir: str = ".") -> StudySpec:
+        """Rebuild a spec stored by :meth:`to_dict` (validated again: storage is input too)."""
+        return parse_spec(data, source="stored spec", base_dir=base_dir)
+
+
+def load_spec(path: str | Path) -> StudySpec:
+    """Read and validate a study file."""
+    path = Path(path)
+    try:
+        text = path.read_text(encoding="utf-8")
+    except OSError as exc:
+        raise SpecError(str(path), [("", f"cannot read the file ({exc.strerror})")]) from exc
+    try:
+        data = tomllib.loads(text)
+    except tomllib.TOMLDecodeError as exc:
+        raise SpecError(str(path), [("", f"not valid TOML: {exc}")]) from exc
+    return parse_spec(data, source=str(path), base_dir=str(path.resolve().parent))
+
+
+def spec_differences(old: dict[str, Any], new: dict[str, Any]) -> list[str]:
+    """Human-readable differences between two ``to_dict`` forms, one line per leaf."""
+    a, b = dict(_flatten(old)), dict(_flatten(new))
+    lines = []
+    for key in sorted(a.keys() | b.keys()):
+        if a.get(key, "<absent>") != b.get(key, "<absent>"):
+            lines.append(
+                f"{key}: stored {a.get(key, '<absent>')!r}, file {b.get(key, '<absent>')!r}"
+            )
+    return lines
+
+
+def _flatten(obj: Any, prefix: str = "") -> Iterator[tuple[str, Any]]:
+    if isinstance(obj, dict):
+        for k, v in obj.items():
+            yield from _flatten(v, f"{prefix}.{k}" if prefix else str(k))
+    elif isinstance(obj, list) and obj and all(isinstance(x, dict) for x in obj):
+        for i, v in enumerate(obj):
+            yield from _flatten(v, f"{prefix}[{i}]")
+    else:
+        yield prefix, obj
+
+
+class _Checker:
+    """Collects problems so that a file's errors are all reported at once."""
+
+    def __init__(self) -> None:
+        self.problems: list[tuple[str, str]] = []
+
+    def error(self, fld: str, msg: str) -> None:
+        self.problems.append((fld, msg))
+
+    def unknown_keys(self, table: dict[str, Any], allowed: tuple[str, ...], where: str) -> None:
+        for key in table:
+            if key not in allowed:
+                close = difflib.get_close_matches(key, allowed, n=1)
+                hint = f"; did you mean `{close[0]}`?" if close else ""
+                fld = f"{where}.{key}" if where else key
+                self.error(fld, f"unknown key{hint} (allowed: {', '.join(allowed)})")
+
+    def typed(
+        self,
+        table: dict[str, Any],
+        key: str,
+        types: tuple[type, ...],
+        where: str,
+        default: Any = None,
+        required: bool = False,
+    ) -> Any:
+        fld = f"{where}.{key}" if where else key
+        if key not in table:
+            if required:
+                self.error(fld, "is required")
+            return default
+        value = table[key]
+        # bool is an int in Python; a `true` where a number belongs is a mistake.
+        if isinstance(value, bool) and bool not in types:
+            self.error(fld, f"must be {_type_names(types)}, but got {value!r}")
+            return default
+        if not isinstance(value, types):
+            self.error(fld, f"must be {_type_names(types)}, but got {value!r}")
+            return default
+        return value
+
+
+def _type_names(types: tuple[type, ...]) -> str:
+    names = {
+        bool: "true/false",
+        int: "an integer",
+        float: "a number",
+        str: "a string",
+        list: "a list",
+        dict: "a table",
+    }
+    return " or ".join(
+        names.get(t, t.__name__) for t in types if not (t is int and float in types)
+    )
+
+
+def parse_spec(data: dict[str, Any], source: str = "<spec>", base_dir: str = ".") -> StudySpec:
+    """Validate a parsed TOML document. Raises :class:`SpecError` listing every problem."""
+    c = _Checker()
+    c.unknown_keys(data, TOP_KEYS, "")
+    name = c.typed(data, "name", (str,), "", required=True)
+    if isinstance(name, str) and not NAME_RE.match(name):
+        c.error("name", f"must be letters, digits, '_', '.', '-' (no '/'), but got {name!r}")
+    objective = c.typed(data, "objective", (str,), "", default="cnn")
+    if (
+        isinstance(objective, str)
+        and objective not in BUILTIN_OBJECTIVES
+        and not re.match(r"^[\w.]+:\w+$", objective)
+    ):
+        c.error(
+            "objective",
+            f"must be a built-in ({', '.join(BUILTIN_OBJECTIVES)}) or 'module:function', "
+            f"but got {objective!r}",
+        )
+    metric = c.typed(data, "metric", (str,), "", default="val_loss")
+    direction = c.typed(data, "direction", (str,), "", default="minimize")
+    if direction not in DIRECTIONS:
+        c.error("direction", f"must be one of {', '.join(DIRECTIONS)}, but got {direction!r}")
+    seed = c.typed(data, "seed", (int,), "", default=0)
+    fixed = c.typed(data, "fixed", (dict,), "", default={})
+
+    space_table = c.typed(data, "space", (dict,), "", required=True) or {}
+    if "space" in data and isinstance(space_table, dict) and not space_table:
+        c.error("space", "must define at least one parameter, e.g. [space.lr]")
+    params = [_parse_param(c, pname, ptable) for pname, ptable in space_table.items()]
+    space = SearchSpace(tuple(p for p in params if p is not None))
+    for pname in space.names:
+        if isinstance(fixed, dict) and pname in fixed:
+            c.error(f"fixed.{pname}", "is also searched in [space]; keep it in one of the two")
+
+    stage_list = c.typed(data, "stage", (list,), "", required=True) or []
+    if "stage" in data and isinstance(stage_list, list) and not stage_list:
+        c.error("stage", "must list at least one [[stage]]")
+    stages = [_parse_stage(c, i, t) for i, t in enumerate(stage_list)]
+    seen: set[str] = set()
+    for i, st in enumerate(stages):
+        if st is None:
+            continue
+        if st.name in seen:
+            c.error(f"stage[{i}].name", f"duplicate stage name {st.name!r}; names must differ")
+        seen.add(st.name)
+        if i == 0 and isinstance(stage_list[0], dict) and "keep" in stage_list[0]:
+            c.error("stage[0].keep", "the first stage has no previous stage to keep from")
+        if i == 0 and st.sampler == "grid" and all(p is not None for p in params):
+            _check_grid(c, st, space)
+
+    if c.problems:
+        raise SpecError(source, c.problems)
+    return StudySpec(
+        name=name,
+        objective=objective,
+        metric=metric,
+        direction=direction,
+        seed=seed,
+        space=space,
+        stages=tuple(s for s in stages if s is not None),
+        fixed=dict(fixed),
+        base_dir=base_dir,
+    )
+
+
+def _parse_param(c: _Checker, name: str, table: Any) -> Param | None:
+    where = f"space.{name}"
+    if not isinstance(table, dict):
+        c.error(where, f"must be a table like [space.{name}] with low/high or choices")
+        return None
+    c.unknown_keys(table, PARAM_KEYS, where)
+    before = len(c.problems)
+    if "choices" in table:
+        for key in ("low", "high", "log", "step", "min", "max"):
+            if key in table:
+                c.error(f"{where}.{key}", "a categorical parameter (choices) takes no " + key)
+        choices = c.typed(table, "choices", (list,), where)
+        if choices is None:
+            return None
+        if not choices:
+            c.error(f"{where}.choices", "must not be empty; list at least one value")
+            return None
+        for i, ch in enumerate(choices):
+            if not isinstance(ch, bool | int | float | str):
+                c.error(f"{where}.choices[{i}]", f"must be a number, string or bool, got {ch!r}")
+        if len(set(map(repr, choices))) != len(choices):
+            c.error(f"{where}.choices", f"has duplicates: {choices!r}")
+        return CategoricalParam(name, tuple(choices)) if len(c.problems) == before else None
+
+    low = c.typed(table, "low", (int, float), where, required=True)
+    high = c.typed(table, "high", (int, float), where, required=True)
+    log = c.typed(table, "log", (bool,), where, default=False)
+    step = c.typed(table, "step", (int,), where)
+    lim_lo = c.typed(table, "min", (int, float), where)
+    lim_hi = c.typed(table, "max", (int, float), where)
+    if low is None or high is None or len(c.problems) != before:
+        return None
+    for key, v in (("low", low), ("high", high)):
+        if not math.isfinite(v):
+            c.error(f"{where}.{key}", f"must be finite, but got {v!r}")
+            return None
+    if low >= high:
+        c.error(where, f"`low < high` must hold, but got low = {low!r}, high = {high!r}")
+    if log and low <= 0:
+        c.error(f"{where}.low", f"`low > 0` must hold for `log = true`, but got low = {low!r}")
+    if lim_lo is not None and lim_lo > low:
+        c.error(f"{where}.min", f"`min <= low` must hold, but got min = {lim_lo!r}, low = {low!r}")
+    if lim_hi is not None and lim_hi < high:
+        c.error(f"{where}.max", f"`max >= high` must hold, got max = {lim_hi!r}, high = {high!r}")
+    # TOML integers (1, not 1.0) make an int parameter; `typed` already refused bools.
+    is_int = isinstance(low, int) and isinstance(high, int)
+    if step is not None:
+        if step <= 0:
+            c.error(f"{where}.step", f"must be a positive integer, but got {step!r}")
+        if not is_int:
+            c.error(f"{where}.step", "needs integer low and high (write 1, not 1.0)")
+        if log and step != 1:
+            c.error(f"{where}.step", f"must be 1 with `log = true`, but got {step!r}")
+        elif is_int and step > 0 and (high - low) % step:
+            c.error(f"{where}.step", f"`high - low` must be a multiple of step {step}")
+    if len(c.problems) != before:
+        return None
+    if is_int:
+        return IntParam(name, low, high, log=log, step=step or 1, min=lim_lo, max=lim_hi)
+    return FloatParam(name, float(low), float(high), log=log, min=lim_lo, max=lim_hi)
+
+
+def _parse_stage(c: _Checker, i: int, table: Any) -> StageSpec | None:
+    where = f"stage[{i}]"
+    if not isinstance(table, dict):
+        c.error(where, "must be a [[stage]] table")
+        return None
+    before = len(c.problems)
+    c.unknown_keys(table, STAGE_KEYS, where)
+    name = c.typed(table, "name", (str,), where, required=True)
+    if isinstance(name, str) and not NAME_RE.match(name):
+        c.error(f"{where}.name", f"must be letters, digits, '_', '.', '-', but got {name!r}")
+    trials = c.typed(table, "trials", (int,), where, required=True)
+    if isinstance(trials, int) and trials < 1:
+        c.error(f"{where}.trials", f"must be at least 1, but got {trials!r}")
+    epochs = c.typed(table, "epochs", (int,), where, default=1)
+    if isinstance(epochs, int) and epochs < 1:
+        c.error(f"{where}.epochs", f"must be at least 1, but got {epochs!r}")
+    sampler = c.typed(table, "sampler", (str,), where, default="random")
+    if sampler not in SAMPLERS:
+        close = difflib.get_close_matches(str(sampler), SAMPLERS, n=1)
+        hint = f"; did you mean {close[0]!r}?" if close else ""
+        c.error(f"{where}.sampler", f"must be one of {', '.join(SAMPLERS)}, got {sampler!r}{hint}")
+    keep = c.typed(table, "keep", (int, float), where, default=DEFAULT_KEEP)
+    if isinstance(keep, int | float) and not 0 < keep <= 1:
+        c.error(f"{where}.keep", f"must be in (0, 1], but got {keep!r}")
+    margin = c.typed(table, "margin", (int, float), where, default=DEFAULT_MARGIN)
+    if isinstance(margin, int | float) and not 0 <= margin <= 10:
+        c.error(f"{where}.margin", f"must be in [0, 10], but got {margin!r}")
+    if len(c.problems) != before:
+        return None
+    return StageSpec(name, trials, epochs, sampler, float(keep), float(margin))
+
+
+def _check_grid(c: _Checker, stage: StageSpec, space: SearchSpace) -> None:
+    """The first stage's space is known now, so its grid must come out at exactly
+    ``trials`` points. Later grid stages run on a narrowed space that is only known at run
+    time; there, a grid that cannot be exact is topped up with random points."""
+    from hpsearch.points import GridError, grid_shape
+
+    try:
+        grid_shape(space, stage.trials)
+    except GridError as exc:
+        c.error("stage[0].trials", str(exc))

@@ -1,0 +1,378 @@
+"""The worker loop: find the stage, prepare it once, claim slots, run trials, record them.
+
+``hpsearch launch`` runs this loop (in-process, or in N local processes) and
+``hpsearch worker NAME`` runs it on any machine that reaches the database. Workers share
+nothing but the database: a stage ends when none of its slots is WAITING or RUNNING, and
+only then does anyone move on to the next.
+"""
+
+from __future__ import annotations
+
+import logging
+import math
+import threading
+import time
+import traceback
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from typing import TYPE_CHECKING, Any
+
+from hpsearch import storage as st
+from hpsearch.coordination import claim_slot, orphaned_trials, worker_id
+from hpsearch.errors import UserError
+from hpsearch.loader import load_objective
+from hpsearch.reporter import Reporter, TrialLost
+from hpsearch.space import CategoricalParam, FloatParam, Param, SearchSpace
+from hpsearch.spec import StudySpec
+from hpsearch.stages import prepare_stage
+
+if TYPE_CHECKING:
+    import optuna
+    from optuna.storages import RDBStorage
+
+log = logging.getLogger(__name__)
+
+#: A worker that waits at a stage barrier polls no slower than this.
+MAX_POLL_S = 5.0
+
+
+class SearchNotFound(UserError):
+    """No search of that name in the storage."""
+
+
+@dataclass(frozen=True)
+class WorkerConfig:
+    """Everything a worker needs; built once from CLI options.
+
+    ``grace_period`` is how long a silent worker is presumed alive: after it, its trial is
+    failed and its slot re-queued. The heartbeat beats 4 times per grace period.
+    """
+
+    storage_url: str
+    search: str
+    threads: int = 1
+    device: str = "auto"
+    grace_period: int = 60
+    max_trials: int | None = None  # stop after this many trials (tests, smoke runs)
+
+    @property
+    def heartbeat_interval(self) -> int:
+        return max(1, self.grace_period // 4)
+
+
+@dataclass
+class WorkerStats:
+    """What one worker did, for the launch summary and tests."""
+
+    completed: int = 0
+    failed: int = 0
+    lost: int = 0
+    requeued: int = 0
+    stages: list[str] = field(default_factory=list)
+
+
+Event = Callable[[str, dict[str, Any]], None]
+
+
+def open_worker_storage(config: WorkerConfig) -> RDBStorage:
+    return st.open_storage(
+        config.storage_url,
+        heartbeat_interval=config.heartbeat_interval,
+        grace_period=config.grace_period,
+    )
+
+
+def run_worker(
+    config: WorkerConfig,
+    *,
+    stop: threading.Event | None = None,
+    on_event: Event | None = None,
+) -> WorkerStats:
+    """Work on the search until every stage is finished, ``stop`` is set, or
+    ``config.max_trials`` trials have run."""
+    stop = stop or threading.Event()
+    emit = on_event or (lambda kind, info: None)
+    storage = open_worker_storage(config)
+    spec = st.with_retries(lambda: st.find_spec(storage, config.search), what="read spec")
+    if spec is None:
+        raise SearchNotFound(
+            f"no search named {config.search!r} in {st.mask_url(config.storage_url)}; "
+            "launch its study file first (hpsearch launch FILE)"
+        )
+    objective = load_objective(spec.objective, spec.base_dir, source="stored spec")
+    me = worker_id()
+    stats = WorkerStats()
+    for index, stage in enumerate(spec.stages):
+        study = prepare_stage(
+            storage, spec, index, owner=me, lease_s=max(10.0, float(config.grace_period))
+        )
+        stats.stages.append(stage.name)
+        emit("stage", {"stage": stage.name, "trials": stage.trials})
+        space = SearchSpace.from_dict(study.user_attrs[st.ATTR_SPACE])
+        if not _run_stage(
+            config, spec, study, storage.engine, space, objective, stop, emit, stats, me
+        ):
+            break
+    return stats
+
+
+def _run_stage(
+    config: WorkerConfig,
+    spec: StudySpec,
+    study: optuna.Study,
+    engine: Any,
+    space: SearchSpace,
+    objective: Callable[..., float],
+    stop: threading.Event,
+    emit: Event,
+    stats: WorkerStats,
+    me: str,
+) -> bool:
+    """Claim and run slots until the stage is finished. False if the worker must stop."""
+    wait, last_recover = 0.2, 0.0
+    while not stop.is_set():
+        if config.max_trials is not None and stats.completed + stats.failed >= config.max_trials:
+            return False
+        if time.monotonic() - last_recover > config.heartbeat_interval:
+            stats.requeued += recover(study, engine, config.grace_period)
+            last_recover = time.monotonic()
+        trial_id = st.with_retries(
+            lambda: claim_slot(engine, study._study_id, heartbeat=True), what="claim slot"
+        )
+        if trial_id is not None:
+            wait = 0.2
+            outcome = run_trial(config, spec, study, space, objective, trial_id, me)
+            setattr(stats, outcome, getattr(stats, outcome) + 1)
+            emit("trial", {"stage": study.study_name, "outcome": outcome})
+            continue
+        running = _count_running(study)
+        if running == 0:
+            return True
+        log.info(
+            "%s: no slot left, %d trial(s) still running elsewhere; waiting %.1f s",
+            study.study_name,
+            running,
+            wait,
+        )
+        stop.wait(wait)
+        wait = min(wait * 1.5, MAX_POLL_S)
+        last_recover = 0.0  # at the barrier, look for dead workers' trials every time
+    return False
+
+
+def _count_running(study: optuna.Study) -> int:
+    from optuna.trial import TrialState
+
+    states = (TrialState.RUNNING, TrialState.WAITING)
+    return len(
+        st.with_retries(
+            lambda: study.get_trials(deepcopy=False, states=states), what="count running"
+        )
+    )
+
+
+def recover(study: optuna.Study, engine: Any, grace_period: float) -> int:
+    """Fail trials whose worker is gone and re-queue their slots (same params).
+
+    Optuna's stale check covers trials whose heartbeat stopped; it skips trials that never
+    got a heartbeat row, so those are found here too. Returns how many were re-queued.
+    """
+    from optuna.exceptions import UpdateFinishedTrialError
+    from optuna.storages import fail_stale_trials
+    from optuna.trial import TrialState
+
+    before = _count_waiting(study)
+    st.with_retries(lambda: fail_stale_trials(study), what="fail stale trials")
+    storage = study._storage
+    for trial_id in st.with_retries(
+        lambda: orphaned_trials(engine, study._study_id, grace_period), what="find orphans"
+    ):
+        try:
+            if storage.set_trial_state_values(trial_id, state=TrialState.FAIL):
+                log.warning("trial %d never sent a heartbeat; re-queueing its slot", trial_id)
+                requeue(study, storage.get_trial(trial_id))
+        except UpdateFinishedTrialError:
+            pass
+    return max(0, _count_waiting(study) - before)
+
+
+def _count_waiting(study: optuna.Study) -> int:
+    from optuna.trial import TrialState
+
+    return len(
+        st.with_retries(
+            lambda: study.get_trials(deepcopy=False, states=(TrialState.WAITING,)),
+            what="count waiting",
+        )
+    )
+
+
+def requeue(study: optuna.Study, trial: Any) -> None:
+    """Put a failed trial's slot back in the queue with the same params and attrs.
+
+    The copy lists the original in ``retry_history`` (as Optuna's
+    RetryHeartbeatStaleTrialCallback does), which is how reports tell a superseded trial
+    from one that failed for good.
+    """
+    import optuna
+
+    system_attrs = dict(trial.system_attrs)
+    system_attrs["retry_history"] = [*system_attrs.get("retry_history", []), trial.number]
+    st.with_retries(
+        lambda: study.add_trial(
+            optuna.trial.create_trial(
+                state=optuna.trial.TrialState.WAITING,
+                params=trial.params,
+                distributions=trial.distributions,
+                user_attrs={k: v for k, v in trial.user_attrs.items() if k in _SLOT_ATTRS},
+                system_attrs=system_attrs,
+            )
+        ),
+        what="re-queue slot",
+    )
+
+
+_SLOT_ATTRS = ("slot", "stage", "epochs", "seed")
+
+
+def suggest(trial: optuna.Trial, p: Param) -> Any:
+    """Ask Optuna for ``p``: an enqueued slot returns its fixed value, TPE samples one."""
+    if isinstance(p, CategoricalParam):
+        return trial.suggest_categorical(p.name, list(p.choices))
+    if isinstance(p, FloatParam):
+        return trial.suggest_float(p.name, p.low, p.high, log=p.log)
+    return trial.suggest_int(p.name, p.low, p.high, step=p.step, log=p.log)
+
+
+class _Heartbeat:
+    """Beats for one trial until stopped.
+
+    Optuna's own heartbeat thread dies at the first database error, after which a healthy
+    trial would be failed as stale during a short outage; this one logs and keeps beating.
+    """
+
+    def __init__(self, storage: Any, trial_id: int, interval: float) -> None:
+        self._stop = threading.Event()
+        self._thread = threading.Thread(
+            target=self._run, args=(storage, trial_id, interval), daemon=True
+        )
+
+    def _run(self, storage: Any, trial_id: int, interval: float) -> None:
+        while not self._stop.wait(interval):
+            try:
+                storage.record_heartbeat(trial_id)
+            except Exception as exc:  # the database is away; the next beat retries
+                log.warning("heartbeat for trial %d failed: %s", trial_id, type(exc).__name__)
+
+    def __enter__(self) -> _Heartbeat:
+        self._thread.start()
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self._stop.set()
+        self._thread.join()
+
+
+def run_trial(
+    config: WorkerConfig,
+    spec: StudySpec,
+    study: optuna.Study,
+    space: SearchSpace,
+    objective: Callable[..., float],
+    trial_id: int,
+    me: str,
+) -> str:
+    """Run one claimed slot. Returns ``completed``, ``failed`` or ``lost``.
+
+    ``lost``: the trial was finished by someone else while it ran (this worker was paused
+    past the grace period and its slot re-queued); the result is dropped quietly.
+    KeyboardInterrupt (Ctrl-C, SIGTERM) fails the trial, re-queues its slot and propagates.
+    """
+    import optuna
+    from optuna.exceptions import UpdateFinishedTrialError
+    from optuna.trial import TrialState
+
+    trial = st.with_retries(lambda: optuna.trial.Trial(study, trial_id), what="load trial")
+    storage = study._storage
+    with _Heartbeat(storage, trial_id, config.heartbeat_interval):
+        try:
+            params = {
+                p.name: st.with_retries(lambda p=p: suggest(trial, p), what="suggest")
+                for p in space
+            }
+            frozen_attrs = trial.user_attrs
+            seed = int(frozen_attrs.get("seed", 0))
+            epochs = int(frozen_attrs.get("epochs", 1))
+            st.with_retries(lambda: trial.set_user_attr("worker", me), what="set worker")
+
+            def on_value(epoch: int, value: float) -> None:
+                try:
+                    st.with_retries(lambda: trial.report(value, epoch), what="report")
+                except UpdateFinishedTrialError as exc:
+                    raise TrialLost(f"trial {trial.number} was finished elsewhere") from exc
+
+            reporter = Reporter(
+                seed=seed, threads=config.threads, on_value=on_value, device=config.device
+            )
+            merged = {**spec.fixed, **params}
+            if spec.objective == "cnn":  # the built-in splits its data by the search seed
+                merged.setdefault("split_seed", spec.seed)
+            start = time.perf_counter()
+            value = objective(merged, epochs, reporter)
+            attrs = {**reporter.attrs, "seconds": round(time.perf_counter() - start, 4)}
+            return _finish(study, trial, value, attrs)
+        except TrialLost:
+            log.info("trial %d was re-queued while this worker was away; dropped", trial.number)
+            return "lost"
+        except UpdateFinishedTrialError:
+            log.info("trial %d was finished elsewhere; result dropped", trial.number)
+            return "lost"
+        except KeyboardInterrupt:
+            _interrupt(study, trial_id)
+            raise
+        except Exception as exc:
+            if st.is_transient(exc):
+                raise  # the database is gone past the retry deadline: let heartbeat recover
+            reason = f"{type(exc).__name__}: {exc}"
+            log.error("trial %d failed: %s\n%s", trial.number, reason, traceback.format_exc())
+            try:
+                st.with_retries(
+                    lambda: trial.set_user_attr("fail_reason", reason[:500]), what="record failure"
+                )
+                st.with_retries(lambda: study.tell(trial, state=TrialState.FAIL), what="tell")
+            except UpdateFinishedTrialError:
+                return "lost"
+            return "failed"
+
+
+def _finish(study: optuna.Study, trial: optuna.Trial, value: Any, attrs: dict[str, Any]) -> str:
+    from optuna.trial import TrialState
+
+    for key, v in attrs.items():
+        st.with_retries(lambda k=key, v=v: trial.set_user_attr(k, v), what="set attr")
+    try:
+        value = float(value)
+    except (TypeError, ValueError):
+        value = math.nan
+    if not math.isfinite(value):
+        # Never tell NaN: it has made SQLite studies unreadable in the dashboard.
+        reason = f"objective returned {value!r}; return a finite number (report divergence)"
+        st.with_retries(lambda: trial.set_user_attr("fail_reason", reason), what="set attr")
+        st.with_retries(lambda: study.tell(trial, state=TrialState.FAIL), what="tell")
+        return "failed"
+    st.with_retries(lambda: study.tell(trial, value), what="tell")
+    return "completed"
+
+
+def _interrupt(study: optuna.Study, trial_id: int) -> None:
+    """Ctrl-C mid-trial: fail it and re-queue its slot so that a resume runs it again."""
+    from optuna.exceptions import UpdateFinishedTrialError
+    from optuna.trial import TrialState
+
+    storage = study._storage
+    try:
+        if storage.set_trial_state_values(trial_id, state=TrialState.FAIL):
+            requeue(study, storage.get_trial(trial_id))
+            log.warning("interrupted: trial %d re-queued", storage.get_trial(trial_id).number)
+    except UpdateFinishedTrialError:
+        pass
