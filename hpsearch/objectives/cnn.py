@@ -108,6 +108,7 @@ def objective(params: dict[str, Any], epochs: int, report: Any) -> float:
             result.step_losses,
             [e.train_accuracy for e in result.epochs],
             [e.val_accuracy for e in result.epochs],
+            data.num_classes,
         ),
         device=device.type,
         threads=torch.get_num_threads(),

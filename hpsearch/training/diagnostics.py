@@ -115,17 +115,30 @@ def _mean(values: Sequence[float]) -> float:
     return sum(values) / len(values)
 
 
-def not_learning(losses: Sequence[float], min_drop: float = NOT_LEARNING_DROP) -> bool:
-    """Whether the smoothed loss at the end is within ``min_drop`` (relative) of its start.
+def not_learning(
+    losses: Sequence[float],
+    chance_loss: float | None = None,
+    min_drop: float = NOT_LEARNING_DROP,
+) -> bool:
+    """Whether the smoothed loss at the end is within ``min_drop`` (relative) of its start,
+    or of ``chance_loss`` when that is lower.
 
     The usual cause is a learning rate too small (or too large, bouncing at chance level),
-    or a saturated network. Curves with fewer than two points cannot show learning and are
-    not flagged.
+    or a saturated network. Comparing with chance as well catches a run that starts above
+    chance (a large init), falls to chance level and stays there. Curves with fewer than
+    two points cannot show learning and are not flagged.
+
+    Args:
+        losses: Loss per step (or per epoch), in order.
+        chance_loss: The loss of a uniform guess, ``log(num_classes)`` for cross-entropy.
+        min_drop: Relative drop the end must reach to count as learning.
     """
     if len(losses) < 2:
         return False
     k = _window(losses)
     start, end = _mean(losses[:k]), _mean(losses[-k:])
+    if chance_loss is not None:
+        start = min(start, chance_loss)
     return end > (1.0 - min_drop) * start
 
 
@@ -174,17 +187,19 @@ def curve_flags(
     step_losses: Sequence[float],
     train_accuracy: Sequence[float],
     val_accuracy: Sequence[float],
+    num_classes: int,
 ) -> dict[str, float | bool]:
     """All curve flags of one run, ready for ``report.log``.
 
     Args:
         step_losses: Training loss of every optimiser step, finite values only (a diverged
-            run's curve is cut before its first bad step).
+            run's curve stops where its divergence was detected).
         train_accuracy: Per-epoch training accuracy.
         val_accuracy: Per-epoch validation accuracy.
+        num_classes: Number of classes, for the chance-level loss ``log(num_classes)``.
     """
     return {
-        "not_learning": not_learning(step_losses),
+        "not_learning": not_learning(step_losses, math.log(num_classes)),
         "flat_then_drop": flat_then_drop(step_losses),
         "overfit_gap": overfit_gap(train_accuracy, val_accuracy),
     }
