@@ -97,10 +97,10 @@ class StudySpec:
                     "trials": s.trials,
                     "epochs": s.epochs,
                     "sampler": s.sampler,
-                    "keep": s.keep,
-                    "margin": s.margin,
+                    # keep/margin shape the region a stage gets from the one before it
+                    **({"keep": s.keep, "margin": s.margin} if i else {}),
                 }
-                for s in self.stages
+                for i, s in enumerate(self.stages)
             ],
         }
 
@@ -248,8 +248,9 @@ def parse_spec(data: dict[str, Any], source: str = "<spec>", base_dir: str = "."
         if st.name in seen:
             c.error(f"stage[{i}].name", f"duplicate stage name {st.name!r}; names must differ")
         seen.add(st.name)
-        if i == 0 and isinstance(stage_list[0], dict) and "keep" in stage_list[0]:
-            c.error("stage[0].keep", "the first stage has no previous stage to keep from")
+        for key in ("keep", "margin"):
+            if i == 0 and isinstance(stage_list[0], dict) and key in stage_list[0]:
+                c.error(f"stage[0].{key}", "the first stage has no previous stage to narrow from")
         if i == 0 and st.sampler == "grid" and all(p is not None for p in params):
             _check_grid(c, st, space)
 

@@ -82,10 +82,15 @@ def open_storage(
     A trial whose worker died is re-queued at most 3 times: a trial that kills its worker
     every time (out of memory, say) must not take the whole search down with it.
     """
+    import warnings
+
     import optuna
     from optuna.storages import RDBStorage, RetryHeartbeatStaleTrialCallback
 
     optuna.logging.set_verbosity(optuna.logging.WARNING)
+    # Heartbeats and the retry callback are "experimental" since Optuna 2.x; they are the
+    # documented way to recover trials of dead workers, and hpsearch pins Optuna 5.
+    warnings.filterwarnings("ignore", category=optuna.exceptions.ExperimentalWarning)
     callback = RetryHeartbeatStaleTrialCallback(max_retry=3) if heartbeat_interval else None
     storage = with_retries(
         lambda: RDBStorage(
