@@ -1,0 +1,79 @@
+"""Tiny stub objectives for tests: the engine and the workers do not need a CNN.
+
+Each follows the objective contract ``fn(params, epochs, report) -> float``.
+"""
+
+from __future__ import annotations
+
+import math
+import os
+import time
+
+
+def quadratic(params: dict, epochs: int, report) -> float:
+    """Best at lr = 10^-2.5; a categorical nudge; more epochs help a little."""
+    v = (math.log10(params["lr"]) + 2.5) ** 2 + 0.1 * (params.get("act", "relu") != "relu")
+    for e in range(1, epochs + 1):
+        report(e, v + 1.0 / e)
+    return v + 1.0 / epochs
+
+
+def sleepy(params: dict, epochs: int, report) -> float:
+    """Sleeps ``STUB_SLEEP`` seconds (default 0.3) per epoch: for tests that kill workers."""
+    pause = float(os.environ.get("STUB_SLEEP", "0.3"))
+    for e in range(1, epochs + 1):
+        time.sleep(pause)
+        report(e, quadratic(params, e, lambda *_: None))
+    return quadratic(params, epochs, lambda *_: None)
+
+
+def crash_on_tanh(params: dict, epochs: int, report) -> float:
+    if params.get("act") == "tanh":
+        raise RuntimeError("tanh is not supported by this stub")
+    return quadratic(params, epochs, report)
+
+
+def nan_on_tanh(params: dict, epochs: int, report) -> float:
+    return math.nan if params.get("act") == "tanh" else quadratic(params, epochs, report)
+
+
+TOY = """
+name = "{name}"
+objective = "stubs:{objective}"
+metric = "loss"
+seed = {seed}
+[space.lr]
+low = 1e-5
+high = 1.0
+log = true
+[space.wd]
+low = 1e-6
+high = 1e-2
+log = true
+[space.act]
+choices = ["relu", "tanh"]
+[[stage]]
+name = "coarse"
+trials = {coarse}
+epochs = 1
+sampler = "{sampler}"
+[[stage]]
+name = "fine"
+trials = {fine}
+epochs = 2
+keep = 0.25
+"""
+
+
+def toy_study(
+    name: str = "toy",
+    objective: str = "quadratic",
+    seed: int = 0,
+    coarse: int = 20,
+    fine: int = 8,
+    sampler: str = "random",
+) -> str:
+    """The text of a two-stage study file over the stubs."""
+    return TOY.format(
+        name=name, objective=objective, seed=seed, coarse=coarse, fine=fine, sampler=sampler
+    )
