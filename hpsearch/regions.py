@@ -193,15 +193,15 @@ def _narrow_numeric(
         lo, hi = mid - MIN_WIDTH * width / 2, mid + MIN_WIDTH * width / 2
 
     # Pressing a bound: the best trial in the outer EDGE_TOL of the range *and* the top
-    # trials leaning that way (median in the outer third). The second condition keeps a
+    # trials leaning that way (their median in the outer quarter). The second condition keeps a
     # parameter that does not matter, whose best value falls anywhere, from being "pressed".
     med = sorted(vals)[len(vals) // 2]
     edge = None
-    if b - lo_b <= EDGE_TOL * width and med - lo_b <= width / 3:
+    if b - lo_b <= EDGE_TOL * width and med - lo_b <= width / 4:
         edge, lo = "low", min(lo, lo_b - EXTEND * width)
     else:
         lo = max(lo, lo_b)
-    if hi_b - b <= EDGE_TOL * width and hi_b - med <= width / 3:
+    if hi_b - b <= EDGE_TOL * width and hi_b - med <= width / 4:
         edge, hi = "high", max(hi, hi_b + EXTEND * width)
     else:
         hi = min(hi, hi_b)

@@ -1,0 +1,198 @@
+"""Study-file validation: one table of (file text, field, message) cases, one template."""
+
+from __future__ import annotations
+
+import pytest
+
+from hpsearch.loader import load_objective
+from hpsearch.spec import SpecError, load_spec, parse_spec, spec_differences
+
+BASE = {
+    "name": "s",
+    "space": {"lr": {"low": 1e-5, "high": 1.0, "log": True}},
+    "stage": [{"name": "coarse", "trials": 8}],
+}
+
+
+def with_(path: str, value, base=BASE):
+    """A copy of ``base`` with the dotted ``path`` set (``stage.0.keep``) or removed."""
+    import copy
+
+    data = copy.deepcopy(base)
+    *parents, last = path.split(".")
+    node = data
+    for p in parents:
+        node = node[int(p)] if isinstance(node, list) else node.setdefault(p, {})
+    if value is ...:
+        del node[last]
+    elif isinstance(node, list):
+        node[int(last)] = value
+    else:
+        node[last] = value
+    return data
+
+
+CASES = [
+    # (data, field, message fragment)
+    (with_("nme", "x"), "nme", "did you mean `name`"),
+    (with_("name", ...), "name", "is required"),
+    (with_("name", "a/b"), "name", "no '/'"),
+    (with_("direction", "min"), "direction", "minimize, maximize"),
+    (with_("seed", 1.5), "seed", "must be an integer"),
+    (with_("seed", True), "seed", "must be an integer"),
+    (with_("space", {}), "space", "at least one parameter"),
+    (with_("space.lr.hgh", 2), "space.lr.hgh", "did you mean `high`"),
+    (with_("space.lr.low", 0), "space.lr.low", "`low > 0` must hold for `log = true`"),
+    (with_("space.lr.low", -1e-3), "space.lr.low", "but got low = -0.001"),
+    (with_("space.lr.low", 2.0), "space.lr", "`low < high` must hold"),
+    (with_("space.lr.low", "1e-5"), "space.lr.low", "must be a number"),
+    (with_("space.lr.log", "yes"), "space.lr.log", "must be true/false"),
+    (with_("space.lr", 3), "space.lr", "must be a table"),
+    (with_("space.lr", {"choices": []}), "space.lr.choices", "must not be empty"),
+    (with_("space.lr", {"choices": [1, 1]}), "space.lr.choices", "duplicates"),
+    (with_("space.lr", {"choices": [1], "low": 0}), "space.lr.low", "categorical"),
+    (with_("space.lr", {"low": 1, "high": 9, "step": 3}), "space.lr.step", "multiple of step"),
+    (
+        with_("space.lr", {"low": 1, "high": 9, "log": True, "step": 2}),
+        "space.lr.step",
+        "must be 1",
+    ),
+    (
+        with_("space.lr", {"low": 1.0, "high": 9.0, "step": 2}),
+        "space.lr.step",
+        "integer low and high",
+    ),
+    (with_("space.lr.min", 0.5), "space.lr.min", "`min <= low`"),
+    (with_("fixed", {"lr": 0.1}), "fixed.lr", "also searched"),
+    (with_("stage", []), "stage", "at least one"),
+    (with_("stage.0.trials", 0), "stage[0].trials", "at least 1"),
+    (with_("stage.0.trials", ...), "stage[0].trials", "is required"),
+    (with_("stage.0.epochs", 0), "stage[0].epochs", "at least 1"),
+    (with_("stage.0.sampler", "sobel"), "stage[0].sampler", "did you mean 'sobol'"),
+    (with_("stage.0.trails", 3), "stage[0].trails", "did you mean `trials`"),
+    (with_("stage.0.keep", 0.5), "stage[0].keep", "no previous stage"),
+    (
+        with_("stage", [{"name": "a", "trials": 2}, {"name": "a", "trials": 2}]),
+        "stage[1].name",
+        "duplicate stage name",
+    ),
+    (
+        with_("stage", [{"name": "a", "trials": 2}, {"name": "b", "trials": 2, "keep": 0}]),
+        "stage[1].keep",
+        "must be in (0, 1]",
+    ),
+    (
+        with_("stage", [{"name": "a", "trials": 2}, {"name": "b", "trials": 2, "keep": 1.5}]),
+        "stage[1].keep",
+        "must be in (0, 1]",
+    ),
+    (
+        with_("space.act", {"choices": ["relu", "tanh", "elu"]}, with_("stage.0.sampler", "grid")),
+        "stage[0].trials",
+        "cannot have exactly 8 points",
+    ),
+    (
+        with_(
+            "space.wd",
+            {"low": 1e-6, "high": 1e-2, "log": True},
+            with_("stage.0.sampler", "grid", with_("stage.0.trials", 7)),
+        ),
+        "stage[0].trials",
+        "use trials = 6 or 8",
+    ),
+    (with_("objective", "not an objective"), "objective", "module:function"),
+]
+
+
+@pytest.mark.parametrize(("data", "field", "match"), CASES)
+def test_spec_errors_name_the_field_and_the_rule(data, field, match):
+    with pytest.raises(SpecError) as info:
+        parse_spec(data, source="study.toml")
+    text = str(info.value)
+    assert f"study.toml: {field}: " in text, text
+    assert match in text, text
+
+
+def test_all_problems_are_reported_at_once():
+    data = with_("direction", "up", with_("stage.0.trials", 0))
+    with pytest.raises(SpecError) as info:
+        parse_spec(data)
+    assert {f for f, _ in info.value.problems} == {"direction", "stage[0].trials"}
+
+
+def test_a_valid_file_round_trips_through_its_stored_form(tmp_path):
+    path = tmp_path / "s.toml"
+    path.write_text(
+        """
+name = "digits"
+seed = 7
+[fixed]
+dataset = "digits"
+[space.lr]
+low = 1e-5
+high = 1.0
+log = true
+[space.depth]
+low = 1
+high = 3
+[space.act]
+choices = ["relu", "tanh"]
+[[stage]]
+name = "coarse"
+trials = 12
+[[stage]]
+name = "fine"
+trials = 4
+epochs = 3
+keep = 0.2
+"""
+    )
+    spec = load_spec(path)
+    assert spec.base_dir == str(tmp_path)
+    assert [p.kind for p in spec.space] == ["float", "int", "categorical"]
+    assert spec.total_epochs == 12 + 4 * 3
+    again = type(spec).from_dict(spec.to_dict())
+    assert again.to_dict() == spec.to_dict()
+
+
+def test_bad_toml_and_missing_file_are_spec_errors(tmp_path):
+    bad = tmp_path / "bad.toml"
+    bad.write_text("name = \n")
+    with pytest.raises(SpecError, match="not valid TOML"):
+        load_spec(bad)
+    with pytest.raises(SpecError, match="cannot read"):
+        load_spec(tmp_path / "missing.toml")
+
+
+def test_differences_list_each_changed_leaf():
+    a = parse_spec(BASE).to_dict()
+    b = parse_spec(with_("space.lr.high", 0.5)).to_dict()
+    assert spec_differences(a, b) == ["space.lr.high: stored 1.0, file 0.5"]
+    assert spec_differences(a, a) == []
+
+
+@pytest.mark.parametrize(
+    ("ref", "match"),
+    [
+        ("nosuchmodule_xyz:fn", "module 'nosuchmodule_xyz' not found"),
+        ("stubs:no_such_fn", "module 'stubs' has no attribute 'no_such_fn'"),
+        ("stubs:TOY", "is not callable"),
+    ],
+)
+def test_objective_that_cannot_be_imported_says_what_is_missing(ref, match):
+    with pytest.raises(SpecError, match=match):
+        load_objective(ref)
+
+
+def test_objective_beside_the_study_file_is_found(tmp_path):
+    (tmp_path / "mytrain_beside.py").write_text(
+        "def fit(params, epochs, report):\n    return 1.0\n"
+    )
+    fn = load_objective("mytrain_beside:fit", str(tmp_path))
+    assert fn({}, 1, None) == 1.0
+
+
+def test_objective_whose_imports_fail_names_the_missing_dependency(tmp_path):
+    (tmp_path / "needs_dep.py").write_text("import not_installed_pkg_xyz\n")
+    with pytest.raises(SpecError, match="imports 'not_installed_pkg_xyz', which is not installed"):
+        load_objective("needs_dep:fit", str(tmp_path))
