@@ -15,6 +15,7 @@ instead of using a ``DataLoader``, which for datasets this small is mostly overh
 from __future__ import annotations
 
 import functools
+import importlib.util
 import logging
 import pickle
 from dataclasses import dataclass
@@ -102,14 +103,13 @@ class Dataset:
         return int(self.x_train.shape[2])
 
 
-def load_data(cfg: DataConfig) -> Dataset:
-    """The split and preprocessed dataset for ``cfg``, loaded once per process."""
-    return _prepared(cfg)
-
-
 @functools.lru_cache(maxsize=2)
-def _prepared(cfg: DataConfig) -> Dataset:
-    # maxsize 2: a worker runs one search at a time, and a float32 CIFAR-10 copy is 600 MB.
+def load_data(cfg: DataConfig) -> Dataset:
+    """The split and preprocessed dataset for ``cfg``, loaded once per process.
+
+    Cached on the (frozen, hashable) config; ``load_data.cache_clear()`` frees the memory.
+    Two entries: a worker runs one search at a time, and CIFAR-10 in float32 is 600 MB.
+    """
     x, y, pixel_max = _load_raw(cfg.dataset, cfg.data_dir)
     train_idx, val_idx = split_indices(y, cfg.val_fraction, cfg.split_seed)
     if cfg.max_train is not None and cfg.max_train < len(train_idx):
@@ -191,15 +191,33 @@ def _load_raw(dataset: str, data_dir: str | None) -> tuple[np.ndarray, np.ndarra
     labels, and the pixel maximum that maps them to [0, 1]. Kept as integers (CIFAR-10:
     150 MB as uint8, 600 MB as float32) because the cache holds them for the process."""
     if dataset == "digits":
-        from sklearn.datasets import load_digits
-
-        bunch = load_digits()
-        # Pixel values are the integers 0..16 in this dataset.
-        return bunch.images[:, None, :, :].astype(np.uint8), bunch.target, 16.0
+        x, y = _load_digits()
+        return x, y, 16.0  # pixel values are the integers 0..16 in this dataset
     if data_dir is None:
         raise ValueError(f"`dataset = {dataset!r}` needs `data_dir`.")
     x, y = _load_cifar10(Path(data_dir))
     return x, y, 255.0
+
+
+def _load_digits() -> tuple[np.ndarray, np.ndarray]:
+    """scikit-learn's bundled 8x8 digits, as uint8 ``(1797, 1, 8, 8)`` images and labels.
+
+    Reads the CSV scikit-learn ships without importing scikit-learn, which costs about a
+    second in every fresh worker process; ``load_digits`` is the fall-back should the file
+    ever move.
+    """
+    spec = importlib.util.find_spec("sklearn")  # locates the package without running it
+    folders = spec.submodule_search_locations if spec is not None else None
+    csv = Path(next(iter(folders or [""])), "datasets", "data", "digits.csv.gz")
+    if csv.is_file():
+        table = np.loadtxt(csv, delimiter=",", dtype=np.uint8)
+        images, labels = table[:, :-1], table[:, -1].astype(np.int64)
+    else:
+        from sklearn.datasets import load_digits
+
+        bunch = load_digits()
+        images, labels = bunch.data.astype(np.uint8), bunch.target
+    return images.reshape(-1, 1, 8, 8), labels
 
 
 def _load_cifar10(folder: Path) -> tuple[np.ndarray, np.ndarray]:

@@ -12,6 +12,7 @@ two-point curve cannot show a plateau followed by a drop.
 from __future__ import annotations
 
 import math
+import statistics
 from collections.abc import Sequence
 from dataclasses import dataclass
 
@@ -21,10 +22,11 @@ from dataclasses import dataclass
 #: without bound within a few steps.
 EXPLODE_FACTOR = 3.0
 
-#: The explosion test applies to the mean of this many consecutive steps, not to single
-#: steps: with batch norm, a high learning rate often throws one or two steps to 3-5x the
+#: The explosion test applies to the median of this many consecutive steps, not to single
+#: steps: with batch norm, a high learning rate often throws a few steps to 3-5x the
 #: initial loss and then recovers (measured on digits: Adam at lr 0.1 spikes to 11 at step
-#: 3 and ends at 81% accuracy), while a real divergence stays up.
+#: 3 and ends at 81% accuracy), while a real divergence stays up. The median ignores any
+#: spike shorter than half the window, however tall.
 EXPLODE_WINDOW = 10
 
 #: A run whose smoothed loss fell by less than this fraction of its start is "not learning".
@@ -75,7 +77,7 @@ class Divergence:
         """
         where = f"step {self.index + 1}" if where is None else where
         if self.kind == "exploded":
-            return f"{what} exploded to a mean of {self.value:.4g} at {where}"
+            return f"{what} exploded to a median of {self.value:.4g} at {where}"
         return f"{what} {self.kind} at {where}"
 
 
@@ -87,11 +89,12 @@ def find_divergence(
     Args:
         losses: Loss per step, in order.
         limit: See :func:`explosion_limit`.
-        window: Number of consecutive steps whose mean must exceed ``limit``.
+        window: Number of consecutive steps whose median must exceed ``limit``.
 
     Returns:
         The first NaN or infinite loss, or the first step that ends a ``window`` of steps
-        whose mean is above ``limit`` (``value`` is then that mean), whichever comes first.
+        whose median is above ``limit`` (``value`` is then that median), whichever comes
+        first.
     """
     for i, value in enumerate(losses):
         if math.isnan(value):
@@ -99,9 +102,9 @@ def find_divergence(
         if math.isinf(value):
             return Divergence(i, value, "inf")
         if i + 1 >= window:
-            mean = _mean(losses[i + 1 - window : i + 1])
-            if mean > limit:
-                return Divergence(i, mean, "exploded")
+            median = statistics.median(losses[i + 1 - window : i + 1])
+            if median > limit:
+                return Divergence(i, median, "exploded")
     return None
 
 
