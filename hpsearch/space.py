@@ -10,14 +10,33 @@ Optuna distributions.
 from __future__ import annotations
 
 import math
+from collections.abc import Iterator
 from dataclasses import dataclass, field
 from typing import Any
 
 Choice = bool | int | float | str
 
 
+class _Scaled:
+    """The scale every sampling and narrowing step works in: log10 when ``log``."""
+
+    log: bool
+    low: float
+    high: float
+
+    def to_scale(self, x: float) -> float:
+        return math.log10(x) if self.log else float(x)
+
+    def from_scale(self, s: float) -> float:
+        return 10.0**s if self.log else float(s)
+
+    def to_unit(self, x: float) -> float:
+        lo, hi = self.to_scale(self.low), self.to_scale(self.high)
+        return (self.to_scale(x) - lo) / (hi - lo)
+
+
 @dataclass(frozen=True)
-class FloatParam:
+class FloatParam(_Scaled):
     """A real-valued parameter in ``[low, high]``, sampled in log scale when ``log``.
 
     ``min``/``max`` are hard limits that narrowing never extends past (e.g. a dropout rate
@@ -33,24 +52,14 @@ class FloatParam:
 
     kind = "float"
 
-    def to_scale(self, x: float) -> float:
-        return math.log10(x) if self.log else float(x)
-
-    def from_scale(self, s: float) -> float:
-        return 10.0**s if self.log else float(s)
-
     def from_unit(self, u: float) -> float:
         lo, hi = self.to_scale(self.low), self.to_scale(self.high)
         # Clip: 10**log10(x) can land one ulp outside [low, high], which Optuna rejects.
         return min(max(self.from_scale(lo + u * (hi - lo)), self.low), self.high)
 
-    def to_unit(self, x: float) -> float:
-        lo, hi = self.to_scale(self.low), self.to_scale(self.high)
-        return (self.to_scale(x) - lo) / (hi - lo)
-
 
 @dataclass(frozen=True)
-class IntParam:
+class IntParam(_Scaled):
     """An integer parameter in ``[low, high]`` on a ``step`` grid, log-spaced when ``log``."""
 
     name: str
@@ -63,12 +72,6 @@ class IntParam:
 
     kind = "int"
 
-    def to_scale(self, x: float) -> float:
-        return math.log10(x) if self.log else float(x)
-
-    def from_scale(self, s: float) -> float:
-        return 10.0**s if self.log else float(s)
-
     def snap(self, x: float) -> int:
         """The nearest allowed value: on the step grid and inside ``[low, high]``."""
         k = round((x - self.low) / self.step)
@@ -80,10 +83,6 @@ class IntParam:
         half = 0.5 * self.step
         lo, hi = self.to_scale(self.low - half), self.to_scale(self.high + half)
         return self.snap(self.from_scale(lo + u * (hi - lo)))
-
-    def to_unit(self, x: float) -> float:
-        lo, hi = self.to_scale(self.low), self.to_scale(self.high)
-        return (self.to_scale(x) - lo) / (hi - lo)
 
     @property
     def size(self) -> int:
@@ -114,7 +113,7 @@ class SearchSpace:
 
     params: tuple[Param, ...] = field(default_factory=tuple)
 
-    def __iter__(self):  # type: ignore[no-untyped-def]
+    def __iter__(self) -> Iterator[Param]:
         return iter(self.params)
 
     def __len__(self) -> int:
