@@ -21,6 +21,7 @@ from hpsearch import storage as st
 from hpsearch.coordination import claim_slot, orphaned_trials, worker_id
 from hpsearch.errors import UserError
 from hpsearch.loader import load_objective
+from hpsearch.notes import write_stage_note
 from hpsearch.reporter import Reporter, TrialLost
 from hpsearch.space import CategoricalParam, FloatParam, Param, SearchSpace
 from hpsearch.spec import StudySpec
@@ -113,6 +114,7 @@ def run_worker(
             config, spec, study, storage.engine, space, objective, stop, emit, stats, me
         ):
             break
+        write_stage_note(storage, spec, index)  # finished: its note for dashboard reviewers
     return stats
 
 
