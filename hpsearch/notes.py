@@ -185,12 +185,10 @@ def region_figure_data(
     finished = [r for r in v.records if r.finished and x.name in r.params]
     ok = [r for r in finished if r.ok]
     bad = [r for r in finished if not r.ok]
-    over = f"{x.name} and {y.name}" if y else x.name
+    top = f"{len(region.kept)} of {region.considered}"
     return RegionFigureData(
-        title=(
-            f"{v.stage.name}: {view.spec.metric} over {over}, "
-            f"region of the top {len(region.kept)} of {region.considered}"
-        ),
+        # Short: the dashboard's plotly toolbar takes the right half of the title line.
+        title=f"{v.stage.name}: the region of its top {top} trials",
         metric=view.spec.metric,
         x=x,  # type: ignore[arg-type]
         y=y,  # type: ignore[arg-type]
@@ -275,7 +273,6 @@ def draw_region_figure(d: RegionFigureData) -> go.Figure:
             )
         )
     fig.update_layout(
-        # Left-aligned and small: the dashboard's plotly toolbar sits at the top right.
         title={"text": d.title, "x": 0.01, "xanchor": "left", "font": {"size": 13}},
         xaxis=_axis(d.x),
         yaxis=_axis(d.y) if d.y else {"title": d.metric},

@@ -341,7 +341,7 @@ def test_study_pages_render_in_headless_chromium(search_url, tmp_path):
         trials = chromium(f"{page}/trials?numbers={failed}", tmp_path / "profile")
         note = chromium(f"{page}/note", tmp_path / "profile", ARTIFACTS / "dashboard-note.png")
     assert "toy/coarse" in study and "Intermediate values" in study
-    assert "coarse: loss over lr and wd" in study  # the region figure, drawn by plotly
+    assert "coarse: the region of its top" in study  # the region figure, drawn by plotly
     assert f"{COARSE} Trials" in trials
     assert f"Trial {failed} (trial_id" in trials and "fail_reason RuntimeError: tanh" in trials
     assert "Stage coarse of search toy" in note
