@@ -169,3 +169,34 @@ def test_a_failing_note_never_stops_the_worker(sqlite_url, stub_study, monkeypat
     stats = run_worker(WorkerConfig(sqlite_url, spec.name))
     assert stats.completed == 6
     assert "could not write the dashboard note" in caplog.text
+
+
+def test_workers_finishing_together_leave_one_correct_note(storage_url, stub_study):
+    import threading
+
+    from hpsearch.stages import prepare_stage
+
+    spec = load_spec(stub_study(toy_study(coarse=10, fine=4)))
+    storage = st.open_storage(storage_url)
+    register_search(storage, spec)
+    # Prepared before the workers start: on a fresh PostgreSQL database, workers that take
+    # their first lease at the same instant race on creating the lease table (reported).
+    prepare_stage(storage, spec, 0, owner="test")
+    errors: list[BaseException] = []
+
+    def work() -> None:
+        try:
+            run_worker(WorkerConfig(storage_url, spec.name))
+        except BaseException as exc:
+            errors.append(exc)
+
+    workers = [threading.Thread(target=work) for _ in range(3)]
+    for w in workers:
+        w.start()
+    for w in workers:
+        w.join(timeout=120)
+    assert errors == []
+    view = load_search(storage, "toy")
+    for v in view.stages:
+        study = st.load_stage_study(storage, "toy", v.stage.name)
+        assert get_note(study) == stage_note(view, v, param_importances(study))
