@@ -1,9 +1,11 @@
-"""Plain-text status and summary: stage tables, best trials, regions, edge warnings."""
+"""Plain-text status and report: best trials, importance, regions handed on, warnings."""
 
 from __future__ import annotations
 
 from hpsearch.records import rank
-from hpsearch.report.search import SearchView, StageView
+from hpsearch.regions import describe_range
+from hpsearch.report.analysis import DEFAULT_EVALUATOR, Report, StageReport, analyze
+from hpsearch.report.search import SearchView
 from hpsearch.space import format_value
 
 
@@ -33,42 +35,72 @@ def format_table(header: list[str], rows: list[list[str]]) -> str:
     )
 
 
-def format_stage(view: SearchView, v: StageView, top: int = 5) -> str:
-    spec, stage = view.spec, v.stage
+def format_stage(report: Report, s: StageReport, top: int = 5) -> str:
+    """One stage: its plan and counts, best trials, importance, region handed on, warnings."""
+    spec, v = report.search.spec, s.view
+    stage = v.stage
     c = v.counts
     head = (
         f"stage {stage.name}: {len(v.finished)}/{stage.trials} trials x {stage.epochs} epoch(s), "
         f"{stage.sampler} sampler - {c['complete']} complete, {c['diverged']} diverged, "
-        f"{c['failed']} failed"
+        f"{c['failed']} failed" + (f", {c['running']} running" if c["running"] else "")
     )
     if v.space is None:
         return head + "\n  (not started)"
     lines = [head]
     if v.region_in is not None:
-        lines.append("  searched: " + ", ".join(p.describe() for p in v.region_in.params))
+        lines.append("  searched: " + ", ".join(f"{p.name} {describe_range(p)}" for p in v.space))
     ranked = [r for r in rank(v.records, spec.direction) if r.ok][:top]
     if ranked:
-        names = [p.name for p in v.space]
+        names = v.space.names
         rows = [
             [str(r.number), f"{r.value:.4g}"]
             + [format_value(v.space[n], r.params[n]) if n in r.params else "-" for n in names]
             for r in ranked
         ]
         table = format_table(["trial", spec.metric, *names], rows)
-        lines += ["  " + line for line in table.splitlines()]
+        lines += ["  " + line.rstrip() for line in table.splitlines()]
+    imp = s.importance
+    if imp.values:
+        shown = ", ".join(f"{n} {x:.2f}" for n, x in imp.values.items())
+        lines.append(f"  importance ({imp.evaluator}): {shown}")
+    if imp.note:
+        lines.append(f"  importance: {imp.note}")
     if v.handed_on is not None:
+        nxt = spec.stages[v.index + 1].name if v.index + 1 < len(spec.stages) else None
+        to = f"handed to stage {nxt}" if nxt else "where to look next"
         lines.append(
-            f"  promising region (top {len(v.handed_on.kept)} of {v.handed_on.considered}):"
+            f"  promising region (top {len(v.handed_on.kept)} of {v.handed_on.considered}), {to}:"
         )
-        for p in v.handed_on.params:
-            mark = f"  <- at the {p.edge} edge" if p.edge else ""
-            lines.append(f"    {p.describe()}{mark}")
-        lines += [f"  warning: {w}" for w in v.handed_on.warnings]
+        table = format_table(
+            ["parameter", "range", "of stage range", "where", "kept", "best", ""],
+            [
+                [
+                    r.name,
+                    r.range,
+                    r.was,
+                    r.bar,
+                    f"{r.kept:.0%}",
+                    r.best,
+                    f"<- {r.edge} edge" if r.edge else "",
+                ]
+                for r in s.region
+            ],
+        )
+        lines += ["    " + line.rstrip() for line in table.splitlines()]
+    lines += [f"  warning: {a.message}" for a in s.advice]
     return "\n".join(lines)
 
 
-def format_summary(view: SearchView) -> str:
+def format_report(report: Report) -> str:
+    """The terminal report of a whole search."""
+    spec = report.search.spec
     return "\n\n".join(
-        [f"search {view.spec.name}: {view.spec.metric} ({view.spec.direction})"]
-        + [format_stage(view, v) for v in view.stages]
+        [f"search {spec.name}: {spec.metric} ({spec.direction})"]
+        + [format_stage(report, s) for s in report.stages]
     )
+
+
+def format_summary(view: SearchView, evaluator: str = DEFAULT_EVALUATOR) -> str:
+    """What ``launch`` prints at the end and ``report`` prints: :func:`format_report`."""
+    return format_report(analyze(view, evaluator))

@@ -1,0 +1,152 @@
+"""Which parameters mattered in a stage: Optuna's importance evaluators on its records.
+
+The records are loaded into an in-memory study (the stage studies stay untouched: reports
+read storage only), then handed to ``PedAnovaImportanceEvaluator`` (Optuna's default: which
+parameters decide whether a trial lands in the top 10%, which is the question a coarse
+stage answers) or ``FanovaImportanceEvaluator`` (variance of the whole response). Cases
+where an evaluator has nothing to say, or raises, are answered with a reason instead.
+"""
+
+from __future__ import annotations
+
+import logging
+import math
+from dataclasses import dataclass, field
+from typing import TYPE_CHECKING, Any
+
+from hpsearch.records import TrialRecord
+from hpsearch.space import CategoricalParam, FloatParam, Param, SearchSpace
+
+if TYPE_CHECKING:
+    from optuna.distributions import BaseDistribution
+
+log = logging.getLogger(__name__)
+
+EVALUATORS = ("ped-anova", "fanova")
+#: Fewer usable trials than this cannot rank parameters: PED-ANOVA compares the top 10%
+#: with the rest, and fANOVA fits a forest; both need a handful of points at least.
+MIN_TRIALS = 5
+#: fANOVA's forest grows with the trials; past this many it is fitted on an even subset
+#: (the ranking settles long before, and the report must stay fast at 10,000 trials).
+FANOVA_MAX = 2000
+
+
+@dataclass(frozen=True)
+class Importance:
+    """Normalized importances, most important first, or an empty dict and the reason."""
+
+    values: dict[str, float] = field(default_factory=dict)
+    evaluator: str = "ped-anova"
+    note: str | None = None
+
+    def top(self, n: int) -> list[str]:
+        return list(self.values)[:n]
+
+
+def usable(records: list[TrialRecord]) -> list[TrialRecord]:
+    """Complete trials with a finite value. Diverged runs are kept: their value is a
+    chance-level stand-in, and where a parameter makes runs diverge is what it matters for."""
+    return [
+        r
+        for r in records
+        if r.finished and r.state == "COMPLETE" and r.value is not None and math.isfinite(r.value)
+    ]
+
+
+def varying(records: list[TrialRecord], space: SearchSpace) -> list[str]:
+    """Parameters that took more than one value: an evaluator can say nothing of the rest."""
+    return [p.name for p in space if len({repr(r.params.get(p.name)) for r in records}) > 1]
+
+
+def param_importance(
+    records: list[TrialRecord],
+    space: SearchSpace | None,
+    direction: str,
+    evaluator: str = "ped-anova",
+) -> Importance:
+    """Importance of each searched parameter in ``records`` (one stage)."""
+    if evaluator not in EVALUATORS:
+        raise ValueError(f"evaluator must be one of {EVALUATORS}, but got {evaluator!r}")
+    if space is None:
+        return Importance(evaluator=evaluator, note="the stage has not started")
+    rows = [r for r in usable(records) if all(p.name in r.params for p in space)]
+    if len(rows) < MIN_TRIALS:
+        return Importance(
+            evaluator=evaluator,
+            note=f"too few usable trials ({len(rows)}; {MIN_TRIALS} needed) to rank parameters",
+        )
+    names = varying(rows, space)
+    fixed = [n for n in space.names if n not in names]
+    left_out = f"; {', '.join(fixed)} took one value only" if fixed else ""
+    if not names:
+        return Importance(evaluator=evaluator, note="every parameter took one value only")
+    if len(names) == 1:
+        return Importance({names[0]: 1.0}, evaluator, f"only {names[0]} varied{left_out}")
+    if len({r.value for r in rows}) == 1:
+        return Importance(evaluator=evaluator, note="every trial scored the same")
+    try:
+        raw = _evaluate(rows, space, names, direction, evaluator)
+    except (ValueError, RuntimeError, ZeroDivisionError) as exc:
+        log.info("importance (%s) failed: %s", evaluator, exc)
+        return Importance(evaluator=evaluator, note=f"{evaluator} could not rank them ({exc})")
+    total = sum(raw.values())
+    if not total > 0:
+        return Importance(
+            evaluator=evaluator, note=f"no parameter made a measurable difference{left_out}"
+        )
+    values = {k: v / total for k, v in sorted(raw.items(), key=lambda kv: -kv[1])}
+    return Importance(values, evaluator, left_out.lstrip("; ") or None)
+
+
+def _evaluate(
+    rows: list[TrialRecord],
+    space: SearchSpace,
+    names: list[str],
+    direction: str,
+    evaluator: str,
+) -> dict[str, float]:
+    import optuna
+    from optuna.importance import FanovaImportanceEvaluator, PedAnovaImportanceEvaluator
+
+    if evaluator == "fanova" and len(rows) > FANOVA_MAX:
+        step = len(rows) / FANOVA_MAX
+        rows = [rows[int(i * step)] for i in range(FANOVA_MAX)]
+    dists = {p.name: _distribution(p, rows) for p in space if p.name in names}
+    study = optuna.create_study(direction=direction)
+    study.add_trials(
+        [
+            optuna.trial.create_trial(
+                params={n: r.params[n] for n in names},
+                distributions=dists,
+                value=float(r.value),  # type: ignore[arg-type]
+            )
+            for r in rows
+        ]
+    )
+    # Unnormalized: Optuna's normalization turns "nothing mattered" (all zeros) into equal
+    # shares, which would read as "everything mattered equally".
+    ev: Any = (
+        PedAnovaImportanceEvaluator()
+        if evaluator == "ped-anova"
+        else FanovaImportanceEvaluator(seed=0)
+    )
+    return dict(ev.evaluate(study, params=names))
+
+
+def _distribution(p: Param, rows: list[TrialRecord]) -> BaseDistribution:
+    """The distribution spanned by the values tried: stored spaces are per stage, and a value
+    outside a distribution is refused by ``create_trial``."""
+    from optuna.distributions import (
+        CategoricalDistribution,
+        FloatDistribution,
+        IntDistribution,
+    )
+
+    values = [r.params[p.name] for r in rows]
+    if isinstance(p, CategoricalParam):
+        seen = {repr(v) for v in values}
+        return CategoricalDistribution([c for c in p.choices if repr(c) in seen])
+    lo, hi = min(values), max(values)
+    if isinstance(p, FloatParam):
+        return FloatDistribution(float(lo), float(hi), log=p.log)
+    return IntDistribution(int(lo), int(hi), log=p.log)
