@@ -191,45 +191,79 @@ def status(name: str, storage: str | None) -> None:
 @main.command()
 @click.argument("name")
 @storage_option
-def report(name: str, storage: str | None) -> None:
-    """Which regions of search NAME are promising: best trials and regions per stage."""
+@click.option("--html", default=None, metavar="PATH", help="Write a self-contained HTML report.")
+@click.option("--csv", "csv_path", default=None, metavar="PATH", help="Write one row per trial.")
+@click.option("--json", "json_path", default=None, metavar="PATH", help="Same rows, with curves.")
+@click.option(
+    "--importance",
+    default="fanova",
+    show_default=True,
+    type=click.Choice(["fanova", "ped-anova"]),
+    help="Optuna's parameter importance evaluator.",
+)
+def report(
+    name: str,
+    storage: str | None,
+    html: str | None,
+    csv_path: str | None,
+    json_path: str | None,
+    importance: str,
+) -> None:
+    """What search NAME found: per stage the best trials, the parameters that mattered, the
+    promising region and what to change; works while workers run."""
+    from hpsearch.report.build import ReportConfig, make_report
     from hpsearch.storage import resolve_url
 
+    config = ReportConfig(resolve_url(storage), name, html, csv_path, json_path, importance)
     with user_errors():
-        _print_summary(resolve_url(storage), name)
+        text, wrote = make_report(config)
+    click.echo(text)
+    for line in wrote:
+        click.echo(line, err=True)
 
 
 @main.command()
+@click.argument("file", type=click.Path(dir_okay=False))
 @storage_option
-@click.option("--host", default="127.0.0.1", show_default=True, help="Address to bind.")
 @click.option(
-    "--port", default=8080, show_default=True, type=click.IntRange(0, 65535), help="0: any."
+    "--workers", default=1, show_default=True, type=click.IntRange(1), help="Local workers."
 )
-@click.option(
-    "--allow-writes",
-    is_flag=True,
-    help="Let the dashboard edit notes, tell trials and delete studies (read-only otherwise).",
-)
-def dashboard(storage: str | None, host: str, port: int, allow_writes: bool) -> None:
-    """Review searches in optuna-dashboard (read-only, this machine only, by default)."""
-    from hpsearch.dashboard import DashboardConfig, is_loopback, serve
-    from hpsearch.storage import mask_url, resolve_url
-
-    url = resolve_url(storage)
-    if not is_loopback(host):
-        click.echo(
-            f"warning: serving on {host}: anyone who can reach this address sees every study "
-            "in the storage (optuna-dashboard has no authentication)",
-            err=True,
-        )
-    mode = "read-write" if allow_writes else "read-only; --allow-writes to edit"
-
-    def ready(address: str) -> None:
-        click.echo(f"optuna-dashboard on {mask_url(url)} ({mode}): {address}", err=True)
-        click.echo("press Ctrl-C to stop", err=True)
+@click.option("--device", default="auto", show_default=True, help="auto, cpu or cuda.")
+@click.option("--grace-period", default=60, show_default=True, type=click.IntRange(2))
+def compare(file: str, storage: str | None, workers: int, device: str, grace_period: int) -> None:
+    """Run the search in FILE, then flat grid and random search with the same epoch budget
+    (NAME/grid-baseline, NAME/random-baseline), and compare the three (reruns resume)."""
+    from hpsearch.compare import register_baselines
+    from hpsearch.loader import load_objective
+    from hpsearch.spec import load_spec
+    from hpsearch.storage import open_storage, resolve_url
 
     with user_errors():
-        serve(DashboardConfig(url, host, port, allow_writes), on_ready=ready)
+        spec = load_spec(file)
+        load_objective(spec.objective, spec.base_dir, source=file)
+    url = resolve_url(storage)
+    with user_errors():
+        keys = register_baselines(open_storage(url), spec)
+    for key in keys:
+        click.echo(f"running {key}", err=True)
+        _run_workers(url, key, workers, device, grace_period)
+
+    from hpsearch.report.comparison import format_comparison, method_result
+    from hpsearch.report.search import load_baselines, load_search
+
+    st = open_storage(url)
+    view = load_search(st, spec.name)
+    results = [method_result("coarse-to-fine", view)] + [
+        method_result(method, b) for method, b in sorted(load_baselines(st, spec.name).items())
+    ]
+    click.echo(format_comparison(view, results))
+
+
+def _run_workers(url: str, key: str, workers: int, device: str, grace_period: int) -> None:
+    """Work on ``key`` (a search or a baseline) until it is done."""
+    if workers > 1:
+        click.echo("local worker processes are not available yet; running one worker", err=True)
+    _work(url, key, threads=default_threads(1), device=device, grace_period=grace_period)
 
 
 if __name__ == "__main__":

@@ -306,7 +306,9 @@ def _write(storage: RDBStorage, spec: StudySpec, index: int) -> bool:
     )
     if study is None or _has_note(study):
         return False
-    view = st.with_retries(lambda: load_search(storage, spec.name), what="read search")
+    # A compare baseline shares its search's name; it is addressed by its study's name.
+    key = study.study_name if st.ATTR_BASELINE in study.user_attrs else spec.name
+    view = st.with_retries(lambda: load_search(storage, key), what="read search")
     v = view.stages[index]
     if not v.done:
         return False

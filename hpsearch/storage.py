@@ -40,6 +40,7 @@ ATTR_SPACE = "space"
 ATTR_REGION = "region"
 ATTR_POINTS = "n_points"
 ATTR_READY = "ready"
+ATTR_BASELINE = "baseline"  # on a compare baseline's study: "grid" or "random"
 
 
 def resolve_url(url: str | None) -> str:
@@ -156,20 +157,32 @@ def load_stage_study(storage: RDBStorage, search: str, stage: str) -> optuna.Stu
 
 
 def find_spec(storage: RDBStorage, search: str) -> StudySpec | None:
-    """The spec stored for ``search`` (on its first stage study), or None if unknown."""
+    """The spec stored for ``search`` (on its first stage study), or None if unknown.
+
+    A compare baseline (``hpsearch compare``) is a one-stage search stored beside the
+    search it compares with, as ``NAME/grid-baseline``, with a ``baseline`` attr; it is
+    addressed by that full study name and never found under ``NAME`` alone.
+    """
     for study in storage.get_all_studies():
-        if study.study_name.startswith(search + "/") and ATTR_SPEC in study.user_attrs:
-            data = study.user_attrs[ATTR_SPEC]
+        attrs = study.user_attrs
+        if ATTR_SPEC not in attrs:
+            continue
+        if "/" in search:
+            found = study.study_name == search and ATTR_BASELINE in attrs
+        else:
+            found = study.study_name.startswith(search + "/") and ATTR_BASELINE not in attrs
+        if found:
+            data = attrs[ATTR_SPEC]
             return StudySpec.from_dict(data["spec"], base_dir=data.get("base_dir", "."))
     return None
 
 
 def search_names(storage: RDBStorage) -> list[str]:
-    """Names of all searches in the storage."""
+    """Names of all searches in the storage (compare baselines are not searches)."""
     return sorted(
         s.study_name.split("/", 1)[0]
         for s in storage.get_all_studies()
-        if "/" in s.study_name and ATTR_SPEC in s.user_attrs
+        if "/" in s.study_name and ATTR_SPEC in s.user_attrs and ATTR_BASELINE not in s.user_attrs
     )
 
 

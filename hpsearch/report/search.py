@@ -64,7 +64,10 @@ class SearchView:
 
 
 def load_search(storage: RDBStorage, name: str) -> SearchView:
-    """Every stage of ``name`` with its records; raises UserError if unknown."""
+    """Every stage of ``name`` with its records; raises UserError if unknown.
+
+    ``name`` is a search's name, or a compare baseline's study name (``NAME/grid-baseline``).
+    """
     spec = st.find_spec(storage, name)
     if spec is None:
         known = st.search_names(storage)
@@ -74,8 +77,8 @@ def load_search(storage: RDBStorage, name: str) -> SearchView:
     views: list[StageView] = []
     for index, stage in enumerate(spec.stages):
         study = None
-        if st.stage_study_name(name, stage.name) in names:
-            study = st.load_stage_study(storage, name, stage.name)
+        if st.stage_study_name(spec.name, stage.name) in names:
+            study = st.load_stage_study(storage, spec.name, stage.name)
         attrs = study.user_attrs if study is not None else {}
         space = SearchSpace.from_dict(attrs[st.ATTR_SPACE]) if st.ATTR_SPACE in attrs else None
         region_in = Region.from_dict(attrs[st.ATTR_REGION]) if attrs.get(st.ATTR_REGION) else None
@@ -96,4 +99,14 @@ def _with_handed_on(spec: StudySpec, views: list[StageView]) -> list[StageView]:
             margin = nxt.stage.margin if nxt is not None else DEFAULT_MARGIN
             region = narrow(v.space, v.records, keep=keep, margin=margin, direction=spec.direction)
         out.append(StageView(v.stage, v.index, v.space, v.region_in, v.records, region))
+    return out
+
+
+def load_baselines(storage: RDBStorage, name: str) -> dict[str, SearchView]:
+    """The ``hpsearch compare`` baselines stored beside search ``name``, by method."""
+    out = {}
+    for study in storage.get_all_studies():
+        method = study.user_attrs.get(st.ATTR_BASELINE)
+        if method and study.study_name.startswith(name + "/") and st.ATTR_SPEC in study.user_attrs:
+            out[str(method)] = load_search(storage, study.study_name)
     return out

@@ -27,12 +27,10 @@ def format_status(view: SearchView) -> str:
 
 
 def format_table(header: list[str], rows: list[list[str]]) -> str:
-    widths = [max(len(h), *(len(r[i]) for r in rows)) for i, h in enumerate(header)]
+    widths = [max([len(h), *(len(r[i]) for r in rows)]) for i, h in enumerate(header)]
     fmt = "  ".join(f"{{:<{w}}}" for w in widths)
-    return "\n".join(
-        [fmt.format(*header), fmt.format(*("-" * w for w in widths))]
-        + [fmt.format(*r) for r in rows]
-    )
+    lines = [fmt.format(*header), fmt.format(*("-" * w for w in widths))]
+    return "\n".join(line.rstrip() for line in lines + [fmt.format(*r) for r in rows])
 
 
 def format_stage(report: Report, s: StageReport, top: int = 5) -> str:
@@ -59,7 +57,7 @@ def format_stage(report: Report, s: StageReport, top: int = 5) -> str:
             for r in ranked
         ]
         table = format_table(["trial", spec.metric, *names], rows)
-        lines += ["  " + line.rstrip() for line in table.splitlines()]
+        lines += ["  " + line for line in table.splitlines()]
     imp = s.importance
     if imp.values:
         shown = ", ".join(f"{n} {x:.2f}" for n, x in imp.values.items())
@@ -87,7 +85,7 @@ def format_stage(report: Report, s: StageReport, top: int = 5) -> str:
                 for r in s.region
             ],
         )
-        lines += ["    " + line.rstrip() for line in table.splitlines()]
+        lines += ["    " + line for line in table.splitlines()]
     lines += [f"  warning: {a.message}" for a in s.advice]
     return "\n".join(lines)
 

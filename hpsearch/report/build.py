@@ -1,0 +1,73 @@
+"""``hpsearch report``: one config, one call, every output the user asked for.
+
+Storage is only read, so a report can be made while workers run. The terminal text is
+returned; HTML, CSV and JSON files are written where asked.
+"""
+
+from __future__ import annotations
+
+import logging
+from dataclasses import dataclass
+from pathlib import Path
+
+from hpsearch.errors import UserError
+from hpsearch.report.analysis import DEFAULT_EVALUATOR, analyze
+from hpsearch.report.plotdata import progress, trials
+from hpsearch.report.search import load_baselines, load_search
+from hpsearch.report.terminal import format_report
+
+log = logging.getLogger(__name__)
+
+
+class OutputPathError(UserError):
+    """An output file cannot be written where the user asked."""
+
+
+@dataclass(frozen=True)
+class ReportConfig:
+    storage_url: str
+    search: str
+    html: str | None = None
+    csv: str | None = None
+    json: str | None = None
+    evaluator: str = DEFAULT_EVALUATOR
+
+
+def check_output(option: str, path: str | None) -> None:
+    """Refuse before any work: a folder that does not exist, or a path that is a folder."""
+    if path is None:
+        return
+    p = Path(path)
+    if p.is_dir():
+        raise OutputPathError(
+            f"{option} {path}: is a folder; give a file name, e.g. {p / 'report'}"
+        )
+    if not p.resolve().parent.is_dir():
+        raise OutputPathError(
+            f"{option} {path}: the folder {p.resolve().parent} does not exist; create it first"
+        )
+
+
+def make_report(config: ReportConfig) -> tuple[str, list[str]]:
+    """The terminal report and one line per file written."""
+    from hpsearch.report import page, tables
+    from hpsearch.storage import open_storage
+
+    for option, path in (("--html", config.html), ("--csv", config.csv), ("--json", config.json)):
+        check_output(option, path)
+    storage = open_storage(config.storage_url)
+    view = load_search(storage, config.search)
+    report = analyze(view, config.evaluator)
+    wrote = []
+    if config.html:
+        baselines = [
+            progress(trials(b), view.spec.direction, f"{method} baseline")
+            for method, b in sorted(load_baselines(storage, config.search).items())
+        ]
+        size = page.write_html(report, config.html, baselines)
+        wrote.append(f"wrote {config.html} ({size / 1e6:.1f} MB)")
+    if config.csv:
+        wrote.append(f"wrote {config.csv} ({tables.write_csv(view, config.csv)} trials)")
+    if config.json:
+        wrote.append(f"wrote {config.json} ({tables.write_json(view, config.json)} trials)")
+    return format_report(report), wrote
