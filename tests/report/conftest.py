@@ -1,0 +1,20 @@
+"""Fixtures of the report tests: a finished stub search."""
+
+from __future__ import annotations
+
+import pytest
+from stubs import toy_study
+
+from hpsearch import storage as st
+from hpsearch.spec import load_spec
+from hpsearch.stages import register_search
+from hpsearch.worker import WorkerConfig, run_worker
+
+
+@pytest.fixture
+def finished_toy(stub_study, sqlite_url):
+    """A finished two-stage search over the quadratic stub (20 + 8 trials): its URL."""
+    spec = load_spec(stub_study(toy_study(coarse=20, fine=8)))
+    register_search(st.open_storage(sqlite_url), spec)
+    run_worker(WorkerConfig(sqlite_url, spec.name))
+    return sqlite_url
