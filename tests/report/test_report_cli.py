@@ -1,0 +1,89 @@
+"""``hpsearch report NAME --html --csv --json`` in a real process, on a finished stub search."""
+
+from __future__ import annotations
+
+import csv
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+TESTS = Path(__file__).parent.parent
+
+
+def hpsearch(*args, cwd):
+    env = {k: v for k, v in os.environ.items() if k != "HPSEARCH_STORAGE"}
+    env["PYTHONPATH"] = str(TESTS)
+    return subprocess.run(
+        [sys.executable, "-m", "hpsearch.cli", *args],
+        cwd=cwd,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
+
+
+def test_report_writes_html_csv_and_json_with_one_row_per_trial(finished_toy, tmp_path):
+    r = hpsearch(
+        "report",
+        "toy",
+        "--storage",
+        finished_toy,
+        "--html",
+        "r.html",
+        "--csv",
+        "r.csv",
+        "--json",
+        "r.json",
+        cwd=tmp_path,
+    )
+    assert r.returncode == 0, r.stderr
+    assert "stage coarse: 20/20 trials x 1 epoch(s)" in r.stdout
+    assert "importance (fanova): lr" in r.stdout
+    assert "promising region (top 5 of 20), handed to stage fine:" in r.stdout
+    assert "wrote r.html" in r.stderr and "wrote r.csv (28 trials)" in r.stderr
+
+    with open(tmp_path / "r.csv") as f:
+        rows = list(csv.DictReader(f))
+    assert len(rows) == 28
+    assert list(rows[0])[:12] == [
+        "stage",
+        "stage_index",
+        "number",
+        "slot",
+        "state",
+        "value",
+        "ok",
+        "diverged",
+        "epochs",
+        "epoch_budget",
+        "duration_s",
+        "superseded",
+    ]
+    assert {"param_lr", "param_wd", "param_act", "attr_seconds", "attr_seed"} <= set(rows[0])
+    assert [r["stage"] for r in rows].count("fine") == 8
+    assert {r["epochs"] for r in rows if r["stage"] == "fine"} == {"2.0"}
+
+    trials = json.loads((tmp_path / "r.json").read_text())
+    assert len(trials) == 28
+    assert trials[-1]["intermediate"] == {"1": trials[-1]["value"] + 0.5, "2": trials[-1]["value"]}
+
+    page = (tmp_path / "r.html").read_text()
+    assert "<script src=" not in page and "<link" not in page  # plotly.js is inline: offline
+    assert page.count("plotly-graph-div") >= 5  # progress, pair, 3 slices (+ curves)
+    assert page.count("<tr><td data-v='coarse'>") == 20
+
+
+def test_report_refuses_a_missing_output_folder_before_work(finished_toy, tmp_path):
+    r = hpsearch(
+        "report", "toy", "--storage", finished_toy, "--html", "no/such/r.html", cwd=tmp_path
+    )
+    assert r.returncode == 2
+    assert "--html no/such/r.html: the folder" in r.stderr and "does not exist" in r.stderr
+
+
+def test_report_of_an_unknown_search_names_the_known_ones(finished_toy, tmp_path):
+    r = hpsearch("report", "nope", "--storage", finished_toy, cwd=tmp_path)
+    assert r.returncode == 2 and "no search named 'nope' (searches here: toy)" in r.stderr
