@@ -113,33 +113,41 @@ def timed_calls(params: dict[str, Any], epochs: int, threads: int, calls: int) -
     return time.perf_counter() - start
 
 
-def _worker(params: dict[str, Any], epochs: int, threads: int, calls: int, barrier, out) -> None:
-    run_objective(params, 1, threads)  # warm-up before the common start
-    barrier.wait()
-    out.put(timed_calls(params, epochs, threads, calls))
+def _worker(
+    params: dict[str, Any], epochs: int, calls: int, rounds: int, barrier: Any, out: Any
+) -> None:
+    run_objective(params, 1, 1)  # warm-up: imports, data, kernels
+    barrier.wait()  # ready: the first solo run must not compete with this start-up
+    for _ in range(rounds):
+        barrier.wait()  # all workers start together, once this round's solo run is over
+        out.put(timed_calls(params, epochs, 1, calls))
 
 
-def parallel_throughput(
-    params: dict[str, Any], epochs: int, processes: int, threads: int, calls: int
-) -> float:
-    """Total images per second of ``processes`` worker processes with ``threads`` each,
-    every one running ``calls`` objective calls, timed from a common start. One process
-    runs here, in this (already warm) process: no start-up to pay, same measurement."""
-    if processes == 1:
-        run_objective(params, 1, threads)  # warm-up, as the workers do
-        return calls * train_images(params, epochs) / timed_calls(params, epochs, threads, calls)
+def worker_scaling(
+    params: dict[str, Any], epochs: int, processes: int, calls: int, rounds: int
+) -> tuple[float, float]:
+    """Total images per second of one worker with ``processes`` threads (this process)
+    against ``processes`` worker processes with one thread each, measured in alternating
+    rounds (medians), so that both see the same machine load."""
     ctx = mp.get_context("spawn")  # what launch uses; no forked torch thread pools
-    barrier, out = ctx.Barrier(processes), ctx.Queue()
+    barrier, out = ctx.Barrier(processes + 1), ctx.Queue()
     procs = [
-        ctx.Process(target=_worker, args=(params, epochs, threads, calls, barrier, out))
+        ctx.Process(target=_worker, args=(params, epochs, calls, rounds, barrier, out))
         for _ in range(processes)
     ]
     for p in procs:
         p.start()
-    walls = [out.get() for _ in procs]
+    run_objective(params, 1, processes)  # warm-up, as the workers do
+    barrier.wait()  # every worker is warm and idle
+    images = calls * train_images(params, epochs)
+    solo, together = [], []
+    for _ in range(rounds):
+        solo.append(images / timed_calls(params, epochs, processes, calls))
+        barrier.wait()  # the workers wait here (asleep, not spinning) while the solo run goes
+        together.append(processes * images / max(out.get() for _ in procs))
     for p in procs:
         p.join()
-    return processes * calls * train_images(params, epochs) / max(walls)
+    return statistics.median(solo), statistics.median(together)
 
 
 def compare_loops(params: dict[str, Any], epochs: int, threads: int, repeats: int) -> list[Row]:
@@ -178,7 +186,9 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--quick", action="store_true", help="tiny smoke run (a few seconds)")
     parser.add_argument("--epochs", type=int, default=3, help="epochs per call (default 3)")
     parser.add_argument("--repeats", type=int, default=7, help="interleaved repeats (default 7)")
-    parser.add_argument("--calls", type=int, default=6, help="calls per worker process")
+    parser.add_argument(
+        "--calls", type=int, default=3, help="calls per worker per round (default 3)"
+    )
     args = parser.parse_args(argv)
 
     params: dict[str, Any] = {"lr": LR, "momentum": MOMENTUM, "batch_size": BATCH}
@@ -192,10 +202,9 @@ def main(argv: list[str] | None = None) -> int:
     )
 
     rows = compare_loops({**params, "device": "cpu"}, epochs, cores, repeats)
-    one = parallel_throughput({**params, "device": "cpu"}, epochs, 1, cores, calls)
-    rows.append(Row("objective, 1 worker", "cpu", f"1x{cores}", one))
     if cores >= 2:
-        many = parallel_throughput({**params, "device": "cpu"}, epochs, cores, 1, calls)
+        one, many = worker_scaling({**params, "device": "cpu"}, epochs, cores, calls, repeats)
+        rows.append(Row("objective, 1 worker", "cpu", f"1x{cores}", one))
         rows.append(
             Row(f"objective, {cores} workers", "cpu", f"{cores}x1", many, many / one, "1 worker")
         )

@@ -1,23 +1,43 @@
 """The built-in objective: a small CNN with batch normalisation on digits or CIFAR-10.
 
-Entry point ``hpsearch.objectives.cnn:objective``. Study files pass searched values and
-their ``[fixed]`` table as one ``params`` dict; the keys are the fields of
-:class:`~hpsearch.training.data.DataConfig`, :class:`~hpsearch.training.model.CNNConfig`
-(the architecture fields) and :class:`~hpsearch.training.loop.TrainConfig`, plus
-``device`` and ``metric``. An unknown key is an error, so that a misspelt parameter fails
-the first trial instead of being searched over without effect.
+Entry point ``hpsearch.objectives.cnn:objective`` (``objective = "cnn"`` in a study file).
+The study's searched values and its ``[fixed]`` table arrive as one ``params`` dict. Keys
+and defaults (the fields of ``DataConfig``, ``CNNConfig`` and ``TrainConfig``, which
+document each default's reason):
 
-``metric`` picks the returned (and per-epoch reported) value:
+- data: ``dataset="digits"`` (or ``"cifar10"``), ``data_dir=None`` (CIFAR-10 folder),
+  ``split_seed=0`` (the worker passes the search seed), ``val_fraction=0.2``,
+  ``preprocess="per_channel_mean"`` (``"mean_image"``, ``"standardize"``, ``"none"``),
+  ``max_train=None``.
+- model: ``depth=2``, ``width=16``, ``batchnorm=True``, ``activation="relu"``
+  (``leaky_relu``, ``elu``, ``tanh``, ``sigmoid``), ``dropout=0.0``, ``init="he"``
+  (``small``, ``xavier``), ``head="global_avg"`` (``flatten``).
+- training: ``optimizer="sgd"`` (``adam``), ``lr=0.05`` for sgd / ``1e-3`` for adam,
+  ``momentum=0.9``, ``nesterov=False``, ``weight_decay=0.0``, ``lr_decay=1.0`` (the lr is
+  multiplied by it after every epoch), ``batch_size=64``, ``amp=False`` (CUDA only).
+- ``device``: ``"auto"`` (CUDA if available), ``"cpu"`` or ``"cuda"``; when absent, the
+  worker's ``report.device`` decides.
+- ``metric``: what is returned and reported per epoch:
+  ``"val_loss"`` (default; validation cross-entropy, minimise), ``"val_accuracy"``
+  (maximise) or ``"val_error"`` (``1 - val_accuracy``, minimise). The study's
+  ``direction`` must match.
 
-- ``"val_loss"`` (default): validation cross-entropy; minimise.
-- ``"val_accuracy"``: validation accuracy in [0, 1]; maximise.
-- ``"val_error"``: ``1 - val_accuracy``; minimise.
+An unknown key is an error, so that a misspelt parameter fails the first trial instead of
+being searched over without effect.
 
 A diverged run (NaN/inf or exploding loss) is stopped early and returns a finite stand-in
 no better than chance, so that studies stay sortable and the dashboard readable: for
 ``val_loss`` ``max(log(classes), worst validation loss seen)``, for ``val_accuracy``
 ``1 / classes``, for ``val_error`` ``1 - 1 / classes``. It is logged as ``diverged=True``
 with a ``diverged_reason``; the call does not raise.
+
+Trial attributes logged (``report.log``): ``diverged`` (+ ``diverged_reason``), final
+``train_loss``/``train_accuracy``/``val_loss``/``val_accuracy``, the per-epoch curves
+``curve_train_loss``/``curve_val_loss``/``curve_train_accuracy``/``curve_val_accuracy``,
+``epochs_run``, the flags ``not_learning``/``flat_then_drop``/``overfit_gap``, the init
+probe ``act_std_layer`` and (relu-like activations) ``dead_unit_fraction``, and
+``device``, ``threads``, ``amp``, ``num_params``, ``metric``, ``seconds`` (training and
+validation time) and ``images_per_second`` (training images over ``seconds``).
 """
 
 from __future__ import annotations

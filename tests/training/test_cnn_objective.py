@@ -75,6 +75,14 @@ def test_divergence_returns_a_finite_chance_level_value(metric: str, expected: f
     json.dumps(report.attrs, allow_nan=False)
 
 
+def test_bad_init_is_flagged_flat_then_drop_and_a_good_one_is_not() -> None:
+    # Small init without batch norm: the loss sits at chance for ~3 epochs, then falls.
+    _, bad = run({"init": "small", "batchnorm": False, "optimizer": "adam", "lr": 1e-3}, 8)
+    assert bad.attrs["flat_then_drop"] and not bad.attrs["not_learning"]
+    _, good = run({}, 3)
+    assert not good.attrs["flat_then_drop"] and not good.attrs["not_learning"]
+
+
 def test_trial_lost_propagates() -> None:
     def lose(epoch: int, value: float) -> None:
         raise TrialLost("taken away")
