@@ -22,6 +22,8 @@ from hpsearch.space import CategoricalParam, FloatParam, IntParam, Param, Search
 SAMPLERS = ("random", "sobol", "grid", "tpe")
 DIRECTIONS = ("minimize", "maximize")
 BUILTIN_OBJECTIVES = {"cnn": "hpsearch.objectives.cnn:objective"}
+#: What the built-in CNN can return, and which way is better.
+CNN_METRICS = {"val_loss": "minimize", "val_accuracy": "maximize", "val_error": "minimize"}
 
 TOP_KEYS = ("name", "objective", "metric", "direction", "seed", "fixed", "space", "stage")
 PARAM_KEYS = ("low", "high", "log", "step", "choices", "min", "max")
@@ -225,6 +227,13 @@ def parse_spec(data: dict[str, Any], source: str = "<spec>", base_dir: str = "."
     direction = c.typed(data, "direction", (str,), "", default="minimize")
     if direction not in DIRECTIONS:
         c.error("direction", f"must be one of {', '.join(DIRECTIONS)}, but got {direction!r}")
+    if objective == "cnn" and metric in CNN_METRICS and direction in DIRECTIONS:
+        if direction != CNN_METRICS[metric]:
+            c.error("direction", f"{metric} must be {CNN_METRICS[metric]}d, but got {direction!r}")
+    elif objective == "cnn" and isinstance(metric, str):
+        c.error(
+            "metric", f"the cnn objective returns one of {', '.join(CNN_METRICS)}; got {metric!r}"
+        )
     seed = c.typed(data, "seed", (int,), "", default=0)
     fixed = c.typed(data, "fixed", (dict,), "", default={})
 

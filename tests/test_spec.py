@@ -101,6 +101,8 @@ CASES = [
         "use trials = 6 or 8",
     ),
     (with_("objective", "not an objective"), "objective", "module:function"),
+    (with_("metric", "accuracy"), "metric", "the cnn objective returns one of val_loss"),
+    (with_("metric", "val_accuracy"), "direction", "val_accuracy must be maximized"),
 ]
 
 
