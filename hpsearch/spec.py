@@ -230,7 +230,7 @@ def parse_spec(data: dict[str, Any], source: str = "<spec>", base_dir: str = "."
     if objective == "cnn" and metric in CNN_METRICS and direction in DIRECTIONS:
         if direction != CNN_METRICS[metric]:
             c.error("direction", f"{metric} must be {CNN_METRICS[metric]}d, but got {direction!r}")
-    elif objective == "cnn" and isinstance(metric, str):
+    elif objective == "cnn" and isinstance(metric, str) and metric not in CNN_METRICS:
         c.error(
             "metric", f"the cnn objective returns one of {', '.join(CNN_METRICS)}; got {metric!r}"
         )
