@@ -196,10 +196,10 @@ def status(name: str, storage: str | None) -> None:
 @click.option("--json", "json_path", default=None, metavar="PATH", help="Same rows, with curves.")
 @click.option(
     "--importance",
-    default="fanova",
+    default="auto",
     show_default=True,
-    type=click.Choice(["fanova", "ped-anova"]),
-    help="Optuna's parameter importance evaluator.",
+    type=click.Choice(["auto", "fanova", "ped-anova"]),
+    help="Optuna's importance evaluator (auto: fANOVA up to 100 trials a stage, else PED-ANOVA).",
 )
 def report(
     name: str,

@@ -16,10 +16,8 @@ from hpsearch.report.importance import Importance, param_importance
 from hpsearch.report.search import SearchView, StageView
 from hpsearch.space import CategoricalParam
 
-#: fANOVA by default: on the quickstart's 10-trial fine stage, PED-ANOVA's "top 10%" is a
-#: single trial and it ranked weight_decay first (0.58) where fANOVA ranked lr (0.96), in
-#: agreement with the 40-trial coarse stage, where both rank lr first (0.94 / 1.00).
-DEFAULT_EVALUATOR = "fanova"
+#: fANOVA for small stages, PED-ANOVA for large ones: see ``importance.AUTO_FANOVA_MAX``.
+DEFAULT_EVALUATOR = "auto"
 
 
 @dataclass(frozen=True)
