@@ -50,30 +50,41 @@ epochs = 3
 """
 
 
-def fake_trial(params: dict, epochs: int, rng: np.random.Generator, dists: dict):
-    """A finished trial whose loss is best near lr = 10^-2.5 and small weight decay."""
+def fake_trial(params: dict, epochs: int, rng: np.random.Generator, dists: dict, kind: str):
+    """A finished trial whose loss is best near lr = 10^-2.5. ``stub``: the attrs a worker
+    records for a plain objective; ``cnn``: also the built-in's diagnostics and curves."""
     import optuna
 
     x = math.log10(params["lr"]) + 2.5
     loss = 0.1 + x * x + 0.05 * (params["activation"] == "tanh") + rng.normal(0, 0.05) ** 2
     diverged = params["lr"] > 0.3 and rng.random() < 0.7
     curve = [loss * (1 + 1.0 / e) for e in range(1, epochs + 1)]
-    attrs = {
+    attrs: dict = {
         "epochs": epochs,
-        "epochs_run": epochs,
-        "diverged": bool(diverged),
-        "not_learning": bool(x < -2),
-        "flat_then_drop": False,
-        "overfit_gap": float(rng.normal(0.02, 0.02)),
-        "dead_unit_fraction": 0.0,
-        "act_std_layer": [0.6, 0.58],
-        "train_accuracy": 0.9,
-        "val_accuracy": 0.88,
-        "curve_train_loss": curve,
-        "curve_val_loss": [c * 1.1 for c in curve],
-        "curve_train_accuracy": [0.9] * epochs,
-        "curve_val_accuracy": [0.88] * epochs,
+        "slot": 0,
+        "stage": "s",
+        "seed": 1,
+        "worker": "w",
+        "seconds": 0.1,
     }
+    if kind == "stub":
+        diverged = False
+    else:
+        attrs |= {
+            "epochs_run": epochs,
+            "diverged": bool(diverged),
+            "not_learning": bool(x < -2),
+            "flat_then_drop": False,
+            "overfit_gap": float(rng.normal(0.02, 0.02)),
+            "dead_unit_fraction": 0.0,
+            "act_std_layer": [0.6, 0.58],
+            "train_accuracy": 0.9,
+            "val_accuracy": 0.88,
+            "curve_train_loss": curve,
+            "curve_val_loss": [c * 1.1 for c in curve],
+            "curve_train_accuracy": [0.9] * epochs,
+            "curve_val_accuracy": [0.88] * epochs,
+        }
     value = 2.3 if diverged else curve[-1]
     return optuna.trial.create_trial(
         params=params,
@@ -95,7 +106,7 @@ def distributions(space) -> dict:
     }
 
 
-def make_search(url: str, coarse: int, fine: int) -> None:
+def make_search(url: str, coarse: int, fine: int, kind: str = "stub") -> None:
     """Register the search and fill both stages as finished, as workers would leave them."""
     import tomllib
 
@@ -126,7 +137,7 @@ def make_search(url: str, coarse: int, fine: int) -> None:
             study.set_user_attr(key, value)
         dists = distributions(plan.space)
         points = random_points(plan.space, stage.trials, plan.seed)
-        study.add_trials([fake_trial(p, stage.epochs, rng, dists) for p in points])
+        study.add_trials([fake_trial(p, stage.epochs, rng, dists, kind) for p in points])
         space, previous = plan.space, st.study_records(study, stage.name)
 
 
@@ -144,6 +155,9 @@ def main() -> None:
     parser.add_argument("--trials", type=int, default=10_000, help="trials in all (4/5 coarse)")
     parser.add_argument("--runs", type=int, default=5, help="runs per timing (median)")
     parser.add_argument("--quick", action="store_true", help="1,000 trials, 1 run")
+    parser.add_argument(
+        "--kind", choices=("stub", "cnn"), default="stub", help="user attrs per trial"
+    )
     args = parser.parse_args()
     if args.quick:
         args.trials, args.runs = 1000, 1
@@ -158,7 +172,7 @@ def main() -> None:
     with tempfile.TemporaryDirectory() as tmp:
         url = f"sqlite:///{Path(tmp) / 'scale.db'}"
         start = time.perf_counter()
-        make_search(url, coarse=args.trials * 4 // 5, fine=args.trials // 5)
+        make_search(url, coarse=args.trials * 4 // 5, fine=args.trials // 5, kind=args.kind)
         print(f"made {args.trials} trials in {time.perf_counter() - start:.1f} s")
         storage = open_storage(url)
         out = Path(tmp)
@@ -180,7 +194,7 @@ def main() -> None:
             lambda: param_importance(coarse.records, space, "minimize", "ped-anova"), args.runs
         )
         size = {k: (out / f"r.{k}").stat().st_size / 1e6 for k in ("html", "csv", "json")}
-    print(f"trials: {args.trials}, median of {args.runs} run(s)")
+    print(f"trials: {args.trials} ({args.kind} attrs), median of {args.runs} run(s)")
     print(f"  read the search back:          {read:6.2f} s")
     print(f"  terminal report:               {terminal:6.2f} s  ({terminal / read:.1f}x the read)")
     print(f"  full report (+HTML, CSV, JSON): {full:6.2f} s  ({full / read:.1f}x the read)")
