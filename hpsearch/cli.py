@@ -9,7 +9,6 @@ and validation errors answer instantly.
 from __future__ import annotations
 
 import logging
-import os
 import sys
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
@@ -45,9 +44,9 @@ def storage_option(fn: Callable[..., Any]) -> Callable[..., Any]:
 
 
 def default_threads(workers: int) -> int:
-    """Each of ``workers`` local workers gets an equal share of this machine's cores."""
-    cores = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count()
-    return max(1, (cores or 1) // max(1, workers))
+    from hpsearch.launch import threads_per_worker
+
+    return threads_per_worker(workers)
 
 
 @click.group(context_settings={"help_option_names": ["-h", "--help"]})
@@ -73,8 +72,17 @@ def main(verbose: int) -> None:
     type=click.IntRange(2),
     help="Seconds without a heartbeat before a worker's trial is re-queued.",
 )
+@click.option(
+    "--workers",
+    default=1,
+    show_default=True,
+    type=click.IntRange(1),
+    help="Local worker processes (the cores are split between them).",
+)
 @click.option("--dry-run", is_flag=True, help="Validate and print the plan; run nothing.")
-def launch(file: str, storage: str | None, device: str, grace_period: int, dry_run: bool) -> None:
+def launch(
+    file: str, storage: str | None, device: str, grace_period: int, workers: int, dry_run: bool
+) -> None:
     """Run the search in FILE to the end (launching it again resumes)."""
     from hpsearch.loader import load_objective
     from hpsearch.spec import load_spec
@@ -88,17 +96,19 @@ def launch(file: str, storage: str | None, device: str, grace_period: int, dry_r
         load_objective(spec.objective, spec.base_dir, source=file)
     url = resolve_url(storage)
 
+    from hpsearch.launch import check_workers
     from hpsearch.stages import register_search
     from hpsearch.storage import open_storage
 
     with user_errors():
+        check_workers(url, workers)
         new = register_search(open_storage(url), spec)
     click.echo(
         f"{'launched' if new else 'resuming'} search {spec.name} in {mask_url(url)}: "
         f"{len(spec.stages)} stage(s), {spec.total_epochs} epochs in all",
         err=True,
     )
-    _work(url, spec.name, threads=default_threads(1), device=device, grace_period=grace_period)
+    _run_workers(url, spec.name, workers, device, grace_period)
     _print_summary(url, spec.name)
 
 
@@ -119,24 +129,55 @@ def format_plan(spec: Any) -> str:
 )
 @click.option("--device", default="auto", show_default=True, help="auto, cpu or cuda.")
 @click.option("--grace-period", default=60, show_default=True, type=click.IntRange(2))
+@click.option("--progress/--no-progress", default=True, help="Show a progress bar per stage.")
 def worker(
-    name: str, storage: str | None, threads: int | None, device: str, grace_period: int
+    name: str,
+    storage: str | None,
+    threads: int | None,
+    device: str,
+    grace_period: int,
+    progress: bool,
 ) -> None:
-    """Work on search NAME until it is finished (run on as many machines as you like)."""
+    """Work on search NAME until it is finished (run on as many machines as you like).
+
+    The storage URL is best given in $HPSEARCH_STORAGE, which keeps a password out of
+    process lists. SIGTERM (as Slurm and Kubernetes send) and Ctrl-C re-queue the running
+    trial before the worker exits.
+    """
     from hpsearch.storage import resolve_url
 
-    _work(resolve_url(storage), name, threads or default_threads(1), device, grace_period)
+    _work(
+        resolve_url(storage), name, threads or default_threads(1), device, grace_period, progress
+    )
 
 
-def _work(url: str, name: str, threads: int, device: str, grace_period: int) -> None:
+def _interrupt_once(signum: int, frame: object) -> None:
+    """Turn SIGTERM/SIGINT into KeyboardInterrupt once, then ignore repeats, so that a
+    second signal cannot cut short the re-queueing of the running trial."""
+    import signal
+
+    signal.signal(signal.SIGINT, signal.SIG_IGN)
+    signal.signal(signal.SIGTERM, signal.SIG_IGN)
+    raise KeyboardInterrupt
+
+
+def _work(
+    url: str, name: str, threads: int, device: str, grace_period: int, progress: bool = True
+) -> None:
     """Run one worker in this process, with a progress bar per stage."""
+    import signal
+
     from hpsearch.worker import WorkerConfig, run_worker
 
+    signal.signal(signal.SIGINT, _interrupt_once)
+    signal.signal(signal.SIGTERM, _interrupt_once)
     config = WorkerConfig(url, name, threads, device, grace_period)
     bar: Any = None
 
     def on_event(kind: str, info: dict[str, Any]) -> None:
         nonlocal bar
+        if not progress:
+            return
         if kind == "stage":
             if bar is not None:
                 bar.render_finish()
@@ -260,10 +301,20 @@ def compare(file: str, storage: str | None, workers: int, device: str, grace_per
 
 
 def _run_workers(url: str, key: str, workers: int, device: str, grace_period: int) -> None:
-    """Work on ``key`` (a search or a baseline) until it is done."""
-    if workers > 1:
-        click.echo("local worker processes are not available yet; running one worker", err=True)
-    _work(url, key, threads=default_threads(1), device=device, grace_period=grace_period)
+    """Work on ``key`` (a search or a baseline) until it is done: in this process for one
+    worker (tracebacks and Ctrl-C stay simple), else in local worker processes."""
+    if workers == 1:
+        _work(url, key, threads=default_threads(1), device=device, grace_period=grace_period)
+        return
+    from hpsearch.launch import run_local_workers
+    from hpsearch.storage import find_spec, open_storage
+
+    with user_errors():
+        spec = find_spec(open_storage(url), key)
+        assert spec is not None, f"{key} was registered before its workers start"
+        code = run_local_workers(url, key, spec, workers, device=device, grace_period=grace_period)
+    if code:
+        sys.exit(code)
 
 
 if __name__ == "__main__":

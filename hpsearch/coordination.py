@@ -113,6 +113,21 @@ def orphaned_trials(engine: Engine, study_id: int, grace_period: float) -> list[
         return [row[0] for row in rows]
 
 
+def _create_lease_table(engine: Engine) -> None:
+    """Create the lease table if missing. Workers started together race to create it, and
+    ``checkfirst`` is no lock (PostgreSQL answered the loser with DuplicateObject /
+    UniqueViolation): whoever loses finds the table there, which is all it wanted."""
+    from sqlalchemy.exc import DBAPIError
+
+    try:
+        _metadata.create_all(engine, checkfirst=True)
+    except DBAPIError:
+        from sqlalchemy import inspect
+
+        if not inspect(engine).has_table(leases.name):
+            raise
+
+
 class LeaseLost(RuntimeError):
     """Another worker took the lease over: stop writing under it."""
 
@@ -131,7 +146,7 @@ class Lease:
         self.duration_s = duration_s
         self.owner = owner
         self.token: int | None = None
-        _metadata.create_all(engine, checkfirst=True)
+        _create_lease_table(engine)
 
     def acquire(self) -> bool:
         now = time.time()

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import logging
 import math
+import os
 import threading
 import time
 import traceback
@@ -316,12 +317,10 @@ def run_trial(
             reporter = Reporter(
                 seed=seed, threads=config.threads, on_value=on_value, device=config.device
             )
-            merged = {**spec.fixed, **params}
-            if spec.objective == "cnn":  # the built-in splits its data by the search seed
-                merged.setdefault("split_seed", spec.seed)
+            merged = builtin_params(spec, {**spec.fixed, **params})
             start = time.perf_counter()
             value = objective(merged, epochs, reporter)
-            attrs = {**reporter.attrs, "seconds": round(time.perf_counter() - start, 4)}
+            attrs = {**reporter.attrs, "wall_seconds": round(time.perf_counter() - start, 4)}
             return _finish(study, trial, value, attrs)
         except TrialLost:
             log.info("trial %d was re-queued while this worker was away; dropped", trial.number)
@@ -345,6 +344,23 @@ def run_trial(
             except UpdateFinishedTrialError:
                 return "lost"
             return "failed"
+
+
+def builtin_params(spec: StudySpec, params: dict[str, Any]) -> dict[str, Any]:
+    """What the built-in CNN needs from the spec beyond its params: the metric to return,
+    the search seed (which fixes the train/validation split for every trial) and a
+    relative ``data_dir`` read against the study file's folder when it exists there."""
+    if spec.objective != "cnn":
+        return params
+    out = {**params}
+    out.setdefault("split_seed", spec.seed)
+    out.setdefault("metric", spec.metric)
+    data_dir = out.get("data_dir")
+    if isinstance(data_dir, str) and not os.path.isabs(data_dir):
+        beside = os.path.join(spec.base_dir, data_dir)
+        if os.path.isdir(beside) and not os.path.isdir(data_dir):
+            out["data_dir"] = beside
+    return out
 
 
 def _finish(study: optuna.Study, trial: optuna.Trial, value: Any, attrs: dict[str, Any]) -> str:

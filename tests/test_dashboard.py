@@ -137,7 +137,7 @@ def test_api_shows_stages_notes_metric_names_and_learning_curves(storage_url, tm
             assert trial_attrs["stage"] == stage and ":" in trial_attrs["worker"]  # host:pid
             if t["state"] == "Complete":
                 assert [v["step"] for v in t["intermediate_values"]] == list(range(1, epochs + 1))
-                assert float(trial_attrs["seconds"]) >= 0
+                assert float(trial_attrs["wall_seconds"]) >= 0
             else:
                 assert t["state"] == "Fail"
                 assert trial_attrs["fail_reason"].startswith("RuntimeError: tanh")
