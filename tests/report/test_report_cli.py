@@ -62,7 +62,7 @@ def test_report_writes_html_csv_and_json_with_one_row_per_trial(finished_toy, tm
         "duration_s",
         "superseded",
     ]
-    assert {"param_lr", "param_wd", "param_act", "attr_seconds", "attr_seed"} <= set(rows[0])
+    assert {"param_lr", "param_wd", "param_act", "attr_seed", "attr_worker"} <= set(rows[0])
     assert [r["stage"] for r in rows].count("fine") == 8
     assert {r["epochs"] for r in rows if r["stage"] == "fine"} == {"2.0"}
 
