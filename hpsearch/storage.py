@@ -87,22 +87,34 @@ def open_storage(
 
     import optuna
     from optuna.storages import RDBStorage, RetryHeartbeatStaleTrialCallback
+    from sqlalchemy import exc as sa_exc
 
     optuna.logging.set_verbosity(optuna.logging.WARNING)
     # Heartbeats and the retry callback are "experimental" since Optuna 2.x; they are the
     # documented way to recover trials of dead workers, and hpsearch pins Optuna 5.
     warnings.filterwarnings("ignore", category=optuna.exceptions.ExperimentalWarning)
     callback = RetryHeartbeatStaleTrialCallback(max_retry=3) if heartbeat_interval else None
-    storage = with_retries(
-        lambda: RDBStorage(
+
+    def create() -> RDBStorage:
+        return RDBStorage(
             url,
             engine_kwargs=engine_kwargs(url),
             heartbeat_interval=heartbeat_interval,
             grace_period=grace_period,
             heartbeat_stale_trial_callback=callback,
-        ),
-        what=f"open storage {mask_url(url)}",
-    )
+        )
+
+    for attempt in range(20):
+        try:
+            storage = with_retries(create, what=f"open storage {mask_url(url)}")
+            break
+        except (sa_exc.IntegrityError, sa_exc.ProgrammingError):
+            # Processes opening a fresh database together race to create Optuna's schema
+            # (PostgreSQL: duplicate enum types; SQLite: the version stamp). The loser
+            # retries once the winner is done, and then finds the schema there.
+            if attempt == 19:
+                raise
+            time.sleep(0.25)
     if is_sqlite(url) and ":memory:" not in url and Path(url.split(":///", 1)[-1]).exists():
         # WAL lets readers (status, report, the dashboard) run while workers write. It is
         # safe on a local disk, which is where an embedded SQLite database belongs.

@@ -1,0 +1,287 @@
+"""Parallel workers over one database: real processes, real SQLite and PostgreSQL, faults.
+
+Every test checks the same two promises at the end: each stage finished exactly its
+``trials`` slots (no overshoot, none lost), and nothing is left RUNNING.
+"""
+
+from __future__ import annotations
+
+import os
+import signal
+import subprocess
+import sys
+import threading
+import time
+from collections import Counter
+from pathlib import Path
+
+import optuna
+import pytest
+from stubs import toy_study
+
+from hpsearch import storage as st
+from hpsearch.coordination import claim_slot
+from hpsearch.report.search import load_search
+from hpsearch.spec import load_spec
+from hpsearch.stages import prepare_stage, register_search
+from hpsearch.worker import WorkerConfig, run_worker
+
+TESTS = Path(__file__).parent
+GRACE = 3  # seconds: a dead worker's trial is re-queued within this
+
+
+def env_for(url: str, sleep: float = 0.05) -> dict[str, str]:
+    env = {k: v for k, v in os.environ.items() if k != "HPSEARCH_STORAGE"}
+    env.update(PYTHONPATH=str(TESTS), HPSEARCH_STORAGE=url, STUB_SLEEP=str(sleep))
+    return env
+
+
+def start_worker(url: str, name: str = "toy", sleep: float = 0.05) -> subprocess.Popen:
+    return subprocess.Popen(
+        [sys.executable, "-m", "hpsearch.cli", "-v", "worker", name, "--threads", "1",
+         "--grace-period", str(GRACE), "--no-progress"],
+        env=env_for(url, sleep),
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+        text=True,
+    )  # fmt: skip
+
+
+def register(url: str, path: Path) -> None:
+    register_search(st.open_storage(url), load_spec(path))
+
+
+def finish(procs: list[subprocess.Popen], timeout: float = 120) -> list[str]:
+    """Wait for the workers; return their output. Fails the test on a crash or a hang."""
+    outs = []
+    for p in procs:
+        try:
+            out, _ = p.communicate(timeout=timeout)
+        except subprocess.TimeoutExpired:
+            p.kill()
+            out, _ = p.communicate()
+            pytest.fail(f"worker {p.pid} hung:\n{out[-3000:]}")
+        outs.append(out)
+    return outs
+
+
+def assert_exact(url: str, name: str = "toy") -> dict[str, list]:
+    """Every stage ran exactly its slots, once each; returns the points per stage."""
+    view = load_search(st.open_storage(url), name)
+    points = {}
+    for v in view.stages:
+        done = v.finished
+        assert len(done) == v.stage.trials, (v.stage.name, Counter(r.state for r in v.records))
+        assert sorted(r.slot for r in done) == list(range(v.stage.trials))
+        assert not [r for r in v.records if r.state in ("RUNNING", "WAITING")]
+        points[v.stage.name] = sorted(
+            tuple(round(x, 12) if isinstance(x, float) else x for x in r.params.values())
+            for r in done
+        )
+    return points
+
+
+def trials_of(url: str, study: str) -> list[optuna.trial.FrozenTrial]:
+    return optuna.load_study(study_name=study, storage=st.open_storage(url)).get_trials()
+
+
+def wait_for(predicate, timeout: float = 60, what: str = "condition"):
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        value = predicate()
+        if value:
+            return value
+        time.sleep(0.1)
+    pytest.fail(f"timed out waiting for {what}")
+
+
+def running_trial_of(url: str, pid: int, study: str = "toy/coarse"):
+    try:
+        return [
+            t for t in trials_of(url, study)
+            if t.state.name == "RUNNING" and t.user_attrs.get("worker", "").endswith(f":{pid}")
+        ]  # fmt: skip
+    except KeyError:
+        return []
+
+
+def test_four_workers_run_exact_budgets_and_the_same_points_as_one(
+    storage_url, stub_study, tmp_path
+):
+    path = stub_study(toy_study(objective="sleepy", coarse=16, fine=6))
+    register(storage_url, path)
+    outs = finish([start_worker(storage_url) for _ in range(4)])
+    assert all("Traceback" not in o for o in outs), outs
+    four = assert_exact(storage_url)
+
+    one_url = f"sqlite:///{tmp_path / 'one.db'}"
+    register(one_url, path)
+    run_worker(WorkerConfig(one_url, "toy"))
+    assert assert_exact(one_url) == four
+    # each worker did part of the work: the load really was shared
+    workers = {t.user_attrs["worker"] for t in trials_of(storage_url, "toy/coarse")}
+    assert len(workers) >= 2
+
+
+def test_claims_never_hand_a_slot_out_twice(storage_url, stub_study):
+    path = stub_study(toy_study(coarse=60, fine=1))
+    spec = load_spec(path)
+    storage = st.open_storage(storage_url)
+    register_search(storage, spec)
+    study = prepare_stage(storage, spec, 0, owner="test")
+    claimed: list[int] = []
+    lock = threading.Lock()
+
+    def claimer():
+        engine = st.open_storage(storage_url).engine  # its own connections, as a process has
+        while (tid := claim_slot(engine, study._study_id, heartbeat=True)) is not None:
+            with lock:
+                claimed.append(tid)
+
+    threads = [threading.Thread(target=claimer) for _ in range(8)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    assert len(claimed) == 60 and len(set(claimed)) == 60
+    assert len(study.get_trials()) == 60  # and no trial was created on the way
+
+
+def test_a_worker_killed_mid_trial_has_its_slot_rerun(storage_url, stub_study):
+    register(storage_url, stub_study(toy_study(objective="sleepy", coarse=6, fine=2)))
+    victim, survivor = start_worker(storage_url, sleep=1.0), start_worker(storage_url, sleep=1.0)
+    lost = wait_for(lambda: running_trial_of(storage_url, victim.pid), what="victim's trial")[0]
+    victim.send_signal(signal.SIGKILL)
+    victim.wait()
+    finish([survivor])
+    assert_exact(storage_url)
+    trials = trials_of(storage_url, "toy/coarse")
+    assert trials[lost.number].state.name == "FAIL"
+    reruns = [t for t in trials if lost.number in t.system_attrs.get("retry_history", [])]
+    assert len(reruns) == 1 and reruns[0].state.name == "COMPLETE"
+    assert (
+        reruns[0].params == lost.params and reruns[0].user_attrs["slot"] == lost.user_attrs["slot"]
+    )
+
+
+def test_a_killed_stage_preparer_is_taken_over(storage_url, stub_study):
+    register(storage_url, stub_study(toy_study(coarse=300, fine=2)))
+    preparer = start_worker(storage_url)
+    wait_for(
+        lambda: len(trials_of(storage_url, "toy/coarse")) >= 10 if _exists(storage_url) else 0,
+        what="preparation under way",
+    )
+    preparer.send_signal(signal.SIGKILL)
+    preparer.wait()
+    partial = len(trials_of(storage_url, "toy/coarse"))
+    assert partial < 300, "preparation finished before the kill; the test proves nothing"
+    out = finish([start_worker(storage_url)], timeout=180)[0]
+    assert "took over expired lease" in out
+    assert_exact(storage_url)
+    assert len(trials_of(storage_url, "toy/coarse")) == 300  # no slot enqueued twice
+
+
+def _exists(url: str) -> bool:
+    try:
+        trials_of(url, "toy/coarse")
+        return True
+    except KeyError:
+        return False
+
+
+def test_a_worker_paused_past_the_grace_period_drops_its_result(storage_url, stub_study):
+    register(storage_url, stub_study(toy_study(objective="sleepy", coarse=6, fine=2)))
+    sleeper, other = start_worker(storage_url, sleep=1.0), start_worker(storage_url, sleep=1.0)
+    paused = wait_for(lambda: running_trial_of(storage_url, sleeper.pid), what="a trial")[0]
+    sleeper.send_signal(signal.SIGSTOP)
+    wait_for(
+        lambda: trials_of(storage_url, "toy/coarse")[paused.number].state.name == "FAIL",
+        timeout=30,
+        what="the paused trial to be failed as stale",
+    )
+    sleeper.send_signal(signal.SIGCONT)
+    outs = finish([sleeper, other])
+    assert sleeper.returncode == 0, outs[0][-3000:]
+    assert "Traceback" not in outs[0]
+    assert "dropped" in outs[0] or "finished elsewhere" in outs[0]
+    assert_exact(storage_url)
+
+
+@pytest.mark.postgres
+def test_workers_survive_dropped_database_connections(postgres_url, stub_study):
+    import sqlalchemy as sa
+
+    register(postgres_url, stub_study(toy_study(objective="sleepy", coarse=10, fine=4)))
+    procs = [start_worker(postgres_url, sleep=0.4) for _ in range(2)]
+    admin = sa.create_engine(
+        os.environ["HPSEARCH_TEST_POSTGRES_URL"], isolation_level="AUTOCOMMIT"
+    )
+    db = postgres_url.rsplit("/", 1)[1]
+    killed = 0
+    for _ in range(5):
+        time.sleep(1.0)
+        with admin.connect() as conn:
+            killed += conn.exec_driver_sql(
+                "SELECT count(pg_terminate_backend(pid)) FROM pg_stat_activity "
+                f"WHERE datname = '{db}' AND pid <> pg_backend_pid()"
+            ).scalar()
+    admin.dispose()
+    assert killed > 0
+    outs = finish(procs)
+    assert all(p.returncode == 0 for p in procs), [o[-2000:] for o in outs]
+    assert_exact(postgres_url)
+
+
+def test_resume_after_every_worker_was_killed(storage_url, stub_study):
+    register(storage_url, stub_study(toy_study(objective="sleepy", coarse=8, fine=2)))
+    procs = [start_worker(storage_url, sleep=0.5) for _ in range(2)]
+    for p in procs:
+        wait_for(lambda p=p: running_trial_of(storage_url, p.pid), what="both workers busy")
+    for p in procs:
+        p.send_signal(signal.SIGKILL)
+        p.wait()
+    out = finish([start_worker(storage_url, sleep=0.05)])[0]
+    assert "Traceback" not in out
+    assert_exact(storage_url)
+
+
+def launch(url: str, path: Path, *extra: str) -> subprocess.Popen:
+    return subprocess.Popen(
+        [sys.executable, "-m", "hpsearch.cli", "launch", str(path), "--grace-period", str(GRACE),
+         *extra],
+        env=env_for(url, 0.3),
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+        text=True,
+        start_new_session=True,  # its own process group, as a terminal would give it
+    )  # fmt: skip
+
+
+def test_two_launches_of_the_same_file_at_once_share_the_work(storage_url, stub_study):
+    path = stub_study(toy_study(objective="sleepy", coarse=8, fine=3))
+    a, b = launch(storage_url, path), launch(storage_url, path)
+    outs = finish([a, b])
+    assert a.returncode == 0 and b.returncode == 0, [o[-2000:] for o in outs]
+    assert_exact(storage_url)
+
+
+def test_ctrl_c_on_launch_requeues_and_a_relaunch_resumes(sqlite_url, stub_study):
+    path = stub_study(toy_study(objective="sleepy", coarse=10, fine=2))
+    proc = launch(sqlite_url, path, "--workers", "2")
+    wait_for(lambda: _exists(sqlite_url) and any(
+        t.state.name == "COMPLETE" for t in trials_of(sqlite_url, "toy/coarse")
+    ), what="first trials")  # fmt: skip
+    os.killpg(proc.pid, signal.SIGINT)  # Ctrl-C reaches the whole foreground group
+    out = finish([proc])[0]
+    assert proc.returncode == 130, out[-3000:]
+    assert not [t for t in trials_of(sqlite_url, "toy/coarse") if t.state.name == "RUNNING"]
+    again = launch(sqlite_url, path, "--workers", "2")
+    out = finish([again])[0]
+    assert again.returncode == 0 and "resuming" in out, out[-3000:]
+    assert_exact(sqlite_url)
+
+
+def test_sqlite_refuses_more_local_workers_than_it_can_serve(sqlite_url, stub_study):
+    proc = launch(sqlite_url, stub_study(toy_study()), "--workers", "8")
+    out = finish([proc])[0]
+    assert proc.returncode == 2 and "use PostgreSQL" in out
