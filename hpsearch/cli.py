@@ -114,6 +114,11 @@ def launch(
 
 def format_plan(spec: Any) -> str:
     lines = [f"search {spec.name}: {spec.metric} ({spec.direction}), seed {spec.seed}"]
+    if spec.budget is not None:
+        lines.append(
+            f"  plan built from budget = {spec.budget} epochs, max_epochs = {spec.max_epochs} "
+            "(hpsearch's default plan; list [[stage]] tables instead to set it yourself)"
+        )
     for i, s in enumerate(spec.stages):
         keep = "" if i == 0 else f", region from the top {s.keep:.0%} of the previous stage"
         lines.append(f"  {s.name}: {s.trials} trials x {s.epochs} epoch(s), {s.sampler}{keep}")

@@ -7,6 +7,7 @@ problems in a file are reported at once, so a user fixes them in one pass.
 
 from __future__ import annotations
 
+import dataclasses
 import difflib
 import math
 import re
@@ -25,7 +26,18 @@ BUILTIN_OBJECTIVES = {"cnn": "hpsearch.objectives.cnn:objective"}
 #: What the built-in CNN can return, and which way is better.
 CNN_METRICS = {"val_loss": "minimize", "val_accuracy": "maximize", "val_error": "minimize"}
 
-TOP_KEYS = ("name", "objective", "metric", "direction", "seed", "fixed", "space", "stage")
+TOP_KEYS = (
+    "name",
+    "objective",
+    "metric",
+    "direction",
+    "seed",
+    "fixed",
+    "space",
+    "stage",
+    "budget",
+    "max_epochs",
+)
 PARAM_KEYS = ("low", "high", "log", "step", "choices", "min", "max")
 STAGE_KEYS = ("name", "trials", "epochs", "sampler", "keep", "margin")
 NAME_RE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.\-]*$")
@@ -73,6 +85,9 @@ class StudySpec:
     stages: tuple[StageSpec, ...]
     fixed: dict[str, Any] = field(default_factory=dict)
     base_dir: str = "."
+    #: Set when the file gave ``budget``/``max_epochs`` and ``stages`` were planned from them.
+    budget: int | None = None
+    max_epochs: int | None = None
 
     @property
     def objective_ref(self) -> str:
@@ -104,12 +119,34 @@ class StudySpec:
                 }
                 for i, s in enumerate(self.stages)
             ],
+            # The planned stages above are what workers and resume read; the budget is kept
+            # beside them so that a changed budget shows as a spec difference.
+            **(
+                {"budget": self.budget, "max_epochs": self.max_epochs}
+                if self.budget is not None
+                else {}
+            ),
         }
 
     @classmethod
     def from_dict(cls, data: dict[str, Any], base_dir: str = ".") -> StudySpec:
-        """Rebuild a spec stored by :meth:`to_dict` (validated again: storage is input too)."""
-        return parse_spec(data, source="stored spec", base_dir=base_dir)
+        """Rebuild a spec stored by :meth:`to_dict` (validated again: storage is input too).
+
+        A planned spec is stored with both its budget and its stages; the stored stages are
+        the ones to run (a later hpsearch may plan differently), so they are parsed as if
+        the file had listed them and the budget is checked and attached on its own.
+        """
+        data = dict(data)
+        planned = {k: data.pop(k) for k in ("budget", "max_epochs") if k in data}
+        spec = parse_spec(data, source="stored spec", base_dir=base_dir)
+        if not planned:
+            return spec
+        c = _Checker()
+        budget = c.typed(planned, "budget", (int,), "", required=True)
+        max_epochs = c.typed(planned, "max_epochs", (int,), "", required=True)
+        if c.problems:
+            raise SpecError("stored spec", c.problems)
+        return dataclasses.replace(spec, budget=budget, max_epochs=max_epochs)
 
 
 def load_spec(path: str | Path) -> StudySpec:
@@ -246,7 +283,14 @@ def parse_spec(data: dict[str, Any], source: str = "<spec>", base_dir: str = "."
         if isinstance(fixed, dict) and pname in fixed:
             c.error(f"fixed.{pname}", "is also searched in [space]; keep it in one of the two")
 
-    stage_list = c.typed(data, "stage", (list,), "", required=True) or []
+    budget, max_epochs = _parse_budget(c, data)
+    if "stage" not in data and "budget" not in data:
+        c.error(
+            "stage",
+            "is required: list [[stage]] tables, or give `budget` (epochs in all) and "
+            "`max_epochs` (epochs of one full run) and let hpsearch plan the stages",
+        )
+    stage_list = c.typed(data, "stage", (list,), "") or []
     if "stage" in data and isinstance(stage_list, list) and not stage_list:
         c.error("stage", "must list at least one [[stage]]")
     stages = [_parse_stage(c, i, t) for i, t in enumerate(stage_list)]
@@ -265,6 +309,10 @@ def parse_spec(data: dict[str, Any], source: str = "<spec>", base_dir: str = "."
 
     if c.problems:
         raise SpecError(source, c.problems)
+    if budget is not None:
+        from hpsearch.plan import default_plan
+
+        stages = list(default_plan(budget, max_epochs))
     return StudySpec(
         name=name,
         objective=objective,
@@ -275,7 +323,47 @@ def parse_spec(data: dict[str, Any], source: str = "<spec>", base_dir: str = "."
         stages=tuple(s for s in stages if s is not None),
         fixed=dict(fixed),
         base_dir=base_dir,
+        budget=budget,
+        max_epochs=max_epochs if budget is not None else None,
     )
+
+
+def _parse_budget(c: _Checker, data: dict[str, Any]) -> tuple[int | None, int | None]:
+    """``budget``/``max_epochs``: the alternative to [[stage]] tables (hpsearch plans)."""
+    if "budget" not in data:
+        if "max_epochs" in data:
+            c.error(
+                "max_epochs",
+                "only applies with `budget = ...`; add a total budget in epochs, "
+                "or drop max_epochs and set each [[stage]]'s epochs",
+            )
+        return None, None
+    before = len(c.problems)
+    budget = c.typed(data, "budget", (int,), "")
+    max_epochs = c.typed(data, "max_epochs", (int,), "")
+    if "max_epochs" not in data:
+        c.error(
+            "max_epochs",
+            "is required with `budget`: the epochs of one full run (the final stage's), "
+            "e.g. max_epochs = 9",
+        )
+    if "stage" in data:
+        c.error(
+            "budget",
+            "give either `budget` (hpsearch plans the stages) or [[stage]] tables, not both; "
+            "drop one (`hpsearch launch --dry-run FILE` prints the planned stages to copy)",
+        )
+    if isinstance(max_epochs, int) and max_epochs < 1:
+        c.error("max_epochs", f"must be at least 1, but got {max_epochs!r}")
+    elif isinstance(budget, int) and isinstance(max_epochs, int) and budget < max_epochs:
+        c.error(
+            "budget",
+            f"must be at least max_epochs = {max_epochs} (one full run), but got "
+            f"{budget!r}; raise budget or lower max_epochs",
+        )
+    if len(c.problems) != before:
+        return None, None
+    return budget, max_epochs
 
 
 def _parse_param(c: _Checker, name: str, table: Any) -> Param | None:

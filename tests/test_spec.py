@@ -103,6 +103,15 @@ CASES = [
     (with_("objective", "not an objective"), "objective", "module:function"),
     (with_("metric", "accuracy"), "metric", "the cnn objective returns one of val_loss"),
     (with_("metric", "val_accuracy"), "direction", "val_accuracy must be maximized"),
+    (with_("stage", ...), "stage", "or give `budget`"),
+    (with_("budget", 90, with_("max_epochs", 9)), "budget", "not both"),
+    (with_("budget", 8, with_("max_epochs", 9, with_("stage", ...))), "budget", "one full run"),
+    (with_("budget", 90.5, with_("max_epochs", 9, with_("stage", ...))), "budget", "an integer"),
+    (with_("budget", 90, with_("max_epochs", 2.5, with_("stage", ...))), "max_epochs", "integer"),
+    (with_("budget", 90, with_("max_epochs", 0, with_("stage", ...))), "max_epochs", "at least 1"),
+    (with_("budget", 90, with_("stage", ...)), "max_epochs", "required with `budget`"),
+    (with_("max_epochs", 9), "max_epochs", "only applies with `budget"),
+    (with_("budgt", 90), "budgt", "did you mean `budget`"),
 ]
 
 

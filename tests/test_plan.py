@@ -1,0 +1,109 @@
+"""The default plan: stages built from a total epoch budget."""
+
+from __future__ import annotations
+
+import itertools
+
+import pytest
+
+from hpsearch.plan import default_plan, epoch_ladder
+from hpsearch.spec import StudySpec, parse_spec, spec_differences
+
+BUDGETS = [9, 10, 18, 40, 100, 270, 576, 1000, 5000]
+MAX_EPOCHS = [1, 2, 3, 5, 9, 10, 27, 50]
+GRID = [(b, e) for b, e in itertools.product(BUDGETS, MAX_EPOCHS) if b >= e]
+
+
+def total(stages) -> int:
+    return sum(s.trials * s.epochs for s in stages)
+
+
+@pytest.mark.parametrize(("budget", "max_epochs"), GRID)
+def test_the_plan_spends_most_of_the_budget_and_never_more(budget, max_epochs):
+    stages = default_plan(budget, max_epochs)
+    assert total(stages) <= budget
+    # the floors can only leave less than one full run unspent
+    assert budget - total(stages) < max_epochs
+
+
+@pytest.mark.parametrize(("budget", "max_epochs"), GRID)
+def test_runs_get_longer_and_the_last_stage_is_full_length(budget, max_epochs):
+    stages = default_plan(budget, max_epochs)
+    epochs = [s.epochs for s in stages]
+    assert epochs == sorted(epochs) and epochs[-1] == max_epochs
+    assert all(s.trials >= 1 for s in stages)
+    assert len({s.name for s in stages}) == len(stages)
+
+
+def test_a_large_budget_gets_a_coarse_stage_of_one_epoch_runs_and_equal_shares():
+    stages = default_plan(576, 9)
+    assert [(s.trials, s.epochs) for s in stages] == [(195, 1), (64, 3), (21, 9)]
+    assert stages[0].sampler == "sobol" and stages[0].name == "coarse"
+
+
+def test_a_small_budget_drops_the_middle_stages_first():
+    assert [s.epochs for s in default_plan(40, 9)] == [1, 9]
+    assert [(s.trials, s.epochs) for s in default_plan(9, 9)] == [(1, 9)]
+
+
+def test_the_plan_is_deterministic():
+    assert default_plan(1000, 27) == default_plan(1000, 27)
+
+
+def test_ladder_grows_by_three():
+    assert epoch_ladder(27) == [1, 3, 9, 27]
+    assert epoch_ladder(10) == [1, 3, 10]
+    assert epoch_ladder(1) == [1]
+
+
+def test_a_budget_smaller_than_one_full_run_is_refused():
+    with pytest.raises(ValueError, match="budget >= max_epochs"):
+        default_plan(8, 9)
+
+
+SPEC = {
+    "name": "s",
+    "space": {"lr": {"low": 1e-5, "high": 1.0, "log": True}},
+    "budget": 270,
+    "max_epochs": 9,
+}
+
+
+def test_a_budget_spec_stores_its_planned_stages_and_round_trips():
+    spec = parse_spec(SPEC)
+    assert spec.stages == default_plan(270, 9) and spec.total_epochs <= 270
+    stored = spec.to_dict()
+    assert stored["budget"] == 270 and stored["max_epochs"] == 9
+    assert [s["trials"] for s in stored["stage"]] == [s.trials for s in spec.stages]
+    again = StudySpec.from_dict(stored)
+    assert again.to_dict() == stored and again.stages == spec.stages
+
+
+def test_a_changed_budget_is_a_spec_difference():
+    a = parse_spec(SPEC).to_dict()
+    b = parse_spec({**SPEC, "budget": 300}).to_dict()
+    assert "budget: stored 270, file 300" in spec_differences(a, b)
+
+
+def test_stored_stages_win_over_a_replanned_budget():
+    """A later hpsearch may plan differently; a stored search keeps the stages it ran."""
+    stored = parse_spec(SPEC).to_dict()
+    stored["stage"][0]["trials"] += 1
+    assert StudySpec.from_dict(stored).stages[0].trials == stored["stage"][0]["trials"]
+
+
+def test_dry_run_prints_the_plan_built_from_the_budget(tmp_path):
+    from click.testing import CliRunner
+
+    from hpsearch.cli import main
+
+    path = tmp_path / "s.toml"
+    path.write_text(
+        'name = "s"\nobjective = "stubs:quadratic"\nmetric = "loss"\n'
+        "budget = 270\nmax_epochs = 9\n[space.lr]\nlow = 1e-5\nhigh = 1.0\nlog = true\n"
+    )
+    result = CliRunner().invoke(main, ["launch", "--dry-run", str(path)])
+    assert result.exit_code == 0, result.output
+    assert "plan built from budget = 270 epochs, max_epochs = 9" in result.output
+    assert "coarse: 90 trials x 1 epoch(s), sobol" in result.output
+    assert "fine-2: 10 trials x 9 epoch(s)" in result.output
