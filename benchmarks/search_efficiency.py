@@ -1,0 +1,344 @@
+"""Search efficiency: hpsearch's default plan against flat baselines and Optuna's samplers.
+
+Every contender gets the same total budget in epochs, on problems with a known optimum
+where short runs are biased and noisy (``benchmarks/problems.py``), and on the built-in
+CNN on digits. The hpsearch contenders run through the real engine: the study file a user
+would write (``budget`` + ``max_epochs``, so the default plan), registered with
+``hpsearch compare``'s baselines (grid and random at the plan's budget, full-length runs)
+and run by ``run_worker`` in-process on a temporary SQLite file. Optuna's samplers run on
+an in-memory study at full length; TPE + Hyperband runs until the epochs it actually used,
+pruned trials included, reach the budget.
+
+Quality after each trial is that of the configuration a user would pick then: the best
+value among the longest runs so far (a 1-epoch winner only until a longer run exists),
+scored by its true full-length value minus the optimum (simple regret); for the CNN, the
+validation loss that run reported. Reported per problem: median [quartiles] over seeds at
+25%, 50% and 100% of the budget, and the budget each contender needs (median over seeds)
+to reach flat random's final median.
+
+    python benchmarks/search_efficiency.py                # full run (see README for time)
+    python benchmarks/search_efficiency.py --quick        # smoke run, well under a minute
+"""
+
+from __future__ import annotations
+
+import argparse
+import logging
+import math
+import multiprocessing
+import os
+import sys
+import tempfile
+import time
+import tomllib
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+HERE = Path(__file__).resolve().parent
+sys.path.insert(0, str(HERE))  # `problems:...` objectives, here and in pool processes
+
+from problems import CNN_PROBLEM, PROBLEMS, Problem, study_text  # noqa: E402
+
+#: One trial as the benchmark sees it: (epochs it ran, last value it reported, params).
+Event = tuple[int, float, dict[str, Any]]
+HPSEARCH = ("hpsearch plan", "hpsearch grid", "hpsearch random")
+OPTUNA = ("optuna random", "optuna grid", "optuna tpe", "optuna tpe+hyperband")
+CONTENDERS = HPSEARCH + OPTUNA
+REFERENCE = "hpsearch random"
+FRACTIONS = (0.25, 0.5, 1.0)
+ALL_PROBLEMS = {**PROBLEMS, CNN_PROBLEM.name: CNN_PROBLEM}
+#: SQLite on tmpfs where there is one: the benchmark measures search quality, not fsync.
+TMP = "/dev/shm" if os.path.isdir("/dev/shm") else None
+
+
+def make_spec(problem: Problem, seed: int, scale: float = 1.0) -> Any:
+    """The study file a user would write: the default plan from ``budget``."""
+    from hpsearch.spec import parse_spec
+
+    budget = max(1, round(problem.full_runs * scale)) * problem.max_epochs
+    text = study_text(problem, budget=budget, max_epochs=problem.max_epochs, seed=seed)
+    return parse_spec(tomllib.loads(text), source=problem.name, base_dir=str(HERE))
+
+
+def run_hpsearch(contender: str, spec: Any) -> list[Event]:
+    """One hpsearch contender through the real engine, on its own SQLite file."""
+    import optuna
+
+    from hpsearch import storage as st
+    from hpsearch.compare import register_baselines
+    from hpsearch.worker import WorkerConfig, run_worker
+
+    with tempfile.TemporaryDirectory(dir=TMP) as folder:
+        url = f"sqlite:///{folder}/search.db"
+        storage = st.open_storage(url)
+        key = register_baselines(storage, spec)[HPSEARCH.index(contender)]
+        run_worker(WorkerConfig(url, key))
+        # A baseline is one study named by its key; the plan has one study per stage.
+        names = (
+            [st.stage_study_name(key, s.name) for s in spec.stages]
+            if contender == "hpsearch plan"
+            else [key]
+        )
+        events: list[Event] = []
+        for name in names:
+            study = optuna.load_study(study_name=name, storage=storage)
+            epochs = int(study.user_attrs[st.ATTR_EPOCHS])
+            done = [t for t in study.get_trials(deepcopy=False) if t.state.is_finished()]
+            for t in sorted(done, key=lambda t: t.datetime_complete):
+                value = t.value if t.value is not None else math.inf
+                events.append((epochs, value, dict(t.params)))
+        return events
+
+
+class _Report:
+    """The ``report`` handle an objective gets, wired to an Optuna trial instead of a worker."""
+
+    def __init__(self, seed: int, on_value: Any) -> None:
+        self.seed = seed
+        self.threads = 1
+        self.device = "cpu"
+        self.attrs: dict[str, Any] = {}
+        self._on_value = on_value
+
+    def __call__(self, epoch: int, value: float) -> None:
+        self._on_value(int(epoch), float(value))
+
+    def log(self, **attrs: Any) -> None:
+        self.attrs.update(attrs)
+
+
+def optuna_grid(space: Any, trials: int) -> dict[str, list[Any]]:
+    """The grid hpsearch's baseline uses (same shape, same values), for GridSampler."""
+    from hpsearch.compare import largest_grid
+    from hpsearch.points import grid_levels, grid_shape
+
+    shape = grid_shape(space, largest_grid(space, trials))
+    return {p.name: grid_levels(p, k) for p, k in zip(space, shape, strict=True)}
+
+
+def run_optuna(contender: str, problem: Problem, spec: Any, budget: int, seed: int) -> list[Event]:
+    """One of Optuna's samplers at full length; Hyperband prunes on per-epoch values."""
+    import optuna
+
+    from hpsearch.loader import load_objective
+    from hpsearch.points import derive_seed
+    from hpsearch.worker import builtin_params, suggest
+
+    fn = load_objective(spec.objective, spec.base_dir)
+    max_epochs = problem.max_epochs
+    n_trials: int | None = budget // max_epochs
+    pruner: optuna.pruners.BasePruner = optuna.pruners.NopPruner()
+    if contender == "optuna random":
+        sampler: optuna.samplers.BaseSampler = optuna.samplers.RandomSampler(seed=seed)
+    elif contender == "optuna grid":
+        grid = optuna_grid(spec.space, budget // max_epochs)
+        sampler = optuna.samplers.GridSampler(grid, seed=seed)
+        n_trials = math.prod(len(v) for v in grid.values())
+    else:
+        sampler = optuna.samplers.TPESampler(seed=seed)
+        if contender == "optuna tpe+hyperband":
+            pruner = optuna.pruners.HyperbandPruner(
+                min_resource=1, max_resource=max_epochs, reduction_factor=3
+            )
+            n_trials = None  # until the epochs it ran reach the budget
+    study = optuna.create_study(sampler=sampler, pruner=pruner)
+    events: list[Event] = []
+    spent = 0
+
+    def objective(trial: optuna.Trial) -> float:
+        nonlocal spent
+        params = {p.name: suggest(trial, p) for p in spec.space}
+        last: list[float] = []
+
+        def on_value(epoch: int, value: float) -> None:
+            nonlocal spent
+            spent += 1
+            last[:] = [epoch, value]
+            trial.report(value, epoch)
+            if spent >= budget and epoch < max_epochs:
+                raise optuna.TrialPruned  # the budget ran out mid-run: cut it there
+            if trial.should_prune():
+                raise optuna.TrialPruned
+
+        merged = builtin_params(spec, {**spec.fixed, **params})
+        try:
+            return fn(merged, max_epochs, _Report(derive_seed(seed, trial.number), on_value))
+        finally:
+            events.append((int(last[0]), last[1], params))
+            if spent >= budget:
+                trial.study.stop()
+
+    # optimize, not ask/tell: GridSampler stops the study itself once its grid is done.
+    study.optimize(objective, n_trials=n_trials)
+    return events
+
+
+def quality_trace(events: list[Event], problem: Problem) -> list[tuple[int, float]]:
+    """``(epochs spent, quality of the incumbent)`` after each trial: simple regret, or
+    the CNN's validation loss. The incumbent is the best among the longest runs so far."""
+    spent, trace = 0, []
+    best: Event | None = None
+    for epochs, value, params in events:
+        spent += epochs
+        if math.isfinite(value) and (
+            best is None or epochs > best[0] or (epochs == best[0] and value < best[1])
+        ):
+            best = (epochs, value, params)
+        if best is None:
+            quality = math.inf
+        elif problem.true_value is None:
+            quality = best[1]
+        else:
+            quality = max(problem.true_value(best[2]) - problem.optimum, 0.0)
+        trace.append((spent, quality))
+    return trace
+
+
+def quality_at(trace: list[tuple[int, float]], epochs: float) -> float:
+    done = [q for spent, q in trace if spent <= epochs + 1e-9]
+    return done[-1] if done else math.inf
+
+
+def epochs_to_reach(trace: list[tuple[int, float]], target: float) -> float:
+    return next((spent for spent, q in trace if q <= target), math.inf)
+
+
+Task = tuple[str, str, int, float]
+
+
+def run_task(task: Task) -> tuple[Task, int, list[tuple[int, float]]]:
+    """One contender on one problem and seed (one job of the pool)."""
+    problem_name, contender, seed, scale = task
+    logging.disable(logging.WARNING)
+    import optuna
+
+    optuna.logging.set_verbosity(optuna.logging.ERROR)
+    problem = ALL_PROBLEMS[problem_name]
+    spec = make_spec(problem, seed, scale)
+    budget = spec.total_epochs  # what the plan spends; every contender gets exactly this
+    if contender in HPSEARCH:
+        events = run_hpsearch(contender, spec)
+    else:
+        events = run_optuna(contender, problem, spec, budget, seed)
+    return task, budget, quality_trace(events, problem)
+
+
+def _quartiles(values: list[float]) -> tuple[float, float, float]:
+    q1, med, q3 = np.percentile(np.array(values, dtype=float), [25, 50, 75], method="lower")
+    return float(q1), float(med), float(q3)
+
+
+def summarize(results: list[tuple[Task, int, list]]) -> dict[str, dict[str, Any]]:
+    """Per problem: its budget, the reference target, and per contender the quality
+    quartiles at each budget fraction and the median budget fraction to reach the target."""
+    table: dict[str, dict[str, Any]] = {}
+    for name in dict.fromkeys(task[0] for task, _, _ in results):
+        mine = [(task, budget, trace) for task, budget, trace in results if task[0] == name]
+        budget = mine[0][1]
+        traces = {c: [tr for task, _, tr in mine if task[1] == c] for c in CONTENDERS}
+        traces = {c: t for c, t in traces.items() if t}
+        ref = traces.get(REFERENCE, [])
+        target = _quartiles([quality_at(t, budget) for t in ref])[1] if ref else math.nan
+        rows = {
+            c: {
+                "quality": [
+                    _quartiles([quality_at(t, f * budget) for t in ts]) for f in FRACTIONS
+                ],
+                "to_reach": _quartiles([epochs_to_reach(t, target) / budget for t in ts])[1],
+            }
+            for c, ts in traces.items()
+        }
+        seeds = len(next(iter(traces.values())))
+        table[name] = {"budget": budget, "target": target, "seeds": seeds, "rows": rows}
+    return table
+
+
+def _fmt(x: float) -> str:
+    return "—" if not math.isfinite(x) else f"{x:.3g}"
+
+
+def markdown(table: dict[str, dict[str, Any]]) -> str:
+    lines = []
+    for name, t in table.items():
+        what = "best val loss" if ALL_PROBLEMS[name].true_value is None else "regret"
+        p = ALL_PROBLEMS[name]
+        lines += [
+            f"### {name}: {t['seeds']} seeds, budget {t['budget']} epochs "
+            f"(max_epochs {p.max_epochs}), {what} median [q1, q3]",
+            "",
+            f"| contender | @25% | @50% | @100% | budget to reach {_fmt(t['target'])} |",
+            "| --- | --- | --- | --- | --- |",
+        ]
+        for c, row in t["rows"].items():
+            cells = [f"{_fmt(med)} [{_fmt(q1)}, {_fmt(q3)}]" for q1, med, q3 in row["quality"]]
+            reach = row["to_reach"]
+            lines.append(
+                f"| {c} | {' | '.join(cells)} | "
+                f"{f'{reach:.0%}' if math.isfinite(reach) else 'not reached'} |"
+            )
+        lines.append("")
+    return "\n".join(lines)
+
+
+def verdicts(table: dict[str, dict[str, Any]]) -> list[str]:
+    """The default plan's targets, checked on the medians (printed, never asserted)."""
+    out = []
+    for name, t in table.items():
+        rows = t["rows"]
+        if "hpsearch plan" not in rows:
+            continue
+        plan = rows["hpsearch plan"]["quality"][-1][1]
+        checks = [
+            f"< {c} {_fmt(rows[c]['quality'][-1][1])}: {'yes' if plan < rows[c]['quality'][-1][1] else 'NO'}"
+            for c in ("hpsearch random", "hpsearch grid")
+            if c in rows
+        ]
+        reach = rows["hpsearch plan"]["to_reach"]
+        checks.append(f"reach <= 1/3: {'yes' if reach <= 1 / 3 else 'NO'} ({_fmt(reach)})")
+        if "optuna tpe+hyperband" in rows:
+            hb = rows["optuna tpe+hyperband"]["quality"][-1][1]
+            checks.append(f"<= tpe+hyperband {_fmt(hb)}: {'yes' if plan <= hb else 'NO'}")
+        out.append(f"{name}: plan {_fmt(plan)}; " + "; ".join(checks))
+    return out
+
+
+def main(argv: list[str] | None = None) -> int:
+    ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    ap.add_argument("--quick", action="store_true", help="smoke run: 2 seeds, small budgets")
+    ap.add_argument("--seeds", type=int, help="seeds per problem (default 10; --quick 2)")
+    ap.add_argument(
+        "--problems", nargs="+", choices=list(ALL_PROBLEMS), help="default: all (--quick: no CNN)"
+    )
+    ap.add_argument("--contenders", nargs="+", choices=CONTENDERS, default=list(CONTENDERS))
+    ap.add_argument("--processes", type=int, default=min(2, os.cpu_count() or 1))
+    ap.add_argument("--out", type=Path, help="also write the tables (markdown) here")
+    args = ap.parse_args(argv)
+    seeds = args.seeds or (2 if args.quick else 10)
+    problems = args.problems or (list(PROBLEMS) if args.quick else list(ALL_PROBLEMS))
+    scale = 0.25 if args.quick else 1.0
+    tasks = [(p, c, s, scale) for p in problems for s in range(seeds) for c in args.contenders]
+    # Longest first (the CNN, then the plan's many short runs), so the pool ends together.
+    tasks.sort(key=lambda t: (t[0] != CNN_PROBLEM.name, t[1] != "hpsearch plan"))
+    start = time.perf_counter()
+    if args.processes > 1:
+        with multiprocessing.get_context("fork").Pool(args.processes) as pool:
+            results = pool.map(run_task, tasks, chunksize=1)
+    else:
+        results = [run_task(t) for t in tasks]
+    table = summarize(results)
+    text = markdown(table) + "\n" + "\n".join(verdicts(table))
+    print(text)
+    print(
+        f"\n{len(tasks)} runs ({len(problems)} problems x {seeds} seeds x "
+        f"{len(args.contenders)} contenders) in {time.perf_counter() - start:.0f} s "
+        f"on {args.processes} process(es)"
+    )
+    if args.out:
+        args.out.write_text(text + "\n")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
