@@ -16,6 +16,8 @@ from typing import Any
 
 import click
 
+#: How long a one-shot command waits for an unreachable database (workers wait longer).
+COMMAND_WAIT_S = 10.0
 STORAGE_HELP = "Storage URL (default: $HPSEARCH_STORAGE, else sqlite:///hpsearch.db here)."
 
 
@@ -49,7 +51,28 @@ def default_threads(workers: int) -> int:
     return threads_per_worker(workers)
 
 
-@click.group(context_settings={"help_option_names": ["-h", "--help"]})
+class Group(click.Group):
+    """Database errors become one clean line with the URL's password masked: exit 2 for a
+    storage URL that cannot be used at all, 1 for a database that cannot be reached."""
+
+    def invoke(self, ctx: click.Context) -> Any:
+        try:
+            return super().invoke(ctx)
+        except Exception as exc:
+            if not type(exc).__module__.startswith("sqlalchemy"):
+                raise
+            from hpsearch.storage import mask_url
+
+            first = mask_url(str(exc).splitlines()[0])
+            if type(exc).__name__ in ("ArgumentError", "NoSuchModuleError"):
+                raise BadInput(
+                    f"--storage: cannot use this URL ({first}); expected e.g. "
+                    "sqlite:///hpsearch.db or postgresql://user@host:5432/db"
+                ) from exc
+            raise click.ClickException(f"database error: {first}") from exc
+
+
+@click.group(cls=Group, context_settings={"help_option_names": ["-h", "--help"]})
 @click.option("-v", "--verbose", count=True, help="More logging (-v info, -vv debug).")
 @click.version_option(package_name="hpsearch")
 def main(verbose: int) -> None:
@@ -102,7 +125,7 @@ def launch(
 
     with user_errors():
         check_workers(url, workers)
-        new = register_search(open_storage(url), spec)
+        new = register_search(open_storage(url, wait_s=COMMAND_WAIT_S), spec)
     click.echo(
         f"{'launched' if new else 'resuming'} search {spec.name} in {mask_url(url)}: "
         f"{len(spec.stages)} stage(s), {spec.total_epochs} epochs in all",
@@ -218,7 +241,7 @@ def _print_summary(url: str, name: str) -> None:
     from hpsearch.report.terminal import format_summary
     from hpsearch.storage import open_storage
 
-    click.echo(format_summary(load_search(open_storage(url), name)))
+    click.echo(format_summary(load_search(open_storage(url, wait_s=COMMAND_WAIT_S), name)))
 
 
 @main.command()
@@ -231,7 +254,11 @@ def status(name: str, storage: str | None) -> None:
     from hpsearch.storage import open_storage, resolve_url
 
     with user_errors():
-        click.echo(format_status(load_search(open_storage(resolve_url(storage)), name)))
+        click.echo(
+            format_status(
+                load_search(open_storage(resolve_url(storage), wait_s=COMMAND_WAIT_S), name)
+            )
+        )
 
 
 @main.command()
@@ -289,7 +316,7 @@ def compare(file: str, storage: str | None, workers: int, device: str, grace_per
         load_objective(spec.objective, spec.base_dir, source=file)
     url = resolve_url(storage)
     with user_errors():
-        keys = register_baselines(open_storage(url), spec)
+        keys = register_baselines(open_storage(url, wait_s=COMMAND_WAIT_S), spec)
     for key in keys:
         click.echo(f"running {key}", err=True)
         _run_workers(url, key, workers, device, grace_period)
@@ -297,7 +324,7 @@ def compare(file: str, storage: str | None, workers: int, device: str, grace_per
     from hpsearch.report.comparison import format_comparison, method_result
     from hpsearch.report.search import load_baselines, load_search
 
-    st = open_storage(url)
+    st = open_storage(url, wait_s=COMMAND_WAIT_S)
     view = load_search(st, spec.name)
     results = [method_result("coarse-to-fine", view)] + [
         method_result(method, b) for method, b in sorted(load_baselines(st, spec.name).items())
@@ -315,7 +342,7 @@ def _run_workers(url: str, key: str, workers: int, device: str, grace_period: in
     from hpsearch.storage import find_spec, open_storage
 
     with user_errors():
-        spec = find_spec(open_storage(url), key)
+        spec = find_spec(open_storage(url, wait_s=COMMAND_WAIT_S), key)
         assert spec is not None, f"{key} was registered before its workers start"
         code = run_local_workers(url, key, spec, workers, device=device, grace_period=grace_period)
     if code:

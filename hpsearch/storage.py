@@ -77,11 +77,14 @@ def open_storage(
     *,
     heartbeat_interval: int | None = None,
     grace_period: int | None = None,
+    wait_s: float = 120.0,
 ) -> RDBStorage:
     """An RDBStorage for ``url``; with a heartbeat, stale trials are re-queued (same params).
 
     A trial whose worker died is re-queued at most 3 times: a trial that kills its worker
-    every time (out of memory, say) must not take the whole search down with it.
+    every time (out of memory, say) must not take the whole search down with it. A worker
+    waits up to ``wait_s`` for a database that is restarting; one-shot commands such as
+    ``status`` give up sooner.
     """
     import warnings
 
@@ -106,7 +109,7 @@ def open_storage(
 
     for attempt in range(20):
         try:
-            storage = with_retries(create, what=f"open storage {mask_url(url)}")
+            storage = with_retries(create, what=f"open storage {mask_url(url)}", deadline_s=wait_s)
             break
         except (sa_exc.IntegrityError, sa_exc.ProgrammingError):
             # Processes opening a fresh database together race to create Optuna's schema

@@ -136,3 +136,10 @@ def test_quickstart_like_search_trains_the_real_cnn(tmp_path):
     ).trials
     assert all(len(t.intermediate_values) == 2 for t in trials)
     assert all("val_accuracy" in t.user_attrs and "curve_val_loss" in t.user_attrs for t in trials)
+
+
+def test_an_unusable_storage_url_exits_2_without_its_password(tmp_path):
+    r = hpsearch("status", "toy", "--storage", "nosuchdriver://u:s3cret@db/x", cwd=tmp_path)
+    assert r.returncode == 2
+    assert "--storage: cannot use this URL" in r.stderr
+    assert "s3cret" not in r.stderr + r.stdout and "Traceback" not in r.stderr
