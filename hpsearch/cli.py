@@ -9,6 +9,7 @@ and validation errors answer instantly.
 from __future__ import annotations
 
 import logging
+import math
 import sys
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
@@ -143,7 +144,11 @@ def format_plan(spec: Any) -> str:
             "(hpsearch's default plan; list [[stage]] tables instead to set it yourself)"
         )
     for i, s in enumerate(spec.stages):
-        keep = "" if i == 0 else f", region from the top {s.keep:.0%} of the previous stage"
+        keep = ""
+        if i:
+            prev = spec.stages[i - 1].trials
+            kept = max(1, math.ceil(s.keep * prev))  # as regions.select_top counts them
+            keep = f", in the box of the best {kept} of {prev} (margin {s.margin:g})"
         lines.append(f"  {s.name}: {s.trials} trials x {s.epochs} epoch(s), {s.sampler}{keep}")
     lines.append(f"  total: {spec.total_epochs} epochs")
     return "\n".join(lines)

@@ -3,10 +3,11 @@
 from __future__ import annotations
 
 import itertools
+import math
 
 import pytest
 
-from hpsearch.plan import default_plan, epoch_ladder
+from hpsearch.plan import coarse_epochs, default_plan
 from hpsearch.spec import StudySpec, parse_spec, spec_differences
 
 BUDGETS = [9, 10, 18, 40, 100, 270, 576, 1000, 5000]
@@ -35,25 +36,41 @@ def test_runs_get_longer_and_the_last_stage_is_full_length(budget, max_epochs):
     assert len({s.name for s in stages}) == len(stages)
 
 
-def test_a_large_budget_gets_a_coarse_stage_of_one_epoch_runs_and_equal_shares():
-    stages = default_plan(576, 9)
-    assert [(s.trials, s.epochs) for s in stages] == [(195, 1), (64, 3), (21, 9)]
-    assert stages[0].sampler == "sobol" and stages[0].name == "coarse"
+def test_a_third_on_sobol_coarse_runs_two_thirds_on_full_runs_with_tpe():
+    coarse, fine = default_plan(576, 9)
+    assert (coarse.name, coarse.trials, coarse.epochs, coarse.sampler) == (
+        "coarse",
+        198,
+        1,
+        "sobol",
+    )
+    assert (fine.name, fine.trials, fine.epochs, fine.sampler) == ("fine", 42, 9, "tpe")
+    assert coarse.trials * coarse.epochs <= 576 / 3 + 9
 
 
-def test_a_small_budget_drops_the_middle_stages_first():
-    assert [s.epochs for s in default_plan(40, 9)] == [1, 9]
-    assert [(s.trials, s.epochs) for s in default_plan(9, 9)] == [(1, 9)]
+@pytest.mark.parametrize(("budget", "max_epochs"), GRID)
+def test_the_fine_box_comes_from_a_few_best_coarse_runs(budget, max_epochs):
+    stages = default_plan(budget, max_epochs)
+    if len(stages) == 1:
+        return
+    coarse, fine = stages
+    kept = math.ceil(fine.keep * coarse.trials)
+    assert 3 <= kept <= max(3, math.ceil(0.02 * coarse.trials))
+    assert 0 < fine.keep <= 1
+
+
+def test_coarse_runs_are_a_ninth_of_a_full_run():
+    assert [coarse_epochs(e) for e in (1, 3, 9, 10, 27, 50)] == [1, 1, 1, 1, 3, 6]
+    assert [s.epochs for s in default_plan(1000, 27)] == [3, 27]
+
+
+def test_a_small_budget_is_one_stage_of_full_runs():
+    assert [(s.name, s.trials, s.epochs) for s in default_plan(9, 9)] == [("full", 1, 9)]
+    assert [(s.trials, s.epochs) for s in default_plan(10, 1)] == [(10, 1)]
 
 
 def test_the_plan_is_deterministic():
     assert default_plan(1000, 27) == default_plan(1000, 27)
-
-
-def test_ladder_grows_by_three():
-    assert epoch_ladder(27) == [1, 3, 9, 27]
-    assert epoch_ladder(10) == [1, 3, 10]
-    assert epoch_ladder(1) == [1]
 
 
 def test_a_budget_smaller_than_one_full_run_is_refused():
@@ -106,4 +123,4 @@ def test_dry_run_prints_the_plan_built_from_the_budget(tmp_path):
     assert result.exit_code == 0, result.output
     assert "plan built from budget = 270 epochs, max_epochs = 9" in result.output
     assert "coarse: 90 trials x 1 epoch(s), sobol" in result.output
-    assert "fine-2: 10 trials x 9 epoch(s)" in result.output
+    assert "fine: 20 trials x 9 epoch(s), tpe, in the box of the best 3 of 90" in result.output
