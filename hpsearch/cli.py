@@ -337,6 +337,39 @@ def compare(file: str, storage: str | None, workers: int, device: str, grace_per
     click.echo(format_comparison(view, results))
 
 
+@main.command()
+@storage_option
+@click.option("--host", default="127.0.0.1", show_default=True, help="Address to bind.")
+@click.option(
+    "--port", default=8080, show_default=True, type=click.IntRange(0, 65535), help="0: any."
+)
+@click.option(
+    "--allow-writes",
+    is_flag=True,
+    help="Let the dashboard edit notes, tell trials and delete studies (read-only otherwise).",
+)
+def dashboard(storage: str | None, host: str, port: int, allow_writes: bool) -> None:
+    """Review searches in optuna-dashboard (read-only, this machine only, by default)."""
+    from hpsearch.dashboard import DashboardConfig, is_loopback, serve
+    from hpsearch.storage import mask_url, resolve_url
+
+    url = resolve_url(storage)
+    if not is_loopback(host):
+        click.echo(
+            f"warning: serving on {host}: anyone who can reach this address sees every study "
+            "in the storage (optuna-dashboard has no authentication)",
+            err=True,
+        )
+    mode = "read-write" if allow_writes else "read-only; --allow-writes to edit"
+
+    def ready(address: str) -> None:
+        click.echo(f"optuna-dashboard on {mask_url(url)} ({mode}): {address}", err=True)
+        click.echo("press Ctrl-C to stop", err=True)
+
+    with user_errors():
+        serve(DashboardConfig(url, host, port, allow_writes), on_ready=ready)
+
+
 def _run_workers(url: str, key: str, workers: int, device: str, grace_period: int) -> None:
     """Work on ``key`` (a search or a baseline) until it is done: in this process for one
     worker (tracebacks and Ctrl-C stay simple), else in local worker processes."""

@@ -119,7 +119,10 @@ def run_local_workers(
     check_workers(url, workers)
     engine = open_storage(url).engine
     procs = start_workers(url, key, workers, device=device, grace_period=grace_period)
-    previous = signal.signal(signal.SIGTERM, _raise_interrupt)
+    # Installed explicitly: a launcher started in the background inherits SIGINT ignored.
+    previous = {
+        sig: signal.signal(sig, _raise_interrupt) for sig in (signal.SIGINT, signal.SIGTERM)
+    }
     stages = [(s.name, s.trials) for s in spec.stages]
     try:
         _watch(engine, spec.name, procs, stages, poll_s)
@@ -128,7 +131,8 @@ def run_local_workers(
         _stop(procs)
         return 130
     finally:
-        signal.signal(signal.SIGTERM, previous)
+        for sig, handler in previous.items():
+            signal.signal(sig, handler)
     failed = [p.pid for p in procs if p.returncode not in (0, None)]
     if failed:
         click.echo(f"worker process(es) {failed} failed; see their log above", err=True)
