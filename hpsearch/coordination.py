@@ -9,24 +9,31 @@ statements that every backend executes atomically:
   ``UPDATE ... WHERE state = 'WAITING'`` is a compare-and-swap on every backend, and the
   heartbeat row is written in the same transaction, so no claimed trial is ever without
   one (Optuna never fails a RUNNING trial that has no heartbeat row).
+- **re-queueing a slot**: Optuna's ``fail_stale_trials`` reads the state, writes FAIL,
+  then lets ``RetryHeartbeatStaleTrialCallback`` add the copy in another transaction. On
+  SQLite the read takes no lock, so workers recovering at once all "win": 8 processes
+  recovering 20 stale trials queued 26 to 33 copies (points run twice, budgets overshot).
+  Here the FAIL is a compare-and-swap on ``state = 'RUNNING'`` and the copy is inserted in
+  the same transaction: exactly one copy, or none, even if the worker dies half-way.
 - **a lease**: one worker prepares a stage; if it dies, the lease expires and another
   takes over. Insert-if-absent and update-if-expired are both single statements.
 """
 
 from __future__ import annotations
 
+import json
 import logging
 import os
 import socket
 import time
 from datetime import UTC, datetime, timedelta
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
-from sqlalchemy import Column, Float, Integer, MetaData, String, Table, text
+from sqlalchemy import Column, Float, Integer, MetaData, String, Table, func, select, text
 from sqlalchemy.exc import IntegrityError
 
 if TYPE_CHECKING:
-    from sqlalchemy.engine import Engine
+    from sqlalchemy.engine import Connection, Engine
 
 log = logging.getLogger(__name__)
 
@@ -93,24 +100,151 @@ def claim_slot(engine: Engine, study_id: int, *, heartbeat: bool) -> int | None:
     return None
 
 
-def orphaned_trials(engine: Engine, study_id: int, grace_period: float) -> list[int]:
-    """RUNNING trials with no heartbeat row, started more than ``grace_period`` ago.
+def stale_trials(engine: Engine, study_id: int, grace_period: float) -> list[int]:
+    """RUNNING trials whose worker is presumed gone: no heartbeat for ``grace_period``, or
+    no heartbeat row at all and started more than ``grace_period`` ago.
 
-    A worker killed between Optuna's claim and its first beat leaves such a trial, and
-    Optuna's stale check skips trials without a heartbeat row: they would stay RUNNING
-    forever and the stage would never end.
+    Heartbeats are written with the database's clock and compared with it here, as Optuna
+    does. A worker killed between Optuna's claim and its first beat leaves a trial without
+    a heartbeat row; Optuna's stale check skips those, so they would stay RUNNING forever
+    and the stage would never end.
     """
-    cutoff = _utcnow() - timedelta(seconds=grace_period)
+    grace = timedelta(seconds=grace_period)
     with engine.begin() as conn:
+        db_now = _as_datetime(conn.execute(select(func.now())).scalar())
         rows = conn.execute(
             text(
-                "SELECT t.trial_id FROM trials t LEFT JOIN trial_heartbeats h "
-                "ON h.trial_id = t.trial_id WHERE t.study_id = :s AND t.state = 'RUNNING' "
-                "AND h.trial_id IS NULL AND t.datetime_start < :cutoff"
+                "SELECT t.trial_id, t.datetime_start, h.heartbeat FROM trials t "
+                "LEFT JOIN trial_heartbeats h ON h.trial_id = t.trial_id "
+                "WHERE t.study_id = :s AND t.state = 'RUNNING'"
             ),
-            {"s": study_id, "cutoff": cutoff},
+            {"s": study_id},
+        ).all()
+    cutoff = _utcnow() - grace  # datetime_start is written in naive UTC by the claimer
+    stale = []
+    for trial_id, started, beat in rows:
+        if beat is not None:
+            if db_now - _as_datetime(beat) > grace:
+                stale.append(trial_id)
+        elif started is not None and _as_datetime(started) < cutoff:
+            stale.append(trial_id)
+    return stale
+
+
+def _as_datetime(value: Any) -> datetime:
+    """A naive datetime from a row: SQLite hands raw ``text()`` columns back as strings."""
+    if isinstance(value, str):
+        value = datetime.fromisoformat(value)
+    return value.replace(tzinfo=None)
+
+
+#: The user attrs that identify a slot: a re-queued copy carries these and nothing else
+#: (the dead attempt's worker, timings and diagnostics stay with the dead attempt).
+SLOT_ATTRS = ("slot", "stage", "epochs", "seed")
+
+
+def requeue_trial(
+    engine: Engine, trial_id: int, *, reason: str, max_retry: int | None = None
+) -> int | None:
+    """Fail a RUNNING trial and queue a copy of its slot (same params), atomically.
+
+    Only the caller that moves the trial out of RUNNING does anything, so any number of
+    workers may try at once. The copy lists the failed attempts in ``retry_history`` (as
+    Optuna's ``RetryHeartbeatStaleTrialCallback`` does), which is how reports tell a
+    superseded attempt from a trial that failed for good. A slot already retried
+    ``max_retry`` times is failed for good with ``reason`` as its ``fail_reason``: a trial
+    that kills its worker every time (out of memory, say) must not stall the search.
+
+    Returns the copy's trial id; None if the trial was no longer RUNNING or was given up.
+    """
+    models = _models()
+    trials = models.TrialModel.__table__
+    user_t = models.TrialUserAttributeModel.__table__
+    sys_t = models.TrialSystemAttributeModel.__table__
+    with engine.begin() as conn:
+        won = conn.execute(
+            text(
+                "UPDATE trials SET state = 'FAIL', datetime_complete = :now "
+                "WHERE trial_id = :t AND state = 'RUNNING'"
+            ),
+            {"t": trial_id, "now": _utcnow()},
+        ).rowcount
+        if won != 1:
+            return None
+        study_id, number = conn.execute(
+            select(trials.c.study_id, trials.c.number).where(trials.c.trial_id == trial_id)
+        ).one()
+        system = _attrs(conn, sys_t, trial_id)
+        history = [*system.get("retry_history", []), number]
+        if max_retry is not None and len(history) > max_retry:
+            _set_attr(conn, user_t, trial_id, "fail_reason", f"{reason}; given up after retries")
+            log.warning("trial %d: %s; given up after %d retries", number, reason, max_retry)
+            return None
+        user = {k: v for k, v in _attrs(conn, user_t, trial_id).items() if k in SLOT_ATTRS}
+        system.update(failed_trial=system.get("failed_trial", number), retry_history=history)
+        new_id = _insert_waiting_trial(conn, study_id, user_attrs=user, system_attrs=system)
+        conn.execute(
+            text(
+                "INSERT INTO trial_params (trial_id, param_name, param_value, distribution_json) "
+                "SELECT :new, param_name, param_value, distribution_json FROM trial_params "
+                "WHERE trial_id = :t ORDER BY param_id"  # params keep their order
+            ),
+            {"new": new_id, "t": trial_id},
         )
-        return [row[0] for row in rows]
+        _set_attr(conn, user_t, trial_id, "fail_reason", f"{reason}; slot re-queued")
+    log.warning("trial %d: %s; slot re-queued", number, reason)
+    return new_id
+
+
+def _models() -> Any:
+    # Optuna's own table definitions (pinned with Optuna 5), so that the rows written here
+    # are ordinary trials to optuna.load_study and the dashboard.
+    from optuna.storages._rdb import models
+
+    return models
+
+
+def _insert_waiting_trial(
+    conn: Connection, study_id: int, *, user_attrs: dict[str, Any], system_attrs: dict[str, Any]
+) -> int:
+    """A WAITING trial numbered as Optuna numbers them (the study's trials before it), with
+    the study row locked as Optuna locks it so that concurrent numbers cannot clash on
+    PostgreSQL (SQLite already holds its single write lock here)."""
+    from optuna.trial import TrialState
+
+    models = _models()
+    trials, studies = models.TrialModel.__table__, models.StudyModel.__table__
+    conn.execute(
+        select(studies.c.study_id).where(studies.c.study_id == study_id).with_for_update()
+    )
+    new_id = conn.execute(
+        trials.insert().values(study_id=study_id, number=None, state=TrialState.WAITING)
+    ).inserted_primary_key[0]
+    number = conn.execute(
+        select(func.count())
+        .select_from(trials)
+        .where(trials.c.study_id == study_id, trials.c.trial_id < new_id)
+    ).scalar_one()
+    conn.execute(trials.update().where(trials.c.trial_id == new_id).values(number=number))
+    for table, attrs in (
+        (models.TrialUserAttributeModel.__table__, user_attrs),
+        (models.TrialSystemAttributeModel.__table__, system_attrs),
+    ):
+        for key, value in attrs.items():
+            _set_attr(conn, table, new_id, key, value)
+    return int(new_id)
+
+
+def _attrs(conn: Connection, table: Table, trial_id: int) -> dict[str, Any]:
+    rows = conn.execute(
+        select(table.c.key, table.c.value_json).where(table.c.trial_id == trial_id)
+    )
+    return {key: json.loads(value) for key, value in rows}
+
+
+def _set_attr(conn: Connection, table: Table, trial_id: int, key: str, value: Any) -> None:
+    conn.execute(table.delete().where(table.c.trial_id == trial_id, table.c.key == key))
+    conn.execute(table.insert().values(trial_id=trial_id, key=key, value_json=json.dumps(value)))
 
 
 def _create_lease_table(engine: Engine) -> None:
@@ -136,8 +270,12 @@ class Lease:
     """A named, expiring lock in the database, with a fencing token.
 
     ``acquire`` succeeds if nobody holds the name or the holder's lease expired (it died or
-    froze); the token grows on every take-over, so a holder that wakes up after losing the
-    lease sees :class:`LeaseLost` at its next :meth:`check` instead of writing on.
+    froze); the token grows on every take-over and never goes back (a release only expires
+    the row), so a holder that wakes up after losing the lease sees :class:`LeaseLost` at
+    its next :meth:`check` instead of writing on.
+
+    Expiry times are the workers' wall clocks: machines sharing a database must keep their
+    clocks in sync (NTP) to well within the lease duration.
     """
 
     def __init__(self, engine: Engine, name: str, *, duration_s: float, owner: str) -> None:
@@ -168,13 +306,20 @@ class Lease:
             row = conn.execute(leases.select().where(leases.c.name == self.name)).one_or_none()
             if row is None or row.expires_at > now:
                 return False
+            # The UPDATE re-checks the expiry itself: on PostgreSQL, a holder renewing at
+            # this very moment makes the take-over fail rather than both hold the lease.
             taken = conn.execute(
                 leases.update()
-                .where(leases.c.name == self.name, leases.c.token == row.token)
+                .where(
+                    leases.c.name == self.name,
+                    leases.c.token == row.token,
+                    leases.c.expires_at <= now,
+                )
                 .values(owner=self.owner, token=row.token + 1, expires_at=now + self.duration_s)
             ).rowcount
         if taken == 1:
-            log.warning("took over expired lease %s from %s", self.name, row.owner)
+            if row.expires_at > 0:  # 0: released, not abandoned
+                log.warning("took over expired lease %s from %s", self.name, row.owner)
             self.token = row.token + 1
             return True
         return False
@@ -191,8 +336,12 @@ class Lease:
             raise LeaseLost(f"lease {self.name} was taken over by another worker")
 
     def release(self) -> None:
+        """Expire the lease now. The row stays: were it deleted, the next holder would get
+        token 1 again, and a frozen holder of an old token 1 could write on when it woke."""
         with self.engine.begin() as conn:
             conn.execute(
-                leases.delete().where(leases.c.name == self.name, leases.c.token == self.token)
+                leases.update()
+                .where(leases.c.name == self.name, leases.c.token == self.token)
+                .values(expires_at=0.0)
             )
         self.token = None

@@ -196,6 +196,7 @@ def _fill(
         t.user_attrs.get("slot")
         for t in st.with_retries(lambda: study.get_trials(deepcopy=False), what="read slots")
     }
+    space = plan.space
     for slot, point in enumerate(plan.points):
         if slot in existing:
             continue
@@ -206,10 +207,28 @@ def _fill(
             "epochs": stage.epochs,
             "seed": trial_seed(spec, index, slot),
         }
-        st.with_retries(
-            lambda p=point, u=user_attrs: study.enqueue_trial(p, user_attrs=u),
-            what="enqueue slot",
-        )
+        st.with_retries(lambda p=point, u=user_attrs: _enqueue(study, space, p, u), what="enqueue")
     lease.check()
     st.with_retries(lambda: study.set_user_attr(st.ATTR_READY, True), what="mark ready")
     log.info("prepared %s: %d slots", study.study_name, len(plan.points))
+
+
+def _enqueue(
+    study: optuna.Study, space: SearchSpace, point: dict[str, Any], user_attrs: dict[str, Any]
+) -> None:
+    """One WAITING slot. A fixed point is stored as the trial's params right away (as
+    Optuna's own retry callback stores a re-queued trial), so that the worker that claims
+    it needs no sampler round trips; an empty point (TPE) is left for the sampler."""
+    import optuna
+
+    if not point:
+        study.enqueue_trial({}, user_attrs=user_attrs)
+        return
+    study.add_trial(
+        optuna.trial.create_trial(
+            state=optuna.trial.TrialState.WAITING,
+            params=point,
+            distributions={name: st.to_distribution(space[name]) for name in point},
+            user_attrs=user_attrs,
+        )
+    )

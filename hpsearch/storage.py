@@ -16,6 +16,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any, TypeVar
 
 from hpsearch.records import TrialRecord
+from hpsearch.space import CategoricalParam, FloatParam, Param
 from hpsearch.spec import StudySpec
 
 if TYPE_CHECKING:
@@ -128,8 +129,13 @@ def open_storage(
 
 def is_transient(exc: BaseException) -> bool:
     """A database error that a retry can cure: a dropped connection, a restart, a lock."""
+    from optuna.exceptions import StorageInternalError
     from sqlalchemy import exc as sa_exc
 
+    if isinstance(exc, StorageInternalError) and exc.__cause__ is not None:
+        # Optuna wraps every SQLAlchemy error raised in its sessions, a dropped connection
+        # included ("An exception is raised during the commit"): judge the real one.
+        return is_transient(exc.__cause__)
     if isinstance(exc, sa_exc.DBAPIError) and exc.connection_invalidated:
         return True
     if isinstance(exc, sa_exc.OperationalError | sa_exc.InterfaceError):
@@ -226,3 +232,14 @@ def study_records(study: optuna.Study, stage: str) -> list[TrialRecord]:
     trials = with_retries(lambda: study.get_trials(deepcopy=False), what="read trials")
     retried = {n for t in trials for n in t.system_attrs.get("retry_history", [])}
     return [to_record(t, stage, superseded=t.number in retried) for t in trials]
+
+
+def to_distribution(p: Param) -> optuna.distributions.BaseDistribution:
+    """The Optuna distribution of a parameter: what the dashboard and importance read."""
+    from optuna.distributions import CategoricalDistribution, FloatDistribution, IntDistribution
+
+    if isinstance(p, CategoricalParam):
+        return CategoricalDistribution(list(p.choices))
+    if isinstance(p, FloatParam):
+        return FloatDistribution(p.low, p.high, log=p.log)
+    return IntDistribution(p.low, p.high, log=p.log, step=p.step)

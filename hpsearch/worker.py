@@ -19,7 +19,7 @@ from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
 from hpsearch import storage as st
-from hpsearch.coordination import claim_slot, orphaned_trials, worker_id
+from hpsearch.coordination import claim_slot, requeue_trial, stale_trials, worker_id
 from hpsearch.errors import UserError
 from hpsearch.loader import load_objective
 from hpsearch.notes import write_stage_note
@@ -177,65 +177,28 @@ def _count_running(study: optuna.Study) -> int:
 def recover(study: optuna.Study, engine: Any, grace_period: float) -> int:
     """Fail trials whose worker is gone and re-queue their slots (same params).
 
-    Optuna's stale check covers trials whose heartbeat stopped; it skips trials that never
-    got a heartbeat row, so those are found here too. Returns how many were re-queued.
+    Covers trials whose heartbeat stopped and trials that never got a heartbeat row (which
+    Optuna's stale check skips). Not Optuna's ``fail_stale_trials``: on SQLite it lets
+    several workers recovering at once each re-queue the same slot (see
+    ``coordination.requeue_trial``). Returns how many slots this worker re-queued.
     """
-    from optuna.exceptions import UpdateFinishedTrialError
-    from optuna.storages import fail_stale_trials
-    from optuna.trial import TrialState
-
-    before = _count_waiting(study)
-    st.with_retries(lambda: fail_stale_trials(study), what="fail stale trials")
-    storage = study._storage
-    for trial_id in st.with_retries(
-        lambda: orphaned_trials(engine, study._study_id, grace_period), what="find orphans"
-    ):
-        try:
-            if storage.set_trial_state_values(trial_id, state=TrialState.FAIL):
-                log.warning("trial %d never sent a heartbeat; re-queueing its slot", trial_id)
-                requeue(study, storage.get_trial(trial_id))
-        except UpdateFinishedTrialError:
-            pass
-    return max(0, _count_waiting(study) - before)
-
-
-def _count_waiting(study: optuna.Study) -> int:
-    from optuna.trial import TrialState
-
-    return len(
-        st.with_retries(
-            lambda: study.get_trials(deepcopy=False, states=(TrialState.WAITING,)),
-            what="count waiting",
+    stale = st.with_retries(
+        lambda: stale_trials(engine, study._study_id, grace_period), what="find stale trials"
+    )
+    requeued = 0
+    for trial_id in stale:
+        reason = f"worker lost (no heartbeat for {grace_period:g} s)"
+        copy = st.with_retries(
+            lambda t=trial_id, r=reason: requeue_trial(engine, t, reason=r, max_retry=MAX_RETRY),
+            what="re-queue slot",
         )
-    )
+        requeued += copy is not None
+    return requeued
 
 
-def requeue(study: optuna.Study, trial: Any) -> None:
-    """Put a failed trial's slot back in the queue with the same params and attrs.
-
-    The copy lists the original in ``retry_history`` (as Optuna's
-    RetryHeartbeatStaleTrialCallback does), which is how reports tell a superseded trial
-    from one that failed for good.
-    """
-    import optuna
-
-    system_attrs = dict(trial.system_attrs)
-    system_attrs["retry_history"] = [*system_attrs.get("retry_history", []), trial.number]
-    st.with_retries(
-        lambda: study.add_trial(
-            optuna.trial.create_trial(
-                state=optuna.trial.TrialState.WAITING,
-                params=trial.params,
-                distributions=trial.distributions,
-                user_attrs={k: v for k, v in trial.user_attrs.items() if k in _SLOT_ATTRS},
-                system_attrs=system_attrs,
-            )
-        ),
-        what="re-queue slot",
-    )
-
-
-_SLOT_ATTRS = ("slot", "stage", "epochs", "seed")
+#: A slot whose worker died this many times is failed for good: a trial that kills its
+#: worker every time (out of memory, say) must not take the whole search down with it.
+MAX_RETRY = 3
 
 
 def suggest(trial: optuna.Trial, p: Param) -> Any:
@@ -276,6 +239,64 @@ class _Heartbeat:
         self._thread.join()
 
 
+class _Slot:
+    """A claimed trial, read once and written through the storage directly.
+
+    Prepared slots already carry their params (stored when the stage was prepared), so
+    running one costs one read, the per-epoch reports and a final write: no sampler round
+    trips, which is most of Optuna's per-trial cost. Only slots without params (TPE's)
+    go through an Optuna ``Trial``, whose sampler fills them at run time.
+    """
+
+    def __init__(self, study: optuna.Study, trial_id: int, space: SearchSpace) -> None:
+        import optuna
+
+        # Write through Optuna's RDBStorage itself: its cache wrapper only knows trials this
+        # process listed, and a claimed slot was never listed here.
+        self.study, self.id = study, trial_id
+        self.storage = getattr(study._storage, "_backend", study._storage)
+        frozen = st.with_retries(lambda: self.storage.get_trial(trial_id), what="load trial")
+        self.number = frozen.number
+        self.attrs = dict(frozen.user_attrs)
+        self.trial: optuna.Trial | None = None
+        if set(space.names) <= frozen.params.keys():
+            self.params = {name: frozen.params[name] for name in space.names}
+        else:
+            # Optuna's cache must have listed the trial before a Trial can write to it.
+            st.with_retries(lambda: study.get_trials(deepcopy=False), what="list trials")
+            self.trial = optuna.trial.Trial(study, trial_id)
+            self.params = {
+                p.name: st.with_retries(lambda p=p: suggest(self.trial, p), what="suggest")
+                for p in space
+            }
+
+    def report(self, epoch: int, value: float) -> None:
+        st.with_retries(
+            lambda: self.storage.set_trial_intermediate_value(self.id, epoch, value),
+            what="report",
+        )
+
+    def set_attrs(self, attrs: dict[str, Any]) -> None:
+        for key, v in attrs.items():
+            st.with_retries(
+                lambda k=key, v=v: self.storage.set_trial_user_attr(self.id, k, v), what="set attr"
+            )
+
+    def tell(self, value: float | None) -> None:
+        """Record the value, or a failure when ``value`` is None."""
+        from optuna.trial import TrialState
+
+        state = TrialState.FAIL if value is None else TrialState.COMPLETE
+        if self.trial is not None:  # let the sampler see its result (TPE)
+            study, trial = self.study, self.trial
+            st.with_retries(lambda: study.tell(trial, value, state=state), what="tell")
+            return
+        values = None if value is None else [value]
+        st.with_retries(
+            lambda: self.storage.set_trial_state_values(self.id, state, values), what="tell"
+        )
+
+
 def run_trial(
     config: WorkerConfig,
     spec: StudySpec,
@@ -291,56 +312,45 @@ def run_trial(
     past the grace period and its slot re-queued); the result is dropped quietly.
     KeyboardInterrupt (Ctrl-C, SIGTERM) fails the trial, re-queues its slot and propagates.
     """
-    import optuna
     from optuna.exceptions import UpdateFinishedTrialError
-    from optuna.trial import TrialState
 
-    trial = st.with_retries(lambda: optuna.trial.Trial(study, trial_id), what="load trial")
-    storage = study._storage
-    with _Heartbeat(storage, trial_id, config.heartbeat_interval):
+    with _Heartbeat(study._storage, trial_id, config.heartbeat_interval):
+        slot: _Slot | None = None
         try:
-            params = {
-                p.name: st.with_retries(lambda p=p: suggest(trial, p), what="suggest")
-                for p in space
-            }
-            frozen_attrs = trial.user_attrs
-            seed = int(frozen_attrs.get("seed", 0))
-            epochs = int(frozen_attrs.get("epochs", 1))
-            st.with_retries(lambda: trial.set_user_attr("worker", me), what="set worker")
+            slot = _Slot(study, trial_id, space)
+            slot.set_attrs({"worker": me})
 
             def on_value(epoch: int, value: float) -> None:
                 try:
-                    st.with_retries(lambda: trial.report(value, epoch), what="report")
+                    slot.report(epoch, value)
                 except UpdateFinishedTrialError as exc:
-                    raise TrialLost(f"trial {trial.number} was finished elsewhere") from exc
+                    raise TrialLost(f"trial {slot.number} was finished elsewhere") from exc
 
             reporter = Reporter(
-                seed=seed, threads=config.threads, on_value=on_value, device=config.device
+                seed=int(slot.attrs.get("seed", 0)),
+                threads=config.threads,
+                on_value=on_value,
+                device=config.device,
             )
-            merged = builtin_params(spec, {**spec.fixed, **params})
+            merged = builtin_params(spec, {**spec.fixed, **slot.params})
             start = time.perf_counter()
-            value = objective(merged, epochs, reporter)
+            value = objective(merged, int(slot.attrs.get("epochs", 1)), reporter)
             attrs = {**reporter.attrs, "wall_seconds": round(time.perf_counter() - start, 4)}
-            return _finish(study, trial, value, attrs)
-        except TrialLost:
-            log.info("trial %d was re-queued while this worker was away; dropped", trial.number)
-            return "lost"
-        except UpdateFinishedTrialError:
-            log.info("trial %d was finished elsewhere; result dropped", trial.number)
+            return _finish(slot, value, attrs)
+        except (TrialLost, UpdateFinishedTrialError):
+            log.info("trial %d was re-queued while this worker was away; dropped", trial_id)
             return "lost"
         except KeyboardInterrupt:
             _interrupt(study, trial_id)
             raise
         except Exception as exc:
-            if st.is_transient(exc):
+            if st.is_transient(exc) or slot is None:
                 raise  # the database is gone past the retry deadline: let heartbeat recover
             reason = f"{type(exc).__name__}: {exc}"
-            log.error("trial %d failed: %s\n%s", trial.number, reason, traceback.format_exc())
+            log.error("trial %d failed: %s\n%s", slot.number, reason, traceback.format_exc())
             try:
-                st.with_retries(
-                    lambda: trial.set_user_attr("fail_reason", reason[:500]), what="record failure"
-                )
-                st.with_retries(lambda: study.tell(trial, state=TrialState.FAIL), what="tell")
+                slot.set_attrs({"fail_reason": reason[:500]})
+                slot.tell(None)
             except UpdateFinishedTrialError:
                 return "lost"
             return "failed"
@@ -363,11 +373,8 @@ def builtin_params(spec: StudySpec, params: dict[str, Any]) -> dict[str, Any]:
     return out
 
 
-def _finish(study: optuna.Study, trial: optuna.Trial, value: Any, attrs: dict[str, Any]) -> str:
-    from optuna.trial import TrialState
-
-    for key, v in attrs.items():
-        st.with_retries(lambda k=key, v=v: trial.set_user_attr(k, v), what="set attr")
+def _finish(slot: _Slot, value: Any, attrs: dict[str, Any]) -> str:
+    slot.set_attrs(attrs)
     try:
         value = float(value)
     except (TypeError, ValueError):
@@ -375,22 +382,22 @@ def _finish(study: optuna.Study, trial: optuna.Trial, value: Any, attrs: dict[st
     if not math.isfinite(value):
         # Never tell NaN: it has made SQLite studies unreadable in the dashboard.
         reason = f"objective returned {value!r}; return a finite number (report divergence)"
-        st.with_retries(lambda: trial.set_user_attr("fail_reason", reason), what="set attr")
-        st.with_retries(lambda: study.tell(trial, state=TrialState.FAIL), what="tell")
+        slot.set_attrs({"fail_reason": reason})
+        slot.tell(None)
         return "failed"
-    st.with_retries(lambda: study.tell(trial, value), what="tell")
+    slot.tell(value)
     return "completed"
 
 
 def _interrupt(study: optuna.Study, trial_id: int) -> None:
-    """Ctrl-C mid-trial: fail it and re-queue its slot so that a resume runs it again."""
-    from optuna.exceptions import UpdateFinishedTrialError
-    from optuna.trial import TrialState
+    """Ctrl-C mid-trial: fail it and re-queue its slot so that a resume runs it again.
 
-    storage = study._storage
-    try:
-        if storage.set_trial_state_values(trial_id, state=TrialState.FAIL):
-            requeue(study, storage.get_trial(trial_id))
-            log.warning("interrupted: trial %d re-queued", storage.get_trial(trial_id).number)
-    except UpdateFinishedTrialError:
-        pass
+    One transaction (``requeue_trial``): a second Ctrl-C or SIGTERM landing here leaves
+    the trial either re-queued or still RUNNING (and recovered by heartbeat), never lost.
+    """
+    storage = study._storage  # Optuna wraps the RDBStorage in a cache; the engine is below
+    engine = getattr(storage, "_backend", storage).engine
+    st.with_retries(
+        lambda: requeue_trial(engine, trial_id, reason="interrupted"),
+        what="re-queue interrupted trial",
+    )

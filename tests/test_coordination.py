@@ -1,0 +1,214 @@
+"""The coordination primitives under races: real processes, real SQLite and PostgreSQL.
+
+Each test sets up the race the primitive exists for, and checks the one promise it makes:
+a slot re-queued once however many workers recover it, a lease held by one worker at a
+time, a holder that lost its lease unable to write on, a dropped connection retried.
+"""
+
+from __future__ import annotations
+
+import multiprocessing as mp
+import os
+import threading
+import time
+from collections import Counter
+
+import optuna
+import pytest
+
+from hpsearch import storage as st
+from hpsearch.coordination import (
+    Lease,
+    LeaseLost,
+    claim_slot,
+    requeue_trial,
+    stale_trials,
+)
+from hpsearch.worker import recover
+
+GRACE = 1.0
+
+
+def slots_study(url: str, n: int, name: str = "race") -> optuna.Study:
+    """A study of ``n`` enqueued slots, each with a fixed point and its slot number."""
+    study = optuna.create_study(storage=st.open_storage(url), study_name=name)
+    for i in range(n):
+        study.enqueue_trial({"x": float(i)}, user_attrs={"slot": i, "seed": 100 + i})
+    return study
+
+
+def _recover_at_once(url: str, barrier) -> None:
+    storage = st.open_storage(url)
+    study = optuna.load_study(storage=storage, study_name="race")
+    barrier.wait()
+    recover(study, storage.engine, GRACE)
+
+
+def test_workers_recovering_together_requeue_each_slot_once(storage_url):
+    """Optuna's fail_stale_trials queued 26-33 copies of 20 slots here on SQLite."""
+    study = slots_study(storage_url, 20)
+    engine = st.open_storage(storage_url).engine
+    claimed = [claim_slot(engine, study._study_id, heartbeat=True) for _ in range(20)]
+    assert None not in claimed
+    time.sleep(GRACE + 0.5)  # every claimer "died": no beat since the claim
+    ctx = mp.get_context("spawn")
+    barrier = ctx.Barrier(8)
+    procs = [ctx.Process(target=_recover_at_once, args=(storage_url, barrier)) for _ in range(8)]
+    for p in procs:
+        p.start()
+    for p in procs:
+        p.join(timeout=60)
+        assert p.exitcode == 0
+    trials = study.get_trials()
+    waiting = Counter(t.user_attrs["slot"] for t in trials if t.state.name == "WAITING")
+    assert waiting == Counter(range(20))
+    assert Counter(t.state.name for t in trials) == {"FAIL": 20, "WAITING": 20}
+    assert sorted(t.number for t in trials) == list(range(40))  # numbered as Optuna would
+
+
+def test_a_requeued_copy_is_the_same_slot_and_supersedes_the_attempt(sqlite_url):
+    study = slots_study(sqlite_url, 2)
+    engine = st.open_storage(sqlite_url).engine
+    tid = claim_slot(engine, study._study_id, heartbeat=True)
+    trial = optuna.trial.Trial(study, tid)
+    x = trial.suggest_float("x", 0.0, 10.0)
+    trial.set_user_attr("worker", "host:1")
+
+    copy_id = requeue_trial(engine, tid, reason="worker lost")
+    assert copy_id is not None
+    assert requeue_trial(engine, tid, reason="again") is None  # no longer RUNNING: no-op
+    by_id = {t._trial_id: t for t in study.get_trials()}
+    old, copy = by_id[tid], by_id[copy_id]
+    assert old.state.name == "FAIL" and old.user_attrs["fail_reason"].startswith("worker lost")
+    assert copy.state.name == "WAITING" and copy.number == 2
+    assert copy.params == {"x": x} and copy.distributions == old.distributions
+    assert copy.user_attrs == {"slot": old.user_attrs["slot"], "seed": old.user_attrs["seed"]}
+    assert copy.system_attrs["retry_history"] == [old.number]
+    assert copy.system_attrs["failed_trial"] == old.number
+    assert copy.system_attrs["fixed_params"] == {"x": x}
+    records = st.study_records(study, "s")
+    assert [r.superseded for r in records] == [True, False, False]
+
+    # The copy runs through the ordinary path: claimed, suggested the same point, told.
+    claim_slot(engine, study._study_id, heartbeat=True)  # slot 1, queued before the copy
+    again = claim_slot(engine, study._study_id, heartbeat=True)
+    assert again == copy_id
+    rerun = optuna.trial.Trial(study, again)
+    assert rerun.suggest_float("x", 0.0, 10.0) == x
+    study.tell(rerun, 1.0)
+
+
+def test_a_slot_that_keeps_losing_its_worker_is_given_up(sqlite_url):
+    study = slots_study(sqlite_url, 1)
+    engine = st.open_storage(sqlite_url).engine
+    for _ in range(3):
+        tid = claim_slot(engine, study._study_id, heartbeat=True)
+        assert requeue_trial(engine, tid, reason="lost", max_retry=2) is not None or _ == 2
+    states = Counter(t.state.name for t in study.get_trials())
+    assert states == {"FAIL": 3}
+    last = study.get_trials()[-1]
+    assert "given up" in last.user_attrs["fail_reason"]
+    assert not st.study_records(study, "s")[-1].superseded  # it counts towards the budget
+
+
+def test_stale_trials_are_silent_ones_and_those_without_a_heartbeat_row(storage_url):
+    study = slots_study(storage_url, 3)
+    engine = st.open_storage(storage_url).engine
+    silent, orphan, alive = (claim_slot(engine, study._study_id, heartbeat=True) for _ in "abc")
+    with engine.begin() as conn:  # as if killed before its first beat, with no row at all
+        conn.exec_driver_sql(f"DELETE FROM trial_heartbeats WHERE trial_id = {orphan}")
+    assert stale_trials(engine, study._study_id, GRACE) == []
+    time.sleep(GRACE + 1.1)  # SQLite's CURRENT_TIMESTAMP has whole seconds
+    study._storage.record_heartbeat(alive)
+    assert sorted(stale_trials(engine, study._study_id, GRACE)) == sorted([silent, orphan])
+
+
+def lease(url: str, owner: str, duration_s: float = 0.5) -> Lease:
+    return Lease(st.open_storage(url).engine, "toy/coarse", duration_s=duration_s, owner=owner)
+
+
+def test_a_lease_is_held_by_one_worker_until_it_expires(storage_url):
+    a, b = lease(storage_url, "a"), lease(storage_url, "b")
+    assert a.acquire() and a.token == 1
+    assert not b.acquire()
+    time.sleep(0.3)
+    a.check()  # renewed: still not expired after the original duration
+    time.sleep(0.3)
+    assert not b.acquire()
+    time.sleep(0.7)  # a froze past its lease
+    assert b.acquire() and b.token == 2
+    with pytest.raises(LeaseLost):
+        a.check()  # fencing: a wakes up and must not write on
+
+
+def test_released_leases_never_hand_out_an_old_token_again(storage_url):
+    a, b, c = lease(storage_url, "a"), lease(storage_url, "b"), lease(storage_url, "c")
+    assert a.acquire()
+    time.sleep(0.6)
+    assert b.acquire()
+    b.release()
+    assert c.acquire() and c.token == 3
+    with pytest.raises(LeaseLost):
+        a.check()  # token 1 was a's; had the row been deleted, c would hold token 1 now
+
+
+def _take(url: str, barrier, results) -> None:
+    mine = lease(url, str(os.getpid()), duration_s=30)
+    barrier.wait()
+    results.put(mine.acquire())
+
+
+def test_processes_racing_for_a_lease_get_one_winner(storage_url):
+    lease(storage_url, "setup").engine.dispose()  # the table exists before the race
+    ctx = mp.get_context("spawn")
+    barrier, results = ctx.Barrier(6), ctx.Queue()
+    procs = [ctx.Process(target=_take, args=(storage_url, barrier, results)) for _ in range(6)]
+    for p in procs:
+        p.start()
+    wins = [results.get(timeout=60) for _ in procs]
+    for p in procs:
+        p.join(timeout=60)
+    assert sorted(wins) == [False] * 5 + [True]
+
+
+@pytest.mark.postgres
+def test_a_connection_dropped_inside_optuna_is_retried(postgres_url):
+    """Optuna wraps a dropped connection in StorageInternalError; with_retries must see
+    through it, or a database blip fails a healthy trial."""
+    import sqlalchemy as sa
+
+    storage = st.open_storage(postgres_url)
+    study = optuna.create_study(storage=storage, study_name="drop")
+    trial_id = study.ask()._trial_id
+    admin = sa.create_engine(
+        os.environ["HPSEARCH_TEST_POSTGRES_URL"], isolation_level="AUTOCOMMIT"
+    )
+    db = postgres_url.rsplit("/", 1)[1]
+    done = threading.Event()
+    killed = 0
+
+    def killer() -> None:
+        nonlocal killed
+        while not done.is_set():
+            with admin.connect() as conn:
+                killed += conn.exec_driver_sql(
+                    "SELECT count(pg_terminate_backend(pid)) FROM pg_stat_activity "
+                    f"WHERE datname = '{db}' AND pid <> pg_backend_pid()"
+                ).scalar()
+            time.sleep(0.02)
+
+    thread = threading.Thread(target=killer)
+    thread.start()
+    try:
+        for i in range(150):
+            st.with_retries(
+                lambda i=i: storage.set_trial_user_attr(trial_id, "i", i),
+                what="set attr",
+                first_wait=0.01,
+            )
+    finally:
+        done.set()
+        thread.join()
+        admin.dispose()
+    assert killed > 0
+    assert storage.get_trial(trial_id).user_attrs["i"] == 149
