@@ -149,6 +149,8 @@ def format_plan(spec: Any) -> str:
             prev = spec.stages[i - 1].trials
             kept = max(1, math.ceil(s.keep * prev))  # as regions.select_top counts them
             keep = f", in the box of the best {kept} of {prev} (margin {s.margin:g})"
+            if s.promote:
+                keep += f", the best {s.promote} promoted first"
         lines.append(f"  {s.name}: {s.trials} trials x {s.epochs} epoch(s), {s.sampler}{keep}")
     lines.append(f"  total: {spec.total_epochs} epochs")
     return "\n".join(lines)
@@ -184,26 +186,16 @@ def worker(
     )
 
 
-def _interrupt_once(signum: int, frame: object) -> None:
-    """Turn SIGTERM/SIGINT into KeyboardInterrupt once, then ignore repeats, so that a
-    second signal cannot cut short the re-queueing of the running trial."""
-    import signal
-
-    signal.signal(signal.SIGINT, signal.SIG_IGN)
-    signal.signal(signal.SIGTERM, signal.SIG_IGN)
-    raise KeyboardInterrupt
-
-
 def _work(
     url: str, name: str, threads: int, device: str, grace_period: int, progress: bool = True
 ) -> None:
     """Run one worker in this process, with a progress bar per stage."""
-    import signal
+    import threading
 
-    from hpsearch.worker import WorkerConfig, run_worker
+    from hpsearch.worker import WorkerConfig, handle_stop_signals, run_worker
 
-    signal.signal(signal.SIGINT, _interrupt_once)
-    signal.signal(signal.SIGTERM, _interrupt_once)
+    stop = threading.Event()
+    handle_stop_signals(stop)
     config = WorkerConfig(url, name, threads, device, grace_period)
     bar: Any = None
 
@@ -225,15 +217,17 @@ def _work(
 
     with user_errors():
         try:
-            stats = run_worker(config, on_event=on_event)
+            stats = run_worker(config, stop=stop, on_event=on_event)
         except KeyboardInterrupt:
+            stop.set()
+        finally:
+            if bar is not None:
+                bar.render_finish()
+        if stop.is_set():
             click.echo(
                 "\ninterrupted: running trials were re-queued; launch again to resume", err=True
             )
             sys.exit(130)
-        finally:
-            if bar is not None:
-                bar.render_finish()
     click.echo(
         f"worker done: {stats.completed} completed, {stats.failed} failed, "
         f"{stats.lost} dropped, {stats.requeued} re-queued",

@@ -26,7 +26,8 @@ import logging
 import os
 import socket
 import time
-from datetime import UTC, datetime, timedelta
+from dataclasses import dataclass
+from datetime import datetime, timedelta
 from typing import TYPE_CHECKING, Any
 
 from sqlalchemy import Column, Float, Integer, MetaData, String, Table, func, select, text
@@ -53,15 +54,35 @@ def worker_id() -> str:
     return f"{socket.gethostname()}:{os.getpid()}"
 
 
-def _utcnow() -> datetime:
-    # Optuna stores naive UTC datetimes.
-    return datetime.now(UTC).replace(tzinfo=None)
+def _now() -> datetime:
+    # Optuna writes datetime_start and datetime_complete as naive *local* time
+    # (``datetime.now()``); the rows written here follow it, so that durations in reports
+    # and the dashboard hold whichever path wrote a trial.
+    return datetime.now()
 
 
-def claim_slot(engine: Engine, study_id: int, *, heartbeat: bool) -> int | None:
-    """Move one WAITING trial of the study to RUNNING and return its id, or None.
+@dataclass(frozen=True)
+class Claim:
+    """A slot this worker now runs: what the claim read back in the same transaction.
 
-    Slots are taken in trial-id order, so one worker runs them in the order prepared.
+    ``params`` is empty for a slot whose sampler fills it at run time (TPE).
+    """
+
+    trial_id: int
+    number: int
+    params: dict[str, Any]
+    user_attrs: dict[str, Any]
+
+
+def claim_slot(engine: Engine, study_id: int, *, worker: str = "") -> Claim | None:
+    """Move one WAITING trial of the study to RUNNING and return it, or None.
+
+    One write transaction does all a worker needs before it runs the trial: the claim (a
+    compare-and-swap), the heartbeat row (so no claimed trial is ever without one), the
+    ``worker`` user attr, and the read of its params and attrs. Every commit is a disk
+    flush on the database server, and at 16 workers those flushes were the service's
+    throughput limit. Slots are taken in trial-id order, so one worker runs them in the
+    order prepared.
     """
     with engine.begin() as conn:
         candidates = [
@@ -81,23 +102,68 @@ def claim_slot(engine: Engine, study_id: int, *, heartbeat: bool) -> int | None:
                     "UPDATE trials SET state = 'RUNNING', datetime_start = :now "
                     "WHERE trial_id = :t AND state = 'WAITING'"
                 ),
-                {"t": trial_id, "now": _utcnow()},
+                {"t": trial_id, "now": _now()},
             ).rowcount
             if claimed != 1:
                 continue  # another worker won this one; try the next
-            if heartbeat:
-                conn.execute(
-                    text("DELETE FROM trial_heartbeats WHERE trial_id = :t"), {"t": trial_id}
-                )
-                conn.execute(
-                    text(
-                        "INSERT INTO trial_heartbeats (trial_id, heartbeat) "
-                        "VALUES (:t, CURRENT_TIMESTAMP)"
-                    ),
-                    {"t": trial_id},
-                )
-            return trial_id
+            conn.execute(text("DELETE FROM trial_heartbeats WHERE trial_id = :t"), {"t": trial_id})
+            conn.execute(
+                text(
+                    "INSERT INTO trial_heartbeats (trial_id, heartbeat) "
+                    "VALUES (:t, CURRENT_TIMESTAMP)"
+                ),
+                {"t": trial_id},
+            )
+            user_t = _models().TrialUserAttributeModel.__table__
+            if worker:
+                _set_attr(conn, user_t, trial_id, "worker", worker)
+            return Claim(
+                trial_id=trial_id,
+                number=conn.execute(
+                    text("SELECT number FROM trials WHERE trial_id = :t"), {"t": trial_id}
+                ).scalar_one(),
+                params=_params(conn, trial_id),
+                user_attrs=_attrs(conn, user_t, trial_id),
+            )
     return None
+
+
+def finish_trial(
+    engine: Engine, trial_id: int, value: float | None, user_attrs: dict[str, Any]
+) -> bool:
+    """Record a finished trial in one transaction: COMPLETE with ``value`` (finite), or
+    FAIL when ``value`` is None, with its user attrs.
+
+    Optuna's ``tell`` plus one ``set_user_attr`` per attr commit 3 to 8 times. The state
+    change is a compare-and-swap on RUNNING: False (nothing written) when the trial was
+    failed and re-queued while this worker was away.
+    """
+    from optuna.trial import TrialState
+
+    models = _models()
+    trials = models.TrialModel.__table__
+    with engine.begin() as conn:
+        won = conn.execute(
+            trials.update()
+            .where(trials.c.trial_id == trial_id, trials.c.state == TrialState.RUNNING)
+            .values(
+                state=TrialState.FAIL if value is None else TrialState.COMPLETE,
+                datetime_complete=_now(),
+            )
+        ).rowcount
+        if won != 1:
+            return False
+        if value is not None:
+            stored, kind = models.TrialValueModel.value_to_stored_repr(value)
+            conn.execute(
+                models.TrialValueModel.__table__.insert().values(
+                    trial_id=trial_id, objective=0, value=stored, value_type=kind
+                )
+            )
+        user_t = models.TrialUserAttributeModel.__table__
+        for key, v in user_attrs.items():
+            _set_attr(conn, user_t, trial_id, key, v)
+    return True
 
 
 def stale_trials(engine: Engine, study_id: int, grace_period: float) -> list[int]:
@@ -120,7 +186,7 @@ def stale_trials(engine: Engine, study_id: int, grace_period: float) -> list[int
             ),
             {"s": study_id},
         ).all()
-    cutoff = _utcnow() - grace  # datetime_start is written in naive UTC by the claimer
+    cutoff = _now() - grace  # datetime_start: the claimer's clock, as Optuna writes it
     stale = []
     for trial_id, started, beat in rows:
         if beat is not None:
@@ -167,7 +233,7 @@ def requeue_trial(
                 "UPDATE trials SET state = 'FAIL', datetime_complete = :now "
                 "WHERE trial_id = :t AND state = 'RUNNING'"
             ),
-            {"t": trial_id, "now": _utcnow()},
+            {"t": trial_id, "now": _now()},
         ).rowcount
         if won != 1:
             return None
@@ -240,6 +306,20 @@ def _attrs(conn: Connection, table: Table, trial_id: int) -> dict[str, Any]:
         select(table.c.key, table.c.value_json).where(table.c.trial_id == trial_id)
     )
     return {key: json.loads(value) for key, value in rows}
+
+
+def _params(conn: Connection, trial_id: int) -> dict[str, Any]:
+    """A trial's params in their external form, in the order they were stored."""
+    from optuna.distributions import json_to_distribution
+
+    rows = conn.execute(
+        text(
+            "SELECT param_name, param_value, distribution_json FROM trial_params "
+            "WHERE trial_id = :t ORDER BY param_id"
+        ),
+        {"t": trial_id},
+    )
+    return {name: json_to_distribution(dist).to_external_repr(value) for name, value, dist in rows}
 
 
 def _set_attr(conn: Connection, table: Table, trial_id: int, key: str, value: Any) -> None:

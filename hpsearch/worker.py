@@ -19,7 +19,14 @@ from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
 from hpsearch import storage as st
-from hpsearch.coordination import claim_slot, requeue_trial, stale_trials, worker_id
+from hpsearch.coordination import (
+    Claim,
+    claim_slot,
+    finish_trial,
+    requeue_trial,
+    stale_trials,
+    worker_id,
+)
 from hpsearch.errors import UserError
 from hpsearch.loader import load_objective
 from hpsearch.notes import write_stage_note
@@ -74,6 +81,30 @@ class WorkerStats:
 
 
 Event = Callable[[str, dict[str, Any]], None]
+
+
+#: Set while this process runs an objective: only there does a stop signal raise
+#: KeyboardInterrupt. Anywhere else it could land between a commit and what follows it (a
+#: claimed slot never returned, say), leaving a trial RUNNING until its heartbeat lapsed.
+_IN_OBJECTIVE = threading.Event()
+
+
+def handle_stop_signals(stop: threading.Event) -> None:
+    """Make SIGINT and SIGTERM (Ctrl-C; Slurm and Kubernetes stopping a job) stop the worker
+    without losing its trial: ``stop`` is set, an objective in progress is interrupted (its
+    slot is re-queued), and a worker between trials stops before claiming the next. The
+    first signal counts; repeats are ignored, so they cannot cut the re-queueing short."""
+    import signal
+
+    def on_signal(signum: int, frame: object) -> None:
+        signal.signal(signal.SIGINT, signal.SIG_IGN)
+        signal.signal(signal.SIGTERM, signal.SIG_IGN)
+        stop.set()
+        if _IN_OBJECTIVE.is_set():
+            raise KeyboardInterrupt
+
+    signal.signal(signal.SIGINT, on_signal)
+    signal.signal(signal.SIGTERM, on_signal)
 
 
 def open_worker_storage(config: WorkerConfig) -> RDBStorage:
@@ -139,12 +170,12 @@ def _run_stage(
         if time.monotonic() - last_recover > config.heartbeat_interval:
             stats.requeued += recover(study, engine, config.grace_period)
             last_recover = time.monotonic()
-        trial_id = st.with_retries(
-            lambda: claim_slot(engine, study._study_id, heartbeat=True), what="claim slot"
+        claim = st.with_retries(
+            lambda: claim_slot(engine, study._study_id, worker=me), what="claim slot"
         )
-        if trial_id is not None:
+        if claim is not None:
             wait = 0.2
-            outcome = run_trial(config, spec, study, space, objective, trial_id, me)
+            outcome = run_trial(config, spec, study, space, objective, claim, stop)
             setattr(stats, outcome, getattr(stats, outcome) + 1)
             emit("trial", {"stage": study.study_name, "outcome": outcome})
             continue
@@ -240,31 +271,30 @@ class _Heartbeat:
 
 
 class _Slot:
-    """A claimed trial, read once and written through the storage directly.
+    """A claimed trial, written through the database directly.
 
-    Prepared slots already carry their params (stored when the stage was prepared), so
-    running one costs one read, the per-epoch reports and a final write: no sampler round
-    trips, which is most of Optuna's per-trial cost. Only slots without params (TPE's)
-    go through an Optuna ``Trial``, whose sampler fills them at run time.
+    Prepared slots already carry their params (stored when the stage was prepared, read
+    back by the claim), so running one costs the claim, one write per reported epoch and
+    one final write: no sampler round trips and no commit per attr, which was most of
+    Optuna's per-trial cost. Only slots without params (TPE's) go through an Optuna
+    ``Trial``, whose sampler fills them at run time and sees their results.
     """
 
-    def __init__(self, study: optuna.Study, trial_id: int, space: SearchSpace) -> None:
+    def __init__(self, study: optuna.Study, claim: Claim, space: SearchSpace) -> None:
         import optuna
 
-        # Write through Optuna's RDBStorage itself: its cache wrapper only knows trials this
-        # process listed, and a claimed slot was never listed here.
-        self.study, self.id = study, trial_id
+        self.study, self.id, self.number = study, claim.trial_id, claim.number
+        self.attrs = claim.user_attrs
+        # Optuna's RDBStorage itself: its cache wrapper only knows trials this process
+        # listed, and a claimed slot was never listed here.
         self.storage = getattr(study._storage, "_backend", study._storage)
-        frozen = st.with_retries(lambda: self.storage.get_trial(trial_id), what="load trial")
-        self.number = frozen.number
-        self.attrs = dict(frozen.user_attrs)
         self.trial: optuna.Trial | None = None
-        if set(space.names) <= frozen.params.keys():
-            self.params = {name: frozen.params[name] for name in space.names}
+        if set(space.names) <= claim.params.keys():
+            self.params = {name: claim.params[name] for name in space.names}
         else:
             # Optuna's cache must have listed the trial before a Trial can write to it.
             st.with_retries(lambda: study.get_trials(deepcopy=False), what="list trials")
-            self.trial = optuna.trial.Trial(study, trial_id)
+            self.trial = optuna.trial.Trial(study, claim.trial_id)
             self.params = {
                 p.name: st.with_retries(lambda p=p: suggest(self.trial, p), what="suggest")
                 for p in space
@@ -276,25 +306,26 @@ class _Slot:
             what="report",
         )
 
-    def set_attrs(self, attrs: dict[str, Any]) -> None:
-        for key, v in attrs.items():
+    def finish(self, value: float | None, attrs: dict[str, Any]) -> bool:
+        """Record the value (a failure when None) and attrs; False if the trial was lost."""
+        from optuna.trial import TrialState
+
+        if self.trial is None:
+            engine = self.storage.engine
+            done = st.with_retries(
+                lambda: finish_trial(engine, self.id, value, attrs), what="record result"
+            )
+            if not done:
+                log.info("trial %d was re-queued while this worker was away; dropped", self.number)
+            return done
+        for key, v in attrs.items():  # TPE's slot: tell through Optuna, for its sampler
             st.with_retries(
                 lambda k=key, v=v: self.storage.set_trial_user_attr(self.id, k, v), what="set attr"
             )
-
-    def tell(self, value: float | None) -> None:
-        """Record the value, or a failure when ``value`` is None."""
-        from optuna.trial import TrialState
-
         state = TrialState.FAIL if value is None else TrialState.COMPLETE
-        if self.trial is not None:  # let the sampler see its result (TPE)
-            study, trial = self.study, self.trial
-            st.with_retries(lambda: study.tell(trial, value, state=state), what="tell")
-            return
-        values = None if value is None else [value]
-        st.with_retries(
-            lambda: self.storage.set_trial_state_values(self.id, state, values), what="tell"
-        )
+        study, trial = self.study, self.trial
+        st.with_retries(lambda: study.tell(trial, value, state=state), what="tell")
+        return True
 
 
 def run_trial(
@@ -303,8 +334,8 @@ def run_trial(
     study: optuna.Study,
     space: SearchSpace,
     objective: Callable[..., float],
-    trial_id: int,
-    me: str,
+    claim: Claim,
+    stop: threading.Event | None = None,
 ) -> str:
     """Run one claimed slot. Returns ``completed``, ``failed`` or ``lost``.
 
@@ -314,11 +345,11 @@ def run_trial(
     """
     from optuna.exceptions import UpdateFinishedTrialError
 
+    trial_id = claim.trial_id
     with _Heartbeat(study._storage, trial_id, config.heartbeat_interval):
         slot: _Slot | None = None
         try:
-            slot = _Slot(study, trial_id, space)
-            slot.set_attrs({"worker": me})
+            slot = _Slot(study, claim, space)
 
             def on_value(epoch: int, value: float) -> None:
                 try:
@@ -334,7 +365,13 @@ def run_trial(
             )
             merged = builtin_params(spec, {**spec.fixed, **slot.params})
             start = time.perf_counter()
-            value = objective(merged, int(slot.attrs.get("epochs", 1)), reporter)
+            _IN_OBJECTIVE.set()
+            try:
+                if stop is not None and stop.is_set():  # the signal came during the claim
+                    raise KeyboardInterrupt
+                value = objective(merged, int(slot.attrs.get("epochs", 1)), reporter)
+            finally:
+                _IN_OBJECTIVE.clear()
             attrs = {**reporter.attrs, "wall_seconds": round(time.perf_counter() - start, 4)}
             return _finish(slot, value, attrs)
         except (TrialLost, UpdateFinishedTrialError):
@@ -349,11 +386,9 @@ def run_trial(
             reason = f"{type(exc).__name__}: {exc}"
             log.error("trial %d failed: %s\n%s", slot.number, reason, traceback.format_exc())
             try:
-                slot.set_attrs({"fail_reason": reason[:500]})
-                slot.tell(None)
+                return "failed" if slot.finish(None, {"fail_reason": reason[:500]}) else "lost"
             except UpdateFinishedTrialError:
                 return "lost"
-            return "failed"
 
 
 def builtin_params(spec: StudySpec, params: dict[str, Any]) -> dict[str, Any]:
@@ -374,7 +409,6 @@ def builtin_params(spec: StudySpec, params: dict[str, Any]) -> dict[str, Any]:
 
 
 def _finish(slot: _Slot, value: Any, attrs: dict[str, Any]) -> str:
-    slot.set_attrs(attrs)
     try:
         value = float(value)
     except (TypeError, ValueError):
@@ -382,11 +416,8 @@ def _finish(slot: _Slot, value: Any, attrs: dict[str, Any]) -> str:
     if not math.isfinite(value):
         # Never tell NaN: it has made SQLite studies unreadable in the dashboard.
         reason = f"objective returned {value!r}; return a finite number (report divergence)"
-        slot.set_attrs({"fail_reason": reason})
-        slot.tell(None)
-        return "failed"
-    slot.tell(value)
-    return "completed"
+        return "failed" if slot.finish(None, {**attrs, "fail_reason": reason}) else "lost"
+    return "completed" if slot.finish(value, attrs) else "lost"
 
 
 def _interrupt(study: optuna.Study, trial_id: int) -> None:

@@ -21,6 +21,7 @@ from hpsearch.coordination import (
     Lease,
     LeaseLost,
     claim_slot,
+    finish_trial,
     requeue_trial,
     stale_trials,
 )
@@ -48,7 +49,7 @@ def test_workers_recovering_together_requeue_each_slot_once(storage_url):
     """Optuna's fail_stale_trials queued 26-33 copies of 20 slots here on SQLite."""
     study = slots_study(storage_url, 20)
     engine = st.open_storage(storage_url).engine
-    claimed = [claim_slot(engine, study._study_id, heartbeat=True) for _ in range(20)]
+    claimed = [claim_slot(engine, study._study_id) for _ in range(20)]
     assert None not in claimed
     time.sleep(GRACE + 0.5)  # every claimer "died": no beat since the claim
     ctx = mp.get_context("spawn")
@@ -69,7 +70,7 @@ def test_workers_recovering_together_requeue_each_slot_once(storage_url):
 def test_a_requeued_copy_is_the_same_slot_and_supersedes_the_attempt(sqlite_url):
     study = slots_study(sqlite_url, 2)
     engine = st.open_storage(sqlite_url).engine
-    tid = claim_slot(engine, study._study_id, heartbeat=True)
+    tid = claim_slot(engine, study._study_id).trial_id
     trial = optuna.trial.Trial(study, tid)
     x = trial.suggest_float("x", 0.0, 10.0)
     trial.set_user_attr("worker", "host:1")
@@ -90,8 +91,8 @@ def test_a_requeued_copy_is_the_same_slot_and_supersedes_the_attempt(sqlite_url)
     assert [r.superseded for r in records] == [True, False, False]
 
     # The copy runs through the ordinary path: claimed, suggested the same point, told.
-    claim_slot(engine, study._study_id, heartbeat=True)  # slot 1, queued before the copy
-    again = claim_slot(engine, study._study_id, heartbeat=True)
+    claim_slot(engine, study._study_id)  # slot 1, queued before the copy
+    again = claim_slot(engine, study._study_id).trial_id
     assert again == copy_id
     rerun = optuna.trial.Trial(study, again)
     assert rerun.suggest_float("x", 0.0, 10.0) == x
@@ -102,7 +103,7 @@ def test_a_slot_that_keeps_losing_its_worker_is_given_up(sqlite_url):
     study = slots_study(sqlite_url, 1)
     engine = st.open_storage(sqlite_url).engine
     for _ in range(3):
-        tid = claim_slot(engine, study._study_id, heartbeat=True)
+        tid = claim_slot(engine, study._study_id).trial_id
         assert requeue_trial(engine, tid, reason="lost", max_retry=2) is not None or _ == 2
     states = Counter(t.state.name for t in study.get_trials())
     assert states == {"FAIL": 3}
@@ -111,10 +112,53 @@ def test_a_slot_that_keeps_losing_its_worker_is_given_up(sqlite_url):
     assert not st.study_records(study, "s")[-1].superseded  # it counts towards the budget
 
 
+def test_a_claim_reads_its_slot_back_and_a_finish_is_fenced(storage_url):
+    """One transaction claims and reads the slot; one records the result, only while the
+    trial is still this worker's (RUNNING)."""
+    from optuna.distributions import CategoricalDistribution, FloatDistribution
+
+    study = optuna.create_study(storage=st.open_storage(storage_url), study_name="claims")
+    for slot, lr in enumerate((1e-3, 2e-2, 0.5)):
+        study.add_trial(
+            optuna.trial.create_trial(
+                state=optuna.trial.TrialState.WAITING,
+                params={"lr": lr, "act": "tanh"},
+                distributions={
+                    "lr": FloatDistribution(1e-5, 1.0, log=True),
+                    "act": CategoricalDistribution(["relu", "tanh"]),
+                },
+                user_attrs={"slot": slot, "epochs": 3},
+            )
+        )
+    engine = st.open_storage(storage_url).engine
+    first = claim_slot(engine, study._study_id, worker="host:1")
+    assert first.number == 0 and list(first.params.items()) == [("lr", 1e-3), ("act", "tanh")]
+    assert first.user_attrs == {"slot": 0, "epochs": 3, "worker": "host:1"}
+    second, third = claim_slot(engine, study._study_id), claim_slot(engine, study._study_id)
+    assert claim_slot(engine, study._study_id) is None
+
+    assert finish_trial(engine, first.trial_id, 0.25, {"wall_seconds": 1.5, "curve": [1, 2]})
+    assert not finish_trial(engine, first.trial_id, 9.0, {"wall_seconds": 0.0})
+    assert finish_trial(engine, second.trial_id, None, {"fail_reason": "boom"})
+    requeue_trial(engine, third.trial_id, reason="worker lost")
+    assert not finish_trial(engine, third.trial_id, 0.1, {})  # re-queued while away: dropped
+
+    fresh = optuna.load_study(storage=st.open_storage(storage_url), study_name="claims")
+    done, failed, lost, copy = fresh.get_trials()
+    assert (
+        done.state.name == "COMPLETE" and done.value == 0.25 and done.duration.total_seconds() >= 0
+    )
+    assert done.user_attrs == {"slot": 0, "epochs": 3, "worker": "host:1", "wall_seconds": 1.5,
+                               "curve": [1, 2]}  # fmt: skip
+    assert failed.state.name == "FAIL" and failed.user_attrs["fail_reason"] == "boom"
+    assert lost.state.name == "FAIL" and lost.value is None
+    assert copy.state.name == "WAITING" and copy.params == {"lr": 0.5, "act": "tanh"}
+
+
 def test_stale_trials_are_silent_ones_and_those_without_a_heartbeat_row(storage_url):
     study = slots_study(storage_url, 3)
     engine = st.open_storage(storage_url).engine
-    silent, orphan, alive = (claim_slot(engine, study._study_id, heartbeat=True) for _ in "abc")
+    silent, orphan, alive = (claim_slot(engine, study._study_id).trial_id for _ in "abc")
     with engine.begin() as conn:  # as if killed before its first beat, with no row at all
         conn.exec_driver_sql(f"DELETE FROM trial_heartbeats WHERE trial_id = {orphan}")
     assert stale_trials(engine, study._study_id, GRACE) == []

@@ -134,9 +134,9 @@ def test_claims_never_hand_a_slot_out_twice(storage_url, stub_study):
 
     def claimer():
         engine = st.open_storage(storage_url).engine  # its own connections, as a process has
-        while (tid := claim_slot(engine, study._study_id, heartbeat=True)) is not None:
+        while (claim := claim_slot(engine, study._study_id)) is not None:
             with lock:
-                claimed.append(tid)
+                claimed.append(claim.trial_id)
 
     threads = [threading.Thread(target=claimer) for _ in range(8)]
     for t in threads:
