@@ -1,4 +1,5 @@
-"""Point sets for a space: log-uniform random, scrambled Sobol, and an even grid.
+"""Point sets for a space: log-uniform random, scrambled Sobol, an even grid, and the
+previous stage's best trials promoted into a narrowed space.
 
 Points are a pure function of (space, count, seed): workers never sample on their own, so
 a search evaluates the same points on 1 worker as on 8, and again on rerun. (Optuna's
@@ -15,6 +16,7 @@ from typing import Any
 
 import numpy as np
 
+from hpsearch.records import TrialRecord, rank
 from hpsearch.space import CategoricalParam, FloatParam, IntParam, Param, SearchSpace
 
 Point = dict[str, Any]
@@ -174,6 +176,40 @@ def make_points(sampler: str, space: SearchSpace, n: int, seed: int) -> list[Poi
     if sampler == "tpe":
         return [{} for _ in range(n)]
     raise ValueError(f"unknown sampler {sampler!r}")
+
+
+def promoted_points(
+    space: SearchSpace, records: list[TrialRecord], n: int, direction: str
+) -> list[Point]:
+    """The params of the best ``n`` usable trials of ``records``, best first, as points of
+    ``space`` (successive halving's promotion: re-run the winners at a longer length).
+
+    Deterministic: a function of the records only (ties keep trial-number order). Failed
+    and diverged trials are never promoted, so fewer than ``n`` points come back when fewer
+    trials gave a usable value. Each point is put inside ``space``, which a narrowed region
+    may have made smaller than the space the trials ran in: a number outside its range is
+    clipped to the nearest bound (an int snapped onto its step), and a categorical value
+    the region dropped becomes the best trial's value, which the region always keeps.
+    """
+    if n <= 0:
+        return []
+    best = [r for r in rank(records, direction) if r.ok][:n]
+    return [_into(space, r.params, best[0].params) for r in best]
+
+
+def _into(space: SearchSpace, params: dict[str, Any], fallback: dict[str, Any]) -> Point:
+    point: Point = {}
+    for p in space:
+        v = params.get(p.name, fallback.get(p.name))
+        if isinstance(p, CategoricalParam):
+            # by repr, as regions compares choices (1 and True are different choices)
+            kept = {repr(c): c for c in p.choices}
+            point[p.name] = kept.get(repr(v), kept.get(repr(fallback.get(p.name)), p.choices[0]))
+        elif isinstance(p, FloatParam):
+            point[p.name] = min(max(float(v), p.low), p.high)
+        else:
+            point[p.name] = p.snap(v)  # on the step grid, inside [low, high]
+    return point
 
 
 def distinct_values(points: list[Point], p: IntParam | FloatParam | CategoricalParam) -> int:

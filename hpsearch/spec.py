@@ -39,7 +39,7 @@ TOP_KEYS = (
     "max_epochs",
 )
 PARAM_KEYS = ("low", "high", "log", "step", "choices", "min", "max")
-STAGE_KEYS = ("name", "trials", "epochs", "sampler", "keep", "margin")
+STAGE_KEYS = ("name", "trials", "epochs", "sampler", "keep", "margin", "promote")
 NAME_RE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.\-]*$")
 
 #: Top fraction of the previous stage that defines the next region: 1 in 4 is wide enough
@@ -69,6 +69,10 @@ class StageSpec:
     sampler: str = "random"
     keep: float = DEFAULT_KEEP
     margin: float = DEFAULT_MARGIN
+    #: The first ``promote`` slots re-run the previous stage's best trials at this stage's
+    #: epochs (as successive halving promotes), clipped into this stage's box; the sampler
+    #: fills the others. 0: no promotion.
+    promote: int = 0
 
 
 @dataclass(frozen=True)
@@ -116,6 +120,9 @@ class StudySpec:
                     "sampler": s.sampler,
                     # keep/margin shape the region a stage gets from the one before it
                     **({"keep": s.keep, "margin": s.margin} if i else {}),
+                    # only when set, so that a search stored before `promote` existed
+                    # compares equal to the same file on resume
+                    **({"promote": s.promote} if s.promote else {}),
                 }
                 for i, s in enumerate(self.stages)
             ],
@@ -301,9 +308,12 @@ def parse_spec(data: dict[str, Any], source: str = "<spec>", base_dir: str = "."
         if st.name in seen:
             c.error(f"stage[{i}].name", f"duplicate stage name {st.name!r}; names must differ")
         seen.add(st.name)
-        for key in ("keep", "margin"):
+        for key, what in (("keep", "narrow"), ("margin", "narrow"), ("promote", "promote")):
             if i == 0 and isinstance(stage_list[0], dict) and key in stage_list[0]:
-                c.error(f"stage[0].{key}", "the first stage has no previous stage to narrow from")
+                c.error(
+                    f"stage[0].{key}",
+                    f"the first stage has no previous stage to {what} from; drop {key} here",
+                )
         if i == 0 and st.sampler == "grid" and all(p is not None for p in params):
             _check_grid(c, st, space)
 
@@ -455,9 +465,18 @@ def _parse_stage(c: _Checker, i: int, table: Any) -> StageSpec | None:
     margin = c.typed(table, "margin", (int, float), where, default=DEFAULT_MARGIN)
     if isinstance(margin, int | float) and not 0 <= margin <= 10:
         c.error(f"{where}.margin", f"must be in [0, 10], but got {margin!r}")
+    promote = c.typed(table, "promote", (int,), where, default=0)
+    if isinstance(promote, int) and promote < 0:
+        c.error(f"{where}.promote", f"must be at least 0, but got {promote!r}")
+    elif isinstance(promote, int) and isinstance(trials, int) and promote > trials:
+        c.error(
+            f"{where}.promote",
+            f"`promote <= trials` must hold (promoted runs fill this stage's slots), but got "
+            f"promote = {promote!r}, trials = {trials!r}; lower promote or raise trials",
+        )
     if len(c.problems) != before:
         return None
-    return StageSpec(name, trials, epochs, sampler, float(keep), float(margin))
+    return StageSpec(name, trials, epochs, sampler, float(keep), float(margin), promote)
 
 
 def _check_grid(c: _Checker, stage: StageSpec, space: SearchSpace) -> None:

@@ -15,7 +15,7 @@ from typing import TYPE_CHECKING, Any
 from hpsearch import storage as st
 from hpsearch.coordination import Lease, LeaseLost
 from hpsearch.errors import UserError
-from hpsearch.points import derive_seed, make_points
+from hpsearch.points import derive_seed, make_points, promoted_points
 from hpsearch.records import TrialRecord
 from hpsearch.regions import Region, narrow
 from hpsearch.space import SearchSpace
@@ -56,10 +56,16 @@ def plan_stage(
     previous_space: SearchSpace | None = None,
     previous: list[TrialRecord] | None = None,
 ) -> StagePlan:
-    """Pure: the plan of stage ``index`` given the previous stage's space and results."""
+    """Pure: the plan of stage ``index`` given the previous stage's space and results.
+
+    With ``promote = N`` the first N points are the previous stage's N best trials, put
+    inside this stage's space (``points.promoted_points``); the sampler's points fill the
+    remaining slots (for TPE: empty slots, so TPE sees the promoted runs' results).
+    """
     stage = spec.stages[index]
     region = None
     space = spec.space
+    promoted: list[dict[str, Any]] = []
     if index > 0:
         assert previous_space is not None and previous is not None
         region = narrow(
@@ -70,18 +76,27 @@ def plan_stage(
             direction=spec.direction,
         )
         space = region.space
+        promoted = promoted_points(space, previous, stage.promote, spec.direction)
     seed = stage_seed(spec, index)
-    return StagePlan(space, region, make_points(stage.sampler, space, stage.trials, seed), seed)
+    left = stage.trials - len(promoted)
+    rest = make_points(stage.sampler, space, left, seed) if left else []
+    return StagePlan(space, region, promoted + rest, seed)
 
 
 def _sampler(spec: StudySpec, index: int) -> optuna.samplers.BaseSampler:
     """The sampler that fills slots at run time: only TPE ever does; for the others the
-    slots carry their params and the sampler is never consulted."""
+    slots carry their params and the sampler is never consulted.
+
+    TPE's random start-up trials come on top of the promoted ones, which cluster around
+    the previous stage's winners: TPE then models from both (measured on 100 seeds of the
+    benchmark problems: a little better than counting promoted runs as start-up)."""
     import optuna
 
     seed = stage_seed(spec, index)
-    if spec.stages[index].sampler == "tpe":
-        return optuna.samplers.TPESampler(seed=seed, n_startup_trials=max(3, len(spec.space) + 1))
+    stage = spec.stages[index]
+    if stage.sampler == "tpe":
+        startup = stage.promote + max(3, len(spec.space) + 1)
+        return optuna.samplers.TPESampler(seed=seed, n_startup_trials=startup)
     return optuna.samplers.RandomSampler(seed=seed)
 
 

@@ -14,7 +14,9 @@ from hpsearch.points import (
     grid_points,
     grid_shape,
     make_points,
+    promoted_points,
 )
+from hpsearch.records import TrialRecord
 from hpsearch.space import CategoricalParam, FloatParam, IntParam, SearchSpace
 
 LR = FloatParam("lr", 1e-5, 1.0, log=True)
@@ -112,3 +114,59 @@ def test_derived_seeds_differ_between_stages_and_slots():
     seeds = {derive_seed(0, stage, slot) for stage in range(3) for slot in range(100)}
     assert len(seeds) == 300
     assert derive_seed(1, 2) == derive_seed(1, 2)
+
+
+def rec(number, value, state="COMPLETE", diverged=False, **params):
+    attrs = {"diverged": True} if diverged else {}
+    return TrialRecord(number, "coarse", state, params, value, attrs)
+
+
+PROMOTE_SPACE = SearchSpace((LR, DEPTH, ACT))
+RECORDS = [
+    rec(0, 0.5, lr=1e-3, depth=2, act="relu"),
+    rec(1, 0.1, lr=1e-2, depth=3, act="tanh"),
+    rec(2, None, state="FAIL", lr=1e-4, depth=1, act="elu"),
+    rec(3, 0.01, diverged=True, lr=0.5, depth=4, act="elu"),
+    rec(4, 0.3, lr=1e-4, depth=1, act="relu"),
+    rec(5, 0.1, lr=2e-2, depth=2, act="relu"),
+]
+
+
+def test_promoted_points_are_the_best_usable_trials_best_first():
+    pts = promoted_points(PROMOTE_SPACE, RECORDS, 3, "minimize")
+    # ties keep trial-number order; failed and diverged trials are never promoted
+    assert pts == [
+        {"lr": 1e-2, "depth": 3, "act": "tanh"},
+        {"lr": 2e-2, "depth": 2, "act": "relu"},
+        {"lr": 1e-4, "depth": 1, "act": "relu"},
+    ]
+    assert promoted_points(PROMOTE_SPACE, RECORDS, 3, "maximize")[0]["lr"] == 1e-3
+    assert promoted_points(PROMOTE_SPACE, RECORDS, 0, "minimize") == []
+
+
+def test_fewer_points_when_fewer_trials_gave_a_value():
+    assert len(promoted_points(PROMOTE_SPACE, RECORDS, 10, "minimize")) == 4
+    assert promoted_points(PROMOTE_SPACE, RECORDS[2:4], 2, "minimize") == []
+
+
+def test_promoted_points_are_put_inside_a_narrowed_space():
+    narrowed = SearchSpace(
+        (
+            FloatParam("lr", 5e-3, 1.5e-2, log=True),
+            IntParam("depth", 2, 3),
+            CategoricalParam("act", ("tanh",)),
+        )
+    )
+    pts = promoted_points(narrowed, RECORDS, 3, "minimize")
+    assert pts == [
+        {"lr": 1e-2, "depth": 3, "act": "tanh"},  # inside: unchanged
+        {"lr": 1.5e-2, "depth": 2, "act": "tanh"},  # clipped; a dropped choice -> the best's
+        {"lr": 5e-3, "depth": 2, "act": "tanh"},
+    ]
+
+
+def test_promoted_points_are_a_function_of_the_records():
+    shuffled = [RECORDS[i] for i in (5, 3, 0, 4, 1, 2)]
+    assert promoted_points(PROMOTE_SPACE, shuffled, 3, "minimize") == promoted_points(
+        PROMOTE_SPACE, RECORDS, 3, "minimize"
+    )

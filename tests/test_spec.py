@@ -71,6 +71,27 @@ CASES = [
     (with_("stage.0.sampler", "sobel"), "stage[0].sampler", "did you mean 'sobol'"),
     (with_("stage.0.trails", 3), "stage[0].trails", "did you mean `trials`"),
     (with_("stage.0.keep", 0.5), "stage[0].keep", "no previous stage"),
+    (with_("stage.0.promote", 2), "stage[0].promote", "no previous stage to promote from"),
+    (
+        with_("stage", [{"name": "a", "trials": 8}, {"name": "b", "trials": 2, "promote": 3}]),
+        "stage[1].promote",
+        "`promote <= trials` must hold",
+    ),
+    (
+        with_("stage", [{"name": "a", "trials": 8}, {"name": "b", "trials": 2, "promote": -1}]),
+        "stage[1].promote",
+        "must be at least 0, but got -1",
+    ),
+    (
+        with_("stage", [{"name": "a", "trials": 8}, {"name": "b", "trials": 2, "promote": 1.0}]),
+        "stage[1].promote",
+        "must be an integer",
+    ),
+    (
+        with_("stage", [{"name": "a", "trials": 8}, {"name": "b", "trials": 2, "promot": 1}]),
+        "stage[1].promot",
+        "did you mean `promote`",
+    ),
     (
         with_("stage", [{"name": "a", "trials": 2}, {"name": "a", "trials": 2}]),
         "stage[1].name",
@@ -164,6 +185,19 @@ keep = 0.2
     assert spec.total_epochs == 12 + 4 * 3
     again = type(spec).from_dict(spec.to_dict())
     assert again.to_dict() == spec.to_dict()
+
+
+def test_promote_is_stored_only_where_set():
+    """A search stored before `promote` existed must compare equal to the same file."""
+    two = [{"name": "a", "trials": 8}, {"name": "b", "trials": 4}]
+    plain = parse_spec(with_("stage", two))
+    assert all("promote" not in s for s in plain.to_dict()["stage"])
+    promoted = parse_spec(with_("stage.1.promote", 2, with_("stage", two)))
+    assert promoted.stages[1].promote == 2
+    assert promoted.to_dict()["stage"][1]["promote"] == 2
+    assert type(promoted).from_dict(promoted.to_dict()) == promoted
+    diff = spec_differences(plain.to_dict(), promoted.to_dict())
+    assert diff == ["stage[1].promote: stored '<absent>', file 2"]
 
 
 def test_bad_toml_and_missing_file_are_spec_errors(tmp_path):
