@@ -97,14 +97,7 @@ def claim_slot(engine: Engine, study_id: int, *, worker: str = "") -> Claim | No
         ]
     for trial_id in candidates:
         with engine.begin() as conn:
-            claimed = conn.execute(
-                text(
-                    "UPDATE trials SET state = 'RUNNING', datetime_start = :now "
-                    "WHERE trial_id = :t AND state = 'WAITING'"
-                ),
-                {"t": trial_id, "now": _now()},
-            ).rowcount
-            if claimed != 1:
+            if not _move(conn, trial_id, "WAITING", "RUNNING"):
                 continue  # another worker won this one; try the next
             conn.execute(text("DELETE FROM trial_heartbeats WHERE trial_id = :t"), {"t": trial_id})
             conn.execute(
@@ -138,20 +131,9 @@ def finish_trial(
     change is a compare-and-swap on RUNNING: False (nothing written) when the trial was
     failed and re-queued while this worker was away.
     """
-    from optuna.trial import TrialState
-
     models = _models()
-    trials = models.TrialModel.__table__
     with engine.begin() as conn:
-        won = conn.execute(
-            trials.update()
-            .where(trials.c.trial_id == trial_id, trials.c.state == TrialState.RUNNING)
-            .values(
-                state=TrialState.FAIL if value is None else TrialState.COMPLETE,
-                datetime_complete=_now(),
-            )
-        ).rowcount
-        if won != 1:
+        if not _move(conn, trial_id, "RUNNING", "FAIL" if value is None else "COMPLETE"):
             return False
         if value is not None:
             stored, kind = models.TrialValueModel.value_to_stored_repr(value)
@@ -228,14 +210,7 @@ def requeue_trial(
     user_t = models.TrialUserAttributeModel.__table__
     sys_t = models.TrialSystemAttributeModel.__table__
     with engine.begin() as conn:
-        won = conn.execute(
-            text(
-                "UPDATE trials SET state = 'FAIL', datetime_complete = :now "
-                "WHERE trial_id = :t AND state = 'RUNNING'"
-            ),
-            {"t": trial_id, "now": _now()},
-        ).rowcount
-        if won != 1:
+        if not _move(conn, trial_id, "RUNNING", "FAIL"):
             return None
         study_id, number = conn.execute(
             select(trials.c.study_id, trials.c.number).where(trials.c.trial_id == trial_id)
@@ -260,6 +235,19 @@ def requeue_trial(
         _set_attr(conn, user_t, trial_id, "fail_reason", f"{reason}; slot re-queued")
     log.warning("trial %d: %s; slot re-queued", number, reason)
     return new_id
+
+
+def _move(conn: Connection, trial_id: int, old: str, new: str) -> bool:
+    """Compare-and-swap a trial's state, stamping its start (RUNNING) or completion time:
+    one ``UPDATE ... WHERE state = old``, atomic on every backend. True if this caller won."""
+    stamp = "datetime_start" if new == "RUNNING" else "datetime_complete"
+    moved = conn.execute(
+        text(
+            f"UPDATE trials SET state = :new, {stamp} = :now WHERE trial_id = :t AND state = :old"
+        ),
+        {"t": trial_id, "old": old, "new": new, "now": _now()},
+    ).rowcount
+    return moved == 1
 
 
 def _models() -> Any:
