@@ -36,16 +36,53 @@ def test_runs_get_longer_and_the_last_stage_is_full_length(budget, max_epochs):
     assert len({s.name for s in stages}) == len(stages)
 
 
-def test_a_third_on_sobol_coarse_runs_two_thirds_on_full_runs_with_tpe():
+def test_a_fifth_on_sobol_coarse_runs_the_rest_on_full_runs_promoted_then_tpe():
     coarse, fine = default_plan(576, 9)
     assert (coarse.name, coarse.trials, coarse.epochs, coarse.sampler) == (
         "coarse",
-        198,
+        117,
         1,
         "sobol",
     )
-    assert (fine.name, fine.trials, fine.epochs, fine.sampler) == ("fine", 42, 9, "tpe")
-    assert coarse.trials * coarse.epochs <= 576 / 3 + 9
+    assert (fine.name, fine.trials, fine.epochs, fine.sampler, fine.promote) == (
+        "fine",
+        51,
+        9,
+        "tpe",
+        3,
+    )
+    assert coarse.trials * coarse.epochs <= 576 / 5 + 9
+
+
+@pytest.mark.parametrize(("budget", "max_epochs"), GRID)
+def test_at_most_half_the_fine_runs_are_promoted(budget, max_epochs):
+    stages = default_plan(budget, max_epochs)
+    if len(stages) == 1:
+        assert stages[0].promote == 0
+        return
+    coarse, fine = stages
+    assert coarse.promote == 0
+    assert 1 <= fine.promote <= min(3, (fine.trials + 1) // 2)
+
+
+def test_the_fine_stage_starts_with_the_best_coarse_runs_at_full_length():
+    from hpsearch.records import TrialRecord
+    from hpsearch.stages import plan_stage
+
+    spec = parse_spec(SPEC)
+    coarse, fine = spec.stages
+    lrs = [10 ** (-5 + 5 * i / coarse.trials) for i in range(coarse.trials)]
+    # the best coarse runs sit around 1e-2; values rise away from it
+    records = [
+        TrialRecord(i, "coarse", "COMPLETE", {"lr": lr}, abs(math.log10(lr) + 2))
+        for i, lr in enumerate(lrs)
+    ]
+    plan = plan_stage(spec, 1, spec.space, records)
+    best = sorted(records, key=lambda r: r.value)[: fine.promote]
+    assert plan.points[: fine.promote] == [r.params for r in best]
+    assert plan.points[fine.promote :] == [{}] * (fine.trials - fine.promote)  # TPE's slots
+    lo, hi = plan.space["lr"].low, plan.space["lr"].high
+    assert all(lo <= p["lr"] <= hi for p in plan.points[: fine.promote])
 
 
 @pytest.mark.parametrize(("budget", "max_epochs"), GRID)
@@ -76,6 +113,29 @@ def test_the_plan_is_deterministic():
 def test_a_budget_smaller_than_one_full_run_is_refused():
     with pytest.raises(ValueError, match="budget >= max_epochs"):
         default_plan(8, 9)
+
+
+def test_promotion_works_with_any_sampler_and_keeps_the_budget_exact():
+    from hpsearch.records import TrialRecord
+    from hpsearch.stages import plan_stage
+
+    spec = parse_spec(
+        {
+            "name": "s",
+            "space": {"lr": {"low": 1e-5, "high": 1.0, "log": True}},
+            "stage": [
+                {"name": "a", "trials": 20},
+                {"name": "b", "trials": 6, "promote": 2, "sampler": "sobol"},
+            ],
+        }
+    )
+    records = [
+        TrialRecord(i, "a", "COMPLETE", {"lr": 10.0 ** -(i % 5)}, float(i)) for i in range(20)
+    ]
+    plan = plan_stage(spec, 1, spec.space, records)
+    assert len(plan.points) == 6
+    assert plan.points[:2] == [{"lr": 1.0}, {"lr": 0.1}]
+    assert all(p for p in plan.points)  # sobol slots carry their params
 
 
 SPEC = {
@@ -122,5 +182,8 @@ def test_dry_run_prints_the_plan_built_from_the_budget(tmp_path):
     result = CliRunner().invoke(main, ["launch", "--dry-run", str(path)])
     assert result.exit_code == 0, result.output
     assert "plan built from budget = 270 epochs, max_epochs = 9" in result.output
-    assert "coarse: 90 trials x 1 epoch(s), sobol" in result.output
-    assert "fine: 20 trials x 9 epoch(s), tpe, in the box of the best 3 of 90" in result.output
+    assert "coarse: 54 trials x 1 epoch(s), sobol" in result.output
+    assert (
+        "fine: 24 trials x 9 epoch(s), tpe, in the box of the best 3 of 54 (margin 0.5), "
+        "the best 3 promoted first"
+    ) in result.output
