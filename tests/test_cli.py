@@ -2,30 +2,16 @@
 
 from __future__ import annotations
 
-import os
 import subprocess
 import sys
 from pathlib import Path
 
 import pytest
+from cli_runner import hpsearch
 from stubs import toy_study
 
 from hpsearch.storage import mask_url
 
-TESTS = Path(__file__).parent
-
-
-def hpsearch(*args: str, cwd: Path, env: dict | None = None) -> subprocess.CompletedProcess:
-    full_env = {k: v for k, v in os.environ.items() if k != "HPSEARCH_STORAGE"}
-    full_env.update({"PYTHONPATH": str(TESTS), **(env or {})})
-    return subprocess.run(
-        [sys.executable, "-m", "hpsearch.cli", *args],
-        cwd=cwd,
-        env=full_env,
-        capture_output=True,
-        text=True,
-        timeout=240,
-    )
 
 
 def test_help_is_instant_because_nothing_heavy_is_imported():

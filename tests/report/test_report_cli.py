@@ -4,25 +4,8 @@ from __future__ import annotations
 
 import csv
 import json
-import os
-import subprocess
-import sys
-from pathlib import Path
 
-TESTS = Path(__file__).parent.parent
-
-
-def hpsearch(*args, cwd):
-    env = {k: v for k, v in os.environ.items() if k != "HPSEARCH_STORAGE"}
-    env["PYTHONPATH"] = str(TESTS)
-    return subprocess.run(
-        [sys.executable, "-m", "hpsearch.cli", *args],
-        cwd=cwd,
-        env=env,
-        capture_output=True,
-        text=True,
-        timeout=120,
-    )
+from cli_runner import hpsearch
 
 
 def test_report_writes_html_csv_and_json_with_one_row_per_trial(finished_toy, tmp_path):
