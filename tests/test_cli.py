@@ -13,7 +13,6 @@ from stubs import toy_study
 from hpsearch.storage import mask_url
 
 
-
 def test_help_is_instant_because_nothing_heavy_is_imported():
     code = (
         "import sys\n"
