@@ -58,14 +58,10 @@ def draw_slice(d: SliceData, colors: dict[str, str]) -> go.Figure:
     fig = go.Figure()
     for s in d.series:
         fig.add_trace(
-            go.Scatter(
-                x=_array(s.x),
-                y=_array(s.y),
-                mode="markers",
-                name=f"stage {s.stage}",
-                text=_array(s.text),
-                hoverinfo="text",
-                marker={
+            _points(
+                go,
+                s,
+                {
                     "color": colors[s.stage],
                     "size": 7,
                     "opacity": 0.75,
@@ -145,14 +141,10 @@ def draw_pair(d: PairData, colors: dict[str, str]) -> go.Figure:
     cmin, cmax = d.color_range
     for i, s in enumerate(d.series):
         fig.add_trace(
-            go.Scatter(
-                x=_array(s.x),
-                y=_array(s.y),
-                mode="markers",
-                name=f"stage {s.stage}",
-                text=_array(s.text),
-                hoverinfo="text",
-                marker={
+            _points(
+                go,
+                s,
+                {
                     "symbol": _array(
                         ["x" if dv else SYMBOLS[i % len(SYMBOLS)] for dv in s.diverged]
                     ),
@@ -177,6 +169,19 @@ def draw_pair(d: PairData, colors: dict[str, str]) -> go.Figure:
     fig.update_layout(xaxis=xaxis, yaxis=yaxis)
     return _layout(
         fig, f"{d.y} against {d.x}, coloured by {d.metric}, with each stage's box", height=520
+    )
+
+
+def _points(go: Any, s: Any, marker: dict[str, Any]) -> go.Scatter:
+    """One stage's trials as markers that name the trial on hover."""
+    return go.Scatter(
+        x=_array(s.x),
+        y=_array(s.y),
+        mode="markers",
+        name=f"stage {s.stage}",
+        text=_array(s.text),
+        hoverinfo="text",
+        marker=marker,
     )
 
 
