@@ -143,7 +143,11 @@ def run_optuna(contender: str, problem: Problem, spec: Any, budget: int, seed: i
                 min_resource=1, max_resource=max_epochs, reduction_factor=3
             )
             n_trials = None  # until the epochs it ran reach the budget
-    study = optuna.create_study(sampler=sampler, pruner=pruner)
+    # A fixed name: Hyperband hashes the study name with the trial number to pick each
+    # trial's bracket, and an unnamed study gets a random one, so reruns differed.
+    study = optuna.create_study(
+        sampler=sampler, pruner=pruner, study_name=f"{problem.name}-{contender}-{seed}"
+    )
     events: list[Event] = []
     spent = 0
 
