@@ -95,17 +95,6 @@ def fake_trial(params: dict, epochs: int, rng: np.random.Generator, dists: dict,
     )
 
 
-def distributions(space) -> dict:
-    from optuna.distributions import CategoricalDistribution, FloatDistribution
-
-    return {
-        p.name: CategoricalDistribution(list(p.choices))
-        if p.kind == "categorical"
-        else FloatDistribution(p.low, p.high, log=p.log)
-        for p in space
-    }
-
-
 def make_search(url: str, coarse: int, fine: int, kind: str = "stub") -> None:
     """Register the search and fill both stages as finished, as workers would leave them."""
     import tomllib
@@ -113,7 +102,7 @@ def make_search(url: str, coarse: int, fine: int, kind: str = "stub") -> None:
     from hpsearch import storage as st
     from hpsearch.points import random_points
     from hpsearch.spec import parse_spec
-    from hpsearch.stages import open_stage_study, plan_stage, register_search
+    from hpsearch.stages import open_stage_study, plan_stage, register_search, stage_attrs
 
     spec = parse_spec(tomllib.loads(TOML.format(coarse=coarse, fine=fine)))
     storage = st.open_storage(url)
@@ -123,19 +112,9 @@ def make_search(url: str, coarse: int, fine: int, kind: str = "stub") -> None:
     for index, stage in enumerate(spec.stages):
         plan = plan_stage(spec, index, space, previous) if index else plan_stage(spec, 0)
         study = open_stage_study(storage, spec, index)
-        for key, value in {
-            st.ATTR_STAGE: stage.name,
-            st.ATTR_STAGE_INDEX: index,
-            st.ATTR_EPOCHS: stage.epochs,
-            st.ATTR_SAMPLER: stage.sampler,
-            st.ATTR_SEED: plan.seed,
-            st.ATTR_SPACE: plan.space.to_dict(),
-            st.ATTR_REGION: plan.region.to_dict() if plan.region else None,
-            st.ATTR_POINTS: stage.trials,
-            st.ATTR_READY: True,
-        }.items():
+        for key, value in {**stage_attrs(spec, index, plan), st.ATTR_READY: True}.items():
             study.set_user_attr(key, value)
-        dists = distributions(plan.space)
+        dists = {p.name: st.to_distribution(p) for p in plan.space}
         points = random_points(plan.space, stage.trials, plan.seed)
         study.add_trials([fake_trial(p, stage.epochs, rng, dists, kind) for p in points])
         space, previous = plan.space, st.study_records(study, stage.name)

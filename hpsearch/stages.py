@@ -186,15 +186,11 @@ def prepare_stage(
         wait = min(wait * 1.5, 5.0)
 
 
-def _fill(
-    storage: RDBStorage, spec: StudySpec, index: int, study: optuna.Study, lease: Lease
-) -> None:
+def stage_attrs(spec: StudySpec, index: int, plan: StagePlan) -> dict[str, Any]:
+    """The user attrs that describe a prepared stage: what reports, notes and the
+    dashboard read back (``ATTR_READY`` is written last, once its slots are queued)."""
     stage = spec.stages[index]
-    if index == 0:
-        plan = plan_stage(spec, 0)
-    else:
-        plan = plan_stage(spec, index, *previous_results(storage, spec, index))
-    attrs: dict[str, Any] = {
+    return {
         st.ATTR_STAGE: stage.name,
         st.ATTR_STAGE_INDEX: index,
         st.ATTR_EPOCHS: stage.epochs,
@@ -204,7 +200,17 @@ def _fill(
         st.ATTR_REGION: plan.region.to_dict() if plan.region else None,
         st.ATTR_POINTS: len(plan.points),
     }
-    for key, value in attrs.items():
+
+
+def _fill(
+    storage: RDBStorage, spec: StudySpec, index: int, study: optuna.Study, lease: Lease
+) -> None:
+    stage = spec.stages[index]
+    if index == 0:
+        plan = plan_stage(spec, 0)
+    else:
+        plan = plan_stage(spec, index, *previous_results(storage, spec, index))
+    for key, value in stage_attrs(spec, index, plan).items():
         st.with_retries(lambda k=key, v=value: study.set_user_attr(k, v), what="write attrs")
     st.with_retries(lambda: study.set_metric_names([spec.metric]), what="set metric name")
     existing = {
