@@ -270,6 +270,13 @@ class _Heartbeat:
         self._thread.join()
 
 
+def _rdb_storage(study: optuna.Study) -> RDBStorage:
+    """Optuna's RDBStorage under the study's cache wrapper: writes to a claimed slot go
+    there (the cache only knows trials this process listed, and a claimed slot never
+    was), and so does the engine that ``coordination`` needs."""
+    return getattr(study._storage, "_backend", study._storage)
+
+
 class _Slot:
     """A claimed trial, written through the database directly.
 
@@ -285,9 +292,7 @@ class _Slot:
 
         self.study, self.id, self.number = study, claim.trial_id, claim.number
         self.attrs = claim.user_attrs
-        # Optuna's RDBStorage itself: its cache wrapper only knows trials this process
-        # listed, and a claimed slot was never listed here.
-        self.storage = getattr(study._storage, "_backend", study._storage)
+        self.storage = _rdb_storage(study)
         self.trial: optuna.Trial | None = None
         if set(space.names) <= claim.params.keys():
             self.params = {name: claim.params[name] for name in space.names}
@@ -426,8 +431,7 @@ def _interrupt(study: optuna.Study, trial_id: int) -> None:
     One transaction (``requeue_trial``): a second Ctrl-C or SIGTERM landing here leaves
     the trial either re-queued or still RUNNING (and recovered by heartbeat), never lost.
     """
-    storage = study._storage  # Optuna wraps the RDBStorage in a cache; the engine is below
-    engine = getattr(storage, "_backend", storage).engine
+    engine = _rdb_storage(study).engine
     st.with_retries(
         lambda: requeue_trial(engine, trial_id, reason="interrupted"),
         what="re-queue interrupted trial",
