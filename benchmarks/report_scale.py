@@ -99,25 +99,28 @@ def make_search(url: str, coarse: int, fine: int, kind: str = "stub") -> None:
     """Register the search and fill both stages as finished, as workers would leave them."""
     import tomllib
 
-    from hpsearch import storage as st
+    import optuna
+
+    from hpsearch import store as st
     from hpsearch.points import random_points
     from hpsearch.spec import parse_spec
-    from hpsearch.stages import open_stage_study, plan_stage, register_search, stage_attrs
+    from hpsearch.stages import open_stage, plan_stage, register_search, stage_attrs
 
     spec = parse_spec(tomllib.loads(TOML.format(coarse=coarse, fine=fine)))
-    storage = st.open_storage(url)
-    register_search(storage, spec)
+    store = st.SearchStore.open(url)
+    register_search(store, spec)
     rng = np.random.default_rng(0)
     space, previous = None, None
     for index, stage in enumerate(spec.stages):
         plan = plan_stage(spec, index, space, previous) if index else plan_stage(spec, 0)
-        study = open_stage_study(storage, spec, index)
+        stage_ref = open_stage(store, spec, index)
+        study = optuna.load_study(study_name=stage_ref.name, storage=url)
         for key, value in {**stage_attrs(spec, index, plan), st.ATTR_READY: True}.items():
             study.set_user_attr(key, value)
         dists = {p.name: st.to_distribution(p) for p in plan.space}
         points = random_points(plan.space, stage.trials, plan.seed)
         study.add_trials([fake_trial(p, stage.epochs, rng, dists, kind) for p in points])
-        space, previous = plan.space, st.study_records(study, stage.name)
+        space, previous = plan.space, store.records(stage_ref, stage.name)
 
 
 def median_time(fn, runs: int) -> float:
@@ -146,24 +149,24 @@ def main() -> None:
     from hpsearch.report.importance import param_importance
     from hpsearch.report.search import load_search
     from hpsearch.report.terminal import format_report
-    from hpsearch.storage import open_storage
+    from hpsearch.store import SearchStore
 
     with tempfile.TemporaryDirectory() as tmp:
         url = f"sqlite:///{Path(tmp) / 'scale.db'}"
         start = time.perf_counter()
         make_search(url, coarse=args.trials * 4 // 5, fine=args.trials // 5, kind=args.kind)
         print(f"made {args.trials} trials in {time.perf_counter() - start:.1f} s")
-        storage = open_storage(url)
+        store = SearchStore.open(url)
         out = Path(tmp)
         config = ReportConfig(
             url, "scale", str(out / "r.html"), str(out / "r.csv"), str(out / "r.json")
         )
-        read = median_time(lambda: load_search(storage, "scale"), args.runs)
+        read = median_time(lambda: load_search(store, "scale"), args.runs)
         terminal = median_time(
-            lambda: format_report(analyze(load_search(storage, "scale"))), args.runs
+            lambda: format_report(analyze(load_search(store, "scale"))), args.runs
         )
         full = median_time(lambda: make_report(config), args.runs)
-        view = load_search(storage, "scale")
+        view = load_search(store, "scale")
         coarse = view.stages[0]
         space = coarse.space
         fanova = median_time(

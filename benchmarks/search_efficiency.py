@@ -66,14 +66,13 @@ def run_hpsearch(contender: str, spec: Any) -> list[Event]:
     """One hpsearch contender through the real engine, on its own SQLite file."""
     import optuna
 
-    from hpsearch import storage as st
+    from hpsearch import store as st
     from hpsearch.compare import register_baselines
     from hpsearch.worker import WorkerConfig, run_worker
 
     with tempfile.TemporaryDirectory(dir=TMP) as folder:
         url = f"sqlite:///{folder}/search.db"
-        storage = st.open_storage(url)
-        key = register_baselines(storage, spec)[HPSEARCH.index(contender)]
+        key = register_baselines(st.SearchStore.open(url), spec)[HPSEARCH.index(contender)]
         run_worker(WorkerConfig(url, key))
         # A baseline is one study named by its key; the plan has one study per stage.
         names = (
@@ -83,7 +82,7 @@ def run_hpsearch(contender: str, spec: Any) -> list[Event]:
         )
         events: list[Event] = []
         for name in names:
-            study = optuna.load_study(study_name=name, storage=storage)
+            study = optuna.load_study(study_name=name, storage=url)
             epochs = int(study.user_attrs[st.ATTR_EPOCHS])
             done = [t for t in study.get_trials(deepcopy=False) if t.state.is_finished()]
             for t in sorted(done, key=lambda t: t.datetime_complete):
@@ -124,7 +123,8 @@ def run_optuna(contender: str, problem: Problem, spec: Any, budget: int, seed: i
 
     from hpsearch.loader import load_objective
     from hpsearch.points import derive_seed
-    from hpsearch.worker import builtin_params, suggest
+    from hpsearch.store import suggest
+    from hpsearch.worker import builtin_params
 
     fn = load_objective(spec.objective, spec.base_dir)
     max_epochs = problem.max_epochs

@@ -24,9 +24,10 @@ from pathlib import Path
 import optuna
 import sqlalchemy as sa
 
-from hpsearch import storage as st
+from hpsearch import store as st
 from hpsearch.spec import parse_spec
 from hpsearch.stages import register_search
+from hpsearch.urls import ENV_STORAGE
 from hpsearch.worker import WorkerConfig, run_worker
 
 HERE = Path(__file__).resolve().parent
@@ -82,14 +83,14 @@ def register(url: str, objective: str, trials: int) -> None:
         },
         base_dir=str(HERE),
     )
-    register_search(st.open_storage(url), spec)
+    register_search(st.SearchStore.open(url), spec)
 
 
 def scaling(admin_url: str, workers: int, per_worker: int) -> float:
     """Fraction of the ideal throughput N workers reach."""
     with Database(admin_url) as url:
         register(url, "worker_scaling:sleep_objective", workers * per_worker)
-        env = {**os.environ, st.ENV_STORAGE: url}
+        env = {**os.environ, ENV_STORAGE: url}
         cmd = [sys.executable, "-m", "hpsearch.cli", "worker", "bench", "--threads", "1",
                "--no-progress"]  # fmt: skip
         procs = [subprocess.Popen(cmd, env=env) for _ in range(workers)]
@@ -134,7 +135,7 @@ def overhead(admin_url: str, trials: int) -> tuple[float, float]:
     """Seconds per trial: hpsearch's worker vs raw study.optimize, no-op objective."""
     with Database(admin_url) as url:
         register(url, "worker_scaling:noop_objective", trials)
-        storage = st.open_storage(url)
+        storage = optuna.storages.RDBStorage(url, engine_kwargs=st.engine_kwargs(url))
         run_worker(WorkerConfig(url, "bench"))
         ours = per_trial(url, "bench/only")
 

@@ -46,6 +46,13 @@ def storage_option(fn: Callable[..., Any]) -> Callable[..., Any]:
     return click.option("--storage", default=None, metavar="URL", help=STORAGE_HELP)(fn)
 
 
+def open_reader(url: str) -> Any:
+    """The store for a command that only reads: it never creates a database."""
+    from hpsearch.store import SearchStore
+
+    return SearchStore.open(url, wait_s=COMMAND_WAIT_S, readonly=True)
+
+
 def default_threads(workers: int) -> int:
     from hpsearch.launch import threads_per_worker
 
@@ -60,9 +67,13 @@ class Group(click.Group):
         try:
             return super().invoke(ctx)
         except Exception as exc:
+            from hpsearch.store import StorageBroken
+
+            if isinstance(exc, StorageBroken):
+                raise click.ClickException(str(exc)) from exc
             if not type(exc).__module__.startswith("sqlalchemy"):
                 raise
-            from hpsearch.storage import mask_url
+            from hpsearch.urls import mask_url
 
             first = mask_url(str(exc).splitlines()[0])
             if type(exc).__name__ in ("ArgumentError", "NoSuchModuleError"):
@@ -110,7 +121,7 @@ def launch(
     """Run the search in FILE to the end (launching it again resumes)."""
     from hpsearch.loader import load_objective
     from hpsearch.spec import load_spec
-    from hpsearch.storage import mask_url, resolve_url
+    from hpsearch.urls import mask_url, resolve_url
 
     with user_errors():
         spec = load_spec(file)
@@ -122,11 +133,11 @@ def launch(
 
     from hpsearch.launch import check_workers
     from hpsearch.stages import register_search
-    from hpsearch.storage import open_storage
+    from hpsearch.store import SearchStore
 
     with user_errors():
         check_workers(url, workers)
-        new = register_search(open_storage(url, wait_s=COMMAND_WAIT_S), spec)
+        new = register_search(SearchStore.open(url, wait_s=COMMAND_WAIT_S), spec)
     click.echo(
         f"{'launched' if new else 'resuming'} search {spec.name} in {mask_url(url)}: "
         f"{len(spec.stages)} stage(s), {spec.total_epochs} epochs in all",
@@ -179,7 +190,7 @@ def worker(
     process lists. SIGTERM (as Slurm and Kubernetes send) and Ctrl-C re-queue the running
     trial before the worker exits.
     """
-    from hpsearch.storage import resolve_url
+    from hpsearch.urls import resolve_url
 
     _work(
         resolve_url(storage), name, threads or default_threads(1), device, grace_period, progress
@@ -238,9 +249,8 @@ def _work(
 def _print_summary(url: str, name: str) -> None:
     from hpsearch.report.search import load_search
     from hpsearch.report.terminal import format_summary
-    from hpsearch.storage import open_storage
 
-    click.echo(format_summary(load_search(open_storage(url, wait_s=COMMAND_WAIT_S), name)))
+    click.echo(format_summary(load_search(open_reader(url), name)))
 
 
 @main.command()
@@ -250,14 +260,10 @@ def status(name: str, storage: str | None) -> None:
     """Progress of search NAME: trials done per stage, best so far."""
     from hpsearch.report.search import load_search
     from hpsearch.report.terminal import format_status
-    from hpsearch.storage import open_storage, resolve_url
+    from hpsearch.urls import resolve_url
 
     with user_errors():
-        click.echo(
-            format_status(
-                load_search(open_storage(resolve_url(storage), wait_s=COMMAND_WAIT_S), name)
-            )
-        )
+        click.echo(format_status(load_search(open_reader(resolve_url(storage)), name)))
 
 
 @main.command()
@@ -284,7 +290,7 @@ def report(
     """What search NAME found: per stage the best trials, the parameters that mattered, the
     promising region and what to change; works while workers run."""
     from hpsearch.report.build import ReportConfig, make_report
-    from hpsearch.storage import resolve_url
+    from hpsearch.urls import resolve_url
 
     config = ReportConfig(resolve_url(storage), name, html, csv_path, json_path, importance)
     with user_errors():
@@ -308,14 +314,15 @@ def compare(file: str, storage: str | None, workers: int, device: str, grace_per
     from hpsearch.compare import register_baselines
     from hpsearch.loader import load_objective
     from hpsearch.spec import load_spec
-    from hpsearch.storage import open_storage, resolve_url
+    from hpsearch.store import SearchStore
+    from hpsearch.urls import resolve_url
 
     with user_errors():
         spec = load_spec(file)
         load_objective(spec.objective, spec.base_dir, source=file)
     url = resolve_url(storage)
     with user_errors():
-        keys = register_baselines(open_storage(url, wait_s=COMMAND_WAIT_S), spec)
+        keys = register_baselines(SearchStore.open(url, wait_s=COMMAND_WAIT_S), spec)
     for key in keys:
         click.echo(f"running {key}", err=True)
         _run_workers(url, key, workers, device, grace_period)
@@ -323,10 +330,10 @@ def compare(file: str, storage: str | None, workers: int, device: str, grace_per
     from hpsearch.report.comparison import format_comparison, method_result
     from hpsearch.report.search import load_baselines, load_search
 
-    st = open_storage(url, wait_s=COMMAND_WAIT_S)
-    view = load_search(st, spec.name)
+    store = open_reader(url)
+    view = load_search(store, spec.name)
     results = [method_result("coarse-to-fine", view)] + [
-        method_result(method, b) for method, b in sorted(load_baselines(st, spec.name).items())
+        method_result(method, b) for method, b in sorted(load_baselines(store, spec.name).items())
     ]
     click.echo(format_comparison(view, results))
 
@@ -345,7 +352,7 @@ def compare(file: str, storage: str | None, workers: int, device: str, grace_per
 def dashboard(storage: str | None, host: str, port: int, allow_writes: bool) -> None:
     """Review searches in optuna-dashboard (read-only, this machine only, by default)."""
     from hpsearch.dashboard import DashboardConfig, is_loopback, serve
-    from hpsearch.storage import mask_url, resolve_url
+    from hpsearch.urls import mask_url, resolve_url
 
     url = resolve_url(storage)
     if not is_loopback(host):
@@ -371,10 +378,9 @@ def _run_workers(url: str, key: str, workers: int, device: str, grace_period: in
         _work(url, key, threads=default_threads(1), device=device, grace_period=grace_period)
         return
     from hpsearch.launch import run_local_workers
-    from hpsearch.storage import find_spec, open_storage
 
     with user_errors():
-        spec = find_spec(open_storage(url, wait_s=COMMAND_WAIT_S), key)
+        spec = open_reader(url).find_spec(key)
         assert spec is not None, f"{key} was registered before its workers start"
         code = run_local_workers(url, key, spec, workers, device=device, grace_period=grace_period)
     if code:

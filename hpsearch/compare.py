@@ -13,14 +13,14 @@ from __future__ import annotations
 import dataclasses
 from typing import TYPE_CHECKING
 
-from hpsearch import storage as st
+from hpsearch import store as st
 from hpsearch.errors import UserError
 from hpsearch.points import GridError, derive_seed, grid_shape
 from hpsearch.space import SearchSpace
 from hpsearch.spec import StageSpec, StudySpec
 
 if TYPE_CHECKING:
-    from optuna.storages import RDBStorage
+    from hpsearch.store import SearchStore
 
 #: Flat methods, as stage samplers; each baseline's stage is named ``<method>-baseline``.
 METHODS = ("grid", "random")
@@ -87,24 +87,16 @@ def baseline_spec(spec: StudySpec, method: str) -> StudySpec:
     )
 
 
-def register_baselines(storage: RDBStorage, spec: StudySpec) -> list[str]:
+def register_baselines(store: SearchStore, spec: StudySpec) -> list[str]:
     """Store the search and both baselines (or find them stored: a rerun resumes).
 
-    Returns the keys to run workers on, the search first. The ``baseline`` attr is set
-    before the spec, so that no reader ever sees a baseline's spec without it.
+    Returns the keys to run workers on, the search first.
     """
-    from hpsearch.stages import open_stage_study, register_search
+    from hpsearch.stages import register_search
 
-    register_search(storage, spec)
+    register_search(store, spec)
     keys = [spec.name]
     for method in METHODS:
-        derived = baseline_spec(spec, method)
-        study = open_stage_study(storage, derived, 0)
-        if study.user_attrs.get(st.ATTR_BASELINE) != method:
-            st.with_retries(
-                lambda s=study, m=method: s.set_user_attr(st.ATTR_BASELINE, m),
-                what="mark baseline",
-            )
-        register_search(storage, derived)
+        register_search(store, baseline_spec(spec, method), baseline=method)
         keys.append(baseline_key(spec.name, method))
     return keys

@@ -17,12 +17,11 @@ import logging
 import socketserver
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass
-from pathlib import Path
 from typing import TYPE_CHECKING, Any
 from wsgiref.simple_server import WSGIRequestHandler, WSGIServer, make_server
 
-from hpsearch import storage as st
 from hpsearch.errors import UserError
+from hpsearch.store import SearchStore
 
 if TYPE_CHECKING:
     from _typeshed.wsgi import StartResponse, WSGIApplication, WSGIEnvironment
@@ -45,6 +44,7 @@ class DashboardConfig:
     host: str = "127.0.0.1"
     port: int = 8080
     allow_writes: bool = False
+    wait_s: float = 10.0  # how long to wait for an unreachable database
 
 
 class ReadOnly:
@@ -89,16 +89,10 @@ def make_app(config: DashboardConfig) -> WSGIApplication:
     """optuna-dashboard's WSGI app on the storage, read-only unless ``allow_writes``."""
     import optuna_dashboard
 
-    url = config.storage_url
-    if st.is_sqlite(url) and ":memory:" not in url:
-        path = Path(url.split(":///", 1)[-1])
-        if not path.exists():
-            # Optuna would create an empty database here and the dashboard would show nothing.
-            raise DashboardError(
-                f"--storage {url}: no such SQLite file {path}; run the dashboard in the "
-                "folder where the search was launched, or pass its --storage URL"
-            )
-    app = optuna_dashboard.wsgi(st.open_storage(url))
+    # Read-only: a missing SQLite file is an error naming it (Optuna would create an empty
+    # database there, and the dashboard would show nothing).
+    store = SearchStore.open(config.storage_url, wait_s=config.wait_s, readonly=True)
+    app = optuna_dashboard.wsgi(store.dashboard_storage())
     return app if config.allow_writes else ReadOnly(app)
 
 

@@ -20,12 +20,11 @@ from typing import TYPE_CHECKING
 import click
 
 from hpsearch.errors import UserError
-from hpsearch.storage import ENV_STORAGE, is_sqlite
+from hpsearch.urls import ENV_STORAGE, is_sqlite
 
 if TYPE_CHECKING:
-    from sqlalchemy.engine import Engine
-
     from hpsearch.spec import StudySpec
+    from hpsearch.store import SearchStore
 
 log = logging.getLogger(__name__)
 
@@ -81,23 +80,6 @@ def start_workers(
     return [subprocess.Popen(cmd, env=env) for _ in range(workers)]
 
 
-def stage_progress(engine: Engine, name: str) -> dict[str, int]:
-    """Finished trials per stage study of ``name`` (one cheap query, for the display)."""
-    from sqlalchemy import text
-
-    with engine.connect() as conn:
-        rows = conn.execute(
-            text(
-                "SELECT s.study_name, COUNT(t.trial_id) FROM studies s "
-                "LEFT JOIN trials t ON t.study_id = s.study_id "
-                "AND t.state IN ('COMPLETE', 'FAIL', 'PRUNED') "
-                "WHERE s.study_name LIKE :prefix GROUP BY s.study_name"
-            ),
-            {"prefix": name + "/%"},
-        )
-        return {row[0].split("/", 1)[1]: int(row[1]) for row in rows}
-
-
 def run_local_workers(
     url: str,
     key: str,
@@ -114,10 +96,10 @@ def run_local_workers(
     Returns 0 when every worker finished, 130 when interrupted (Ctrl-C or SIGTERM: the
     workers re-queue their running trials first), 1 when a worker failed.
     """
-    from hpsearch.storage import open_storage
+    from hpsearch.store import SearchStore
 
     check_workers(url, workers)
-    engine = open_storage(url).engine
+    store = SearchStore.open(url, wait_s=5.0)  # progress only: the workers wait longer
     procs = start_workers(url, key, workers, device=device, grace_period=grace_period)
     # Installed explicitly: a launcher started in the background inherits SIGINT ignored.
     previous = {
@@ -125,7 +107,7 @@ def run_local_workers(
     }
     stages = [(s.name, s.trials) for s in spec.stages]
     try:
-        _watch(engine, spec.name, procs, stages, poll_s)
+        _watch(store, spec.name, procs, stages, poll_s)
     except KeyboardInterrupt:
         click.echo("\ninterrupted: stopping workers (they re-queue their trials)", err=True)
         _stop(procs)
@@ -145,7 +127,7 @@ def _raise_interrupt(signum: int, frame: object) -> None:
 
 
 def _watch(
-    engine: Engine,
+    store: SearchStore,
     name: str,
     procs: list[subprocess.Popen[bytes]],
     stages: list[tuple[str, int]],
@@ -156,7 +138,7 @@ def _watch(
     while True:
         alive = [p for p in procs if p.poll() is None]
         try:
-            done = stage_progress(engine, name)
+            done = store.finished_counts(name)
         except Exception as exc:  # the database is away; the workers retry on their own
             log.warning("progress unavailable: %s", type(exc).__name__)
             done = shown

@@ -6,9 +6,9 @@ its best trials, the important parameters, edge warnings, why trials failed) and
 figure of that region (the metric over the two most important parameters, with the box of
 the region), which the dashboard shows on the study page.
 
-The note and figure are computed from the stored results only and are deterministic, so
-every worker that sees the stage finished may write them: the first one does, the others
-find a note there and leave it alone (as they leave a note a person wrote).
+The note and figure are computed from the stored results only and are deterministic; the
+first worker to finish the stage writes them (it takes the note's lease), the others go on,
+and nobody overwrites a note that is there (a person's included).
 """
 
 from __future__ import annotations
@@ -18,18 +18,16 @@ import math
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
-from hpsearch import storage as st
 from hpsearch.records import TrialRecord, rank
 from hpsearch.regions import describe_range
 from hpsearch.space import CategoricalParam, NumericParam, format_value
 
 if TYPE_CHECKING:
-    import optuna
     import plotly.graph_objects as go
-    from optuna.storages import RDBStorage
 
-    from hpsearch.report.search import SearchView, StageView
+    from hpsearch.report.search import StageView
     from hpsearch.spec import StudySpec
+    from hpsearch.store import SearchStore
 
 log = logging.getLogger(__name__)
 
@@ -41,20 +39,15 @@ TOP = 5
 MAX_LISTED = 12
 
 
-def param_importances(study: optuna.Study) -> dict[str, float]:
-    """Optuna's default importance (PED-ANOVA, what the dashboard's own chart shows), or
+def param_importances(v: StageView, direction: str) -> dict[str, float]:
+    """The stage's importance as ``hpsearch report`` computes it (same evaluator), or
     ``{}`` when the stage is too small or too uniform for it to say anything."""
-    import optuna
-    from optuna.trial import TrialState
+    from hpsearch.report.analysis import DEFAULT_EVALUATOR
+    from hpsearch.report.importance import param_importance
 
-    complete = study.get_trials(deepcopy=False, states=(TrialState.COMPLETE,))
-    if len(complete) < 2:
+    if v.space is None:
         return {}
-    try:
-        return dict(optuna.importance.get_param_importances(study))
-    except (ValueError, RuntimeError) as exc:  # e.g. every param fixed, or all values equal
-        log.info("no parameter importance for %s: %s", study.study_name, exc)
-        return {}
+    return dict(param_importance(v.records, v.space, direction, DEFAULT_EVALUATOR).values)
 
 
 def _table(header: list[str], rows: list[list[str]]) -> list[str]:
@@ -88,9 +81,9 @@ def _problems(records: list[TrialRecord]) -> list[str]:
     return lines
 
 
-def stage_note(view: SearchView, v: StageView, importances: dict[str, float]) -> str:
+def stage_note(spec: StudySpec, v: StageView, importances: dict[str, float]) -> str:
     """The markdown note of a finished stage: the same facts as ``hpsearch report``."""
-    spec, stage = view.spec, v.stage
+    stage = v.stage
     c = v.counts
     lines = [
         f"## Stage `{stage.name}` of search `{spec.name}`",
@@ -167,7 +160,7 @@ class RegionFigureData:
 
 
 def region_figure_data(
-    view: SearchView, v: StageView, importances: dict[str, float]
+    spec: StudySpec, v: StageView, importances: dict[str, float]
 ) -> RegionFigureData | None:
     """The two most important numeric parameters (in space order when importance is
     unknown) and the region's box over them; None if there is nothing to draw."""
@@ -189,7 +182,7 @@ def region_figure_data(
     return RegionFigureData(
         # Short: the dashboard's plotly toolbar takes the right half of the title line.
         title=f"{v.stage.name}: the region of its top {top} trials",
-        metric=view.spec.metric,
+        metric=spec.metric,
         x=x,  # type: ignore[arg-type]
         y=y,  # type: ignore[arg-type]
         ok=ok,
@@ -282,55 +275,47 @@ def draw_region_figure(d: RegionFigureData) -> go.Figure:
     return fig
 
 
-def write_stage_note(storage: RDBStorage, spec: StudySpec, index: int) -> bool:
+#: How long a note writer may take before another worker may write the note instead.
+NOTE_LEASE_S = 300.0
+
+
+def write_stage_note(store: SearchStore, spec: StudySpec, index: int, *, owner: str) -> bool:
     """Write stage ``index``'s note and region figure unless its study has a note already.
 
-    Returns True if this call wrote them. Harmless to call from every worker: the figure
-    is saved under a fixed id and the note last, so a writer that dies in between leaves
-    no note and the next worker writes both again. Never raises: the note is for
-    reviewers, and a search must not stop because it could not be written.
+    Returns True if this call wrote them. Workers finishing a stage together do not all
+    compute it: the first to take the note's lease (decided in the database) writes it
+    from a read of that stage alone, and the others go on at once. The figure is saved
+    first and the note last, so a writer that dies in between leaves no note, its lease
+    expires, and the next worker that finishes writes both again. Never raises: the note
+    is for reviewers, and a search must not stop because it could not be written.
     """
     try:
-        return _write(storage, spec, index)
+        return _write(store, spec, index, owner)
     except Exception:
         log.warning("could not write the dashboard note of stage %d", index, exc_info=True)
         return False
 
 
-def _write(storage: RDBStorage, spec: StudySpec, index: int) -> bool:
-    from hpsearch.report.search import load_search
+def _write(store: SearchStore, spec: StudySpec, index: int, owner: str) -> bool:
+    from hpsearch.report.search import load_stage
 
-    study = st.with_retries(
-        lambda: st.load_stage_study(storage, spec.name, spec.stages[index].name),
-        what="load stage study",
-    )
-    if study is None or _has_note(study):
+    stage = store.find_stage(spec.name, spec.stages[index].name)
+    if stage is None:
         return False
-    # A compare baseline shares its search's name; it is addressed by its study's name.
-    key = study.study_name if st.ATTR_BASELINE in study.user_attrs else spec.name
-    view = st.with_retries(lambda: load_search(storage, key), what="read search")
-    v = view.stages[index]
-    if not v.done:
-        return False
-    importances = param_importances(study)
-    data = region_figure_data(view, v, importances)
-    if data is not None:
-        from optuna_dashboard import save_plotly_graph_object
-
-        fig = draw_region_figure(data)
-        st.with_retries(
-            lambda: save_plotly_graph_object(study, fig, graph_object_id=FIGURE_ID),
-            what="save region figure",
-        )
-    body = stage_note(view, v, importances)
-    from optuna_dashboard import save_note
-
-    st.with_retries(lambda: save_note(study, body), what="save note")
-    log.info("wrote the dashboard note of %s", study.study_name)
+    lease = store.lease(f"note:{stage.name}", owner=owner, duration_s=NOTE_LEASE_S)
+    if not lease.acquire():
+        return False  # another worker is writing it
+    try:
+        if store.note(stage):
+            return False  # written already, by a worker or by a person
+        v = load_stage(store, spec, index)
+        if not v.done:
+            return False
+        importances = param_importances(v, spec.direction)
+        data = region_figure_data(spec, v, importances)
+        figure = draw_region_figure(data) if data is not None else None
+        store.save_note(stage, stage_note(spec, v, importances), figure, FIGURE_ID)
+    finally:
+        lease.release()
+    log.info("wrote the dashboard note of %s", stage.name)
     return True
-
-
-def _has_note(study: optuna.Study) -> bool:
-    from optuna_dashboard import get_note
-
-    return bool(st.with_retries(lambda: get_note(study), what="read note"))

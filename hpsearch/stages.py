@@ -12,18 +12,18 @@ import time
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
-from hpsearch import storage as st
-from hpsearch.coordination import Lease, LeaseLost
+from hpsearch import store as st
 from hpsearch.errors import UserError
 from hpsearch.points import derive_seed, make_points, promoted_points
 from hpsearch.records import TrialRecord
 from hpsearch.regions import Region, narrow
 from hpsearch.space import SearchSpace
 from hpsearch.spec import StudySpec, spec_differences
+from hpsearch.store import NewSlot, SearchStore, Stage, StoreLease
+from hpsearch.store.slots import LeaseLost
 
 if TYPE_CHECKING:
     import optuna
-    from optuna.storages import RDBStorage
 
 log = logging.getLogger(__name__)
 
@@ -100,34 +100,20 @@ def _sampler(spec: StudySpec, index: int) -> optuna.samplers.BaseSampler:
     return optuna.samplers.RandomSampler(seed=seed)
 
 
-def open_stage_study(storage: RDBStorage, spec: StudySpec, index: int) -> optuna.Study:
+def open_stage(store: SearchStore, spec: StudySpec, index: int) -> Stage:
     """Create or load stage ``index``'s study, with the sampler its slots need."""
-    import optuna
-
-    name = st.stage_study_name(spec.name, spec.stages[index].name)
-    return st.with_retries(
-        lambda: optuna.create_study(
-            storage=storage,
-            study_name=name,
-            direction=spec.direction,
-            sampler=_sampler(spec, index),
-            load_if_exists=True,
-        ),
-        what=f"open study {name}",
-    )
+    return store.open_stage(spec, index, _sampler(spec, index))
 
 
-def register_search(storage: RDBStorage, spec: StudySpec) -> bool:
+def register_search(store: SearchStore, spec: StudySpec, *, baseline: str | None = None) -> bool:
     """Store the spec on the first stage study. Returns True if the search is new.
 
     Launching the same file again resumes; a different spec under the same name is
     refused with the differences listed (``create_study(load_if_exists=True)`` would
     silently keep the stored direction, and the stored points would no longer match).
     """
-    study = open_stage_study(storage, spec, 0)
-    stored = study.user_attrs.get(st.ATTR_SPEC)
+    stored = store.register(spec, baseline=baseline)
     if stored is None:
-        study.set_user_attr(st.ATTR_SPEC, {"spec": spec.to_dict(), "base_dir": spec.base_dir})
         return True
     diffs = spec_differences(stored["spec"], spec.to_dict())
     if diffs:
@@ -140,48 +126,48 @@ def register_search(storage: RDBStorage, spec: StudySpec) -> bool:
 
 
 def previous_results(
-    storage: RDBStorage, spec: StudySpec, index: int
+    store: SearchStore, spec: StudySpec, index: int
 ) -> tuple[SearchSpace, list[TrialRecord]]:
     """The space and records of the stage before ``index``, read from the database."""
-    prev = open_stage_study(storage, spec, index - 1)
-    space = SearchSpace.from_dict(prev.user_attrs[st.ATTR_SPACE])
-    return space, st.study_records(prev, spec.stages[index - 1].name)
+    prev = open_stage(store, spec, index - 1)
+    space = SearchSpace.from_dict(store.stage_attrs(prev)[st.ATTR_SPACE])
+    return space, store.records(prev, spec.stages[index - 1].name)
 
 
 def prepare_stage(
-    storage: RDBStorage,
+    store: SearchStore,
     spec: StudySpec,
     index: int,
     *,
     owner: str,
     lease_s: float = 60.0,
     poll_s: float = 0.5,
-) -> optuna.Study:
-    """Make sure stage ``index`` has exactly ``trials`` slots; return its study.
+) -> Stage:
+    """Make sure stage ``index`` has exactly ``trials`` slots; return it.
 
     Exactly one worker prepares (it holds a lease); the others wait for ``ready``. Filling
-    is idempotent (slots are numbered), so a preparer killed at any instruction is simply
-    taken over when its lease expires, and the new one enqueues only the missing slots.
+    is idempotent (slots are numbered, and the store never inserts a number twice) and
+    fenced (every write renews the lease in its own transaction), so a preparer killed or
+    frozen at any instruction is simply taken over when its lease expires, and the new
+    one enqueues only the missing slots.
     """
-    study = open_stage_study(storage, spec, index)
-    name = study.study_name
+    stage = open_stage(store, spec, index)
     wait = poll_s
     while True:
-        attrs = st.with_retries(lambda: study.user_attrs, what="read stage attrs")
-        if attrs.get(st.ATTR_READY):
-            return study
-        lease = Lease(storage.engine, name, duration_s=lease_s, owner=owner)
-        if st.with_retries(lease.acquire, what="acquire lease"):
+        if store.stage_attrs(stage).get(st.ATTR_READY):
+            return stage
+        lease = store.lease(stage.name, duration_s=lease_s, owner=owner)
+        if lease.acquire():
             try:
-                _fill(storage, spec, index, study, lease)
+                _fill(store, spec, index, stage, lease)
             except LeaseLost:
-                log.warning("lost the lease on %s while preparing it; waiting", name)
+                log.warning("lost the lease on %s while preparing it; waiting", stage.name)
                 continue
             finally:
-                if lease.token is not None:
-                    st.with_retries(lease.release, what="release lease")
-            return study
-        log.info("waiting for another worker to prepare %s", name)
+                if lease.held:
+                    lease.release()
+            return stage
+        log.info("waiting for another worker to prepare %s", stage.name)
         time.sleep(wait)
         wait = min(wait * 1.5, 5.0)
 
@@ -203,53 +189,28 @@ def stage_attrs(spec: StudySpec, index: int, plan: StagePlan) -> dict[str, Any]:
 
 
 def _fill(
-    storage: RDBStorage, spec: StudySpec, index: int, study: optuna.Study, lease: Lease
+    store: SearchStore, spec: StudySpec, index: int, stage: Stage, lease: StoreLease
 ) -> None:
-    stage = spec.stages[index]
+    spec_stage = spec.stages[index]
     if index == 0:
         plan = plan_stage(spec, 0)
     else:
-        plan = plan_stage(spec, index, *previous_results(storage, spec, index))
-    for key, value in stage_attrs(spec, index, plan).items():
-        st.with_retries(lambda k=key, v=value: study.set_user_attr(k, v), what="write attrs")
-    st.with_retries(lambda: study.set_metric_names([spec.metric]), what="set metric name")
-    existing = {
-        t.user_attrs.get("slot")
-        for t in st.with_retries(lambda: study.get_trials(deepcopy=False), what="read slots")
-    }
-    space = plan.space
-    for slot, point in enumerate(plan.points):
-        if slot in existing:
-            continue
-        lease.check()  # fencing: a preparer that froze past its lease stops here
-        user_attrs = {
-            "slot": slot,
-            "stage": stage.name,
-            "epochs": stage.epochs,
-            "seed": trial_seed(spec, index, slot),
-        }
-        st.with_retries(lambda p=point, u=user_attrs: _enqueue(study, space, p, u), what="enqueue")
-    lease.check()
-    st.with_retries(lambda: study.set_user_attr(st.ATTR_READY, True), what="mark ready")
-    log.info("prepared %s: %d slots", study.study_name, len(plan.points))
-
-
-def _enqueue(
-    study: optuna.Study, space: SearchSpace, point: dict[str, Any], user_attrs: dict[str, Any]
-) -> None:
-    """One WAITING slot. A fixed point is stored as the trial's params right away (as
-    Optuna's own retry callback stores a re-queued trial), so that the worker that claims
-    it needs no sampler round trips; an empty point (TPE) is left for the sampler."""
-    import optuna
-
-    if not point:
-        study.enqueue_trial({}, user_attrs=user_attrs)
-        return
-    study.add_trial(
-        optuna.trial.create_trial(
-            state=optuna.trial.TrialState.WAITING,
-            params=point,
-            distributions={name: st.to_distribution(space[name]) for name in point},
-            user_attrs=user_attrs,
+        plan = plan_stage(spec, index, *previous_results(store, spec, index))
+    store.write_stage_attrs(stage, stage_attrs(spec, index, plan), lease)
+    store.set_metric(stage, spec.metric)
+    slots = [
+        NewSlot(
+            slot,
+            point,
+            {
+                "slot": slot,
+                "stage": spec_stage.name,
+                "epochs": spec_stage.epochs,
+                "seed": trial_seed(spec, index, slot),
+            },
         )
-    )
+        for slot, point in enumerate(plan.points)
+    ]
+    added = store.enqueue(stage, plan.space, slots, lease)
+    store.write_stage_attrs(stage, {st.ATTR_READY: True}, lease)
+    log.info("prepared %s: %d slots (%d added now)", stage.name, len(plan.points), added)

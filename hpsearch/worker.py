@@ -16,28 +16,18 @@ import time
 import traceback
 from collections.abc import Callable
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
-from hpsearch import storage as st
-from hpsearch.coordination import (
-    Claim,
-    claim_slot,
-    finish_trial,
-    requeue_trial,
-    stale_trials,
-    worker_id,
-)
+from hpsearch import store as st
 from hpsearch.errors import UserError
 from hpsearch.loader import load_objective
 from hpsearch.notes import write_stage_note
 from hpsearch.reporter import Reporter, TrialLost
-from hpsearch.space import CategoricalParam, FloatParam, Param, SearchSpace
+from hpsearch.space import SearchSpace
 from hpsearch.spec import StudySpec
 from hpsearch.stages import prepare_stage
-
-if TYPE_CHECKING:
-    import optuna
-    from optuna.storages import RDBStorage
+from hpsearch.store import SearchStore, Slot, Stage, policy
+from hpsearch.store.slots import worker_id
 
 log = logging.getLogger(__name__)
 
@@ -79,6 +69,18 @@ class WorkerStats:
     requeued: int = 0
     stages: list[str] = field(default_factory=list)
 
+    @property
+    def ran(self) -> int:
+        return self.completed + self.failed
+
+    def count(self, outcome: str) -> None:
+        if outcome == "completed":
+            self.completed += 1
+        elif outcome == "failed":
+            self.failed += 1
+        else:
+            self.lost += 1
+
 
 Event = Callable[[str, dict[str, Any]], None]
 
@@ -107,14 +109,6 @@ def handle_stop_signals(stop: threading.Event) -> None:
     signal.signal(signal.SIGTERM, on_signal)
 
 
-def open_worker_storage(config: WorkerConfig) -> RDBStorage:
-    return st.open_storage(
-        config.storage_url,
-        heartbeat_interval=config.heartbeat_interval,
-        grace_period=config.grace_period,
-    )
-
-
 def run_worker(
     config: WorkerConfig,
     *,
@@ -125,275 +119,124 @@ def run_worker(
     ``config.max_trials`` trials have run."""
     stop = stop or threading.Event()
     emit = on_event or (lambda kind, info: None)
-    storage = open_worker_storage(config)
-    spec = st.with_retries(lambda: st.find_spec(storage, config.search), what="read spec")
+    store = SearchStore.open(config.storage_url)
+    spec = store.find_spec(config.search)
     if spec is None:
         raise SearchNotFound(
-            f"no search named {config.search!r} in {st.mask_url(config.storage_url)}; "
+            f"no search named {config.search!r} in {store.masked_url}; "
             "launch its study file first (hpsearch launch FILE)"
         )
     objective = load_objective(spec.objective, spec.base_dir, source="stored spec")
-    me = worker_id()
-    stats = WorkerStats()
-    for index, stage in enumerate(spec.stages):
-        study = prepare_stage(
-            storage, spec, index, owner=me, lease_s=max(10.0, float(config.grace_period))
+    run = _Run(config, store, spec, objective, stop, emit, WorkerStats(), worker_id())
+    for index, spec_stage in enumerate(spec.stages):
+        stage = prepare_stage(
+            store, spec, index, owner=run.me, lease_s=max(10.0, float(config.grace_period))
         )
-        stats.stages.append(stage.name)
-        emit("stage", {"stage": stage.name, "trials": stage.trials})
-        space = SearchSpace.from_dict(study.user_attrs[st.ATTR_SPACE])
-        if not _run_stage(
-            config, spec, study, storage.engine, space, objective, stop, emit, stats, me
-        ):
+        run.stats.stages.append(spec_stage.name)
+        emit("stage", {"stage": spec_stage.name, "trials": spec_stage.trials})
+        if not run.stage(stage):
             break
-        write_stage_note(storage, spec, index)  # finished: its note for dashboard reviewers
-    return stats
+        write_stage_note(store, spec, index, owner=run.me)  # finished: its note for reviewers
+    return run.stats
 
 
-def _run_stage(
-    config: WorkerConfig,
-    spec: StudySpec,
-    study: optuna.Study,
-    engine: Any,
-    space: SearchSpace,
-    objective: Callable[..., float],
-    stop: threading.Event,
-    emit: Event,
-    stats: WorkerStats,
-    me: str,
-) -> bool:
-    """Claim and run slots until the stage is finished. False if the worker must stop."""
-    wait, last_recover = 0.2, 0.0
-    while not stop.is_set():
-        if config.max_trials is not None and stats.completed + stats.failed >= config.max_trials:
-            return False
-        if time.monotonic() - last_recover > config.heartbeat_interval:
-            stats.requeued += recover(study, engine, config.grace_period)
-            last_recover = time.monotonic()
-        claim = st.with_retries(
-            lambda: claim_slot(engine, study._study_id, worker=me), what="claim slot"
+@dataclass
+class _Run:
+    """One worker's run of a search: what every stage and trial of it needs."""
+
+    config: WorkerConfig
+    store: SearchStore
+    spec: StudySpec
+    objective: Callable[..., float]
+    stop: threading.Event
+    emit: Event
+    stats: WorkerStats
+    me: str
+
+    def stage(self, stage: Stage) -> bool:
+        """Claim and run slots until the stage is finished. False if the worker must stop."""
+        config, store = self.config, self.store
+        space = SearchSpace.from_dict(store.stage_attrs(stage)[st.ATTR_SPACE])
+        wait, last_recover = 0.2, 0.0
+        while not self.stop.is_set():
+            if config.max_trials is not None and self.stats.ran >= config.max_trials:
+                return False
+            if time.monotonic() - last_recover > config.heartbeat_interval:
+                self.stats.requeued += store.recover(
+                    stage, config.grace_period, max_retry=MAX_RETRY
+                )
+                last_recover = time.monotonic()
+            slot = store.claim(stage, space, worker=self.me)
+            if slot is not None:
+                wait = 0.2
+                outcome = self.trial(slot)
+                self.stats.count(outcome)
+                self.emit("trial", {"stage": stage.name, "outcome": outcome})
+                continue
+            running = store.open_count(stage)
+            if running == 0:
+                return True
+            log.info(
+                "%s: no slot left, %d trial(s) still running elsewhere; waiting %.1f s",
+                stage.name,
+                running,
+                wait,
+            )
+            self.stop.wait(wait)
+            wait = min(wait * 1.5, MAX_POLL_S)
+            last_recover = 0.0  # at the barrier, look for dead workers' trials every time
+        return False
+
+    def trial(self, slot: Slot) -> str:
+        """Run one claimed slot. Returns ``completed``, ``failed`` or ``lost``.
+
+        ``lost``: the trial was finished by someone else while it ran (this worker was
+        paused past the grace period and its slot re-queued); the result is dropped.
+        KeyboardInterrupt (Ctrl-C, SIGTERM) fails the trial, re-queues its slot and
+        propagates. A database error past the retry deadline propagates too: the slot
+        stays RUNNING and heartbeat recovery re-queues it.
+        """
+        with slot.heartbeat(self.config.heartbeat_interval):
+            try:
+                value, attrs = self._call(slot)
+            except TrialLost:
+                log.info("trial %d was re-queued while this worker was away; dropped", slot.number)
+                return "lost"
+            except KeyboardInterrupt:
+                slot.interrupt()
+                raise
+            except Exception as exc:
+                if policy.classify(exc) is not None:
+                    raise  # a database error the policy did not cure: not the objective's
+                reason = f"{type(exc).__name__}: {exc}"
+                log.error("trial %d failed: %s\n%s", slot.number, reason, traceback.format_exc())
+                return _record(slot, None, {"fail_reason": reason[:500]})
+            return _record(slot, *_checked(value, attrs))
+
+    def _call(self, slot: Slot) -> tuple[Any, dict[str, Any]]:
+        """The objective on the slot's params: its return value and the trial's attrs."""
+        config = self.config
+        reporter = Reporter(
+            seed=int(slot.attrs.get("seed", 0)),
+            threads=config.threads,
+            on_value=slot.report,
+            device=config.device,
         )
-        if claim is not None:
-            wait = 0.2
-            outcome = run_trial(config, spec, study, space, objective, claim, stop)
-            setattr(stats, outcome, getattr(stats, outcome) + 1)
-            emit("trial", {"stage": study.study_name, "outcome": outcome})
-            continue
-        running = _count_running(study)
-        if running == 0:
-            return True
-        log.info(
-            "%s: no slot left, %d trial(s) still running elsewhere; waiting %.1f s",
-            study.study_name,
-            running,
-            wait,
-        )
-        stop.wait(wait)
-        wait = min(wait * 1.5, MAX_POLL_S)
-        last_recover = 0.0  # at the barrier, look for dead workers' trials every time
-    return False
-
-
-def _count_running(study: optuna.Study) -> int:
-    from optuna.trial import TrialState
-
-    states = (TrialState.RUNNING, TrialState.WAITING)
-    return len(
-        st.with_retries(
-            lambda: study.get_trials(deepcopy=False, states=states), what="count running"
-        )
-    )
-
-
-def recover(study: optuna.Study, engine: Any, grace_period: float) -> int:
-    """Fail trials whose worker is gone and re-queue their slots (same params).
-
-    Covers trials whose heartbeat stopped and trials that never got a heartbeat row (which
-    Optuna's stale check skips). Not Optuna's ``fail_stale_trials``: on SQLite it lets
-    several workers recovering at once each re-queue the same slot (see
-    ``coordination.requeue_trial``). Returns how many slots this worker re-queued.
-    """
-    stale = st.with_retries(
-        lambda: stale_trials(engine, study._study_id, grace_period), what="find stale trials"
-    )
-    requeued = 0
-    for trial_id in stale:
-        reason = f"worker lost (no heartbeat for {grace_period:g} s)"
-        copy = st.with_retries(
-            lambda t=trial_id, r=reason: requeue_trial(engine, t, reason=r, max_retry=MAX_RETRY),
-            what="re-queue slot",
-        )
-        requeued += copy is not None
-    return requeued
+        merged = builtin_params(self.spec, {**self.spec.fixed, **slot.params})
+        start = time.perf_counter()
+        _IN_OBJECTIVE.set()
+        try:
+            if self.stop.is_set():  # the signal came during the claim
+                raise KeyboardInterrupt
+            value = self.objective(merged, int(slot.attrs.get("epochs", 1)), reporter)
+        finally:
+            _IN_OBJECTIVE.clear()
+        return value, {**reporter.attrs, "wall_seconds": round(time.perf_counter() - start, 4)}
 
 
 #: A slot whose worker died this many times is failed for good: a trial that kills its
 #: worker every time (out of memory, say) must not take the whole search down with it.
 MAX_RETRY = 3
-
-
-def suggest(trial: optuna.Trial, p: Param) -> Any:
-    """Ask Optuna for ``p``: an enqueued slot returns its fixed value, TPE samples one."""
-    if isinstance(p, CategoricalParam):
-        return trial.suggest_categorical(p.name, list(p.choices))
-    if isinstance(p, FloatParam):
-        return trial.suggest_float(p.name, p.low, p.high, log=p.log)
-    return trial.suggest_int(p.name, p.low, p.high, step=p.step, log=p.log)
-
-
-class _Heartbeat:
-    """Beats for one trial until stopped.
-
-    Optuna's own heartbeat thread dies at the first database error, after which a healthy
-    trial would be failed as stale during a short outage; this one logs and keeps beating.
-    """
-
-    def __init__(self, storage: Any, trial_id: int, interval: float) -> None:
-        self._stop = threading.Event()
-        self._thread = threading.Thread(
-            target=self._run, args=(storage, trial_id, interval), daemon=True
-        )
-
-    def _run(self, storage: Any, trial_id: int, interval: float) -> None:
-        while not self._stop.wait(interval):
-            try:
-                storage.record_heartbeat(trial_id)
-            except Exception as exc:  # the database is away; the next beat retries
-                log.warning("heartbeat for trial %d failed: %s", trial_id, type(exc).__name__)
-
-    def __enter__(self) -> _Heartbeat:
-        self._thread.start()
-        return self
-
-    def __exit__(self, *exc: object) -> None:
-        self._stop.set()
-        self._thread.join()
-
-
-def _rdb_storage(study: optuna.Study) -> RDBStorage:
-    """Optuna's RDBStorage under the study's cache wrapper: writes to a claimed slot go
-    there (the cache only knows trials this process listed, and a claimed slot never
-    was), and so does the engine that ``coordination`` needs."""
-    return getattr(study._storage, "_backend", study._storage)
-
-
-class _Slot:
-    """A claimed trial, written through the database directly.
-
-    Prepared slots already carry their params (stored when the stage was prepared, read
-    back by the claim), so running one costs the claim, one write per reported epoch and
-    one final write: no sampler round trips and no commit per attr, which was most of
-    Optuna's per-trial cost. Only slots without params (TPE's) go through an Optuna
-    ``Trial``, whose sampler fills them at run time and sees their results.
-    """
-
-    def __init__(self, study: optuna.Study, claim: Claim, space: SearchSpace) -> None:
-        import optuna
-
-        self.study, self.id, self.number = study, claim.trial_id, claim.number
-        self.attrs = claim.user_attrs
-        self.storage = _rdb_storage(study)
-        self.trial: optuna.Trial | None = None
-        if set(space.names) <= claim.params.keys():
-            self.params = {name: claim.params[name] for name in space.names}
-        else:
-            # Optuna's cache must have listed the trial before a Trial can write to it.
-            st.with_retries(lambda: study.get_trials(deepcopy=False), what="list trials")
-            self.trial = optuna.trial.Trial(study, claim.trial_id)
-            self.params = {
-                p.name: st.with_retries(lambda p=p: suggest(self.trial, p), what="suggest")
-                for p in space
-            }
-
-    def report(self, epoch: int, value: float) -> None:
-        st.with_retries(
-            lambda: self.storage.set_trial_intermediate_value(self.id, epoch, value),
-            what="report",
-        )
-
-    def finish(self, value: float | None, attrs: dict[str, Any]) -> bool:
-        """Record the value (a failure when None) and attrs; False if the trial was lost."""
-        from optuna.trial import TrialState
-
-        if self.trial is None:
-            engine = self.storage.engine
-            done = st.with_retries(
-                lambda: finish_trial(engine, self.id, value, attrs), what="record result"
-            )
-            if not done:
-                log.info("trial %d was re-queued while this worker was away; dropped", self.number)
-            return done
-        for key, v in attrs.items():  # TPE's slot: tell through Optuna, for its sampler
-            st.with_retries(
-                lambda k=key, v=v: self.storage.set_trial_user_attr(self.id, k, v), what="set attr"
-            )
-        state = TrialState.FAIL if value is None else TrialState.COMPLETE
-        study, trial = self.study, self.trial
-        st.with_retries(lambda: study.tell(trial, value, state=state), what="tell")
-        return True
-
-
-def run_trial(
-    config: WorkerConfig,
-    spec: StudySpec,
-    study: optuna.Study,
-    space: SearchSpace,
-    objective: Callable[..., float],
-    claim: Claim,
-    stop: threading.Event | None = None,
-) -> str:
-    """Run one claimed slot. Returns ``completed``, ``failed`` or ``lost``.
-
-    ``lost``: the trial was finished by someone else while it ran (this worker was paused
-    past the grace period and its slot re-queued); the result is dropped quietly.
-    KeyboardInterrupt (Ctrl-C, SIGTERM) fails the trial, re-queues its slot and propagates.
-    """
-    from optuna.exceptions import UpdateFinishedTrialError
-
-    trial_id = claim.trial_id
-    with _Heartbeat(study._storage, trial_id, config.heartbeat_interval):
-        slot: _Slot | None = None
-        try:
-            slot = _Slot(study, claim, space)
-
-            def on_value(epoch: int, value: float) -> None:
-                try:
-                    slot.report(epoch, value)
-                except UpdateFinishedTrialError as exc:
-                    raise TrialLost(f"trial {slot.number} was finished elsewhere") from exc
-
-            reporter = Reporter(
-                seed=int(slot.attrs.get("seed", 0)),
-                threads=config.threads,
-                on_value=on_value,
-                device=config.device,
-            )
-            merged = builtin_params(spec, {**spec.fixed, **slot.params})
-            start = time.perf_counter()
-            _IN_OBJECTIVE.set()
-            try:
-                if stop is not None and stop.is_set():  # the signal came during the claim
-                    raise KeyboardInterrupt
-                value = objective(merged, int(slot.attrs.get("epochs", 1)), reporter)
-            finally:
-                _IN_OBJECTIVE.clear()
-            attrs = {**reporter.attrs, "wall_seconds": round(time.perf_counter() - start, 4)}
-            return _finish(slot, value, attrs)
-        except (TrialLost, UpdateFinishedTrialError):
-            log.info("trial %d was re-queued while this worker was away; dropped", trial_id)
-            return "lost"
-        except KeyboardInterrupt:
-            _interrupt(study, trial_id)
-            raise
-        except Exception as exc:
-            if st.is_transient(exc) or slot is None:
-                raise  # the database is gone past the retry deadline: let heartbeat recover
-            reason = f"{type(exc).__name__}: {exc}"
-            log.error("trial %d failed: %s\n%s", slot.number, reason, traceback.format_exc())
-            try:
-                return "failed" if slot.finish(None, {"fail_reason": reason[:500]}) else "lost"
-            except UpdateFinishedTrialError:
-                return "lost"
 
 
 def builtin_params(spec: StudySpec, params: dict[str, Any]) -> dict[str, Any]:
@@ -413,26 +256,38 @@ def builtin_params(spec: StudySpec, params: dict[str, Any]) -> dict[str, Any]:
     return out
 
 
-def _finish(slot: _Slot, value: Any, attrs: dict[str, Any]) -> str:
-    try:
-        value = float(value)
-    except (TypeError, ValueError):
-        value = math.nan
-    if not math.isfinite(value):
-        # Never tell NaN: it has made SQLite studies unreadable in the dashboard.
-        reason = f"objective returned {value!r}; return a finite number (report divergence)"
-        return "failed" if slot.finish(None, {**attrs, "fail_reason": reason}) else "lost"
-    return "completed" if slot.finish(value, attrs) else "lost"
+def _checked(value: Any, attrs: dict[str, Any]) -> tuple[float | None, dict[str, Any]]:
+    """The value to record, or None (a failure, with the reason in the attrs) when the
+    objective returned something that is not a finite number. NaN is never stored: it has
+    made SQLite studies unreadable in the dashboard."""
+    number = _as_number(value)
+    if number is None:
+        reason = (
+            f"objective returned {value!r} ({type(value).__name__}); "
+            "return the metric as a finite number"
+        )
+        return None, {**attrs, "fail_reason": reason[:500]}
+    if not math.isfinite(number):
+        reason = f"objective returned {number!r}; return a finite number (report divergence)"
+        return None, {**attrs, "fail_reason": reason}
+    return number, attrs
 
 
-def _interrupt(study: optuna.Study, trial_id: int) -> None:
-    """Ctrl-C mid-trial: fail it and re-queue its slot so that a resume runs it again.
+def _as_number(value: Any) -> float | None:
+    """A Python, numpy or one-element torch number as a float; None for anything else
+    (None, a string, a bool, a dict of metrics)."""
+    if hasattr(value, "item") and not isinstance(value, int | float):
+        try:
+            value = value.item()
+        except (TypeError, ValueError, RuntimeError):
+            return None
+    if isinstance(value, bool) or not isinstance(value, int | float):
+        return None
+    return float(value)
 
-    One transaction (``requeue_trial``): a second Ctrl-C or SIGTERM landing here leaves
-    the trial either re-queued or still RUNNING (and recovered by heartbeat), never lost.
-    """
-    engine = _rdb_storage(study).engine
-    st.with_retries(
-        lambda: requeue_trial(engine, trial_id, reason="interrupted"),
-        what="re-queue interrupted trial",
-    )
+
+def _record(slot: Slot, value: float | None, attrs: dict[str, Any]) -> str:
+    if not slot.finish(value, attrs):
+        log.info("trial %d was re-queued while this worker was away; dropped", slot.number)
+        return "lost"
+    return "failed" if value is None else "completed"

@@ -10,7 +10,7 @@ import pytest
 from cli_runner import hpsearch
 from stubs import toy_study
 
-from hpsearch.storage import mask_url
+from hpsearch.urls import mask_url
 
 
 def test_help_is_instant_because_nothing_heavy_is_imported():

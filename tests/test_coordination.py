@@ -16,8 +16,9 @@ from collections import Counter
 import optuna
 import pytest
 
-from hpsearch import storage as st
-from hpsearch.coordination import (
+from hpsearch import store as st
+from hpsearch.store import policy
+from hpsearch.store.slots import (
     Lease,
     LeaseLost,
     claim_slot,
@@ -25,30 +26,42 @@ from hpsearch.coordination import (
     requeue_trial,
     stale_trials,
 )
-from hpsearch.worker import recover
 
 GRACE = 1.0
 
 
+def rdb(url: str) -> optuna.storages.RDBStorage:
+    """Optuna's storage on ``url``, with the engine options hpsearch's store uses."""
+    return optuna.storages.RDBStorage(url, engine_kwargs=st.engine_kwargs(url))
+
+
+def as_stage(study: optuna.Study) -> st.Stage:
+    return st.Stage(study.study_name, study._study_id, study)
+
+
+def records(url: str, study: optuna.Study) -> list:
+    return st.SearchStore.open(url).records(as_stage(study), "s")
+
+
 def slots_study(url: str, n: int, name: str = "race") -> optuna.Study:
     """A study of ``n`` enqueued slots, each with a fixed point and its slot number."""
-    study = optuna.create_study(storage=st.open_storage(url), study_name=name)
+    study = optuna.create_study(storage=rdb(url), study_name=name)
     for i in range(n):
         study.enqueue_trial({"x": float(i)}, user_attrs={"slot": i, "seed": 100 + i})
     return study
 
 
 def _recover_at_once(url: str, barrier) -> None:
-    storage = st.open_storage(url)
-    study = optuna.load_study(storage=storage, study_name="race")
+    store = st.SearchStore.open(url)
+    study = optuna.load_study(storage=store.dashboard_storage(), study_name="race")
     barrier.wait()
-    recover(study, storage.engine, GRACE)
+    store.recover(as_stage(study), GRACE, max_retry=3)
 
 
 def test_workers_recovering_together_requeue_each_slot_once(storage_url):
     """Optuna's fail_stale_trials queued 26-33 copies of 20 slots here on SQLite."""
     study = slots_study(storage_url, 20)
-    engine = st.open_storage(storage_url).engine
+    engine = rdb(storage_url).engine
     claimed = [claim_slot(engine, study._study_id) for _ in range(20)]
     assert None not in claimed
     time.sleep(GRACE + 0.5)  # every claimer "died": no beat since the claim
@@ -69,7 +82,7 @@ def test_workers_recovering_together_requeue_each_slot_once(storage_url):
 
 def test_a_requeued_copy_is_the_same_slot_and_supersedes_the_attempt(sqlite_url):
     study = slots_study(sqlite_url, 2)
-    engine = st.open_storage(sqlite_url).engine
+    engine = rdb(sqlite_url).engine
     tid = claim_slot(engine, study._study_id).trial_id
     trial = optuna.trial.Trial(study, tid)
     x = trial.suggest_float("x", 0.0, 10.0)
@@ -87,8 +100,8 @@ def test_a_requeued_copy_is_the_same_slot_and_supersedes_the_attempt(sqlite_url)
     assert copy.system_attrs["retry_history"] == [old.number]
     assert copy.system_attrs["failed_trial"] == old.number
     assert copy.system_attrs["fixed_params"] == {"x": x}
-    records = st.study_records(study, "s")
-    assert [r.superseded for r in records] == [True, False, False]
+    records_ = records(sqlite_url, study)
+    assert [r.superseded for r in records_] == [True, False, False]
 
     # The copy runs through the ordinary path: claimed, suggested the same point, told.
     claim_slot(engine, study._study_id)  # slot 1, queued before the copy
@@ -101,7 +114,7 @@ def test_a_requeued_copy_is_the_same_slot_and_supersedes_the_attempt(sqlite_url)
 
 def test_a_slot_that_keeps_losing_its_worker_is_given_up(sqlite_url):
     study = slots_study(sqlite_url, 1)
-    engine = st.open_storage(sqlite_url).engine
+    engine = rdb(sqlite_url).engine
     for _ in range(3):
         tid = claim_slot(engine, study._study_id).trial_id
         assert requeue_trial(engine, tid, reason="lost", max_retry=2) is not None or _ == 2
@@ -109,7 +122,7 @@ def test_a_slot_that_keeps_losing_its_worker_is_given_up(sqlite_url):
     assert states == {"FAIL": 3}
     last = study.get_trials()[-1]
     assert "given up" in last.user_attrs["fail_reason"]
-    assert not st.study_records(study, "s")[-1].superseded  # it counts towards the budget
+    assert not records(sqlite_url, study)[-1].superseded  # it counts towards the budget
 
 
 def test_a_claim_reads_its_slot_back_and_a_finish_is_fenced(storage_url):
@@ -117,7 +130,7 @@ def test_a_claim_reads_its_slot_back_and_a_finish_is_fenced(storage_url):
     trial is still this worker's (RUNNING)."""
     from optuna.distributions import CategoricalDistribution, FloatDistribution
 
-    study = optuna.create_study(storage=st.open_storage(storage_url), study_name="claims")
+    study = optuna.create_study(storage=rdb(storage_url), study_name="claims")
     for slot, lr in enumerate((1e-3, 2e-2, 0.5)):
         study.add_trial(
             optuna.trial.create_trial(
@@ -130,7 +143,7 @@ def test_a_claim_reads_its_slot_back_and_a_finish_is_fenced(storage_url):
                 user_attrs={"slot": slot, "epochs": 3},
             )
         )
-    engine = st.open_storage(storage_url).engine
+    engine = rdb(storage_url).engine
     first = claim_slot(engine, study._study_id, worker="host:1")
     assert first.number == 0 and list(first.params.items()) == [("lr", 1e-3), ("act", "tanh")]
     assert first.user_attrs == {"slot": 0, "epochs": 3, "worker": "host:1"}
@@ -143,7 +156,7 @@ def test_a_claim_reads_its_slot_back_and_a_finish_is_fenced(storage_url):
     requeue_trial(engine, third.trial_id, reason="worker lost")
     assert not finish_trial(engine, third.trial_id, 0.1, {})  # re-queued while away: dropped
 
-    fresh = optuna.load_study(storage=st.open_storage(storage_url), study_name="claims")
+    fresh = optuna.load_study(storage=rdb(storage_url), study_name="claims")
     done, failed, lost, copy = fresh.get_trials()
     assert (
         done.state.name == "COMPLETE" and done.value == 0.25 and done.duration.total_seconds() >= 0
@@ -157,7 +170,7 @@ def test_a_claim_reads_its_slot_back_and_a_finish_is_fenced(storage_url):
 
 def test_stale_trials_are_silent_ones_and_those_without_a_heartbeat_row(storage_url):
     study = slots_study(storage_url, 3)
-    engine = st.open_storage(storage_url).engine
+    engine = rdb(storage_url).engine
     silent, orphan, alive = (claim_slot(engine, study._study_id).trial_id for _ in "abc")
     with engine.begin() as conn:  # as if killed before its first beat, with no row at all
         conn.exec_driver_sql(f"DELETE FROM trial_heartbeats WHERE trial_id = {orphan}")
@@ -168,7 +181,7 @@ def test_stale_trials_are_silent_ones_and_those_without_a_heartbeat_row(storage_
 
 
 def lease(url: str, owner: str, duration_s: float = 0.5) -> Lease:
-    return Lease(st.open_storage(url).engine, "toy/coarse", duration_s=duration_s, owner=owner)
+    return Lease(rdb(url).engine, "toy/coarse", duration_s=duration_s, owner=owner)
 
 
 def test_a_lease_is_held_by_one_worker_until_it_expires(storage_url):
@@ -221,7 +234,7 @@ def test_a_connection_dropped_inside_optuna_is_retried(postgres_url):
     through it, or a database blip fails a healthy trial."""
     import sqlalchemy as sa
 
-    storage = st.open_storage(postgres_url)
+    storage = rdb(postgres_url)
     study = optuna.create_study(storage=storage, study_name="drop")
     trial_id = study.ask()._trial_id
     admin = sa.create_engine(
@@ -245,9 +258,11 @@ def test_a_connection_dropped_inside_optuna_is_retried(postgres_url):
     thread.start()
     try:
         for i in range(150):
-            st.with_retries(
+            policy.with_retries(
                 lambda i=i: storage.set_trial_user_attr(trial_id, "i", i),
                 what="set attr",
+                deadline_s=120,
+                on_permanent=lambda exc, kind: exc,
                 first_wait=0.01,
             )
     finally:

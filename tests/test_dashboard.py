@@ -25,11 +25,13 @@ from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
+import optuna
 import pytest
 from optuna_dashboard import get_note
+from stored import stage_study
 from stubs import toy_study
 
-from hpsearch import storage as st
+from hpsearch import store as st
 from hpsearch.dashboard import (
     DashboardConfig,
     ReadOnly,
@@ -50,7 +52,7 @@ def finished_search(url: str, folder: Path) -> None:
     path = folder / "study.toml"
     path.write_text(toy_study(objective="crash_on_tanh", coarse=COARSE, fine=FINE))
     spec = load_spec(path)
-    register_search(st.open_storage(url), spec)
+    register_search(st.SearchStore.open(url), spec)
     run_worker(WorkerConfig(url, spec.name))
 
 
@@ -147,16 +149,13 @@ def test_api_shows_stages_notes_metric_names_and_learning_curves(storage_url, tm
 
 def snapshot(url: str) -> dict[str, Any]:
     """What a reviewer reads: every stage's trials (state, value, params) and note."""
-    storage = st.open_storage(url)
-    view = load_search(storage, "toy")
+    view = load_search(st.SearchStore.open(url), "toy")
     return {
-        "studies": sorted(s.study_name for s in storage.get_all_studies()),
+        "studies": sorted(optuna.get_all_study_names(url)),
         "trials": [
             (r.stage, r.number, r.state, r.value, r.params) for v in view.stages for r in v.records
         ],
-        "notes": [
-            get_note(st.load_stage_study(storage, "toy", v.stage.name)) for v in view.stages
-        ],
+        "notes": [get_note(stage_study(url, "toy", v.stage.name)) for v in view.stages],
     }
 
 
@@ -195,7 +194,7 @@ def test_allow_writes_lets_a_reviewer_edit_and_delete(search_url):
         assert call("PUT", f"{base}/api/studies/{ids['toy/coarse']}/note", note)[0] == 204
         assert call("DELETE", f"{base}/api/studies/{ids['toy/fine']}")[0] == 204
         assert set(studies(base)) == {"toy/coarse"}
-    coarse = st.load_stage_study(st.open_storage(search_url), "toy", "coarse")
+    coarse = stage_study(search_url, "toy", "coarse")
     assert get_note(coarse) == "reviewed: keep lr near 1e-3"
 
 

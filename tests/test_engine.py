@@ -8,7 +8,7 @@ import optuna
 import pytest
 from stubs import toy_study
 
-from hpsearch import storage as st
+from hpsearch import store as st
 from hpsearch.report.search import load_search
 from hpsearch.space import SearchSpace
 from hpsearch.spec import load_spec
@@ -18,12 +18,12 @@ from hpsearch.worker import WorkerConfig, run_worker
 
 def launch(url, path, **config):
     spec = load_spec(path)
-    register_search(st.open_storage(url), spec)
+    register_search(st.SearchStore.open(url), spec)
     return spec, run_worker(WorkerConfig(url, spec.name, **config))
 
 
 def points(url, name):
-    view = load_search(st.open_storage(url), name)
+    view = load_search(st.SearchStore.open(url), name)
     return {
         v.stage.name: sorted(
             tuple(round(x, 12) if isinstance(x, float) else x for x in r.params.values())
@@ -37,7 +37,7 @@ def points(url, name):
 def test_two_stages_run_exact_budgets_and_narrow(storage_url, stub_study):
     spec, stats = launch(storage_url, stub_study(toy_study(coarse=20, fine=8)))
     assert stats.completed == 28 and stats.failed == 0
-    storage = st.open_storage(storage_url)
+    storage = st.SearchStore.open(storage_url)
     view = load_search(storage, "toy")
     coarse, fine = view.stages
     assert len(coarse.finished) == 20 and len(fine.finished) == 8
@@ -47,7 +47,7 @@ def test_two_stages_run_exact_budgets_and_narrow(storage_url, stub_study):
     assert math.log10(lr1.high / lr1.low) < math.log10(lr0.high / lr0.low) / 2
     assert lr1.low < 10**-2.5 < lr1.high  # the stub's optimum survives narrowing
 
-    study = optuna.load_study(study_name="toy/fine", storage=storage)
+    study = optuna.load_study(study_name="toy/fine", storage=storage_url)
     attrs = study.user_attrs
     assert attrs["stage"] == "fine" and attrs["epochs"] == 2 and attrs["ready"] is True
     assert SearchSpace.from_dict(attrs["space"]) == fine.space
@@ -79,7 +79,7 @@ def test_resume_continues_without_duplicates(sqlite_url, stub_study, tmp_path):
     fresh = f"sqlite:///{tmp_path / 'fresh.db'}"
     launch(fresh, path)
     assert points(sqlite_url, "toy") == points(fresh, "toy")
-    view = load_search(st.open_storage(sqlite_url), "toy")
+    view = load_search(st.SearchStore.open(sqlite_url), "toy")
     assert [len(v.records) for v in view.stages] == [10, 4]
 
 
@@ -87,14 +87,14 @@ def test_a_different_spec_under_the_same_name_is_refused(sqlite_url, stub_study)
     launch(sqlite_url, stub_study(toy_study(coarse=4, fine=2)))
     changed = load_spec(stub_study(toy_study(coarse=5, fine=2), name="changed.toml"))
     with pytest.raises(SpecMismatch, match=r"stage\[0\].trials: stored 4, file 5"):
-        register_search(st.open_storage(sqlite_url), changed)
+        register_search(st.SearchStore.open(sqlite_url), changed)
 
 
 def test_failed_and_nan_trials_count_towards_the_budget_with_a_reason(sqlite_url, stub_study):
     _, stats = launch(
         sqlite_url, stub_study(toy_study(objective="crash_on_tanh", coarse=12, fine=4))
     )
-    view = load_search(st.open_storage(sqlite_url), "toy")
+    view = load_search(st.SearchStore.open(sqlite_url), "toy")
     coarse = view.stages[0]
     failed = [r for r in coarse.records if r.state == "FAIL"]
     assert failed and all("tanh is not supported" in r.attrs["fail_reason"] for r in failed)
@@ -106,7 +106,7 @@ def test_failed_and_nan_trials_count_towards_the_budget_with_a_reason(sqlite_url
 
 def test_nan_is_never_told_to_the_storage(sqlite_url, stub_study):
     launch(sqlite_url, stub_study(toy_study(objective="nan_on_tanh", coarse=8, fine=2)))
-    view = load_search(st.open_storage(sqlite_url), "toy")
+    view = load_search(st.SearchStore.open(sqlite_url), "toy")
     bad = [r for r in view.stages[0].records if r.params["act"] == "tanh"]
     assert bad and all(r.state == "FAIL" and "finite" in r.attrs["fail_reason"] for r in bad)
 
@@ -114,7 +114,7 @@ def test_nan_is_never_told_to_the_storage(sqlite_url, stub_study):
 @pytest.mark.parametrize("sampler", ["sobol", "grid", "tpe"])
 def test_every_sampler_runs_its_exact_budget(sqlite_url, stub_study, sampler):
     launch(sqlite_url, stub_study(toy_study(coarse=16, fine=3, sampler=sampler)))
-    view = load_search(st.open_storage(sqlite_url), "toy")
+    view = load_search(st.SearchStore.open(sqlite_url), "toy")
     coarse = view.stages[0]
     assert len(coarse.finished) == 16 and len(view.stages[1].finished) == 3
     distinct = {r.params["lr"] for r in coarse.records}

@@ -8,9 +8,10 @@ import optuna
 import pytest
 from optuna_dashboard import get_note, save_note
 from optuna_dashboard._custom_plot_data import get_plotly_graph_objects
+from stored import stage_study, study_system_attrs
 from stubs import toy_study
 
-from hpsearch import storage as st
+from hpsearch import store as st
 from hpsearch.notes import (
     FIGURE_ID,
     _problems,
@@ -31,17 +32,16 @@ from hpsearch.worker import WorkerConfig, run_worker
 def finished_search(url, stub_study, **toy):
     """Run a toy search to the end in this process; returns its spec."""
     spec = load_spec(stub_study(toy_study(**toy)))
-    register_search(st.open_storage(url), spec)
+    register_search(st.SearchStore.open(url), spec)
     run_worker(WorkerConfig(url, spec.name))
     return spec
 
 
 def test_worker_writes_each_finished_stage_the_reports_facts(storage_url, stub_study):
     spec = finished_search(storage_url, stub_study, objective="crash_on_tanh", coarse=16, fine=6)
-    storage = st.open_storage(storage_url)
-    view = load_search(storage, "toy")
+    view = load_search(st.SearchStore.open(storage_url), "toy")
     for v in view.stages:
-        study = st.load_stage_study(storage, "toy", v.stage.name)
+        study = stage_study(storage_url, "toy", v.stage.name)
         note = get_note(study)
         assert note.startswith(f"## Stage `{v.stage.name}` of search `toy`")
         best = rank(v.records, "minimize")[0]
@@ -49,14 +49,10 @@ def test_worker_writes_each_finished_stage_the_reports_facts(storage_url, stub_s
         for p in v.handed_on.params:
             assert f"| {p.name} | {describe_range(p.after)} | {describe_range(p.before)} |" in note
         # Deterministic from the stored results: any worker would have written the same.
-        assert note == stage_note(view, v, param_importances(study))
-        figure = json.loads(
-            get_plotly_graph_objects(study._storage.get_study_system_attrs(study._study_id))[
-                FIGURE_ID
-            ]
-        )
+        assert note == stage_note(spec, v, param_importances(v, "minimize"))
+        figure = json.loads(get_plotly_graph_objects(study_system_attrs(study))[FIGURE_ID])
         assert figure["data"][0]["name"] == "region handed on"
-    coarse, fine = (get_note(st.load_stage_study(storage, "toy", s.name)) for s in spec.stages)
+    coarse, fine = (get_note(stage_study(storage_url, "toy", s.name)) for s in spec.stages)
     failed = [r.number for r in view.stages[0].records if r.state == "FAIL"]
     assert failed, "the seed must give the coarse stage some tanh trials"
     assert f"{len(failed)} failed (trials {', '.join(map(str, failed[:12]))}" in coarse
@@ -67,50 +63,51 @@ def test_worker_writes_each_finished_stage_the_reports_facts(storage_url, stub_s
 
 def test_a_note_is_written_once_and_a_persons_note_is_kept(sqlite_url, stub_study):
     spec = finished_search(sqlite_url, stub_study, coarse=8, fine=3)
-    storage = st.open_storage(sqlite_url)
-    study = st.load_stage_study(storage, "toy", "coarse")
+    store = st.SearchStore.open(sqlite_url)
+    study = stage_study(sqlite_url, "toy", "coarse")
 
     def version():
-        return storage.get_study_system_attrs(study._study_id)["dashboard:note_ver"]
+        return study_system_attrs(study)["dashboard:note_ver"]
 
     before = version()
-    assert write_stage_note(storage, spec, 0) is False  # a second worker finds it written
+    # a second worker finds it written
+    assert write_stage_note(store, spec, 0, owner="late") is False
     assert version() == before
     save_note(study, "reviewed: lr matters, wd does not")
-    assert write_stage_note(storage, spec, 0) is False
+    assert write_stage_note(store, spec, 0, owner="late") is False
     assert get_note(study) == "reviewed: lr matters, wd does not"
 
 
 def test_an_unfinished_stage_gets_no_note(sqlite_url, stub_study):
     spec = load_spec(stub_study(toy_study(coarse=6, fine=3)))
-    register_search(st.open_storage(sqlite_url), spec)
+    register_search(st.SearchStore.open(sqlite_url), spec)
     run_worker(WorkerConfig(sqlite_url, spec.name, max_trials=4))
-    storage = st.open_storage(sqlite_url)
-    assert write_stage_note(storage, spec, 0) is False
-    assert get_note(st.load_stage_study(storage, "toy", "coarse")) == ""
+    store = st.SearchStore.open(sqlite_url)
+    assert write_stage_note(store, spec, 0, owner="test") is False
+    assert get_note(stage_study(sqlite_url, "toy", "coarse")) == ""
 
 
 def test_a_one_trial_stage_gets_a_note_without_importance(sqlite_url, stub_study):
     finished_search(sqlite_url, stub_study, coarse=3, fine=1)
-    fine = st.load_stage_study(st.open_storage(sqlite_url), "toy", "fine")
-    note = get_note(fine)
+    note = get_note(stage_study(sqlite_url, "toy", "fine"))
     assert "### Best 1 trials" in note and "Important parameters" not in note
-    assert param_importances(fine) == {}
+    view = load_search(st.SearchStore.open(sqlite_url), "toy")
+    assert param_importances(view.stages[1], "minimize") == {}
 
 
 def test_region_figure_boxes_the_two_most_important_numeric_params(sqlite_url, stub_study):
     finished_search(sqlite_url, stub_study, objective="crash_on_tanh", coarse=12, fine=3)
-    view = load_search(st.open_storage(sqlite_url), "toy")
+    view = load_search(st.SearchStore.open(sqlite_url), "toy")
     v = view.stages[0]
     region = v.handed_on
 
-    d = region_figure_data(view, v, {"act": 0.9, "wd": 0.08, "lr": 0.02})
+    d = region_figure_data(view.spec, v, {"act": 0.9, "wd": 0.08, "lr": 0.02})
     assert (d.x.name, d.y.name) == ("wd", "lr")  # the categorical cannot be boxed
     assert d.box_x == (region.space["wd"].low, region.space["wd"].high)
     assert d.box_y == (region.space["lr"].low, region.space["lr"].high)
     assert d.kept == frozenset(region.kept)
     assert {r.number for r in d.bad} == {r.number for r in v.records if r.state == "FAIL"}
-    unknown = region_figure_data(view, v, {})  # no importance: the space's order
+    unknown = region_figure_data(view.spec, v, {})  # no importance: the space's order
     assert (unknown.x.name, unknown.y.name) == ("lr", "wd")
 
     fig = draw_region_figure(d)
@@ -165,7 +162,7 @@ def test_a_failing_note_never_stops_the_worker(sqlite_url, stub_study, monkeypat
 
     monkeypatch.setattr(hpsearch.notes, "stage_note", broken)
     spec = load_spec(stub_study(toy_study(coarse=4, fine=2)))
-    register_search(st.open_storage(sqlite_url), spec)
+    register_search(st.SearchStore.open(sqlite_url), spec)
     stats = run_worker(WorkerConfig(sqlite_url, spec.name))
     assert stats.completed == 6
     assert "could not write the dashboard note" in caplog.text
@@ -177,7 +174,7 @@ def test_workers_finishing_together_leave_one_correct_note(storage_url, stub_stu
     from hpsearch.stages import prepare_stage
 
     spec = load_spec(stub_study(toy_study(coarse=10, fine=4)))
-    storage = st.open_storage(storage_url)
+    storage = st.SearchStore.open(storage_url)
     register_search(storage, spec)
     # Prepared before the workers start: on a fresh PostgreSQL database, workers that take
     # their first lease at the same instant race on creating the lease table (reported).
@@ -198,5 +195,5 @@ def test_workers_finishing_together_leave_one_correct_note(storage_url, stub_stu
     assert errors == []
     view = load_search(storage, "toy")
     for v in view.stages:
-        study = st.load_stage_study(storage, "toy", v.stage.name)
-        assert get_note(study) == stage_note(view, v, param_importances(study))
+        study = stage_study(storage_url, "toy", v.stage.name)
+        assert get_note(study) == stage_note(spec, v, param_importances(v, "minimize"))

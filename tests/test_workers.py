@@ -19,11 +19,11 @@ import optuna
 import pytest
 from stubs import toy_study
 
-from hpsearch import storage as st
-from hpsearch.coordination import claim_slot
+from hpsearch import store as st
 from hpsearch.report.search import load_search
 from hpsearch.spec import load_spec
 from hpsearch.stages import prepare_stage, register_search
+from hpsearch.store.slots import claim_slot
 from hpsearch.worker import WorkerConfig, run_worker
 
 TESTS = Path(__file__).parent
@@ -48,7 +48,7 @@ def start_worker(url: str, name: str = "toy", sleep: float = 0.05) -> subprocess
 
 
 def register(url: str, path: Path) -> None:
-    register_search(st.open_storage(url), load_spec(path))
+    register_search(st.SearchStore.open(url), load_spec(path))
 
 
 def finish(procs: list[subprocess.Popen], timeout: float = 120) -> list[str]:
@@ -67,7 +67,7 @@ def finish(procs: list[subprocess.Popen], timeout: float = 120) -> list[str]:
 
 def assert_exact(url: str, name: str = "toy") -> dict[str, list]:
     """Every stage ran exactly its slots, once each; returns the points per stage."""
-    view = load_search(st.open_storage(url), name)
+    view = load_search(st.SearchStore.open(url), name)
     points = {}
     for v in view.stages:
         done = v.finished
@@ -82,7 +82,7 @@ def assert_exact(url: str, name: str = "toy") -> dict[str, list]:
 
 
 def trials_of(url: str, study: str) -> list[optuna.trial.FrozenTrial]:
-    return optuna.load_study(study_name=study, storage=st.open_storage(url)).get_trials()
+    return optuna.load_study(study_name=study, storage=url).get_trials()
 
 
 def wait_for(predicate, timeout: float = 60, what: str = "condition"):
@@ -126,15 +126,16 @@ def test_four_workers_run_exact_budgets_and_the_same_points_as_one(
 def test_claims_never_hand_a_slot_out_twice(storage_url, stub_study):
     path = stub_study(toy_study(coarse=60, fine=1))
     spec = load_spec(path)
-    storage = st.open_storage(storage_url)
+    storage = st.SearchStore.open(storage_url)
     register_search(storage, spec)
-    study = prepare_stage(storage, spec, 0, owner="test")
+    stage = prepare_stage(storage, spec, 0, owner="test")
     claimed: list[int] = []
     lock = threading.Lock()
 
     def claimer():
-        engine = st.open_storage(storage_url).engine  # its own connections, as a process has
-        while (claim := claim_slot(engine, study._study_id)) is not None:
+        # its own connections, as a process has
+        engine = optuna.storages.RDBStorage(storage_url).engine
+        while (claim := claim_slot(engine, stage.study_id)) is not None:
             with lock:
                 claimed.append(claim.trial_id)
 
@@ -144,7 +145,7 @@ def test_claims_never_hand_a_slot_out_twice(storage_url, stub_study):
     for t in threads:
         t.join()
     assert len(claimed) == 60 and len(set(claimed)) == 60
-    assert len(study.get_trials()) == 60  # and no trial was created on the way
+    assert len(stage.study.get_trials()) == 60  # and no trial was created on the way
 
 
 def test_a_worker_killed_mid_trial_has_its_slot_rerun(storage_url, stub_study):

@@ -31,6 +31,7 @@ class ReportConfig:
     csv: str | None = None
     json: str | None = None
     evaluator: str = DEFAULT_EVALUATOR
+    wait_s: float = 10.0  # how long to wait for an unreachable database
 
 
 def check_output(option: str, path: str | None) -> None:
@@ -51,18 +52,18 @@ def check_output(option: str, path: str | None) -> None:
 def make_report(config: ReportConfig) -> tuple[str, list[str]]:
     """The terminal report and one line per file written."""
     from hpsearch.report import page, tables
-    from hpsearch.storage import open_storage
+    from hpsearch.store import SearchStore
 
     for option, path in (("--html", config.html), ("--csv", config.csv), ("--json", config.json)):
         check_output(option, path)
-    storage = open_storage(config.storage_url)
-    view = load_search(storage, config.search)
+    store = SearchStore.open(config.storage_url, wait_s=config.wait_s, readonly=True)
+    view = load_search(store, config.search)
     report = analyze(view, config.evaluator)
     wrote = []
     if config.html:
         baselines = [
             progress(trials(b), view.spec.direction, f"{method} baseline")
-            for method, b in sorted(load_baselines(storage, config.search).items())
+            for method, b in sorted(load_baselines(store, config.search).items())
         ]
         size = page.write_html(report, config.html, baselines)
         wrote.append(f"wrote {config.html} ({size / 1e6:.1f} MB)")

@@ -9,7 +9,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
-from hpsearch import storage as st
+from hpsearch import store as st
 from hpsearch.errors import UserError
 from hpsearch.records import TrialRecord
 from hpsearch.regions import Region, narrow
@@ -17,7 +17,7 @@ from hpsearch.space import SearchSpace
 from hpsearch.spec import DEFAULT_KEEP, DEFAULT_MARGIN, StageSpec, StudySpec
 
 if TYPE_CHECKING:
-    from optuna.storages import RDBStorage
+    from hpsearch.store import SearchStore
 
 
 @dataclass(frozen=True)
@@ -63,32 +63,43 @@ class SearchView:
     stages: list[StageView]
 
 
-def load_search(storage: RDBStorage, name: str) -> SearchView:
+def load_search(store: SearchStore, name: str) -> SearchView:
     """Every stage of ``name`` with its records; raises UserError if unknown.
 
     ``name`` is a search's name, or a compare baseline's study name (``NAME/grid-baseline``).
     """
-    spec = st.find_spec(storage, name)
+    spec = store.find_spec(name)
     if spec is None:
-        known = st.search_names(storage)
+        known = store.search_names()
         hint = f" (searches here: {', '.join(known)})" if known else " (the storage is empty)"
         raise UserError(f"no search named {name!r}{hint}")
-    names = {s.study_name for s in storage.get_all_studies()}
-    views: list[StageView] = []
-    for index, stage in enumerate(spec.stages):
-        study = None
-        if st.stage_study_name(spec.name, stage.name) in names:
-            study = st.load_stage_study(storage, spec.name, stage.name)
-        attrs = study.user_attrs if study is not None else {}
-        space = SearchSpace.from_dict(attrs[st.ATTR_SPACE]) if st.ATTR_SPACE in attrs else None
-        region_in = Region.from_dict(attrs[st.ATTR_REGION]) if attrs.get(st.ATTR_REGION) else None
-        records = st.study_records(study, stage.name) if study is not None else []
-        views.append(StageView(stage, index, space, region_in, records, None))
+    views = [_stage_view(store, spec, index) for index in range(len(spec.stages))]
     return SearchView(spec, _with_handed_on(spec, views))
 
 
+def load_stage(store: SearchStore, spec: StudySpec, index: int) -> StageView:
+    """One stage with its records and the region it hands on: a bounded read, for the
+    worker that writes the stage's dashboard note (it never loads the whole search)."""
+    views = [_stage_view(store, spec, index)]
+    if index + 1 < len(spec.stages):
+        views.append(_stage_view(store, spec, index + 1, records=False))
+    return _with_handed_on(spec, views)[0]
+
+
+def _stage_view(
+    store: SearchStore, spec: StudySpec, index: int, *, records: bool = True
+) -> StageView:
+    stage = spec.stages[index]
+    found = store.find_stage(spec.name, stage.name)
+    attrs = store.stage_attrs(found) if found is not None else {}
+    space = SearchSpace.from_dict(attrs[st.ATTR_SPACE]) if st.ATTR_SPACE in attrs else None
+    region_in = Region.from_dict(attrs[st.ATTR_REGION]) if attrs.get(st.ATTR_REGION) else None
+    rows = store.records(found, stage.name) if found is not None and records else []
+    return StageView(stage, index, space, region_in, rows, None)
+
+
 def _with_handed_on(spec: StudySpec, views: list[StageView]) -> list[StageView]:
-    """Fill ``handed_on``: the next stage's stored region, or (for the last stage, or one
+    """Fill ``handed_on``: the next view's stored region, or (for the last stage, or one
     whose successor is not prepared yet) the region narrowing would give now."""
     out = []
     for i, v in enumerate(views):
@@ -102,11 +113,6 @@ def _with_handed_on(spec: StudySpec, views: list[StageView]) -> list[StageView]:
     return out
 
 
-def load_baselines(storage: RDBStorage, name: str) -> dict[str, SearchView]:
+def load_baselines(store: SearchStore, name: str) -> dict[str, SearchView]:
     """The ``hpsearch compare`` baselines stored beside search ``name``, by method."""
-    out = {}
-    for study in storage.get_all_studies():
-        method = study.user_attrs.get(st.ATTR_BASELINE)
-        if method and study.study_name.startswith(name + "/") and st.ATTR_SPEC in study.user_attrs:
-            out[str(method)] = load_search(storage, study.study_name)
-    return out
+    return {method: load_search(store, key) for method, key in store.baselines(name).items()}

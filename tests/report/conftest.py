@@ -5,7 +5,7 @@ from __future__ import annotations
 import pytest
 from stubs import toy_study
 
-from hpsearch import storage as st
+from hpsearch import store as st
 from hpsearch.spec import load_spec
 from hpsearch.stages import register_search
 from hpsearch.worker import WorkerConfig, run_worker
@@ -15,6 +15,6 @@ from hpsearch.worker import WorkerConfig, run_worker
 def finished_toy(stub_study, sqlite_url):
     """A finished two-stage search over the quadratic stub (20 + 8 trials): its URL."""
     spec = load_spec(stub_study(toy_study(coarse=20, fine=8)))
-    register_search(st.open_storage(sqlite_url), spec)
+    register_search(st.SearchStore.open(sqlite_url), spec)
     run_worker(WorkerConfig(sqlite_url, spec.name))
     return sqlite_url

@@ -11,7 +11,7 @@ from pathlib import Path
 import pytest
 from stubs import toy_study
 
-from hpsearch import storage as st
+from hpsearch import store as st
 from hpsearch.compare import CompareError, baseline_spec, register_baselines
 from hpsearch.report.comparison import method_result
 from hpsearch.report.search import load_baselines, load_search
@@ -23,9 +23,9 @@ TESTS = Path(__file__).parent.parent
 
 def run_compare(url, path):
     spec = load_spec(path)
-    for key in register_baselines(st.open_storage(url), spec):
+    for key in register_baselines(st.SearchStore.open(url), spec):
         run_worker(WorkerConfig(url, key))
-    storage = st.open_storage(url)
+    storage = st.SearchStore.open(url)
     return spec, load_search(storage, spec.name), load_baselines(storage, spec.name)
 
 
@@ -48,7 +48,7 @@ def test_baselines_spend_the_plans_budget_and_count_distinct_values(storage_url,
     assert rand["lr"] == rand["wd"] == 18 and rand["act"] == 2
     # the search itself is untouched and still found by its name alone
     assert [v.stage.name for v in view.stages] == ["coarse", "fine"]
-    assert st.search_names(st.open_storage(storage_url)) == ["toy"]
+    assert st.SearchStore.open(storage_url).search_names() == ["toy"]
 
 
 def test_rerun_resumes_with_the_same_points_and_a_fresh_storage_repeats_them(

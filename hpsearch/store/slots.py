@@ -1,7 +1,8 @@
-"""Atomic primitives that workers sharing one database coordinate through.
+"""The raw SQL that workers sharing one database coordinate through.
 
-Two things Optuna does not give us safely across processes, written as single SQL
-statements that every backend executes atomically:
+Private to :mod:`hpsearch.store`: nothing else writes these rows. Written as single SQL
+statements or single transactions that every backend executes atomically, for what
+Optuna does not give us safely across processes:
 
 - **claiming a slot**: ``Study.ask()`` pops WAITING trials with ``SELECT ... FOR UPDATE``,
   which SQLite ignores, so two SQLite workers were handed the same slot; and when no slot
@@ -17,6 +18,10 @@ statements that every backend executes atomically:
   the same transaction: exactly one copy, or none, even if the worker dies half-way.
 - **a lease**: one worker prepares a stage; if it dies, the lease expires and another
   takes over. Insert-if-absent and update-if-expired are both single statements.
+- **a fenced enqueue**: the lease is renewed *in the same transaction* as the slots it
+  inserts, and the slots already there are read in that transaction too. A preparer that
+  froze past its lease and wakes up finds its token gone and inserts nothing; the lease
+  row lock orders it after the worker that took over, so no slot is ever added twice.
 """
 
 from __future__ import annotations
@@ -26,6 +31,7 @@ import logging
 import os
 import socket
 import time
+import weakref
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import TYPE_CHECKING, Any
@@ -223,7 +229,13 @@ def requeue_trial(
             return None
         user = {k: v for k, v in _attrs(conn, user_t, trial_id).items() if k in SLOT_ATTRS}
         system.update(failed_trial=system.get("failed_trial", number), retry_history=history)
-        new_id = _insert_waiting_trial(conn, study_id, user_attrs=user, system_attrs=system)
+        new_id = _insert_waiting_trial(
+            conn,
+            study_id,
+            number=_lock_study(conn, study_id),
+            user_attrs=user,
+            system_attrs=system,
+        )
         conn.execute(
             text(
                 "INSERT INTO trial_params (trial_id, param_name, param_value, distribution_json) "
@@ -258,28 +270,36 @@ def _models() -> Any:
     return models
 
 
-def _insert_waiting_trial(
-    conn: Connection, study_id: int, *, user_attrs: dict[str, Any], system_attrs: dict[str, Any]
-) -> int:
-    """A WAITING trial numbered as Optuna numbers them (the study's trials before it), with
-    the study row locked as Optuna locks it so that concurrent numbers cannot clash on
-    PostgreSQL (SQLite already holds its single write lock here)."""
-    from optuna.trial import TrialState
-
+def _lock_study(conn: Connection, study_id: int) -> int:
+    """Lock the study row as Optuna locks it before numbering a new trial (so that
+    concurrent numbers cannot clash on PostgreSQL; SQLite already holds its single write
+    lock here), and return how many trials the study has: the next trial's number."""
     models = _models()
     trials, studies = models.TrialModel.__table__, models.StudyModel.__table__
     conn.execute(
         select(studies.c.study_id).where(studies.c.study_id == study_id).with_for_update()
     )
-    new_id = conn.execute(
-        trials.insert().values(study_id=study_id, number=None, state=TrialState.WAITING)
-    ).inserted_primary_key[0]
-    number = conn.execute(
-        select(func.count())
-        .select_from(trials)
-        .where(trials.c.study_id == study_id, trials.c.trial_id < new_id)
+    return conn.execute(
+        select(func.count()).select_from(trials).where(trials.c.study_id == study_id)
     ).scalar_one()
-    conn.execute(trials.update().where(trials.c.trial_id == new_id).values(number=number))
+
+
+def _insert_waiting_trial(
+    conn: Connection,
+    study_id: int,
+    *,
+    number: int,
+    user_attrs: dict[str, Any],
+    system_attrs: dict[str, Any],
+) -> int:
+    """A WAITING trial with the given number (see :func:`_lock_study`) and attrs."""
+    from optuna.trial import TrialState
+
+    models = _models()
+    trials = models.TrialModel.__table__
+    new_id = conn.execute(
+        trials.insert().values(study_id=study_id, number=number, state=TrialState.WAITING)
+    ).inserted_primary_key[0]
     for table, attrs in (
         (models.TrialUserAttributeModel.__table__, user_attrs),
         (models.TrialSystemAttributeModel.__table__, system_attrs),
@@ -287,6 +307,91 @@ def _insert_waiting_trial(
         for key, value in attrs.items():
             _set_attr(conn, table, new_id, key, value)
     return int(new_id)
+
+
+@dataclass(frozen=True)
+class NewSlot:
+    """A slot to enqueue: its number in the stage, its point and the attrs it carries.
+
+    ``params`` is empty for a slot whose sampler fills it at run time (TPE)."""
+
+    slot: int
+    params: dict[str, Any]
+    distributions: dict[str, Any]  # name -> optuna BaseDistribution
+    user_attrs: dict[str, Any]
+
+
+def enqueue_slots(engine: Engine, study_id: int, slots: list[NewSlot], lease: Lease) -> int:
+    """Insert the slots that the study does not have yet, fenced by ``lease``.
+
+    One transaction: renew the lease (a stale token raises :class:`LeaseLost` before
+    anything is written, and the renewal's row lock orders this transaction after a
+    take-over), read which slot numbers exist, insert the missing ones with their params.
+    Returns how many were inserted.
+    """
+    from optuna.distributions import distribution_to_json
+
+    params_t = _models().TrialParamModel.__table__
+    with engine.begin() as conn:
+        lease.renew(conn)
+        existing = _slot_numbers(conn, study_id)
+        todo = [s for s in slots if s.slot not in existing]
+        if not todo:
+            return 0
+        number = _lock_study(conn, study_id)
+        for offset, s in enumerate(todo):
+            trial_id = _insert_waiting_trial(
+                conn, study_id, number=number + offset, user_attrs=s.user_attrs, system_attrs={}
+            )
+            for name, value in s.params.items():
+                dist = s.distributions[name]
+                conn.execute(
+                    params_t.insert().values(
+                        trial_id=trial_id,
+                        param_name=name,
+                        param_value=dist.to_internal_repr(value),
+                        distribution_json=distribution_to_json(dist),
+                    )
+                )
+    return len(todo)
+
+
+def _slot_numbers(conn: Connection, study_id: int) -> set[int]:
+    rows = conn.execute(
+        text(
+            "SELECT a.value_json FROM trial_user_attributes a "
+            "JOIN trials t ON t.trial_id = a.trial_id "
+            "WHERE t.study_id = :s AND a.key = 'slot'"
+        ),
+        {"s": study_id},
+    )
+    return {int(json.loads(value)) for (value,) in rows}
+
+
+def count_open(engine: Engine, study_id: int) -> int:
+    """Trials of the study still WAITING or RUNNING: zero means the stage is finished."""
+    with engine.connect() as conn:
+        return conn.execute(
+            text(
+                "SELECT COUNT(*) FROM trials WHERE study_id = :s "
+                "AND state IN ('WAITING', 'RUNNING')"
+            ),
+            {"s": study_id},
+        ).scalar_one()
+
+
+def add_study_attr(engine: Engine, study_id: int, key: str, value: Any) -> bool:
+    """Write a study user attr only if it is absent, atomically: Optuna's table has a
+    unique (study_id, key), so of two writers racing one insert fails. True if written."""
+    table = _models().StudyUserAttributeModel.__table__
+    try:
+        with engine.begin() as conn:
+            conn.execute(
+                table.insert().values(study_id=study_id, key=key, value_json=json.dumps(value))
+            )
+    except IntegrityError:
+        return False
+    return True
 
 
 def _attrs(conn: Connection, table: Table, trial_id: int) -> dict[str, Any]:
@@ -315,12 +420,18 @@ def _set_attr(conn: Connection, table: Table, trial_id: int, key: str, value: An
     conn.execute(table.insert().values(trial_id=trial_id, key=key, value_json=json.dumps(value)))
 
 
+#: Engines whose lease table is known to exist: created once per process, not per poll.
+_lease_tables: weakref.WeakSet[Engine] = weakref.WeakSet()
+
+
 def _create_lease_table(engine: Engine) -> None:
-    """Create the lease table if missing. Workers started together race to create it, and
+    """Create the lease table if missing (once per engine). Workers started together race to create it, and
     ``checkfirst`` is no lock (PostgreSQL answered the loser with DuplicateObject /
     UniqueViolation): whoever loses finds the table there, which is all it wanted."""
     from sqlalchemy.exc import DBAPIError
 
+    if engine in _lease_tables:
+        return
     try:
         _metadata.create_all(engine, checkfirst=True)
     except DBAPIError:
@@ -328,6 +439,7 @@ def _create_lease_table(engine: Engine) -> None:
 
         if not inspect(engine).has_table(leases.name):
             raise
+    _lease_tables.add(engine)
 
 
 class LeaseLost(RuntimeError):
@@ -395,11 +507,16 @@ class Lease:
     def check(self) -> None:
         """Renew the lease, or raise LeaseLost if someone took it over."""
         with self.engine.begin() as conn:
-            renewed = conn.execute(
-                leases.update()
-                .where(leases.c.name == self.name, leases.c.token == self.token)
-                .values(expires_at=time.time() + self.duration_s)
-            ).rowcount
+            self.renew(conn)
+
+    def renew(self, conn: Connection) -> None:
+        """Renew the lease inside the caller's transaction (the fence of whatever else it
+        writes), or raise LeaseLost, which rolls that transaction back."""
+        renewed = conn.execute(
+            leases.update()
+            .where(leases.c.name == self.name, leases.c.token == self.token)
+            .values(expires_at=time.time() + self.duration_s)
+        ).rowcount
         if renewed != 1:
             raise LeaseLost(f"lease {self.name} was taken over by another worker")
 
@@ -413,3 +530,33 @@ class Lease:
                 .values(expires_at=0.0)
             )
         self.token = None
+
+
+def set_study_attrs(engine: Engine, study_id: int, attrs: dict[str, Any], lease: Lease) -> None:
+    """Write study user attrs in one transaction fenced by ``lease`` (see enqueue_slots):
+    a preparer that lost its lease cannot overwrite what the new holder wrote."""
+    table = _models().StudyUserAttributeModel.__table__
+    with engine.begin() as conn:
+        lease.renew(conn)
+        for key, value in attrs.items():
+            conn.execute(table.delete().where(table.c.study_id == study_id, table.c.key == key))
+            conn.execute(
+                table.insert().values(study_id=study_id, key=key, value_json=json.dumps(value))
+            )
+
+
+def finished_per_stage(engine: Engine, search: str) -> dict[str, int]:
+    """Finished trials per stage study of ``search``, in one query. The name is matched as
+    a literal prefix: ``_`` and ``%`` in a search name are not wildcards."""
+    studies, trials = _models().StudyModel.__table__, _models().TrialModel.__table__
+    finished = trials.c.state.in_(["COMPLETE", "FAIL", "PRUNED"])
+    query = (
+        select(studies.c.study_name, func.count(trials.c.trial_id))
+        .select_from(
+            studies.outerjoin(trials, (trials.c.study_id == studies.c.study_id) & finished)
+        )
+        .where(studies.c.study_name.startswith(search + "/", autoescape=True))
+        .group_by(studies.c.study_name)
+    )
+    with engine.connect() as conn:
+        return {name.split("/", 1)[1]: int(n) for name, n in conn.execute(query)}

@@ -1,0 +1,668 @@
+"""The storage boundary: every read and write of a search's database goes through here.
+
+The database is the only source of truth: a search's spec, each stage's space and the
+region that produced it live in stage studies' user attrs, so any worker on any machine
+(and optuna-dashboard) sees the whole search from the storage URL alone.
+
+The worker loop, stage preparation, notes and reports talk to :class:`SearchStore` in the
+words of the design (register, stage, prepare, claim, record, recover, note) and never to
+SQLAlchemy or to Optuna's internals, which are used only in this package:
+
+- ``policy``: the one retry policy (which errors are transient, which are permanent);
+- ``slots``: the raw SQL of claims, re-queues, fenced enqueues and leases;
+- this module: Optuna's storage, the store, and the :class:`Slot` a worker runs.
+
+Every public method of the store runs under the retry policy: a transient error (a
+dropped connection, a restart, a lock) is retried with backoff; a permanent one fails at
+once with one line naming the fix.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import logging
+import os
+import threading
+import time
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import TYPE_CHECKING, Any, TypeVar
+
+from hpsearch.records import TrialRecord
+from hpsearch.reporter import TrialLost
+from hpsearch.space import CategoricalParam, FloatParam, Param, SearchSpace
+from hpsearch.spec import StudySpec
+from hpsearch.store import policy
+from hpsearch.store.policy import StorageBroken, StorageUnusable
+from hpsearch.urls import is_sqlite, mask_text, mask_url, sqlite_path
+
+if TYPE_CHECKING:
+    import optuna
+    from optuna.storages import RDBStorage
+
+    from hpsearch.store.slots import Claim, Lease
+
+__all__ = [
+    "SearchStore",
+    "Slot",
+    "Stage",
+    "StorageBroken",
+    "StorageUnusable",
+    "stage_study_name",
+    "to_distribution",
+]
+
+log = logging.getLogger(__name__)
+T = TypeVar("T")
+
+# Study user attrs (the dashboard shows them; keep the names plain).
+ATTR_SPEC = "spec"  # on the first stage study only: the whole search
+ATTR_STAGE = "stage"
+ATTR_STAGE_INDEX = "stage_index"
+ATTR_EPOCHS = "epochs"
+ATTR_SAMPLER = "sampler"
+ATTR_SEED = "seed"
+ATTR_SPACE = "space"
+ATTR_REGION = "region"
+ATTR_POINTS = "n_points"
+ATTR_READY = "ready"
+ATTR_BASELINE = "baseline"  # on a compare baseline's study: "grid" or "random"
+
+#: PostgreSQL session limits, so that a frozen process (SIGSTOP, a swapped-out VM) cannot
+#: hold row locks for the whole freeze and block every other worker: the server ends a
+#: session idle inside a transaction after this long, and a statement waiting for a lock
+#: gives up (a transient error, retried) instead of queueing behind it forever.
+IDLE_IN_TRANSACTION_MS = 30_000
+LOCK_TIMEOUT_MS = 15_000
+#: Slots inserted per fenced transaction: short transactions keep the lease row lock brief.
+ENQUEUE_BATCH = 100
+
+
+def stage_study_name(search: str, stage: str) -> str:
+    return f"{search}/{stage}"
+
+
+def engine_kwargs(url: str) -> dict[str, Any]:
+    """Engine options that Optuna leaves off: ``pool_pre_ping`` everywhere (Optuna turns it
+    on only for MySQL, so a dropped PostgreSQL connection killed workers), a real busy
+    timeout for SQLite so that a handful of local workers wait instead of failing with
+    "database is locked", and session timeouts on PostgreSQL (see above)."""
+    kwargs: dict[str, Any] = {"pool_pre_ping": True}
+    if is_sqlite(url):
+        kwargs["connect_args"] = {"timeout": 60}
+    elif url.startswith("postgresql"):
+        kwargs["connect_args"] = {
+            "options": f"-c idle_in_transaction_session_timeout={IDLE_IN_TRANSACTION_MS} "
+            f"-c lock_timeout={LOCK_TIMEOUT_MS}"
+        }
+    return kwargs
+
+
+def to_distribution(p: Param) -> optuna.distributions.BaseDistribution:
+    """The Optuna distribution of a parameter: what the dashboard and importance read."""
+    from optuna.distributions import CategoricalDistribution, FloatDistribution, IntDistribution
+
+    if isinstance(p, CategoricalParam):
+        return CategoricalDistribution(list(p.choices))
+    if isinstance(p, FloatParam):
+        return FloatDistribution(p.low, p.high, log=p.log)
+    return IntDistribution(p.low, p.high, log=p.log, step=p.step)
+
+
+@dataclass(frozen=True)
+class Stage:
+    """A stage study, as the store hands it out: the worker and the preparer name a stage
+    by this handle and never see the Optuna study inside."""
+
+    name: str  # the study name, NAME/STAGE
+    study_id: int
+    study: optuna.Study = field(repr=False, compare=False)
+
+
+@dataclass(frozen=True)
+class NewSlot:
+    """A slot for :meth:`SearchStore.enqueue`: its number, point (empty: the sampler fills
+    it at run time) and the attrs that identify it."""
+
+    slot: int
+    point: dict[str, Any]
+    user_attrs: dict[str, Any]
+
+
+class SearchStore:
+    """One search database: Optuna's storage, hpsearch's coordination rows, one policy."""
+
+    def __init__(self, url: str, storage: RDBStorage, *, wait_s: float, readonly: bool) -> None:
+        self.url = url
+        self.readonly = readonly
+        self._rdb = storage
+        self._wait_s = wait_s
+
+    # -- opening -------------------------------------------------------------------------
+
+    @classmethod
+    def open(cls, url: str, *, wait_s: float = 120.0, readonly: bool = False) -> SearchStore:
+        """Open the database at ``url``.
+
+        ``readonly`` is for commands that only look (status, report, best, list, the
+        dashboard): they never create a database (a missing SQLite file is an error that
+        names it, not a new empty file), and a read-only SQLite file is opened read-only.
+        A worker waits up to ``wait_s`` for a database that is restarting.
+        """
+        import warnings
+
+        import optuna
+        from optuna.storages import RDBStorage
+
+        optuna.logging.set_verbosity(optuna.logging.WARNING)
+        warnings.filterwarnings("ignore", category=optuna.exceptions.ExperimentalWarning)
+        path = sqlite_path(url)
+        open_url = url
+        if path is not None:
+            open_url = _check_sqlite_file(url, path, readonly)
+        store = cls(url, None, wait_s=wait_s, readonly=readonly)  # type: ignore[arg-type]
+
+        def create() -> RDBStorage:
+            return RDBStorage(
+                open_url, engine_kwargs=engine_kwargs(url), skip_table_creation=readonly
+            )
+
+        for attempt in range(20):
+            try:
+                store._rdb = store._retry(create, f"open storage {mask_url(url)}")
+                break
+            except StorageBroken as exc:
+                from sqlalchemy import exc as sa_exc
+
+                # Processes opening a fresh database together race to create Optuna's
+                # schema (PostgreSQL: duplicate enum types; SQLite: the version stamp).
+                # The loser retries once the winner is done, and then finds it there.
+                race = isinstance(exc.__cause__, sa_exc.IntegrityError | sa_exc.ProgrammingError)
+                if not race or attempt == 19:
+                    raise
+                time.sleep(0.25)
+        if path is not None and not readonly and path.exists():
+            # WAL lets readers (status, report, the dashboard) run while workers write. It
+            # is safe on a local disk, which is where an embedded SQLite database belongs.
+            def wal() -> None:
+                with store._rdb.engine.connect() as conn:
+                    conn.exec_driver_sql("PRAGMA journal_mode=WAL")
+
+            store._retry(wal, "set WAL mode")
+        return store
+
+    @property
+    def masked_url(self) -> str:
+        return mask_url(self.url)
+
+    def dashboard_storage(self) -> RDBStorage:
+        """The Optuna storage, for optuna-dashboard's WSGI app (which needs one)."""
+        return self._rdb
+
+    # -- the policy ----------------------------------------------------------------------
+
+    def _retry(self, fn: Callable[[], T], what: str) -> T:
+        return policy.with_retries(
+            fn, what=what, deadline_s=self._wait_s, on_permanent=self._permanent
+        )
+
+    def _permanent(self, exc: BaseException, kind: str) -> BaseException:
+        """One line for a permanent error: the masked URL, what went wrong, the fix."""
+        if isinstance(exc, StorageUnusable | StorageBroken):
+            return exc
+        why = mask_text(policy.reason(exc), self.url)
+        where = f"--storage {self.masked_url}"
+        if kind == "broken":
+            return StorageBroken(
+                f"{where}: the database is damaged ({why}); restore it from a backup"
+            )
+        text = why.lower()
+        path = sqlite_path(self.url)
+        if "unable to open" in text and path is not None:
+            fix = f"cannot open the SQLite file {path} ({why}); check its folder's permissions"
+        elif "not a database" in text:
+            fix = f"{path} is not an SQLite database; pass the file the search was launched on"
+        elif "readonly" in text or "read-only" in text:
+            fix = (
+                f"{path} is read-only ({why}); make it writable to run workers "
+                "(status, report, best and the dashboard only read it)"
+            )
+        elif "does not exist" in text:
+            fix = f"{why}; create it (e.g. createdb) or fix the URL"
+        elif "authentication" in text or "password" in text:
+            fix = f"{why}; check the user and password (best given in $HPSEARCH_STORAGE)"
+        else:
+            fix = why
+        return StorageUnusable(f"{where}: {fix}")
+
+    # -- searches ------------------------------------------------------------------------
+
+    def _studies(self) -> list[optuna.study.StudySummary]:
+        return self._retry(self._rdb.get_all_studies, "list studies")
+
+    def find_spec(self, search: str) -> StudySpec | None:
+        """The spec stored for ``search`` (on its first stage study), or None if unknown.
+
+        A compare baseline (``hpsearch compare``) is a one-stage search stored beside the
+        search it compares with, as ``NAME/grid-baseline``, with a ``baseline`` attr; it is
+        addressed by that full study name and never found under ``NAME`` alone.
+        """
+        for study in self._studies():
+            attrs = study.user_attrs
+            if ATTR_SPEC not in attrs:
+                continue
+            if "/" in search:
+                found = study.study_name == search and ATTR_BASELINE in attrs
+            else:
+                found = study.study_name.startswith(search + "/") and ATTR_BASELINE not in attrs
+            if found:
+                data = attrs[ATTR_SPEC]
+                return StudySpec.from_dict(data["spec"], base_dir=data.get("base_dir", "."))
+        return None
+
+    def search_names(self) -> list[str]:
+        """Names of all searches in the storage (compare baselines are not searches)."""
+        return sorted(
+            s.study_name.split("/", 1)[0]
+            for s in self._studies()
+            if "/" in s.study_name
+            and ATTR_SPEC in s.user_attrs
+            and ATTR_BASELINE not in s.user_attrs
+        )
+
+    def baselines(self, search: str) -> dict[str, str]:
+        """The ``hpsearch compare`` baselines stored beside ``search``: method -> key."""
+        return {
+            str(s.user_attrs[ATTR_BASELINE]): s.study_name
+            for s in self._studies()
+            if s.user_attrs.get(ATTR_BASELINE)
+            and s.study_name.startswith(search + "/")
+            and ATTR_SPEC in s.user_attrs
+        }
+
+    def register(self, spec: StudySpec, *, baseline: str | None = None) -> dict[str, Any] | None:
+        """Store ``spec`` on its first stage study unless a spec is there already.
+
+        Returns None if this call stored it (the search is new), else the stored spec's
+        dict for the caller to compare. Atomic: two launches racing with different specs
+        cannot both win (the attr is inserted if absent, in one statement). A baseline's
+        ``baseline`` attr is written before its spec, so that no reader ever sees a
+        baseline's spec without it.
+        """
+        from hpsearch.store import slots
+
+        stage = self._open_study(stage_study_name(spec.name, spec.stages[0].name), spec, None)
+        engine = self._rdb.engine
+        if baseline is not None:
+            self._retry(
+                lambda: slots.add_study_attr(engine, stage.study_id, ATTR_BASELINE, baseline),
+                "mark baseline",
+            )
+        value = {"spec": spec.to_dict(), "base_dir": spec.base_dir}
+        if self._retry(
+            lambda: slots.add_study_attr(engine, stage.study_id, ATTR_SPEC, value), "store spec"
+        ):
+            return None
+        return self.stage_attrs(stage)[ATTR_SPEC]
+
+    # -- stages --------------------------------------------------------------------------
+
+    def open_stage(
+        self, spec: StudySpec, index: int, sampler: optuna.samplers.BaseSampler | None
+    ) -> Stage:
+        """Create or load stage ``index``'s study, with the sampler its slots need."""
+        return self._open_study(
+            stage_study_name(spec.name, spec.stages[index].name), spec, sampler
+        )
+
+    def _open_study(
+        self, name: str, spec: StudySpec, sampler: optuna.samplers.BaseSampler | None
+    ) -> Stage:
+        import optuna
+
+        study = self._retry(
+            lambda: optuna.create_study(
+                storage=self._rdb,
+                study_name=name,
+                direction=spec.direction,
+                sampler=sampler,
+                load_if_exists=True,
+            ),
+            f"open study {name}",
+        )
+        return Stage(name, self._retry(lambda: study._study_id, "study id"), study)
+
+    def find_stage(self, search: str, stage: str) -> Stage | None:
+        """The stage study, or None if that stage has not been created yet."""
+        import optuna
+
+        name = stage_study_name(search, stage)
+
+        def load() -> optuna.Study | None:
+            try:
+                return optuna.load_study(study_name=name, storage=self._rdb)
+            except KeyError:
+                return None
+
+        study = self._retry(load, f"load study {name}")
+        return None if study is None else Stage(name, study._study_id, study)
+
+    def stage_attrs(self, stage: Stage) -> dict[str, Any]:
+        return self._retry(lambda: self._rdb.get_study_user_attrs(stage.study_id), "read attrs")
+
+    def write_stage_attrs(self, stage: Stage, attrs: dict[str, Any], lease: StoreLease) -> None:
+        """Write a stage's attrs in one transaction fenced by the preparer's lease."""
+        from hpsearch.store import slots
+
+        engine = self._rdb.engine
+        self._retry(
+            lambda: slots.set_study_attrs(engine, stage.study_id, attrs, lease.lease),
+            "write stage attrs",
+        )
+
+    def set_metric(self, stage: Stage, metric: str) -> None:
+        self._retry(lambda: stage.study.set_metric_names([metric]), "set metric name")
+
+    def records(self, stage: Stage, stage_name: str) -> list[TrialRecord]:
+        """All trials of a stage as records, re-queued ones marked ``superseded``.
+
+        Read from the database each time, past Optuna's per-process trial cache: a worker
+        that read a 5,000-trial stage through the cache kept every trial in memory.
+        """
+        trials = self._retry(
+            lambda: self._rdb.get_all_trials(stage.study_id, deepcopy=False), "read trials"
+        )
+        retried = {n for t in trials for n in t.system_attrs.get("retry_history", [])}
+        return [_to_record(t, stage_name, superseded=t.number in retried) for t in trials]
+
+    def open_count(self, stage: Stage) -> int:
+        """Slots of the stage still WAITING or RUNNING (zero: the stage is finished)."""
+        from hpsearch.store import slots
+
+        engine = self._rdb.engine
+        return self._retry(lambda: slots.count_open(engine, stage.study_id), "count open slots")
+
+    def finished_counts(self, search: str) -> dict[str, int]:
+        """Finished trials per stage of ``search`` in one cheap query (for progress)."""
+        from hpsearch.store import slots
+
+        engine = self._rdb.engine
+        return self._retry(lambda: slots.finished_per_stage(engine, search), "read progress")
+
+    # -- preparation ---------------------------------------------------------------------
+
+    def lease(self, name: str, *, owner: str, duration_s: float) -> StoreLease:
+        """A named, expiring lock with a fencing token (see ``slots.Lease``)."""
+        from hpsearch.store.slots import Lease
+
+        return StoreLease(self, Lease(self._rdb.engine, name, duration_s=duration_s, owner=owner))
+
+    def enqueue(
+        self, stage: Stage, space: SearchSpace, new: list[NewSlot], lease: StoreLease
+    ) -> int:
+        """Add the slots the stage does not have yet, fenced by ``lease``; how many.
+
+        Idempotent: a slot number already in the stage is never inserted again, and each
+        batch is one transaction that renews the lease first (``slots.enqueue_slots``).
+        """
+        from hpsearch.store import slots
+
+        engine = self._rdb.engine
+        batch = [
+            slots.NewSlot(
+                s.slot, s.point, {n: to_distribution(space[n]) for n in s.point}, s.user_attrs
+            )
+            for s in new
+        ]
+        added = 0
+        for i in range(0, len(batch), ENQUEUE_BATCH):
+            part = batch[i : i + ENQUEUE_BATCH]
+            added += self._retry(
+                lambda p=part: slots.enqueue_slots(engine, stage.study_id, p, lease.lease),
+                "enqueue slots",
+            )
+        return added
+
+    # -- running -------------------------------------------------------------------------
+
+    def claim(self, stage: Stage, space: SearchSpace, *, worker: str) -> Slot | None:
+        """Claim one WAITING slot of the stage for ``worker``, or None if none is left."""
+        from hpsearch.store import slots
+
+        engine = self._rdb.engine
+        claim = self._retry(
+            lambda: slots.claim_slot(engine, stage.study_id, worker=worker), "claim slot"
+        )
+        return None if claim is None else Slot(self, stage, claim, space)
+
+    def recover(self, stage: Stage, grace_period: float, *, max_retry: int) -> int:
+        """Fail trials whose worker is gone and re-queue their slots (same params).
+
+        Covers trials whose heartbeat stopped and trials that never got a heartbeat row
+        (which Optuna's stale check skips). Not Optuna's ``fail_stale_trials``: on SQLite
+        it lets several workers recovering at once each re-queue the same slot (see
+        ``slots.requeue_trial``). Returns how many slots this call re-queued.
+        """
+        from hpsearch.store import slots
+
+        engine = self._rdb.engine
+        stale = self._retry(
+            lambda: slots.stale_trials(engine, stage.study_id, grace_period), "find stale"
+        )
+        reason = f"worker lost (no heartbeat for {grace_period:g} s)"
+        requeued = 0
+        for trial_id in stale:
+            copy = self._retry(
+                lambda t=trial_id: slots.requeue_trial(
+                    engine, t, reason=reason, max_retry=max_retry
+                ),
+                "re-queue slot",
+            )
+            requeued += copy is not None
+        return requeued
+
+    # -- notes for the dashboard ---------------------------------------------------------
+
+    def note(self, stage: Stage) -> str:
+        from optuna_dashboard import get_note
+
+        return self._retry(lambda: get_note(stage.study), "read note")
+
+    def save_note(self, stage: Stage, body: str, figure: Any = None, figure_id: str = "") -> None:
+        """The stage's markdown note, and a plotly figure saved first (so that a writer
+        dying in between leaves no note, and the next writer writes both again)."""
+        from optuna_dashboard import save_note, save_plotly_graph_object
+
+        if figure is not None:
+            self._retry(
+                lambda: save_plotly_graph_object(stage.study, figure, graph_object_id=figure_id),
+                "save figure",
+            )
+        self._retry(lambda: save_note(stage.study, body), "save note")
+
+
+class StoreLease:
+    """A lease whose database calls run under the store's retry policy.
+
+    ``LeaseLost`` (someone took the lease over) is no database error: it passes through.
+    """
+
+    def __init__(self, store: SearchStore, lease: Lease) -> None:
+        self._store = store
+        self.lease = lease
+
+    @property
+    def held(self) -> bool:
+        return self.lease.token is not None
+
+    def acquire(self) -> bool:
+        return self._store._retry(self.lease.acquire, f"acquire lease {self.lease.name}")
+
+    def check(self) -> None:
+        self._store._retry(self.lease.check, f"renew lease {self.lease.name}")
+
+    def release(self) -> None:
+        self._store._retry(self.lease.release, f"release lease {self.lease.name}")
+
+
+def suggest(trial: optuna.Trial, p: Param) -> Any:
+    """Ask Optuna for ``p``: a slot without params gets TPE's pick."""
+    if isinstance(p, CategoricalParam):
+        return trial.suggest_categorical(p.name, list(p.choices))
+    if isinstance(p, FloatParam):
+        return trial.suggest_float(p.name, p.low, p.high, log=p.log)
+    return trial.suggest_int(p.name, p.low, p.high, step=p.step, log=p.log)
+
+
+class Slot:
+    """A claimed trial: its params, and the writes a worker makes while it runs.
+
+    Prepared slots already carry their params (stored when the stage was prepared, read
+    back by the claim), so running one costs the claim, one write per reported epoch and
+    one final write: no sampler round trips and no commit per attr, which was most of
+    Optuna's per-trial cost. Only slots without params (TPE's) go through an Optuna
+    ``Trial``, whose sampler fills them at run time and sees their results.
+    """
+
+    def __init__(self, store: SearchStore, stage: Stage, claim: Claim, space: SearchSpace) -> None:
+        import optuna
+
+        self._store, self._stage = store, stage
+        self.trial_id, self.number = claim.trial_id, claim.number
+        self.attrs = claim.user_attrs
+        self._trial: optuna.Trial | None = None
+        if set(space.names) <= claim.params.keys():
+            self.params = {name: claim.params[name] for name in space.names}
+            return
+        study = stage.study
+        # Optuna's cache must have listed the trial before a Trial can write to it.
+        store._retry(lambda: study.get_trials(deepcopy=False), "list trials")
+        self._trial = optuna.trial.Trial(study, claim.trial_id)
+        self.params = {
+            p.name: store._retry(lambda p=p: suggest(self._trial, p), "suggest") for p in space
+        }
+
+    def report(self, epoch: int, value: float) -> None:
+        """Record one epoch's value; TrialLost if the trial was finished elsewhere."""
+        from optuna.exceptions import UpdateFinishedTrialError
+
+        rdb = self._store._rdb
+        try:
+            self._store._retry(
+                lambda: rdb.set_trial_intermediate_value(self.trial_id, epoch, value), "report"
+            )
+        except UpdateFinishedTrialError as exc:
+            raise TrialLost(f"trial {self.number} was finished elsewhere") from exc
+
+    def finish(self, value: float | None, attrs: dict[str, Any]) -> bool:
+        """Record the value (a failure when None) and attrs; False if the trial was lost
+        (failed and re-queued while this worker was away: nothing is written)."""
+        from optuna.exceptions import UpdateFinishedTrialError
+        from optuna.trial import TrialState
+
+        from hpsearch.store import slots
+
+        store = self._store
+        if self._trial is None:
+            engine = store._rdb.engine
+            return store._retry(
+                lambda: slots.finish_trial(engine, self.trial_id, value, attrs), "record result"
+            )
+        rdb, study, trial = store._rdb, self._stage.study, self._trial
+        state = TrialState.FAIL if value is None else TrialState.COMPLETE
+        try:
+            for key, v in attrs.items():  # TPE's slot: tell through Optuna, for its sampler
+                store._retry(
+                    lambda k=key, v=v: rdb.set_trial_user_attr(self.trial_id, k, v), "set attr"
+                )
+            store._retry(lambda: study.tell(trial, value, state=state), "tell")
+        except UpdateFinishedTrialError:
+            return False
+        return True
+
+    def interrupt(self) -> None:
+        """Ctrl-C mid-trial: fail it and re-queue its slot so that a resume runs it again.
+
+        One transaction (``slots.requeue_trial``): a second Ctrl-C or SIGTERM landing here
+        leaves the trial either re-queued or still RUNNING (and recovered by heartbeat),
+        never lost.
+        """
+        from hpsearch.store import slots
+
+        engine = self._store._rdb.engine
+        self._store._retry(
+            lambda: slots.requeue_trial(engine, self.trial_id, reason="interrupted"),
+            "re-queue interrupted trial",
+        )
+
+    @contextlib.contextmanager
+    def heartbeat(self, interval: float) -> Iterator[None]:
+        """Beat for this trial while the block runs.
+
+        Not Optuna's heartbeat thread: it dies at the first database error, after which a
+        healthy trial would be failed as stale during a short outage; this one logs and
+        keeps beating (each beat is one attempt: the next beat is the retry).
+        """
+        stop = threading.Event()
+        rdb = self._store._rdb
+
+        def beat() -> None:
+            while not stop.wait(interval):
+                try:
+                    rdb.record_heartbeat(self.trial_id)
+                except Exception as exc:  # the database is away; the next beat retries
+                    log.warning(
+                        "heartbeat of trial %d failed: %s", self.number, type(exc).__name__
+                    )
+
+        thread = threading.Thread(target=beat, daemon=True)
+        thread.start()
+        try:
+            yield
+        finally:
+            stop.set()
+            thread.join()
+
+
+def _to_record(t: Any, stage: str, superseded: bool = False) -> TrialRecord:
+    """FrozenTrial -> the pure core's TrialRecord."""
+    duration = None
+    if t.datetime_start is not None and t.datetime_complete is not None:
+        duration = (t.datetime_complete - t.datetime_start).total_seconds()
+    return TrialRecord(
+        number=t.number,
+        stage=stage,
+        state=t.state.name,
+        params=dict(t.params) if t.params else dict(t.system_attrs.get("fixed_params", {})),
+        value=t.value if t.state.name == "COMPLETE" else None,
+        attrs=dict(t.user_attrs),
+        intermediate=dict(t.intermediate_values),
+        superseded=superseded,
+        slot=t.user_attrs.get("slot"),
+        epochs=int(t.user_attrs.get("epochs", 0)),
+        duration_s=duration,
+    )
+
+
+def _check_sqlite_file(url: str, path: Path, readonly: bool) -> str:
+    """Refuse an SQLite path that can never work before SQLAlchemy retries it, and the URL
+    to open: a read-only command never creates the file, and opens a read-only file in
+    SQLite's read-only mode (else SQLite fails with "attempt to write a readonly database"
+    on the first read of a WAL database)."""
+    where = f"--storage {mask_url(url)}"
+    if readonly:
+        if not path.exists():
+            raise StorageUnusable(
+                f"{where}: no such SQLite file {path}; run in the folder where the search "
+                "was launched, or pass its --storage URL (reading never creates one)"
+            )
+        if not os.access(path, os.W_OK) or not os.access(path.parent, os.W_OK):
+            return f"sqlite:///file:{path.resolve()}?mode=ro&uri=true"
+        return url
+    if not path.parent.is_dir():
+        raise StorageUnusable(
+            f"{where}: the folder {path.parent} does not exist; create it or pass another "
+            "--storage"
+        )
+    return url

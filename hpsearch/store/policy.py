@@ -1,0 +1,180 @@
+"""The one retry policy for every database call hpsearch makes.
+
+A database error is one of three kinds, decided here and nowhere else:
+
+- **transient**: retrying cures it. A dropped connection (``pg_terminate_backend``, a
+  server restart, a network blip: psycopg's ``AdminShutdown``, "server closed the
+  connection", "connection refused"), ``PendingRollbackError`` (SQLAlchemy's word for a
+  session whose connection dropped mid-transaction), serialization failures and deadlocks
+  (PostgreSQL aborts one side and asks for a retry), a lock or idle-in-transaction timeout
+  (hpsearch sets both, so that a frozen process cannot hold the search hostage), and
+  SQLite's "database is locked". Retried with exponential backoff up to a deadline
+  (workers outlive a restart of half a minute; one-shot commands give up sooner).
+- **unusable**: the URL points at something that will never work, so waiting is wrong:
+  an SQLite file that cannot be opened (its folder does not exist), a database or role
+  that does not exist, a failed authentication, a file that is not a database, a read-only
+  file opened for writing. Raised at once as :class:`StorageUnusable` (exit code 2) with
+  one line that names the fix.
+- **broken**: a database that was usable but is damaged (a malformed SQLite file), or
+  any other error: raised at once as :class:`StorageBroken` (exit code 1).
+
+Optuna wraps SQLAlchemy errors raised inside its sessions in ``StorageInternalError``;
+the wrapped error (``__cause__``) is what is judged.
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+from collections.abc import Callable
+from typing import TypeVar
+
+from hpsearch.errors import UserError
+
+log = logging.getLogger(__name__)
+T = TypeVar("T")
+
+
+class StorageUnusable(UserError):
+    """The storage URL cannot be used at all; the message says what to fix (exit 2)."""
+
+
+class StorageBroken(RuntimeError):
+    """The database answered with a permanent error, e.g. a damaged file (exit 1)."""
+
+
+#: PostgreSQL SQLSTATEs that a retry cures (class 08 connection exceptions are matched as a
+#: class below): serialization failure, deadlock, lock not available, query canceled (our
+#: lock_timeout), idle-in-transaction timeout, admin/crash shutdown, cannot connect now.
+TRANSIENT_SQLSTATES = {"40001", "40P01", "55P03", "57014", "25P03", "57P01", "57P02", "57P03"}
+
+#: Message fragments (lower case) of errors that never go away by waiting, with the fix.
+UNUSABLE = (
+    ("unable to open database file", "cannot open the SQLite file"),
+    ("file is not a database", "the file is not an SQLite database"),
+    ("attempt to write a readonly database", "the database is read-only"),
+    ("authentication failed", "authentication failed"),
+    ("no password supplied", "authentication failed (no password supplied)"),
+    ("permission denied", "permission denied"),
+)
+BROKEN = ("database disk image is malformed", "malformed database schema")
+TRANSIENT = (
+    "database is locked",
+    "database table is locked",
+    "server closed the connection",
+    "connection refused",
+    "terminating connection",
+    "could not connect",
+    "connection reset",
+    "connection is closed",
+    "connection already closed",
+    "the database system is starting up",
+    "the database system is shutting down",
+    "ssl syscall error",
+    "consuming input failed",
+    "could not receive data",
+    "could not send data",
+    "timeout expired",
+    "lock timeout",
+    "deadlock detected",
+    "could not serialize",
+)
+
+
+def classify(exc: BaseException) -> str | None:
+    """``"transient"``, ``"unusable"``, ``"broken"``, or None for an error that is not a
+    database error at all (it is the caller's, e.g. a bug in an objective)."""
+    from optuna.exceptions import StorageInternalError
+    from sqlalchemy import exc as sa_exc
+
+    if isinstance(exc, StorageUnusable):
+        return "unusable"
+    if isinstance(exc, StorageBroken):
+        return "broken"
+    if isinstance(exc, StorageInternalError):
+        if exc.__cause__ is not None:
+            return classify(exc.__cause__)
+        return "broken"
+    if isinstance(exc, sa_exc.PendingRollbackError):
+        return "transient"
+    if not isinstance(exc, sa_exc.SQLAlchemyError):
+        return _classify_driver(exc)
+    if isinstance(exc, sa_exc.DBAPIError):
+        if exc.connection_invalidated:
+            return "transient"
+        kind = _classify_driver(exc.orig) if exc.orig is not None else None
+        if kind is not None:
+            return kind
+        if isinstance(exc, sa_exc.OperationalError | sa_exc.InterfaceError):
+            return "transient"  # a connection problem that no message above named
+        return "broken"
+    if isinstance(exc, sa_exc.TimeoutError):  # the pool had no free connection in time
+        return "transient"
+    return None  # ArgumentError and friends: programming or URL errors, raised as they are
+
+
+def _classify_driver(exc: BaseException) -> str | None:
+    """Judge a DB-API error (sqlite3, psycopg) by its SQLSTATE and message."""
+    sqlstate = getattr(exc, "sqlstate", None) or getattr(exc, "pgcode", None)
+    if sqlstate and (sqlstate in TRANSIENT_SQLSTATES or sqlstate.startswith("08")):
+        return "transient"
+    module = type(exc).__module__
+    if not (module.startswith("sqlite3") or module.startswith("psycopg")):
+        return None
+    text = str(exc).lower()
+    if any(s in text for s in BROKEN):
+        return "broken"
+    if any(s in text for s in TRANSIENT):
+        return "transient"
+    if any(s in text for s, _ in UNUSABLE) or _missing_database_or_role(text):
+        return "unusable"
+    return None
+
+
+def _missing_database_or_role(text: str) -> bool:
+    # Only at connection time: 'database "x" does not exist', 'role "u" does not exist'.
+    # A missing *table* (42P01, a schema being created by another worker) is not this.
+    return "does not exist" in text and ('database "' in text or 'role "' in text)
+
+
+def reason(exc: BaseException) -> str:
+    """The first line of the underlying driver's message: what a person needs to read."""
+    inner: BaseException = exc
+    while inner.__cause__ is not None and type(inner).__module__.startswith("optuna"):
+        inner = inner.__cause__
+    orig = getattr(inner, "orig", None) or inner
+    lines = [line.strip() for line in str(orig).splitlines() if line.strip()]
+    return lines[0] if lines else type(orig).__name__
+
+
+def with_retries(
+    fn: Callable[[], T],
+    *,
+    what: str,
+    deadline_s: float,
+    on_permanent: Callable[[BaseException, str], BaseException],
+    first_wait: float = 0.2,
+) -> T:
+    """Run ``fn``; retry transient errors with backoff for ``deadline_s``.
+
+    A permanent error (unusable or broken) is turned into the exception
+    ``on_permanent(exc, kind)`` builds (the store adds its masked URL and the fix) and
+    raised at once; an error that is no database error propagates unchanged.
+    """
+    wait, start = first_wait, time.monotonic()
+    while True:
+        try:
+            return fn()
+        except Exception as exc:
+            kind = classify(exc)
+            if kind is None:
+                raise
+            if kind != "transient":
+                raise on_permanent(exc, kind) from exc
+            if time.monotonic() - start > deadline_s:
+                raise StorageBroken(
+                    f"{what}: the database stayed unreachable for {deadline_s:g} s ({reason(exc)})"
+                ) from exc
+            log.warning("%s failed (%s); retrying in %.1f s", what, type(exc).__name__, wait)
+            time.sleep(wait)
+            wait = min(wait * 2, 5.0)
