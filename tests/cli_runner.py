@@ -12,7 +12,12 @@ TESTS = Path(__file__).parent
 
 #: ``hpsearch`` with some modules unimportable, as on an install that lacks them: a None in
 #: ``sys.modules`` makes ``import`` raise ModuleNotFoundError and ``find_spec`` return None.
-WITHOUT = "import sys\nfor m in {modules!r}: sys.modules[m] = None\nfrom hpsearch.cli import main\nmain()"
+WITHOUT = (
+    "import sys\n"
+    "for m in {modules!r}: sys.modules[m] = None\n"
+    "from hpsearch.cli import main\n"
+    "main()"
+)
 
 
 def hpsearch(

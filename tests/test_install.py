@@ -143,9 +143,10 @@ def test_a_fresh_pip_install_runs_a_custom_objective_without_torch(tmp_path):
     r = run("launch", "light.toml")
     assert r.returncode == 0, r.stderr
     assert "stage coarse: 3/3 trials" in r.stdout and "stage fine: 1/1 trials" in r.stdout
-    r = run("report", "light", "--csv", "light.csv")
+    r = run("report", "light", "--csv", "light.csv", "--html", "light.html")
     assert r.returncode == 0, r.stderr
     assert len((work / "light.csv").read_text().splitlines()) == 1 + 4
+    assert (work / "light.html").stat().st_size > 0
 
     r = run("example")  # the examples come from the installed package, not a checkout
     assert r.returncode == 0 and "quickstart" in r.stdout, r.stderr
