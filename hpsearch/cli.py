@@ -90,10 +90,31 @@ class Group(click.Group):
 def main(verbose: int) -> None:
     """Coarse-to-fine hyperparameter search on Optuna storage.
 
-    Write a study file (see studies/), then `hpsearch launch FILE`.
+    Write a study file (`hpsearch example` lists examples to start from), then
+    `hpsearch launch FILE`.
     """
     level = (logging.WARNING, logging.INFO, logging.DEBUG)[min(verbose, 2)]
     logging.basicConfig(level=level, format="%(asctime)s %(name)s %(levelname)s %(message)s")
+
+
+@main.command()
+@click.argument("name", required=False)
+def example(name: str | None) -> None:
+    """List the example study files, or print example NAME (TOML) to standard output.
+
+    \b
+    hpsearch example quickstart > quickstart.toml && hpsearch launch quickstart.toml
+    """
+    from hpsearch import examples
+
+    with user_errors():
+        if name is not None:
+            click.echo(examples.read(name), nl=False)
+            return
+        width = max(map(len, examples.names()))
+        for n in examples.names():
+            click.echo(f"{n:<{width}}  {examples.summary(n)}")
+    click.echo("\nhpsearch example NAME > NAME.toml writes one out to edit and launch.", err=True)
 
 
 @main.command()

@@ -4,22 +4,25 @@ from __future__ import annotations
 
 import subprocess
 import sys
-from pathlib import Path
 
 import pytest
 from cli_runner import hpsearch
 from stubs import toy_study
 
+from hpsearch import examples
 from hpsearch.urls import mask_url
 
 
-def test_help_is_instant_because_nothing_heavy_is_imported():
+def test_help_and_examples_are_instant_because_nothing_heavy_is_imported():
     code = (
         "import sys\n"
         "from click.testing import CliRunner\n"
         "from hpsearch.cli import main\n"
         "r = CliRunner().invoke(main, ['--help'])\n"
         "assert r.exit_code == 0 and 'launch' in r.output, r.output\n"
+        "assert 'hpsearch example' in r.output and 'studies/' not in r.output, r.output\n"
+        "r = CliRunner().invoke(main, ['example', 'quickstart'])\n"
+        "assert r.exit_code == 0 and 'name = \"quickstart\"' in r.output, r.output\n"
         "from hpsearch.spec import parse_spec\n"
         "heavy = ('torch', 'optuna', 'sqlalchemy', 'plotly', 'pandas', 'sklearn')\n"
         "print(sorted(m for m in heavy if m in sys.modules))\n"
@@ -103,8 +106,7 @@ def test_quickstart_like_search_trains_the_real_cnn(tmp_path):
     """The tiny real training run: the built-in CNN through the whole CLI."""
     study = tmp_path / "mini.toml"
     study.write_text(
-        (Path(__file__).parents[1] / "studies" / "quickstart.toml")
-        .read_text()
+        examples.read("quickstart")
         .replace('name = "quickstart"', 'name = "mini"')
         .replace("trials = 40", "trials = 6")
         .replace("trials = 10", "trials = 2")

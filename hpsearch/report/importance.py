@@ -5,15 +5,19 @@ read storage only), then handed to ``PedAnovaImportanceEvaluator`` (Optuna's def
 parameters decide whether a trial lands in the top 10%, which is the question a coarse
 stage answers) or ``FanovaImportanceEvaluator`` (variance of the whole response). Cases
 where an evaluator has nothing to say, or raises, are answered with a reason instead.
+fANOVA fits scikit-learn's random forest, which only the ``cnn`` extra installs: without
+it ``auto`` means PED-ANOVA, and asking for fANOVA by name says what to install.
 """
 
 from __future__ import annotations
 
+import importlib.util
 import logging
 import math
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
+from hpsearch.errors import UserError
 from hpsearch.records import TrialRecord
 from hpsearch.space import CategoricalParam, FloatParam, Param, SearchSpace
 
@@ -75,7 +79,12 @@ def param_importance(
         raise ValueError(f"evaluator must be one of {EVALUATORS}, but got {evaluator!r}")
     if evaluator == "auto":
         n = len(usable(records))
-        evaluator = "fanova" if n <= AUTO_FANOVA_MAX else "ped-anova"
+        evaluator = "fanova" if n <= AUTO_FANOVA_MAX and fanova_available() else "ped-anova"
+    elif evaluator == "fanova" and not fanova_available():
+        raise UserError(
+            "--importance fanova: fANOVA needs scikit-learn, which is not installed; "
+            'pip install scikit-learn (or "hpsearch[cnn]"), or use --importance ped-anova'
+        )
     if space is None:
         return Importance(evaluator=evaluator, note="the stage has not started")
     rows = [r for r in usable(records) if all(p.name in r.params for p in space)]
@@ -105,6 +114,12 @@ def param_importance(
         )
     values = {k: v / total for k, v in sorted(raw.items(), key=lambda kv: -kv[1])}
     return Importance(values, evaluator, left_out.lstrip("; ") or None)
+
+
+def fanova_available() -> bool:
+    """Whether scikit-learn is installed; located, not imported (Optuna imports it when an
+    fANOVA evaluator is fitted)."""
+    return importlib.util.find_spec("sklearn") is not None
 
 
 def _evaluate(

@@ -3,10 +3,12 @@
 from __future__ import annotations
 
 import math
+import sys
 
 import pytest
 from report_helpers import rec
 
+from hpsearch.errors import UserError
 from hpsearch.report.importance import param_importance
 from hpsearch.space import CategoricalParam, FloatParam, SearchSpace
 
@@ -36,6 +38,18 @@ def test_the_parameter_that_matters_ranks_first(evaluator):
     assert imp.values["lr"] > 0.6
     assert math.isclose(sum(imp.values.values()), 1.0)
     assert imp.note is None
+
+
+def test_without_scikit_learn_auto_ranks_with_ped_anova(monkeypatch):
+    monkeypatch.setitem(sys.modules, "sklearn", None)  # as on an install without the extra
+    imp = param_importance(lr_matters(), SPACE, "minimize")
+    assert imp.evaluator == "ped-anova" and imp.top(1) == ["lr"]
+
+
+def test_without_scikit_learn_fanova_by_name_says_what_to_install(monkeypatch):
+    monkeypatch.setitem(sys.modules, "sklearn", None)
+    with pytest.raises(UserError, match=r"--importance fanova: .*pip install scikit-learn"):
+        param_importance(lr_matters(), SPACE, "minimize", "fanova")
 
 
 def test_too_few_trials_give_a_reason_not_a_ranking():
