@@ -21,7 +21,7 @@ from stubs import toy_study
 from hpsearch import examples
 from hpsearch.spec import load_spec
 from hpsearch.stages import register_search
-from hpsearch.storage import open_storage
+from hpsearch.store import SearchStore
 
 REPO = Path(__file__).parents[1]
 CNN_EXTRA = 'pip install "hpsearch[cnn]"'
@@ -56,7 +56,7 @@ def test_a_worker_without_torch_refuses_a_stored_cnn_search(tmp_path):
     study = tmp_path / "quickstart.toml"
     study.write_text(examples.read("quickstart"))
     url = f"sqlite:///{tmp_path / 'search.db'}"
-    register_search(open_storage(url), load_spec(study))
+    register_search(SearchStore.open(url), load_spec(study))
     r = hpsearch("worker", "quickstart", "--storage", url, cwd=tmp_path, without=["torch"])
     assert r.returncode == 2 and CNN_EXTRA in r.stderr, r.stderr
 
