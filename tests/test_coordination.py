@@ -58,6 +58,7 @@ def _recover_at_once(url: str, barrier) -> None:
     store.recover(as_stage(study), GRACE, max_retry=3)
 
 
+@pytest.mark.slow
 def test_workers_recovering_together_requeue_each_slot_once(storage_url):
     """Optuna's fail_stale_trials queued 26-33 copies of 20 slots here on SQLite."""
     study = slots_study(storage_url, 20)
@@ -215,6 +216,7 @@ def _take(url: str, barrier, results) -> None:
     results.put(mine.acquire())
 
 
+@pytest.mark.slow
 def test_processes_racing_for_a_lease_get_one_winner(storage_url):
     lease(storage_url, "setup").engine.dispose()  # the table exists before the race
     ctx = mp.get_context("spawn")

@@ -105,6 +105,7 @@ def running_trial_of(url: str, pid: int, study: str = "toy/coarse"):
         return []
 
 
+@pytest.mark.slow
 def test_four_workers_run_exact_budgets_and_the_same_points_as_one(
     storage_url, stub_study, tmp_path
 ):
@@ -148,6 +149,7 @@ def test_claims_never_hand_a_slot_out_twice(storage_url, stub_study):
     assert len(stage.study.get_trials()) == 60  # and no trial was created on the way
 
 
+@pytest.mark.slow
 def test_a_worker_killed_mid_trial_has_its_slot_rerun(storage_url, stub_study):
     register(storage_url, stub_study(toy_study(objective="sleepy", coarse=6, fine=2)))
     victim, survivor = start_worker(storage_url, sleep=1.0), start_worker(storage_url, sleep=1.0)
@@ -165,6 +167,7 @@ def test_a_worker_killed_mid_trial_has_its_slot_rerun(storage_url, stub_study):
     )
 
 
+@pytest.mark.slow
 def test_a_killed_stage_preparer_is_taken_over(storage_url, stub_study):
     register(storage_url, stub_study(toy_study(coarse=300, fine=2)))
     preparer = start_worker(storage_url)
@@ -190,6 +193,7 @@ def _exists(url: str) -> bool:
         return False
 
 
+@pytest.mark.slow
 def test_a_worker_paused_past_the_grace_period_drops_its_result(storage_url, stub_study):
     register(storage_url, stub_study(toy_study(objective="sleepy", coarse=6, fine=2)))
     sleeper, other = start_worker(storage_url, sleep=1.0), start_worker(storage_url, sleep=1.0)
@@ -208,6 +212,7 @@ def test_a_worker_paused_past_the_grace_period_drops_its_result(storage_url, stu
     assert_exact(storage_url)
 
 
+@pytest.mark.slow
 @pytest.mark.postgres
 def test_workers_survive_dropped_database_connections(postgres_url, stub_study):
     import sqlalchemy as sa
@@ -233,6 +238,7 @@ def test_workers_survive_dropped_database_connections(postgres_url, stub_study):
     assert_exact(postgres_url)
 
 
+@pytest.mark.slow
 def test_resume_after_every_worker_was_killed(storage_url, stub_study):
     register(storage_url, stub_study(toy_study(objective="sleepy", coarse=8, fine=2)))
     procs = [start_worker(storage_url, sleep=0.5) for _ in range(2)]
@@ -258,6 +264,7 @@ def launch(url: str, path: Path, *extra: str) -> subprocess.Popen:
     )  # fmt: skip
 
 
+@pytest.mark.slow
 def test_two_launches_of_the_same_file_at_once_share_the_work(storage_url, stub_study):
     path = stub_study(toy_study(objective="sleepy", coarse=8, fine=3))
     a, b = launch(storage_url, path), launch(storage_url, path)
@@ -266,6 +273,7 @@ def test_two_launches_of_the_same_file_at_once_share_the_work(storage_url, stub_
     assert_exact(storage_url)
 
 
+@pytest.mark.slow
 def test_ctrl_c_on_launch_requeues_and_a_relaunch_resumes(sqlite_url, stub_study):
     path = stub_study(toy_study(objective="sleepy", coarse=10, fine=2))
     proc = launch(sqlite_url, path, "--workers", "2")
