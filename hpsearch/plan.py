@@ -1,7 +1,7 @@
 """The default plan: stages built from a total epoch budget, for users who give ``budget``.
 
 Most users do not know how to split a budget into stages. The rule, chosen by measurement
-(``benchmarks/search_efficiency.py``; the README's "Search efficiency" section has the
+(``benchmarks/search_efficiency.py``; docs/benchmarks.md has the
 tables and the variants that lost):
 
 - **coarse**: a fifth of the budget on short runs (``max_epochs / 9``, at least 1 epoch:

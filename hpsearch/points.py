@@ -4,7 +4,7 @@ previous stage's best trials promoted into a narrowed space.
 Points are a pure function of (space, count, seed): workers never sample on their own, so
 a search evaluates the same points on 1 worker as on 8, and again on rerun. (Optuna's
 GridSampler repeats or skips points across processes, and two processes seeding
-RandomSampler alike draw the same points; see DESIGN.md.)
+RandomSampler alike draw the same points; see docs/design.md.)
 """
 
 from __future__ import annotations
