@@ -17,12 +17,12 @@ import logging
 import socketserver
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass
-from pathlib import Path
 from typing import TYPE_CHECKING, Any
 from wsgiref.simple_server import WSGIRequestHandler, WSGIServer, make_server
 
 from hpsearch import storage as st
 from hpsearch.errors import UserError
+from hpsearch.urls import mask_url, sqlite_path
 
 if TYPE_CHECKING:
     from _typeshed.wsgi import StartResponse, WSGIApplication, WSGIEnvironment
@@ -90,14 +90,13 @@ def make_app(config: DashboardConfig) -> WSGIApplication:
     import optuna_dashboard
 
     url = config.storage_url
-    if st.is_sqlite(url) and ":memory:" not in url:
-        path = Path(url.split(":///", 1)[-1])
-        if not path.exists():
-            # Optuna would create an empty database here and the dashboard would show nothing.
-            raise DashboardError(
-                f"--storage {url}: no such SQLite file {path}; run the dashboard in the "
-                "folder where the search was launched, or pass its --storage URL"
-            )
+    path = sqlite_path(url)
+    if path is not None and not path.exists():
+        # Optuna would create an empty database here and the dashboard would show nothing.
+        raise DashboardError(
+            f"--storage {mask_url(url)}: no such SQLite file {path}; run the dashboard in "
+            "the folder where the search was launched, or pass its --storage URL"
+        )
     app = optuna_dashboard.wsgi(st.open_storage(url))
     return app if config.allow_writes else ReadOnly(app)
 

@@ -20,7 +20,7 @@ from typing import TYPE_CHECKING
 import click
 
 from hpsearch.errors import UserError
-from hpsearch.storage import ENV_STORAGE, is_sqlite
+from hpsearch.urls import ENV_STORAGE, is_sqlite
 
 if TYPE_CHECKING:
     from sqlalchemy.engine import Engine

@@ -8,8 +8,6 @@ region that produced it live in stage studies' user attrs, so any worker on any 
 from __future__ import annotations
 
 import logging
-import os
-import re
 import time
 from collections.abc import Callable
 from pathlib import Path
@@ -18,6 +16,7 @@ from typing import TYPE_CHECKING, Any, TypeVar
 from hpsearch.records import TrialRecord
 from hpsearch.space import CategoricalParam, FloatParam, Param
 from hpsearch.spec import StudySpec
+from hpsearch.urls import DEFAULT_STORAGE, ENV_STORAGE, is_sqlite, mask_url, resolve_url  # noqa: F401
 
 if TYPE_CHECKING:
     import optuna
@@ -26,9 +25,6 @@ if TYPE_CHECKING:
 
 log = logging.getLogger(__name__)
 T = TypeVar("T")
-
-ENV_STORAGE = "HPSEARCH_STORAGE"
-DEFAULT_STORAGE = "sqlite:///hpsearch.db"
 
 # Study user attrs (the dashboard shows them; keep the names plain).
 ATTR_SPEC = "spec"  # on the first stage study only: the whole search
@@ -42,20 +38,6 @@ ATTR_REGION = "region"
 ATTR_POINTS = "n_points"
 ATTR_READY = "ready"
 ATTR_BASELINE = "baseline"  # on a compare baseline's study: "grid" or "random"
-
-
-def resolve_url(url: str | None) -> str:
-    """``--storage``, else ``$HPSEARCH_STORAGE``, else ``hpsearch.db`` in this folder."""
-    return url or os.environ.get(ENV_STORAGE) or DEFAULT_STORAGE
-
-
-def mask_url(url: str) -> str:
-    """The URL with any password replaced by ``***``: safe for logs and error messages."""
-    return re.sub(r"(://[^:/@]+:)[^@]*@", r"\1***@", url)
-
-
-def is_sqlite(url: str) -> bool:
-    return url.startswith("sqlite")
 
 
 def stage_study_name(search: str, stage: str) -> str:
