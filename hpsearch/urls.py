@@ -30,7 +30,11 @@ BACKENDS = ("sqlite", "postgresql", "mysql")
 #: pip packages of the synchronous drivers SQLAlchemy knows for them (SQLAlchemy names
 #: the driver, not the package that provides it), the first of each backend the advice.
 DRIVER_PACKAGES = {
-    "postgresql": {"psycopg": "psycopg[binary]", "psycopg2": "psycopg2-binary", "pg8000": "pg8000"},
+    "postgresql": {
+        "psycopg": "psycopg[binary]",
+        "psycopg2": "psycopg2-binary",
+        "pg8000": "pg8000",
+    },
     "mysql": {
         "pymysql": "pymysql",
         "mysqldb": "mysqlclient",

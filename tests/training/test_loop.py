@@ -5,18 +5,17 @@ from __future__ import annotations
 import pytest
 import torch
 
-from hpsearch.training.data import DataConfig, load_data
+from hpsearch.training.config import DEFAULT_LR, CNNConfig, DataConfig, TrainConfig
+from hpsearch.training.data import load_data
 from hpsearch.training.loop import (
-    DEFAULT_LR,
     EpochStats,
-    TrainConfig,
     evaluate,
     fit,
     make_optimizer,
     probe_init,
     resolve_device,
 )
-from hpsearch.training.model import CNN, CNNConfig
+from hpsearch.training.model import CNN
 
 CPU = torch.device("cpu")
 
