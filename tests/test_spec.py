@@ -245,7 +245,7 @@ def test_the_name_limit_is_optunas():
     from hpsearch.spec import BASELINE_STAGES, MAX_STORED_NAME
 
     assert MAX_STORED_NAME == MAX_INDEXED_STRING_LENGTH
-    assert BASELINE_STAGES == tuple(stage_name(m) for m in METHODS)
+    assert tuple(stage_name(m) for m in METHODS) == BASELINE_STAGES
 
 
 def test_the_cnn_declares_its_parameters_without_torch():
