@@ -20,6 +20,9 @@ import click
 #: How long a one-shot command waits for an unreachable database (workers wait longer).
 COMMAND_WAIT_S = 10.0
 STORAGE_HELP = "Storage URL (default: $HPSEARCH_STORAGE, else sqlite:///hpsearch.db here)."
+DEVICE_HELP = "auto (CUDA if there), cpu, cuda, cuda:N or mps."
+#: Where the command's storage URL is kept (``ctx.meta``) so that errors mask it.
+URL_KEY = "hpsearch.storage_url"
 
 
 class BadInput(click.ClickException):
@@ -31,6 +34,14 @@ class BadInput(click.ClickException):
         click.echo(f"Error: {self.format_message()}", err=True)
 
 
+def masked(text: str) -> str:
+    """``text`` without the password of this command's storage URL (or any URL's)."""
+    from hpsearch.urls import mask_text
+
+    ctx = click.get_current_context(silent=True)
+    return mask_text(text, ctx.meta.get(URL_KEY) if ctx is not None else None)
+
+
 @contextmanager
 def user_errors() -> Iterator[None]:
     """Turn the library's input errors into exit code 2 with their message."""
@@ -39,7 +50,7 @@ def user_errors() -> Iterator[None]:
     try:
         yield
     except UserError as exc:
-        raise BadInput(str(exc)) from exc
+        raise BadInput(masked(str(exc))) from exc
 
 
 def storage_option(fn: Callable[..., Any]) -> Callable[..., Any]:
@@ -51,6 +62,46 @@ def open_reader(url: str) -> Any:
     from hpsearch.store import SearchStore
 
     return SearchStore.open(url, wait_s=COMMAND_WAIT_S, readonly=True)
+
+
+def storage_url(storage: str | None, *, creates: bool = False) -> str:
+    """The command's storage URL (``--storage``, ``$HPSEARCH_STORAGE`` or the default),
+    refused with the fix before anything connects when it cannot work; ``creates``: the
+    command makes the database if it is not there."""
+    from hpsearch.urls import check_url, resolve_url, url_source
+
+    url = resolve_url(storage)
+    click.get_current_context().meta[URL_KEY] = url
+    with user_errors():
+        check_url(url, creates=creates, source=url_source(storage))
+    return url
+
+
+class DeviceType(click.ParamType):
+    """``--device``, checked as a ``click.Choice`` is, with torch's ``cuda:N`` for one GPU
+    of several (a pattern, which ``click.Choice`` cannot hold)."""
+
+    name = "device"
+
+    def get_metavar(self, param: click.Parameter, ctx: click.Context) -> str:
+        from hpsearch.training.config import DEVICES
+
+        return f"[{'|'.join(DEVICES)}]"
+
+    def convert(self, value: Any, param: click.Parameter | None, ctx: click.Context | None) -> str:
+        from hpsearch.training.config import DEVICES, check_device
+
+        try:
+            return check_device("device", value)
+        except ValueError:
+            choices = ", ".join(repr(d) for d in DEVICES)
+            self.fail(f"{value!r} is not one of {choices}.", param, ctx)
+
+
+def device_option(fn: Callable[..., Any]) -> Callable[..., Any]:
+    return click.option(
+        "--device", default="auto", show_default=True, type=DeviceType(), help=DEVICE_HELP
+    )(fn)
 
 
 def default_threads(workers: int) -> int:
@@ -73,9 +124,7 @@ class Group(click.Group):
                 raise click.ClickException(str(exc)) from exc
             if not type(exc).__module__.startswith("sqlalchemy"):
                 raise
-            from hpsearch.urls import mask_url
-
-            first = mask_url(str(exc).splitlines()[0])
+            first = masked(str(exc).splitlines()[0])
             if type(exc).__name__ in ("ArgumentError", "NoSuchModuleError"):
                 raise BadInput(
                     f"--storage: cannot use this URL ({first}); expected e.g. "
@@ -120,7 +169,7 @@ def example(name: str | None) -> None:
 @main.command()
 @click.argument("file", type=click.Path(dir_okay=False))
 @storage_option
-@click.option("--device", default="auto", show_default=True, help="auto, cpu or cuda.")
+@device_option
 @click.option(
     "--grace-period",
     default=60,
@@ -135,22 +184,29 @@ def example(name: str | None) -> None:
     type=click.IntRange(1),
     help="Local worker processes (the cores are split between them).",
 )
-@click.option("--dry-run", is_flag=True, help="Validate and print the plan; run nothing.")
+@click.option(
+    "--dry-run",
+    is_flag=True,
+    help="Validate, import the objective (the built-in: load its data) and print the plan; "
+    "run nothing.",
+)
 def launch(
     file: str, storage: str | None, device: str, grace_period: int, workers: int, dry_run: bool
 ) -> None:
     """Run the search in FILE to the end (launching it again resumes)."""
-    from hpsearch.loader import load_objective
+    from hpsearch.loader import load_objective, preflight
     from hpsearch.spec import load_spec
-    from hpsearch.urls import mask_url, resolve_url
+    from hpsearch.urls import mask_url
 
     with user_errors():
         spec = load_spec(file)
+    url = storage_url(storage, creates=True)
+    with user_errors():
         if dry_run:
+            preflight(spec, device, source=file)
             click.echo(format_plan(spec))
             return
         load_objective(spec.objective, spec.base_dir, source=file)
-    url = resolve_url(storage)
 
     from hpsearch.launch import check_workers
     from hpsearch.stages import register_search
@@ -194,7 +250,7 @@ def format_plan(spec: Any) -> str:
 @click.option(
     "--threads", default=None, type=click.IntRange(1), help="CPU threads (default: all)."
 )
-@click.option("--device", default="auto", show_default=True, help="auto, cpu or cuda.")
+@device_option
 @click.option("--grace-period", default=60, show_default=True, type=click.IntRange(2))
 @click.option("--progress/--no-progress", default=True, help="Show a progress bar per stage.")
 def worker(
@@ -211,10 +267,8 @@ def worker(
     process lists. SIGTERM (as Slurm and Kubernetes send) and Ctrl-C re-queue the running
     trial before the worker exits.
     """
-    from hpsearch.urls import resolve_url
-
     _work(
-        resolve_url(storage), name, threads or default_threads(1), device, grace_period, progress
+        storage_url(storage), name, threads or default_threads(1), device, grace_period, progress
     )
 
 
@@ -281,10 +335,10 @@ def status(name: str, storage: str | None) -> None:
     """Progress of search NAME: trials done per stage, best so far."""
     from hpsearch.report.search import load_search
     from hpsearch.report.terminal import format_status
-    from hpsearch.urls import resolve_url
 
+    url = storage_url(storage)
     with user_errors():
-        click.echo(format_status(load_search(open_reader(resolve_url(storage)), name)))
+        click.echo(format_status(load_search(open_reader(url), name)))
 
 
 @main.command()
@@ -311,9 +365,8 @@ def report(
     """What search NAME found: per stage the best trials, the parameters that mattered, the
     promising region and what to change; works while workers run."""
     from hpsearch.report.build import ReportConfig, make_report
-    from hpsearch.urls import resolve_url
 
-    config = ReportConfig(resolve_url(storage), name, html, csv_path, json_path, importance)
+    config = ReportConfig(storage_url(storage), name, html, csv_path, json_path, importance)
     with user_errors():
         text, wrote = make_report(config)
     click.echo(text)
@@ -327,7 +380,7 @@ def report(
 @click.option(
     "--workers", default=1, show_default=True, type=click.IntRange(1), help="Local workers."
 )
-@click.option("--device", default="auto", show_default=True, help="auto, cpu or cuda.")
+@device_option
 @click.option("--grace-period", default=60, show_default=True, type=click.IntRange(2))
 def compare(file: str, storage: str | None, workers: int, device: str, grace_period: int) -> None:
     """Run the search in FILE, then flat grid and random search with the same epoch budget
@@ -336,13 +389,12 @@ def compare(file: str, storage: str | None, workers: int, device: str, grace_per
     from hpsearch.loader import load_objective
     from hpsearch.spec import load_spec
     from hpsearch.store import SearchStore
-    from hpsearch.urls import resolve_url
 
     with user_errors():
         spec = load_spec(file)
-        load_objective(spec.objective, spec.base_dir, source=file)
-    url = resolve_url(storage)
+    url = storage_url(storage, creates=True)
     with user_errors():
+        load_objective(spec.objective, spec.base_dir, source=file)
         keys = register_baselines(SearchStore.open(url, wait_s=COMMAND_WAIT_S), spec)
     for key in keys:
         click.echo(f"running {key}", err=True)
@@ -373,9 +425,9 @@ def compare(file: str, storage: str | None, workers: int, device: str, grace_per
 def dashboard(storage: str | None, host: str, port: int, allow_writes: bool) -> None:
     """Review searches in optuna-dashboard (read-only, this machine only, by default)."""
     from hpsearch.dashboard import DashboardConfig, is_loopback, serve
-    from hpsearch.urls import mask_url, resolve_url
+    from hpsearch.urls import mask_url
 
-    url = resolve_url(storage)
+    url = storage_url(storage)
     if not is_loopback(host):
         click.echo(
             f"warning: serving on {host}: anyone who can reach this address sees every study "

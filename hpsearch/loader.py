@@ -12,7 +12,9 @@ import sys
 from collections.abc import Callable
 from typing import Any
 
-from hpsearch.spec import BUILTIN_OBJECTIVES, SpecError
+from hpsearch.errors import UserError
+from hpsearch.space import CategoricalParam
+from hpsearch.spec import BUILTIN_OBJECTIVES, SpecError, StudySpec, objective_module
 
 Objective = Callable[[dict[str, Any], int, Any], float]
 
@@ -71,3 +73,44 @@ def check_extra(ref: str, module_name: str, source: str) -> None:
             f'{" and ".join(missing)}; install them with pip install "{extra}"'
         )
         raise SpecError(source, [("objective", msg)])
+
+
+def preflight(spec: StudySpec, device: str, source: str = "<spec>") -> None:
+    """What ``launch --dry-run`` checks beyond the file: the objective imports and, for a
+    built-in that offers ``check_data``, the data a trial would load loads and the device
+    is there, for ``[fixed]`` and for each categorical choice (a searched ``dataset``
+    loads each; the data is cached, so other choices cost nothing).
+
+    Raises:
+        SpecError: naming the field of the file.
+        UserError: for ``--device`` alone.
+    """
+    from hpsearch.worker import builtin_params
+
+    load_objective(spec.objective, spec.base_dir, source)
+    module = objective_module(spec.objective)
+    check_data = getattr(module, "check_data", None)
+    if check_data is None:
+        return
+    variants: list[tuple[dict[str, Any], str | None]] = [({}, None)]
+    variants += [
+        ({p.name: choice}, p.name)
+        for p in spec.space
+        if isinstance(p, CategoricalParam)
+        for choice in p.choices
+    ]
+    # dicts as ordered sets: each variant may find the same problem again
+    in_file: dict[tuple[str, str], None] = {}
+    on_command_line: dict[str, None] = {}
+    for extra, searched in variants:
+        for key, message in check_data(builtin_params(spec, {**spec.fixed, **extra}), device):
+            if key == searched:
+                in_file[f"space.{key}", message] = None
+            elif key != "device" or key in spec.fixed:
+                in_file[f"fixed.{key}", message] = None
+            else:
+                on_command_line[message] = None
+    if in_file:
+        raise SpecError(source, list(in_file))
+    if on_command_line:
+        raise UserError(f"--device: {next(iter(on_command_line))}")

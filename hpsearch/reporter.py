@@ -34,7 +34,8 @@ class Reporter:
             workers).
         on_value: Called with ``(epoch, value)`` for each reported epoch.
         on_attrs: Called with a dict of JSON-serialisable trial attributes.
-        device: ``"auto"``, ``"cpu"`` or ``"cuda"``; a hint for objectives that train.
+        device: ``"auto"``, ``"cpu"``, ``"cuda"``, ``"cuda:N"`` or ``"mps"`` (``--device``);
+            a hint for objectives that train.
     """
 
     def __init__(

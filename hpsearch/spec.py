@@ -8,13 +8,16 @@ problems in a file are reported at once, so a user fixes them in one pass.
 from __future__ import annotations
 
 import dataclasses
+import datetime
 import difflib
+import importlib
 import math
 import re
 import tomllib
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
+from types import ModuleType
 from typing import Any
 
 from hpsearch.errors import UserError
@@ -41,6 +44,13 @@ TOP_KEYS = (
 PARAM_KEYS = ("low", "high", "log", "step", "choices", "min", "max")
 STAGE_KEYS = ("name", "trials", "epochs", "sampler", "keep", "margin", "promote")
 NAME_RE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.\-]*$")
+
+#: Optuna stores study and parameter names as VARCHAR(512)
+#: (``optuna.storages._rdb.models.MAX_INDEXED_STRING_LENGTH``): PostgreSQL and MySQL refuse
+#: a longer name while SQLite stores it, so the limit is checked here, for every backend.
+MAX_STORED_NAME = 512
+#: Stage studies ``hpsearch compare`` stores beside a search's own (``compare.stage_name``).
+BASELINE_STAGES = ("grid-baseline", "random-baseline")
 
 #: Top fraction of the previous stage that defines the next region: 1 in 4 is wide enough
 #: to be robust to noisy short runs and narrow enough to cut a log range by ~10x.
@@ -280,6 +290,8 @@ def parse_spec(data: dict[str, Any], source: str = "<spec>", base_dir: str = "."
         )
     seed = c.typed(data, "seed", (int,), "", default=0)
     fixed = c.typed(data, "fixed", (dict,), "", default={})
+    for key, value in (fixed or {}).items():
+        _check_value(c, f"fixed.{key}", value)
 
     space_table = c.typed(data, "space", (dict,), "", required=True) or {}
     if "space" in data and isinstance(space_table, dict) and not space_table:
@@ -289,6 +301,8 @@ def parse_spec(data: dict[str, Any], source: str = "<spec>", base_dir: str = "."
     for pname in space.names:
         if isinstance(fixed, dict) and pname in fixed:
             c.error(f"fixed.{pname}", "is also searched in [space]; keep it in one of the two")
+    if isinstance(objective, str) and isinstance(fixed, dict) and isinstance(space_table, dict):
+        _check_objective_params(c, objective, fixed, space_table)
 
     budget, max_epochs = _parse_budget(c, data)
     if "stage" not in data and "budget" not in data:
@@ -317,12 +331,14 @@ def parse_spec(data: dict[str, Any], source: str = "<spec>", base_dir: str = "."
         if i == 0 and st.sampler == "grid" and all(p is not None for p in params):
             _check_grid(c, st, space)
 
-    if c.problems:
-        raise SpecError(source, c.problems)
     if budget is not None:
         from hpsearch.plan import default_plan
 
         stages = list(default_plan(budget, max_epochs))
+    if isinstance(name, str):
+        _check_stored_names(c, name, stages, listed=budget is None)
+    if c.problems:
+        raise SpecError(source, c.problems)
     return StudySpec(
         name=name,
         objective=objective,
@@ -378,6 +394,10 @@ def _parse_budget(c: _Checker, data: dict[str, Any]) -> tuple[int | None, int | 
 
 def _parse_param(c: _Checker, name: str, table: Any) -> Param | None:
     where = f"space.{name}"
+    if len(name) > MAX_STORED_NAME:
+        where = f"space.{name[:40]}..."
+        c.error(where, f"is {len(name)} characters; Optuna stores at most {MAX_STORED_NAME}")
+        return None
     if not isinstance(table, dict):
         c.error(where, f"must be a table like [space.{name}] with low/high or choices")
         return None
@@ -396,6 +416,8 @@ def _parse_param(c: _Checker, name: str, table: Any) -> Param | None:
         for i, ch in enumerate(choices):
             if not isinstance(ch, bool | int | float | str):
                 c.error(f"{where}.choices[{i}]", f"must be a number, string or bool, got {ch!r}")
+            else:
+                _check_value(c, f"{where}.choices[{i}]", ch)
         if len(set(map(repr, choices))) != len(choices):
             c.error(f"{where}.choices", f"has duplicates: {choices!r}")
         return CategoricalParam(name, tuple(choices)) if len(c.problems) == before else None
@@ -408,9 +430,10 @@ def _parse_param(c: _Checker, name: str, table: Any) -> Param | None:
     lim_hi = c.typed(table, "max", (int, float), where)
     if low is None or high is None or len(c.problems) != before:
         return None
-    for key, v in (("low", low), ("high", high)):
-        if not math.isfinite(v):
-            c.error(f"{where}.{key}", f"must be finite, but got {v!r}")
+    for key, v in (("low", low), ("high", high), ("min", lim_lo), ("max", lim_hi)):
+        if v is not None and not math.isfinite(v):
+            hint = "; leave it out for no limit" if key in ("min", "max") else ""
+            c.error(f"{where}.{key}", f"must be finite, but got {v!r}{hint}")
             return None
     if low >= high:
         c.error(where, f"`low < high` must hold, but got low = {low!r}, high = {high!r}")
@@ -489,3 +512,109 @@ def _check_grid(c: _Checker, stage: StageSpec, space: SearchSpace) -> None:
         grid_shape(space, stage.trials)
     except GridError as exc:
         c.error("stage[0].trials", str(exc))
+
+
+def _check_value(c: _Checker, fld: str, value: Any) -> None:
+    """A value the spec stores (as JSON, compared on resume) and passes to the objective:
+    a string, a finite number, true/false or a list of them. A TOML date or time has no
+    JSON form, a table in ``[fixed]`` is no parameter value, and NaN never equals itself,
+    so a resume would always see a changed spec."""
+    if isinstance(value, datetime.date | datetime.time):
+        c.error(fld, f'a TOML date/time cannot be stored; write it as a string: "{value}"')
+    elif isinstance(value, dict):
+        c.error(fld, "must be a value, not a table; give each key its own line in [fixed]")
+    elif isinstance(value, list):
+        for i, item in enumerate(value):
+            _check_value(c, f"{fld}[{i}]", item)
+    elif isinstance(value, float) and not math.isfinite(value):
+        c.error(fld, f"must be finite, but got {value!r}")
+    elif not isinstance(value, str | int | float):
+        c.error(fld, f"must be a string, number, true/false or a list, but got {value!r}")
+
+
+def objective_module(objective: str) -> ModuleType | None:
+    """The module of a built-in objective, whose ``PARAMS`` declare what it accepts (it is
+    importable without torch), or None for a user's objective, which declares nothing."""
+    ref = BUILTIN_OBJECTIVES.get(objective)
+    return importlib.import_module(ref.partition(":")[0]) if ref else None
+
+
+def _check_objective_params(
+    c: _Checker, objective: str, fixed: dict[str, Any], space: dict[str, Any]
+) -> None:
+    """Keys and values a built-in objective would refuse on its first trial, refused now:
+    unknown keys (with did-you-mean), categorical values in ``[fixed]`` and in choices, and
+    then ``[fixed]`` as the objective's own configs check it."""
+    module = objective_module(objective)
+    if module is None:
+        return
+    declared = module.PARAMS
+    # The objective takes `metric` from the top of the file, where its direction is checked.
+    settable = tuple(k for k in declared if k != "metric")
+    before = len(c.problems)
+    for where, table in (("fixed", fixed), ("space", space)):
+        if "metric" in table:
+            c.error(f"{where}.metric", "set `metric` at the top of the study file instead")
+        c.unknown_keys({k: v for k, v in table.items() if k != "metric"}, settable, where)
+    for key, value in fixed.items():
+        option = declared.get(key)
+        if option is not None and not option.allows(value):
+            c.error(f"fixed.{key}", _choice_problem(option.choices, value, option.check is None))
+    first_choices: dict[str, Any] = {}
+    for key, table in space.items():
+        option = declared.get(key)
+        if option is None or not option.choices or not isinstance(table, dict):
+            continue
+        choices = table.get("choices")
+        if choices is None:
+            shown = ", ".join(repr(ch) for ch in option.choices)
+            c.error(f"space.{key}", f"takes one of {shown}; search it with choices = [...]")
+        elif isinstance(choices, list) and choices:
+            for i, ch in enumerate(choices):
+                if not option.allows(ch):
+                    problem = _choice_problem(option.choices, ch, option.check is None)
+                    c.error(f"space.{key}.choices[{i}]", problem)
+            first_choices[key] = choices[0]
+    if len(c.problems) != before:
+        return
+    # The same configs a trial builds, on [fixed] and a first choice of each categorical
+    # parameter (so that a searched data_dir or dataset counts as given).
+    for key, message in module.check_params({**fixed, **first_choices}):
+        c.error(f"space.{key}" if key in first_choices else f"fixed.{key}", message)
+
+
+def _choice_problem(choices: Sequence[Any], value: Any, hint: bool = True) -> str:
+    shown = ", ".join(repr(ch) for ch in choices)
+    words = [ch for ch in choices if isinstance(ch, str)]
+    close = difflib.get_close_matches(value, words, n=1) if hint and isinstance(value, str) else []
+    return f"must be one of {shown}, but got {value!r}" + (
+        f"; did you mean {close[0]!r}?" if close else ""
+    )
+
+
+def _check_stored_names(
+    c: _Checker, name: str, stages: Sequence[StageSpec | None], listed: bool
+) -> None:
+    """Every study hpsearch stores for this search, ``NAME/STAGE`` (the baselines of
+    ``hpsearch compare`` included), must fit Optuna's name column. ``listed``: the stages
+    come from the file's [[stage]] tables, so one too long is the stage's to fix; planned
+    stages (and the baselines) are the name's."""
+    names = [s.name for s in stages if s is not None]
+    unlisted = [*BASELINE_STAGES, *([] if listed else names)]
+    longest = max([*unlisted, *names], key=len)
+    if len(name) + 1 + max(map(len, unlisted)) > MAX_STORED_NAME:
+        c.error(
+            "name",
+            f"is {len(name)} characters, too long to store: Optuna keeps study names of at "
+            f"most {MAX_STORED_NAME} characters, and this search's longest is "
+            f"NAME/{longest}; use at most {MAX_STORED_NAME - 1 - len(longest)} characters",
+        )
+        return
+    for i, stage in enumerate(stages):
+        if listed and stage is not None and len(name) + 1 + len(stage.name) > MAX_STORED_NAME:
+            c.error(
+                f"stage[{i}].name",
+                f"is {len(stage.name)} characters, too long to store: NAME/STAGE must fit "
+                f"Optuna's {MAX_STORED_NAME}-character study names; use at most "
+                f"{MAX_STORED_NAME - 1 - len(name)} characters",
+            )

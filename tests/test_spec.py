@@ -2,6 +2,10 @@
 
 from __future__ import annotations
 
+import datetime
+import subprocess
+import sys
+
 import pytest
 
 from hpsearch.loader import load_objective
@@ -31,6 +35,11 @@ def with_(path: str, value, base=BASE):
         node[last] = value
     return data
 
+
+#: A user's objective: it declares no parameters, so [fixed] and [space] keys are free.
+STUB = with_("objective", "stubs:quadratic")
+#: The longest name whose longest study, NAME/random-baseline, fits in 512 characters.
+LONGEST_NAME = 512 - len("/random-baseline")
 
 CASES = [
     # (data, field, message fragment)
@@ -108,13 +117,17 @@ CASES = [
         "must be in (0, 1]",
     ),
     (
-        with_("space.act", {"choices": ["relu", "tanh", "elu"]}, with_("stage.0.sampler", "grid")),
+        with_(
+            "space.activation",
+            {"choices": ["relu", "tanh", "elu"]},
+            with_("stage.0.sampler", "grid"),
+        ),
         "stage[0].trials",
         "cannot have exactly 8 points",
     ),
     (
         with_(
-            "space.wd",
+            "space.weight_decay",
             {"low": 1e-6, "high": 1e-2, "log": True},
             with_("stage.0.sampler", "grid", with_("stage.0.trials", 7)),
         ),
@@ -133,6 +146,68 @@ CASES = [
     (with_("budget", 90, with_("stage", ...)), "max_epochs", "required with `budget`"),
     (with_("max_epochs", 9), "max_epochs", "only applies with `budget"),
     (with_("budgt", 90), "budgt", "did you mean `budget`"),
+    # Values the spec cannot store as JSON, or that never compare equal on resume.
+    (
+        with_("fixed.when", datetime.datetime(2024, 1, 1, 12, 0), STUB),
+        "fixed.when",
+        'a TOML date/time cannot be stored; write it as a string: "2024-01-01 12:00:00"',
+    ),
+    (with_("fixed.day", datetime.date(2024, 1, 1), STUB), "fixed.day", "TOML date/time"),
+    (with_("fixed.at", datetime.time(7, 30), STUB), "fixed.at", "TOML date/time"),
+    (with_("fixed.opt", {"lr": 1}, STUB), "fixed.opt", "must be a value, not a table"),
+    (
+        with_("fixed.days", [1, "a", datetime.date(2024, 1, 1)], STUB),
+        "fixed.days[2]",
+        "TOML date/time",
+    ),
+    (with_("fixed.rows", [[1], [{"a": 1}]], STUB), "fixed.rows[1][0]", "not a table"),
+    (with_("fixed.x", float("nan"), STUB), "fixed.x", "must be finite, but got nan"),
+    (with_("space.lr", {"choices": [0.1, float("inf")]}), "space.lr.choices[1]", "finite"),
+    (with_("space.lr.max", float("nan")), "space.lr.max", "leave it out for no limit"),
+    # Names Optuna's 512-character study and parameter names cannot hold.
+    (with_("name", "n" * 600), "name", "is 600 characters, too long to store"),
+    (
+        with_("name", "n" * (LONGEST_NAME + 1)),
+        "name",
+        f"longest is NAME/random-baseline; use at most {LONGEST_NAME} characters",
+    ),
+    (
+        with_("stage.0.name", "s" * 500, with_("name", "n" * 20)),
+        "stage[0].name",
+        "is 500 characters, too long to store",
+    ),
+    (
+        with_("budget", 90, with_("max_epochs", 9, with_("stage", ..., with_("name", "n" * 600)))),
+        "name",
+        "too long to store",
+    ),
+    (
+        with_("space." + "p" * 600, {"low": 0, "high": 1}, STUB),
+        "space." + "p" * 40 + "...",
+        "is 600 characters; Optuna stores at most 512",
+    ),
+    # The built-in CNN's parameters and their values (it declares them).
+    (with_("fixed.optimiser", "sgd"), "fixed.optimiser", "did you mean `optimizer`?"),
+    (with_("space.learning_rate", {"low": 1e-3, "high": 1.0}), "space.learning_rate", "unknown"),
+    (
+        with_("fixed.dataset", "digitz"),
+        "fixed.dataset",
+        "must be one of 'digits', 'cifar10', but got 'digitz'; did you mean 'digits'?",
+    ),
+    (with_("fixed.init", "kaiming"), "fixed.init", "must be one of 'small', 'xavier', 'he'"),
+    (with_("fixed.preprocess", "center"), "fixed.preprocess", "'per_channel_mean'"),
+    (with_("fixed.optimizer", "rmsprop"), "fixed.optimizer", "'sgd', 'adam'"),
+    (with_("fixed.device", "gpu"), "fixed.device", "'auto', 'cpu', 'cuda', 'cuda:N', 'mps'"),
+    (
+        with_("space.activation", {"choices": ["relu", "swish"]}),
+        "space.activation.choices[1]",
+        "but got 'swish'",
+    ),
+    (with_("space.optimizer", {"low": 0, "high": 1}), "space.optimizer", "choices = [...]"),
+    (with_("fixed.metric", "val_accuracy"), "fixed.metric", "at the top of the study file"),
+    (with_("fixed.depth", 9), "fixed.depth", "must be an integer in [1, 8], but got 9"),
+    (with_("fixed.batchnorm", "false"), "fixed.batchnorm", "must be true or false"),
+    (with_("fixed.dataset", "cifar10"), "fixed.dataset", "needs `data_dir`"),
 ]
 
 
@@ -143,6 +218,50 @@ def test_spec_errors_name_the_field_and_the_rule(data, field, match):
     text = str(info.value)
     assert f"study.toml: {field}: " in text, text
     assert match in text, text
+
+
+@pytest.mark.parametrize(
+    "data",
+    [
+        with_("name", "n" * LONGEST_NAME),
+        with_("fixed", {"anything": [1, 2.5, "x", True], "nested": [[1], []]}, STUB),
+        with_("space.anything", {"choices": ["a", 1]}, STUB),
+        with_(
+            "fixed",
+            {"dataset": "cifar10", "data_dir": "data", "device": "cuda:1", "optimizer": "adam"},
+        ),
+        with_("space.dataset", {"choices": ["digits", "cifar10"]}, with_("fixed.data_dir", "d")),
+        with_("space.batchnorm", {"choices": [True, False]}),
+    ],
+)
+def test_valid_edge_cases_pass(data):
+    parse_spec(data)
+
+
+def test_the_name_limit_is_optunas():
+    from optuna.storages._rdb.models import MAX_INDEXED_STRING_LENGTH
+
+    from hpsearch.compare import METHODS, stage_name
+    from hpsearch.spec import BASELINE_STAGES, MAX_STORED_NAME
+
+    assert MAX_STORED_NAME == MAX_INDEXED_STRING_LENGTH
+    assert tuple(stage_name(m) for m in METHODS) == BASELINE_STAGES
+
+
+def test_the_cnn_declares_its_parameters_without_torch():
+    code = (
+        "import sys\n"
+        "from hpsearch.spec import parse_spec\n"
+        "from hpsearch.objectives.cnn import PARAMS\n"
+        "parse_spec({'name': 's', 'fixed': {'optimizer': 'adam', 'dataset': 'digits'},\n"
+        "  'space': {'lr': {'low': 1e-4, 'high': 1.0, 'log': True}},\n"
+        "  'stage': [{'name': 'a', 'trials': 2}]})\n"
+        "assert PARAMS['optimizer'].choices == ('sgd', 'adam')\n"
+        "assert PARAMS['depth'].default == 2 and PARAMS['lr'].default is None\n"
+        "print(sorted(m for m in ('torch', 'numpy', 'optuna') if m in sys.modules))\n"
+    )
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
+    assert out.stdout.strip() == "[]"
 
 
 def test_all_problems_are_reported_at_once():
@@ -167,7 +286,7 @@ log = true
 [space.depth]
 low = 1
 high = 3
-[space.act]
+[space.activation]
 choices = ["relu", "tanh"]
 [[stage]]
 name = "coarse"

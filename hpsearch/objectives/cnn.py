@@ -15,15 +15,18 @@ document each default's reason):
 - training: ``optimizer="sgd"`` (``adam``), ``lr=0.05`` for sgd / ``1e-3`` for adam,
   ``momentum=0.9``, ``nesterov=False``, ``weight_decay=0.0``, ``lr_decay=1.0`` (the lr is
   multiplied by it after every epoch), ``batch_size=64``, ``amp=False`` (CUDA only).
-- ``device``: ``"auto"`` (CUDA if available), ``"cpu"`` or ``"cuda"``; when absent, the
-  worker's ``report.device`` decides.
+- ``device``: ``"auto"`` (CUDA if available), ``"cpu"``, ``"cuda"``, ``"cuda:N"`` or
+  ``"mps"``; when absent, the worker's ``report.device`` (``--device``) decides.
 - ``metric``: what is returned and reported per epoch:
   ``"val_loss"`` (default; validation cross-entropy, minimise), ``"val_accuracy"``
   (maximise) or ``"val_error"`` (``1 - val_accuracy``, minimise). The study's
   ``direction`` must match.
 
-An unknown key is an error, so that a misspelt parameter fails the first trial instead of
-being searched over without effect.
+``PARAMS`` declares these keys (defaults, and the choices of the categorical ones) without
+importing torch, and :func:`check_params` checks values as a trial would: a study file is
+validated against both, so a misspelt parameter or value is refused before anything runs
+instead of being searched over without effect. :func:`check_data` (``--dry-run``) also
+loads the data and finds the device.
 
 A diverged run (NaN/inf or exploding loss) is stopped early and returns a finite stand-in
 no better than chance, so that studies stay sortable and the dashboard readable: for
@@ -45,21 +48,29 @@ from __future__ import annotations
 import dataclasses
 import logging
 import math
-from typing import Any
+import re
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import TYPE_CHECKING, Any
 
-import torch
-
-from hpsearch.training import diagnostics
-from hpsearch.training.data import DataConfig, load_data
-from hpsearch.training.loop import (
-    EpochStats,
-    FitResult,
+# Torch-free: a study file is validated against PARAMS before torch is imported.
+from hpsearch.training.config import (
+    ACTIVATIONS,
+    DATASETS,
+    DEVICES,
+    HEADS,
+    INITS,
+    OPTIMIZERS,
+    PREPROCESS,
+    CNNConfig,
+    DataConfig,
     TrainConfig,
-    fit,
-    probe_init,
-    resolve_device,
+    check_choice,
+    check_device,
 )
-from hpsearch.training.model import CNN, CNNConfig, check_choice
+
+if TYPE_CHECKING:
+    from hpsearch.training.loop import EpochStats, FitResult
 
 logger = logging.getLogger(__name__)
 
@@ -73,7 +84,56 @@ _TRAIN_KEYS = tuple(f.name for f in dataclasses.fields(TrainConfig))
 # The data decides these three; a study file setting them would contradict the data.
 _DATA_DERIVED = ("in_channels", "image_size", "num_classes")
 _MODEL_KEYS = tuple(f.name for f in dataclasses.fields(CNNConfig) if f.name not in _DATA_DERIVED)
-PARAM_KEYS = (*_DATA_KEYS, *_MODEL_KEYS, *_TRAIN_KEYS, "device", "metric")
+
+
+@dataclass(frozen=True)
+class Option:
+    """One key the CNN accepts in ``params``: what it is when absent and, for a categorical
+    one, the values it takes (``choices``; ``check`` where they are a pattern)."""
+
+    default: Any
+    choices: tuple[Any, ...] = ()
+    check: Callable[[str, Any], Any] | None = None
+
+    def allows(self, value: Any) -> bool:
+        """Whether ``value`` is one of the choices (of the same type: TOML's ``1`` is not
+        ``true``); any value passes a non-categorical option here (its config checks it)."""
+        if self.check is not None:
+            try:
+                self.check("value", value)
+            except ValueError:
+                return False
+            return True
+        return not self.choices or any(type(value) is type(c) and value == c for c in self.choices)
+
+
+def _declare() -> dict[str, Option]:
+    """The CNN's parameters: the configs' fields (their defaults), the device and metric."""
+    choices = {
+        "dataset": DATASETS,
+        "preprocess": PREPROCESS,
+        "activation": ACTIVATIONS,
+        "init": INITS,
+        "head": HEADS,
+        "optimizer": OPTIMIZERS,
+    }
+    fields = {
+        f.name: f.default
+        for cls in (DataConfig, CNNConfig, TrainConfig)
+        for f in dataclasses.fields(cls)
+        if f.name not in _DATA_DERIVED
+    }
+    return {
+        **{name: Option(default, choices.get(name, ())) for name, default in fields.items()},
+        # None: the worker's --device decides (report.device).
+        "device": Option(None, DEVICES, check_device),
+        "metric": Option("val_loss", METRICS),
+    }
+
+
+#: What the CNN accepts, for validation before anything runs: every key of ``params``.
+PARAMS = _declare()
+PARAM_KEYS = tuple(PARAMS)
 
 
 def objective(params: dict[str, Any], epochs: int, report: Any) -> float:
@@ -94,6 +154,13 @@ def objective(params: dict[str, Any], epochs: int, report: Any) -> float:
         ValueError: for an unknown key or a bad value (the message names the key).
         TrialLost: from ``report``, unchanged, when the trial was taken away meanwhile.
     """
+    import torch
+
+    from hpsearch.training import diagnostics
+    from hpsearch.training.data import load_data
+    from hpsearch.training.loop import fit, probe_init, resolve_device
+    from hpsearch.training.model import CNN
+
     data_cfg, model_kwargs, train_cfg, device_name, metric = parse_params(params)
     torch.set_num_threads(max(1, int(report.threads)))
     device = resolve_device(device_name or getattr(report, "device", "auto"))
@@ -154,11 +221,56 @@ def parse_params(
     metric = params.get("metric", "val_loss")
     check_choice("metric", metric, METRICS)
     device = params.get("device")
+    if device is not None:
+        check_device("device", device)
     data_cfg = DataConfig(**{k: params[k] for k in _DATA_KEYS if k in params})
     model_kwargs = {k: params[k] for k in _MODEL_KEYS if k in params}
     CNNConfig(**model_kwargs)  # validate now, not after the data has loaded
     train_cfg = TrainConfig(**{k: params[k] for k in _TRAIN_KEYS if k in params})
     return data_cfg, model_kwargs, train_cfg, device, metric
+
+
+def check_params(params: dict[str, Any]) -> list[tuple[str, str]]:
+    """``(key, problem)`` for what :func:`parse_params` refuses in ``params`` (torch-free:
+    study-file validation asks this before anything is stored). The configs stop at the
+    first bad value, so there is at most one."""
+    try:
+        parse_params(params)
+    except ValueError as exc:
+        return [_blame(str(exc), "dataset")]
+    return []
+
+
+def check_data(params: dict[str, Any], device: str) -> list[tuple[str, str]]:
+    """``(key, problem)`` for what a trial with ``params`` would fail on before training:
+    the data does not load (a missing CIFAR-10 folder) or the device is not there. Loads
+    the data (cached, as the trial's own load) and imports torch: for ``--dry-run``."""
+    from hpsearch.training.data import load_data
+    from hpsearch.training.loop import resolve_device
+
+    problems = check_params(params)
+    if problems:
+        return problems
+    data_cfg, _, _, device_name, _ = parse_params(params)
+    try:
+        load_data(data_cfg)
+    except (OSError, ImportError, ValueError) as exc:
+        problems.append(_blame(str(exc), "data_dir" if data_cfg.data_dir else "dataset"))
+    try:
+        resolve_device(device_name or device)
+    except ValueError as exc:
+        problems.append(("device", str(exc)))
+    return problems
+
+
+def _blame(message: str, default: str) -> tuple[str, str]:
+    """The key a config's message names first (their template: "`key` must ..."), and the
+    message without that key when it leads it; ``default`` when none is named."""
+    named = re.match(r"`(\w+)`\s*", message)
+    if named and named.group(1) in PARAMS:
+        return named.group(1), message[named.end() :]
+    named = re.match(r"`(\w+)\b", message)
+    return (named.group(1) if named and named.group(1) in PARAMS else default), message
 
 
 def _metric_value(metric: str, stats: EpochStats) -> float:
@@ -172,6 +284,8 @@ def _metric_value(metric: str, stats: EpochStats) -> float:
 def _chance(result: FitResult, num_classes: int) -> EpochStats:
     """Stand-in final metrics for a diverged run: chance accuracy, and a loss no lower
     than a uniform guess's or than the worst finite validation loss measured."""
+    from hpsearch.training.loop import EpochStats
+
     worst = max([math.log(num_classes)] + [e.val_loss for e in result.epochs])
     acc = 1.0 / num_classes
     return EpochStats(len(result.epochs) + 1, worst, acc, worst, acc)

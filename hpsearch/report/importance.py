@@ -136,7 +136,7 @@ def _evaluate(
         step = len(rows) / FANOVA_MAX
         rows = [rows[int(i * step)] for i in range(FANOVA_MAX)]
     dists = {p.name: _distribution(p, rows) for p in space if p.name in names}
-    optuna.logging.set_verbosity(optuna.logging.WARNING)  # as open_storage does: no chatter
+    optuna.logging.set_verbosity(optuna.logging.WARNING)  # as SearchStore.open does: no chatter
     study = optuna.create_study(direction=direction)
     study.add_trials(
         [

@@ -25,55 +25,9 @@ from typing import Any
 import numpy as np
 import torch
 
-from hpsearch.training.model import check_choice, check_float, check_int
+from hpsearch.training.config import CIFAR10_FOLDER, CIFAR10_TRAIN_FILES, CIFAR10_URL, DataConfig
 
 logger = logging.getLogger(__name__)
-
-DATASETS = ("digits", "cifar10")
-PREPROCESS = ("per_channel_mean", "mean_image", "standardize", "none")
-
-CIFAR10_TRAIN_FILES = tuple(f"data_batch_{i}" for i in range(1, 6))
-CIFAR10_URL = "https://www.cs.toronto.edu/~kriz/cifar-10-python.tar.gz"
-#: The folder name the CIFAR-10 archive extracts to; accepted as a subfolder of data_dir.
-CIFAR10_FOLDER = "cifar-10-batches-py"
-
-
-@dataclass(frozen=True)
-class DataConfig:
-    """Which data a trial trains on and how it is prepared (study-file keys of the same name).
-
-    The CIFAR-10 ``test_batch`` is deliberately never read: a search tunes on the
-    validation split, and the test set stays untouched for the final model.
-    """
-
-    dataset: str = "digits"  # bundled with scikit-learn: a search runs offline out of the box
-    data_dir: str | None = None  # only CIFAR-10 reads files; digits needs none
-    split_seed: int = 0  # the worker passes the search seed, so all trials share one split
-    val_fraction: float = 0.2  # ~360 digits to validate on: enough to rank, cheap to score
-    preprocess: str = "per_channel_mean"  # centring helps every optimiser; BN does the rest
-    max_train: int | None = None  # subsample the training split for quick CIFAR runs
-
-    def __post_init__(self) -> None:
-        check_choice("dataset", self.dataset, DATASETS)
-        check_choice("preprocess", self.preprocess, PREPROCESS)
-        object.__setattr__(self, "split_seed", check_int("split_seed", self.split_seed, 0))
-        fraction = check_float(
-            "val_fraction", self.val_fraction, 0.0, 1.0, low_open=True, high_open=True
-        )
-        object.__setattr__(self, "val_fraction", fraction)
-        if self.max_train is not None:
-            object.__setattr__(self, "max_train", check_int("max_train", self.max_train, 1))
-        if self.data_dir is not None:
-            if not isinstance(self.data_dir, str | Path):
-                raise ValueError(f"`data_dir` must be a path, but got {self.data_dir!r}.")
-            # A resolved string makes equal folders equal cache keys.
-            object.__setattr__(self, "data_dir", str(Path(self.data_dir).expanduser().resolve()))
-        if self.dataset == "cifar10" and self.data_dir is None:
-            raise ValueError(
-                "`dataset = 'cifar10'` needs `data_dir`: the folder holding the CIFAR-10 "
-                f"python batches ({', '.join(CIFAR10_TRAIN_FILES)}); get them from "
-                f"{CIFAR10_URL}."
-            )
 
 
 @dataclass(frozen=True)

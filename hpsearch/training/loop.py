@@ -19,24 +19,11 @@ import torch.nn.functional as F
 from torch import nn
 
 from hpsearch.training import diagnostics
+from hpsearch.training.config import TrainConfig, check_device, check_int
 from hpsearch.training.data import Dataset
-from hpsearch.training.model import (
-    CNN,
-    RELU_FAMILY,
-    check_bool,
-    check_choice,
-    check_float,
-    check_int,
-)
+from hpsearch.training.model import CNN, RELU_FAMILY
 
 logger = logging.getLogger(__name__)
-
-OPTIMIZERS = ("sgd", "adam")
-DEVICES = ("auto", "cpu", "cuda")
-
-#: Default learning rate per optimiser: what trains the default CNN on digits well. Adam's
-#: per-parameter scaling makes its good range about 50x lower than SGD with momentum.
-DEFAULT_LR = {"sgd": 0.05, "adam": 1e-3}
 
 #: Steps between divergence checks. Each check is one host sync; 25 keeps that cost
 #: negligible while stopping a diverged trial within a fraction of an epoch.
@@ -44,39 +31,6 @@ CHECK_EVERY = 25
 
 #: Validation batch size: no gradients are kept, so large batches are just faster.
 EVAL_BATCH = 1024
-
-
-@dataclass(frozen=True)
-class TrainConfig:
-    """Optimisation settings (study-file keys of the same name)."""
-
-    optimizer: str = "sgd"  # SGD with momentum: the baseline the coarse-to-fine recipe tunes
-    lr: float | None = None  # None: DEFAULT_LR of the optimiser
-    momentum: float = 0.9  # the standard value; only used by sgd
-    nesterov: bool = False  # plain momentum unless asked; only used by sgd
-    weight_decay: float = 0.0  # off, so defaults are a plain baseline; a knob to search
-    lr_decay: float = 1.0  # lr is multiplied by this after every epoch (exponential decay)
-    batch_size: int = 64  # ~22 steps per digits epoch: noisy enough to generalise, fast
-    amp: bool = False  # mixed precision; only used on CUDA
-
-    def __post_init__(self) -> None:
-        check_choice("optimizer", self.optimizer, OPTIMIZERS)
-        lr = DEFAULT_LR[self.optimizer] if self.lr is None else self.lr
-        coerced = {
-            "lr": check_float("lr", lr, 0.0, math.inf, low_open=True, high_open=True),
-            "momentum": check_float("momentum", self.momentum, 0.0, 1.0, high_open=True),
-            "nesterov": check_bool("nesterov", self.nesterov),
-            "weight_decay": check_float(
-                "weight_decay", self.weight_decay, 0.0, math.inf, high_open=True
-            ),
-            "lr_decay": check_float("lr_decay", self.lr_decay, 0.0, 1.0, low_open=True),
-            "batch_size": check_int("batch_size", self.batch_size, 1),
-            "amp": check_bool("amp", self.amp),
-        }
-        if coerced["nesterov"] and coerced["momentum"] == 0:
-            raise ValueError("`nesterov = true` needs `momentum > 0`, but got momentum 0.")
-        for key, value in coerced.items():
-            object.__setattr__(self, key, value)
 
 
 @dataclass(frozen=True)
@@ -110,14 +64,25 @@ class FitResult:
 
 
 def resolve_device(name: str) -> torch.device:
-    """``"auto"`` means CUDA when available, else CPU. Asking for ``"cuda"`` on a machine
-    without it is an error rather than a silent fall-back, so timings are never mislabelled."""
-    check_choice("device", name, DEVICES)
+    """``"auto"`` means CUDA when available, else CPU. Asking for a device the machine does
+    not have (``cuda``, ``cuda:N`` past the last GPU, ``mps``) is an error rather than a
+    silent fall-back, so timings are never mislabelled."""
+    check_device("device", name)
     if name == "auto":
         name = "cuda" if torch.cuda.is_available() else "cpu"
-    if name == "cuda" and not torch.cuda.is_available():
-        raise ValueError("`device = 'cuda'` was asked for, but torch sees no CUDA device.")
-    return torch.device(name)
+    device = torch.device(name)
+    if device.type == "cuda":
+        if not torch.cuda.is_available():
+            raise ValueError(f"`device = {name!r}` was asked for, but torch sees no CUDA device.")
+        count = torch.cuda.device_count()
+        if device.index is not None and device.index >= count:
+            raise ValueError(
+                f"`device = {name!r}` was asked for, but torch sees {count} CUDA device(s) "
+                f"(cuda:0 to cuda:{count - 1})."
+            )
+    if device.type == "mps" and not torch.backends.mps.is_available():
+        raise ValueError(f"`device = {name!r}` was asked for, but torch sees no MPS device.")
+    return device
 
 
 def make_optimizer(model: nn.Module, cfg: TrainConfig) -> torch.optim.Optimizer:

@@ -2,28 +2,18 @@
 
 Blocks of conv3x3 -> batch norm -> activation -> 2x2 max pool -> dropout, then a linear
 head. Every knob a coarse-to-fine search is expected to explore on it (batch norm on/off,
-activation, init scheme, depth, width, dropout) is a config field, checked up front so a
-bad study file fails on its first trial with a message naming the field.
-
-This module also holds the training package's one error template (``check_choice`` and
-friends) so that data, model and loop options fail the same way.
+activation, init scheme, depth, width, dropout) is a field of
+:class:`~hpsearch.training.config.CNNConfig`, which lives with the other options in
+:mod:`hpsearch.training.config` so that a study file is checked against it without torch.
 """
 
 from __future__ import annotations
-
-import math
-import numbers
-from collections.abc import Sequence
-from dataclasses import dataclass
-from typing import Any
 
 import torch
 import torch.nn.functional as F
 from torch import nn
 
-ACTIVATIONS = ("relu", "leaky_relu", "elu", "tanh", "sigmoid")
-INITS = ("small", "xavier", "he")
-HEADS = ("global_avg", "flatten")
+from hpsearch.training.config import CNNConfig
 
 #: Activations whose units can be "dead": never positive on any input, so (for relu) they
 #: pass no gradient. For tanh and sigmoid the notion does not apply.
@@ -32,105 +22,6 @@ RELU_FAMILY = ("relu", "leaky_relu", "elu")
 #: Standard deviation of the ``small`` init: the classic "0.01 * randn" that works for a
 #: two-layer net and makes deep nets without batch norm collapse to zero activations.
 SMALL_INIT_STD = 0.01
-
-
-def check_choice(name: str, value: Any, allowed: Sequence[Any]) -> None:
-    """Raise ``ValueError`` unless ``value`` is one of ``allowed``."""
-    if value not in allowed:
-        choices = ", ".join(repr(a) for a in allowed)
-        raise ValueError(f"`{name}` must be one of {choices}, but got {value!r}.")
-
-
-def check_int(name: str, value: Any, low: int, high: int | None = None) -> int:
-    """Return ``value`` as an int in ``[low, high]``; integral floats (and numpy scalars)
-    are accepted because TOML and some samplers hand over ``16.0`` for ``16``. Raises
-    ``ValueError`` otherwise."""
-    ok = isinstance(value, numbers.Real) and not isinstance(value, bool)
-    ok = ok and math.isfinite(value) and float(value).is_integer()
-    if ok:
-        value = int(value)
-        ok = value >= low and (high is None or value <= high)
-    if not ok:
-        rule = f"an integer >= {low}" if high is None else f"an integer in [{low}, {high}]"
-        raise ValueError(f"`{name}` must be {rule}, but got {value!r}.")
-    return int(value)
-
-
-def check_float(
-    name: str,
-    value: Any,
-    low: float,
-    high: float,
-    *,
-    low_open: bool = False,
-    high_open: bool = False,
-) -> float:
-    """Return ``value`` as a finite float in the given interval, else raise ``ValueError``."""
-    ok = isinstance(value, numbers.Real) and not isinstance(value, bool)
-    if ok:
-        value = float(value)
-        above = value > low if low_open else value >= low
-        below = value < high if high_open else value <= high
-        ok = math.isfinite(value) and above and below
-    if not ok:
-        interval = f"{'(' if low_open else '['}{low}, {high}{')' if high_open else ']'}"
-        raise ValueError(f"`{name}` must be a number in {interval}, but got {value!r}.")
-    return float(value)
-
-
-def check_bool(name: str, value: Any) -> bool:
-    """Return ``value`` if it is a bool; a string "false" would otherwise be truthy."""
-    if not isinstance(value, bool):
-        raise ValueError(f"`{name}` must be true or false, but got {value!r}.")
-    return value
-
-
-@dataclass(frozen=True)
-class CNNConfig:
-    """Architecture of the built-in CNN.
-
-    The first three fields describe the data and are filled in by the objective; the rest
-    are the searchable architecture knobs (study files use the same names).
-    """
-
-    in_channels: int = 1  # digits are grayscale; CIFAR-10 sets 3
-    image_size: int = 8  # digits are 8x8; CIFAR-10 is 32x32 (square images only)
-    num_classes: int = 10  # both built-in datasets have ten classes
-    depth: int = 2  # two blocks take 8x8 digits to 2x2 maps: ~97% accuracy, ms per step
-    width: int = 16  # channels of the first block, doubled per block: small and fast on CPU
-    batchnorm: bool = True  # the point of the built-in: BN widens the range of good lr/init
-    activation: str = "relu"  # the default that "he" init is derived for
-    dropout: float = 0.0  # BN already regularises a little; dropout is a knob to search
-    init: str = "he"  # matched to relu, so the default network trains from the first step
-    head: str = "global_avg"  # parameter count independent of image size; flatten is an option
-
-    def __post_init__(self) -> None:
-        # Assigning the coerced values back lets "depth = 2.0" from a sampler work.
-        coerced = {
-            "in_channels": check_int("in_channels", self.in_channels, 1),
-            "image_size": check_int("image_size", self.image_size, 1),
-            "num_classes": check_int("num_classes", self.num_classes, 2),
-            "depth": check_int("depth", self.depth, 1, 8),
-            "width": check_int("width", self.width, 1, 1024),
-            "batchnorm": check_bool("batchnorm", self.batchnorm),
-            "dropout": check_float("dropout", self.dropout, 0.0, 1.0, high_open=True),
-        }
-        check_choice("activation", self.activation, ACTIVATIONS)
-        check_choice("init", self.init, INITS)
-        check_choice("head", self.head, HEADS)
-        for key, value in coerced.items():
-            object.__setattr__(self, key, value)
-
-    def block_sizes(self) -> list[int]:
-        """Spatial size at the output of each block: halved by pooling, except that a block
-        whose pooling would leave fewer than 2x2 pixels skips it (so depth 3 on 8x8 digits
-        ends at 2x2 instead of failing)."""
-        sizes, size = [], self.image_size
-        for _ in range(self.depth):
-            if size // 2 >= 2:
-                size //= 2
-            sizes.append(size)
-        return sizes
 
 
 def _activation(name: str) -> nn.Module:

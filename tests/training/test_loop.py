@@ -5,18 +5,17 @@ from __future__ import annotations
 import pytest
 import torch
 
-from hpsearch.training.data import DataConfig, load_data
+from hpsearch.training.config import DEFAULT_LR, CNNConfig, DataConfig, TrainConfig
+from hpsearch.training.data import load_data
 from hpsearch.training.loop import (
-    DEFAULT_LR,
     EpochStats,
-    TrainConfig,
     evaluate,
     fit,
     make_optimizer,
     probe_init,
     resolve_device,
 )
-from hpsearch.training.model import CNN, CNNConfig
+from hpsearch.training.model import CNN
 
 CPU = torch.device("cpu")
 
@@ -68,9 +67,27 @@ def test_resolve_device() -> None:
 
 
 @pytest.mark.skipif(torch.cuda.is_available(), reason="needs a machine without CUDA")
-def test_asking_for_missing_cuda_is_an_error() -> None:
+@pytest.mark.parametrize("name", ["cuda", "cuda:0"])
+def test_asking_for_missing_cuda_is_an_error(name: str) -> None:
     with pytest.raises(ValueError, match="no CUDA device"):
-        resolve_device("cuda")
+        resolve_device(name)
+
+
+def test_a_gpu_past_the_last_is_an_error() -> None:
+    with pytest.raises(ValueError, match="`device = 'cuda:99'` was asked for, but torch sees"):
+        resolve_device("cuda:99")
+
+
+@pytest.mark.parametrize("name", ["gpu", "cuda:", "cuda:x", "CPU", 0])
+def test_names_torch_does_not_know_are_refused(name) -> None:
+    with pytest.raises(ValueError, match="'cuda', 'cuda:N', 'mps', but got"):
+        resolve_device(name)
+
+
+@pytest.mark.skipif(torch.backends.mps.is_available(), reason="needs a machine without MPS")
+def test_asking_for_missing_mps_is_an_error() -> None:
+    with pytest.raises(ValueError, match="no MPS device"):
+        resolve_device("mps")
 
 
 def test_evaluate_uses_running_statistics_and_restores_train_mode(digits) -> None:

@@ -8,7 +8,8 @@ import pytest
 import torch
 from torch import nn
 
-from hpsearch.training.model import ACTIVATIONS, CNN, HEADS, INITS, CNNConfig
+from hpsearch.training.config import ACTIVATIONS, HEADS, INITS, CNNConfig
+from hpsearch.training.model import CNN
 
 INPUTS = [(1, 8), (3, 32)]  # (channels, size): digits and CIFAR-10
 
