@@ -17,6 +17,7 @@ from pathlib import Path
 
 import optuna
 import pytest
+from cli_runner import child_pythonpath
 from stubs import toy_study
 
 from hpsearch import storage as st
@@ -26,13 +27,12 @@ from hpsearch.spec import load_spec
 from hpsearch.stages import prepare_stage, register_search
 from hpsearch.worker import WorkerConfig, run_worker
 
-TESTS = Path(__file__).parent
 GRACE = 3  # seconds: a dead worker's trial is re-queued within this
 
 
 def env_for(url: str, sleep: float = 0.05) -> dict[str, str]:
     env = {k: v for k, v in os.environ.items() if k != "HPSEARCH_STORAGE"}
-    env.update(PYTHONPATH=str(TESTS), HPSEARCH_STORAGE=url, STUB_SLEEP=str(sleep))
+    env.update(PYTHONPATH=child_pythonpath(), HPSEARCH_STORAGE=url, STUB_SLEEP=str(sleep))
     return env
 
 
