@@ -22,6 +22,7 @@ from stubs import toy_study
 
 from hpsearch import storage as st
 from hpsearch.coordination import claim_slot
+from hpsearch.launch import MAX_RESTARTS, stage_progress
 from hpsearch.report.search import load_search
 from hpsearch.spec import load_spec
 from hpsearch.stages import prepare_stage, register_search
@@ -285,3 +286,52 @@ def test_sqlite_refuses_more_local_workers_than_it_can_serve(sqlite_url, stub_st
     proc = launch(sqlite_url, stub_study(toy_study()), "--workers", "8")
     out = finish([proc])[0]
     assert proc.returncode == 2 and "use PostgreSQL" in out
+
+
+def running_worker_pid(url: str) -> int | None:
+    """The pid of a worker running a trial of the first stage, if one is."""
+    if not _exists(url):
+        return None
+    running = [t for t in trials_of(url, "toy/coarse") if t.state.name == "RUNNING"]
+    return int(running[0].user_attrs["worker"].rsplit(":", 1)[1]) if running else None
+
+
+def test_launch_replaces_a_killed_worker_and_exits_0_with_the_summary(storage_url, stub_study):
+    proc = launch(storage_url, stub_study(toy_study(objective="sleepy", coarse=12, fine=3)),
+                  "--workers", "2")  # fmt: skip
+    victim = wait_for(lambda: running_worker_pid(storage_url), what="a worker busy")
+    os.kill(victim, signal.SIGKILL)
+    out = finish([proc])[0]
+    assert proc.returncode == 0, out[-3000:]
+    assert f"warning: worker {victim} killed by SIGKILL; started worker" in out, out[-3000:]
+    assert f"(restart 1 of {MAX_RESTARTS})" in out
+    assert (
+        f"warning: worker(s) {victim} (killed by SIGKILL) died; the search completed without them"
+        in out
+    )
+    assert "stage coarse: 12/12 trials x 1 epoch(s)" in out  # the summary
+    assert_exact(storage_url)
+
+
+def test_launch_exits_1_when_workers_keep_dying_and_the_search_cannot_complete(
+    sqlite_url, stub_study
+):
+    proc = launch(sqlite_url, stub_study(toy_study(objective="killed", coarse=4, fine=2)),
+                  "--workers", "2")  # fmt: skip
+    out = finish([proc])[0]
+    assert proc.returncode == 1, out[-3000:]
+    assert out.count("killed by SIGKILL; started worker") == MAX_RESTARTS, out[-3000:]
+    assert out.count(f"killed by SIGKILL; not restarted ({MAX_RESTARTS} restarts used)") == 2
+    assert "the search did not complete: worker(s) " in out and "launch it again" in out
+    assert "Traceback" not in out
+
+
+def test_progress_of_a_search_ignores_searches_its_name_matches_as_a_pattern(
+    storage_url, stub_study
+):
+    for name in ("a_b", "axb"):  # LIKE 'a_b/%' matches axb's studies too
+        register(storage_url, stub_study(toy_study(name=name, coarse=4, fine=2), f"{name}.toml"))
+    run_worker(WorkerConfig(storage_url, "axb"))
+    engine = st.open_storage(storage_url).engine
+    assert stage_progress(engine, "axb") == {"coarse": 4, "fine": 2}
+    assert all(n == 0 for n in stage_progress(engine, "a_b").values())
