@@ -22,6 +22,7 @@ from typing import TYPE_CHECKING
 import click
 
 from hpsearch.errors import UserError
+from hpsearch.interrupts import stop_signals_interrupt
 from hpsearch.storage import ENV_STORAGE, is_sqlite
 
 if TYPE_CHECKING:
@@ -179,21 +180,16 @@ def run_local_workers(
     check_workers(url, workers)
     storage = open_storage(url)
     pool = Pool(start_workers(url, key, workers, device=device, grace_period=grace_period))
-    pool.procs = [pool.start() for _ in range(workers)]
-    # Installed explicitly: a launcher started in the background inherits SIGINT ignored.
-    previous = {
-        sig: signal.signal(sig, _raise_interrupt) for sig in (signal.SIGINT, signal.SIGTERM)
-    }
     stages = [(s.name, s.trials) for s in spec.stages]
     try:
-        _watch(storage, key, spec.name, pool, stages, poll_s)
+        with stop_signals_interrupt():
+            for _ in range(workers):
+                pool.procs.append(pool.start())
+            _watch(storage, key, spec.name, pool, stages, poll_s)
     except KeyboardInterrupt:
         click.echo("\ninterrupted: stopping workers (they re-queue their trials)", err=True)
         _stop(pool.procs)
         return 130
-    finally:
-        for sig, handler in previous.items():
-            signal.signal(sig, handler)
     if search_completed(storage, key):
         if pool.dead:
             click.echo(
@@ -205,10 +201,6 @@ def run_local_workers(
     died = f": worker(s) {pool.describe_dead()} died, see their log above" if pool.dead else ""
     click.echo(f"the search did not complete{died}; launch it again to resume", err=True)
     return 1
-
-
-def _raise_interrupt(signum: int, frame: object) -> None:
-    raise KeyboardInterrupt
 
 
 def _watch(
