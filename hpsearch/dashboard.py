@@ -21,6 +21,7 @@ from typing import TYPE_CHECKING, Any
 from wsgiref.simple_server import WSGIRequestHandler, WSGIServer, make_server
 
 from hpsearch.errors import UserError
+from hpsearch.interrupts import stop_signals_interrupt
 from hpsearch.store import SearchStore
 
 if TYPE_CHECKING:
@@ -135,12 +136,14 @@ def dashboard_url(server: WSGIServer, host: str) -> str:
 
 
 def serve(config: DashboardConfig, on_ready: Callable[[str], None] | None = None) -> None:
-    """Serve until interrupted; ``on_ready(url)`` is called once the port is bound."""
+    """Serve until Ctrl-C or SIGTERM (also when started with SIGINT ignored);
+    ``on_ready(url)`` is called once the port is bound."""
     server = make_dashboard_server(config)
-    with server:
-        if on_ready is not None:
-            on_ready(dashboard_url(server, config.host))
-        try:
+    try:
+        # the handler first: a Ctrl-C right after the "press Ctrl-C" line must count
+        with server, stop_signals_interrupt():
+            if on_ready is not None:
+                on_ready(dashboard_url(server, config.host))
             server.serve_forever()
-        except KeyboardInterrupt:
-            log.info("dashboard stopped")
+    except KeyboardInterrupt:
+        log.info("dashboard stopped")

@@ -15,11 +15,14 @@ import signal
 import subprocess
 import sys
 import time
+from collections.abc import Callable
+from dataclasses import dataclass, field
 from typing import TYPE_CHECKING
 
 import click
 
 from hpsearch.errors import UserError
+from hpsearch.interrupts import stop_signals_interrupt
 from hpsearch.urls import ENV_STORAGE, is_sqlite
 
 if TYPE_CHECKING:
@@ -33,6 +36,9 @@ log = logging.getLogger(__name__)
 MAX_SQLITE_WORKERS = 4
 #: How long stopped workers get to re-queue their trials before they are killed.
 STOP_GRACE_S = 20.0
+#: Workers started in place of ones that died, in all: a worker that dies on every trial
+#: (out of memory, say) must not be restarted forever.
+MAX_RESTARTS = 3
 
 
 class TooManyWorkers(UserError):
@@ -61,7 +67,9 @@ def threads_per_worker(workers: int) -> int:
 
 def start_workers(
     url: str, name: str, workers: int, *, device: str, grace_period: int
-) -> list[subprocess.Popen[bytes]]:
+) -> Callable[[], subprocess.Popen[bytes]]:
+    """A function that starts one local worker on ``name`` (the launch calls it ``workers``
+    times, and again for each worker restarted in a dead one's place)."""
     cmd = [
         sys.executable,
         "-m",
@@ -77,7 +85,51 @@ def start_workers(
         "--no-progress",
     ]
     env = {**os.environ, ENV_STORAGE: url}
-    return [subprocess.Popen(cmd, env=env) for _ in range(workers)]
+    return lambda: subprocess.Popen(cmd, env=env)
+
+
+def search_completed(store: SearchStore, key: str) -> bool:
+    """Every slot of every stage of ``key`` has a finished trial, as the database says.
+
+    Exact where the progress counts are not: a trial failed because its worker died
+    counts there, though its slot is re-queued and still to run."""
+    from hpsearch.report.search import load_search
+
+    view = load_search(store, key)
+    return all({r.slot for r in v.finished} == set(range(v.stage.trials)) for v in view.stages)
+
+
+def exit_reason(returncode: int) -> str:
+    """``killed by SIGKILL`` or ``exited with code 1``: how a worker process ended."""
+    if returncode >= 0:
+        return f"exited with code {returncode}"
+    try:
+        return f"killed by {signal.Signals(-returncode).name}"
+    except ValueError:  # a signal Python has no name for (a real-time one)
+        return f"killed by signal {-returncode}"
+
+
+@dataclass
+class Pool:
+    """The local workers of one launch: every process started, the ones that died, and
+    how many were started in a dead one's place."""
+
+    start: Callable[[], subprocess.Popen[bytes]]
+    procs: list[subprocess.Popen[bytes]] = field(default_factory=list)
+    dead: list[subprocess.Popen[bytes]] = field(default_factory=list)
+    restarts: int = 0
+
+    def alive(self) -> list[subprocess.Popen[bytes]]:
+        return [p for p in self.procs if p.poll() is None]
+
+    def newly_dead(self) -> list[subprocess.Popen[bytes]]:
+        """Workers that ended with a signal or a non-zero exit since the last call."""
+        new = [p for p in self.procs if p.poll() not in (0, None) and p not in self.dead]
+        self.dead.extend(new)
+        return new
+
+    def describe_dead(self) -> str:
+        return ", ".join(f"{p.pid} ({exit_reason(p.returncode)})" for p in self.dead)
 
 
 def run_local_workers(
@@ -93,50 +145,54 @@ def run_local_workers(
     """Run ``workers`` local worker processes on ``key`` (a search's name, or a compare
     baseline's study name) whose spec is ``spec``, until all exit.
 
-    Returns 0 when every worker finished, 130 when interrupted (Ctrl-C or SIGTERM: the
-    workers re-queue their running trials first), 1 when a worker failed.
+    A worker that dies while slots remain is replaced, at most MAX_RESTARTS times in all.
+    Returns 0 when the search completed (a warning names any worker that died on the way),
+    130 when interrupted (Ctrl-C or SIGTERM: the workers re-queue their running trials
+    first), 1 when the search could not complete.
     """
     from hpsearch.store import SearchStore
 
     check_workers(url, workers)
     store = SearchStore.open(url, wait_s=5.0)  # progress only: the workers wait longer
-    procs = start_workers(url, key, workers, device=device, grace_period=grace_period)
-    # Installed explicitly: a launcher started in the background inherits SIGINT ignored.
-    previous = {
-        sig: signal.signal(sig, _raise_interrupt) for sig in (signal.SIGINT, signal.SIGTERM)
-    }
+    pool = Pool(start_workers(url, key, workers, device=device, grace_period=grace_period))
     stages = [(s.name, s.trials) for s in spec.stages]
     try:
-        _watch(store, spec.name, procs, stages, poll_s)
+        with stop_signals_interrupt():
+            for _ in range(workers):
+                pool.procs.append(pool.start())
+            _watch(store, key, spec.name, pool, stages, poll_s)
     except KeyboardInterrupt:
         click.echo("\ninterrupted: stopping workers (they re-queue their trials)", err=True)
-        _stop(procs)
+        _stop(pool.procs)
         return 130
-    finally:
-        for sig, handler in previous.items():
-            signal.signal(sig, handler)
-    failed = [p.pid for p in procs if p.returncode not in (0, None)]
-    if failed:
-        click.echo(f"worker process(es) {failed} failed; see their log above", err=True)
-        return 1
-    return 0
-
-
-def _raise_interrupt(signum: int, frame: object) -> None:
-    raise KeyboardInterrupt
+    if search_completed(store, key):
+        if pool.dead:
+            click.echo(
+                f"warning: worker(s) {pool.describe_dead()} died; the search completed without "
+                "them",
+                err=True,
+            )
+        return 0
+    died = f": worker(s) {pool.describe_dead()} died, see their log above" if pool.dead else ""
+    click.echo(f"the search did not complete{died}; launch it again to resume", err=True)
+    return 1
 
 
 def _watch(
     store: SearchStore,
+    key: str,
     name: str,
-    procs: list[subprocess.Popen[bytes]],
+    pool: Pool,
     stages: list[tuple[str, int]],
     poll_s: float,
 ) -> None:
-    """Show per-stage progress from the database until every worker has exited."""
+    """Show per-stage progress from the database, and replace workers that die, until
+    every worker has exited."""
     shown: dict[str, int] = {}
     while True:
-        alive = [p for p in procs if p.poll() is None]
+        for dead in pool.newly_dead():
+            _replace(store, key, pool, dead)
+        alive = pool.alive()
         try:
             done = store.finished_counts(name)
         except Exception as exc:  # the database is away; the workers retry on their own
@@ -150,6 +206,31 @@ def _watch(
         if not alive:
             return
         time.sleep(poll_s)
+
+
+def _replace(store: SearchStore, key: str, pool: Pool, dead: subprocess.Popen[bytes]) -> None:
+    """Start a worker in ``dead``'s place, unless the search is complete or the restarts
+    are used up."""
+    what = f"worker {dead.pid} {exit_reason(dead.returncode)}"
+    if pool.restarts >= MAX_RESTARTS:
+        click.echo(f"warning: {what}; not restarted ({MAX_RESTARTS} restarts used)", err=True)
+        return
+    try:
+        complete = search_completed(store, key)
+    except Exception as exc:  # the database is away: the new worker will wait for it
+        log.warning("cannot tell whether slots remain: %s", type(exc).__name__)
+        complete = False
+    if complete:
+        click.echo(f"warning: {what}; the search is complete, no restart needed", err=True)
+        return
+    pool.restarts += 1
+    new = pool.start()
+    pool.procs.append(new)
+    click.echo(
+        f"warning: {what}; started worker {new.pid} in its place "
+        f"(restart {pool.restarts} of {MAX_RESTARTS})",
+        err=True,
+    )
 
 
 def _stop(procs: list[subprocess.Popen[bytes]]) -> None:

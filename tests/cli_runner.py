@@ -20,6 +20,13 @@ WITHOUT = (
 )
 
 
+def child_pythonpath() -> str:
+    """The stub objectives, then this checkout: a test's processes run the code under test,
+    not whichever copy of hpsearch the environment has installed (an editable install of
+    another checkout, say)."""
+    return os.pathsep.join([str(TESTS), str(TESTS.parent)])
+
+
 def hpsearch(
     *args: str, cwd: Path, env: dict | None = None, without: Sequence[str] = ()
 ) -> subprocess.CompletedProcess:
@@ -27,8 +34,7 @@ def hpsearch(
     so a developer's own setting cannot leak into a test. An existing ``$PYTHONPATH`` is
     kept after the tests folder, so a checkout put first on it is the one tested."""
     full_env = {k: v for k, v in os.environ.items() if k != "HPSEARCH_STORAGE"}
-    path = os.pathsep.join(p for p in (str(TESTS), os.environ.get("PYTHONPATH")) if p)
-    full_env.update({"PYTHONPATH": path, **(env or {})})
+    full_env.update({"PYTHONPATH": child_pythonpath(), **(env or {})})
     if without:
         command = ["-c", WITHOUT.format(modules=tuple(without))]
     else:

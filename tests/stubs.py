@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import math
 import os
+import signal
 import time
 
 
@@ -25,6 +26,12 @@ def sleepy(params: dict, epochs: int, report) -> float:
         time.sleep(pause)
         report(e, quadratic(params, e, lambda *_: None))
     return quadratic(params, epochs, lambda *_: None)
+
+
+def killed(params: dict, epochs: int, report) -> float:
+    """SIGKILLs its own worker process: a worker that dies on every trial."""
+    os.kill(os.getpid(), signal.SIGKILL)
+    raise AssertionError("unreachable: SIGKILL cannot be caught")
 
 
 def crash_on_tanh(params: dict, epochs: int, report) -> float:

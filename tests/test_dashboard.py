@@ -236,19 +236,25 @@ def test_loopback_hosts(host, loopback):
     assert is_loopback(host) is loopback
 
 
-def hpsearch_cli(*args: str, cwd: Path) -> subprocess.Popen:
+def hpsearch_cli(*args: str, cwd: Path, sigint_ignored: bool = False) -> subprocess.Popen:
+    """``hpsearch dashboard ARGS``; ``sigint_ignored`` starts it as a background job or
+    ``nohup`` would, with SIGINT ignored (which a child inherits)."""
     return subprocess.Popen(
         [sys.executable, "-m", "hpsearch.cli", "dashboard", *args],
         cwd=cwd,
         stdout=subprocess.PIPE,
         stderr=subprocess.PIPE,
         text=True,
+        preexec_fn=(lambda: signal.signal(signal.SIGINT, signal.SIG_IGN))
+        if sigint_ignored
+        else None,
     )
 
 
-def test_cli_serves_the_default_storage_until_ctrl_c(finished_db, tmp_path):
+@pytest.mark.parametrize("sigint_ignored", [False, True], ids=["foreground", "sigint-ignored"])
+def test_cli_serves_the_default_storage_until_ctrl_c(finished_db, tmp_path, sigint_ignored):
     copy_db(finished_db, tmp_path / "hpsearch.db")  # the default storage, found by cwd
-    proc = hpsearch_cli("--port", "0", cwd=tmp_path)
+    proc = hpsearch_cli("--port", "0", cwd=tmp_path, sigint_ignored=sigint_ignored)
     try:
         line = proc.stderr.readline()
         assert "(read-only; --allow-writes to edit)" in line, line

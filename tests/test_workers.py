@@ -17,22 +17,23 @@ from pathlib import Path
 
 import optuna
 import pytest
+from cli_runner import child_pythonpath
 from stubs import toy_study
 
 from hpsearch import store as st
+from hpsearch.launch import MAX_RESTARTS
 from hpsearch.report.search import load_search
 from hpsearch.spec import load_spec
 from hpsearch.stages import prepare_stage, register_search
 from hpsearch.store.slots import claim_slot
 from hpsearch.worker import WorkerConfig, run_worker
 
-TESTS = Path(__file__).parent
 GRACE = 3  # seconds: a dead worker's trial is re-queued within this
 
 
 def env_for(url: str, sleep: float = 0.05) -> dict[str, str]:
     env = {k: v for k, v in os.environ.items() if k != "HPSEARCH_STORAGE"}
-    env.update(PYTHONPATH=str(TESTS), HPSEARCH_STORAGE=url, STUB_SLEEP=str(sleep))
+    env.update(PYTHONPATH=child_pythonpath(), HPSEARCH_STORAGE=url, STUB_SLEEP=str(sleep))
     return env
 
 
@@ -294,3 +295,52 @@ def test_sqlite_refuses_more_local_workers_than_it_can_serve(sqlite_url, stub_st
     proc = launch(sqlite_url, stub_study(toy_study()), "--workers", "8")
     out = finish([proc])[0]
     assert proc.returncode == 2 and "use PostgreSQL" in out
+
+
+def running_worker_pid(url: str) -> int | None:
+    """The pid of a worker running a trial of the first stage, if one is."""
+    if not _exists(url):
+        return None
+    running = [t for t in trials_of(url, "toy/coarse") if t.state.name == "RUNNING"]
+    return int(running[0].user_attrs["worker"].rsplit(":", 1)[1]) if running else None
+
+
+def test_launch_replaces_a_killed_worker_and_exits_0_with_the_summary(storage_url, stub_study):
+    proc = launch(storage_url, stub_study(toy_study(objective="sleepy", coarse=12, fine=3)),
+                  "--workers", "2")  # fmt: skip
+    victim = wait_for(lambda: running_worker_pid(storage_url), what="a worker busy")
+    os.kill(victim, signal.SIGKILL)
+    out = finish([proc])[0]
+    assert proc.returncode == 0, out[-3000:]
+    assert f"warning: worker {victim} killed by SIGKILL; started worker" in out, out[-3000:]
+    assert f"(restart 1 of {MAX_RESTARTS})" in out
+    assert (
+        f"warning: worker(s) {victim} (killed by SIGKILL) died; the search completed without them"
+        in out
+    )
+    assert "stage coarse: 12/12 trials x 1 epoch(s)" in out  # the summary
+    assert_exact(storage_url)
+
+
+def test_launch_exits_1_when_workers_keep_dying_and_the_search_cannot_complete(
+    sqlite_url, stub_study
+):
+    proc = launch(sqlite_url, stub_study(toy_study(objective="killed", coarse=4, fine=2)),
+                  "--workers", "2")  # fmt: skip
+    out = finish([proc])[0]
+    assert proc.returncode == 1, out[-3000:]
+    assert out.count("killed by SIGKILL; started worker") == MAX_RESTARTS, out[-3000:]
+    assert out.count(f"killed by SIGKILL; not restarted ({MAX_RESTARTS} restarts used)") == 2
+    assert "the search did not complete: worker(s) " in out and "launch it again" in out
+    assert "Traceback" not in out
+
+
+def test_progress_of_a_search_ignores_searches_its_name_matches_as_a_pattern(
+    storage_url, stub_study
+):
+    for name in ("a_b", "axb"):  # LIKE 'a_b/%' matches axb's studies too
+        register(storage_url, stub_study(toy_study(name=name, coarse=4, fine=2), f"{name}.toml"))
+    run_worker(WorkerConfig(storage_url, "axb"))
+    store = st.SearchStore.open(storage_url)
+    assert store.finished_counts("axb") == {"coarse": 4, "fine": 2}
+    assert all(n == 0 for n in store.finished_counts("a_b").values())

@@ -14,6 +14,7 @@ import math
 from pathlib import Path
 from typing import Any
 
+from hpsearch.files import write_atomic
 from hpsearch.records import rank
 from hpsearch.report.analysis import Report, StageReport
 from hpsearch.report.figures import (
@@ -271,7 +272,6 @@ def render_html(report: Report, baselines: list[Progress] | None = None) -> str:
 
 def write_html(report: Report, path: str | Path, baselines: list[Progress] | None = None) -> int:
     """Write the report; returns its size in bytes."""
-    text = render_html(report, baselines)
-    Path(path).write_text(text, encoding="utf-8")
-    log.info("wrote %s (%d bytes)", path, len(text))
-    return len(text.encode("utf-8"))
+    size = write_atomic(path, render_html(report, baselines))
+    log.info("wrote %s (%d bytes)", path, size)
+    return size

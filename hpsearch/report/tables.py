@@ -10,11 +10,13 @@ the same names as :func:`hpsearch.records.to_dataframe`. JSON rows also carry th
 from __future__ import annotations
 
 import csv
+import io
 import json
 import math
 from pathlib import Path
 from typing import Any
 
+from hpsearch.files import write_atomic
 from hpsearch.report.plotdata import epochs_spent
 from hpsearch.report.search import SearchView
 
@@ -92,15 +94,16 @@ def columns(rows: list[dict[str, Any]]) -> list[str]:
 def write_csv(view: SearchView, path: str | Path) -> int:
     """Write one row per trial; returns the number of rows."""
     rows = trial_rows(view)
-    with open(path, "w", newline="", encoding="utf-8") as f:
-        writer = csv.DictWriter(f, fieldnames=columns(rows), restval="")
-        writer.writeheader()
-        writer.writerows(rows)
+    text = io.StringIO(newline="")
+    writer = csv.DictWriter(text, fieldnames=columns(rows), restval="")
+    writer.writeheader()
+    writer.writerows(rows)
+    write_atomic(path, text.getvalue())
     return len(rows)
 
 
 def write_json(view: SearchView, path: str | Path) -> int:
     """Write a JSON list of trials (with curves); returns the number of rows."""
     rows = trial_rows(view, lists=True)
-    Path(path).write_text(json.dumps(rows, allow_nan=False, indent=1), encoding="utf-8")
+    write_atomic(path, json.dumps(rows, allow_nan=False, indent=1))
     return len(rows)

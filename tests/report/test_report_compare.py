@@ -6,9 +6,9 @@ from __future__ import annotations
 import os
 import subprocess
 import sys
-from pathlib import Path
 
 import pytest
+from cli_runner import child_pythonpath
 from stubs import toy_study
 
 from hpsearch import store as st
@@ -17,8 +17,6 @@ from hpsearch.report.comparison import method_result
 from hpsearch.report.search import load_baselines, load_search
 from hpsearch.spec import load_spec, parse_spec
 from hpsearch.worker import WorkerConfig, run_worker
-
-TESTS = Path(__file__).parent.parent
 
 
 def run_compare(url, path):
@@ -102,7 +100,7 @@ def test_a_reserved_stage_name_is_refused():
 def test_compare_command_prints_the_three_methods(tmp_path, stub_study):
     path = stub_study(toy_study(coarse=8, fine=4))
     env = {k: v for k, v in os.environ.items() if k != "HPSEARCH_STORAGE"}
-    env["PYTHONPATH"] = str(TESTS)
+    env["PYTHONPATH"] = child_pythonpath()
     r = subprocess.run(
         [sys.executable, "-m", "hpsearch.cli", "compare", str(path)],
         cwd=tmp_path,
