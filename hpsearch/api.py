@@ -79,8 +79,8 @@ def launch(
     """
     import threading
 
-    from hpsearch.launch import check_workers, run_local_workers, threads_per_worker
     from hpsearch.loader import load_objective
+    from hpsearch.local_workers import check_workers, run_local_workers, threads_per_worker
     from hpsearch.stages import register_search
     from hpsearch.store import SearchStore
     from hpsearch.urls import resolve_url

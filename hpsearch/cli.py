@@ -105,7 +105,7 @@ def device_option(fn: Callable[..., Any]) -> Callable[..., Any]:
 
 
 def default_threads(workers: int) -> int:
-    from hpsearch.launch import threads_per_worker
+    from hpsearch.local_workers import threads_per_worker
 
     return threads_per_worker(workers)
 
@@ -208,7 +208,7 @@ def launch(
             return
         load_objective(spec.objective, spec.base_dir, source=file)
 
-    from hpsearch.launch import check_workers
+    from hpsearch.local_workers import check_workers
     from hpsearch.stages import register_search
     from hpsearch.store import SearchStore
 
@@ -345,8 +345,13 @@ def status(name: str, storage: str | None) -> None:
 @click.argument("name")
 @storage_option
 @click.option("--html", default=None, metavar="PATH", help="Write a self-contained HTML report.")
-@click.option("--csv", "csv_path", default=None, metavar="PATH", help="Write one row per trial.")
+@click.option(
+    "--csv", "csv_path", default=None, metavar="PATH", help="Write one row per trial (-: stdout)."
+)
 @click.option("--json", "json_path", default=None, metavar="PATH", help="Same rows, with curves.")
+@click.option(
+    "--parquet", default=None, metavar="PATH", help="Same rows as Parquet (needs pyarrow)."
+)
 @click.option(
     "--importance",
     default="auto",
@@ -360,16 +365,28 @@ def report(
     html: str | None,
     csv_path: str | None,
     json_path: str | None,
+    parquet: str | None,
     importance: str,
 ) -> None:
     """What search NAME found: per stage the best trials, the parameters that mattered, the
-    promising region and what to change; works while workers run."""
+    promising region and what to change; works while workers run.
+
+    A table written to standard output (``--csv -``) leaves it to the table alone: the
+    report text then goes to standard error."""
     from hpsearch.report.build import ReportConfig, make_report
 
-    config = ReportConfig(storage_url(storage), name, html, csv_path, json_path, importance)
+    config = ReportConfig(
+        storage_url(storage),
+        name,
+        html=html,
+        csv=csv_path,
+        json=json_path,
+        parquet=parquet,
+        evaluator=importance,
+    )
     with user_errors():
         text, wrote = make_report(config)
-    click.echo(text)
+    click.echo(text, err="-" in (csv_path, json_path, parquet))
     for line in wrote:
         click.echo(line, err=True)
 
@@ -450,7 +467,7 @@ def _run_workers(url: str, key: str, workers: int, device: str, grace_period: in
     if workers == 1:
         _work(url, key, threads=default_threads(1), device=device, grace_period=grace_period)
         return
-    from hpsearch.launch import run_local_workers
+    from hpsearch.local_workers import run_local_workers
 
     with user_errors():
         spec = open_reader(url).find_spec(key)

@@ -1,4 +1,4 @@
-"""TrialRecord: one trial as the pure core sees it, and a pandas view of many.
+"""TrialRecord: one trial as the pure core sees it.
 
 The storage layer turns Optuna's FrozenTrial into this plain record, so that region maths,
 reports and tests never need Optuna or a database.
@@ -8,10 +8,7 @@ from __future__ import annotations
 
 import math
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING, Any
-
-if TYPE_CHECKING:
-    import pandas as pd
+from typing import Any
 
 FINISHED_STATES = ("COMPLETE", "FAIL", "PRUNED")
 
@@ -67,29 +64,3 @@ def rank(records: list[TrialRecord], direction: str) -> list[TrialRecord]:
         done,
         key=lambda r: (0, sign * r.value, r.number) if r.ok else (1, 0.0, r.number),  # type: ignore[operator]
     )
-
-
-def to_dataframe(records: list[TrialRecord]) -> pd.DataFrame:
-    """One row per trial: identity, state, value, params (``param_*``), numeric and string
-    attrs (``attr_*``; lists such as learning curves are left out of the table)."""
-    import pandas as pd
-
-    rows = []
-    for r in records:
-        row: dict[str, Any] = {
-            "stage": r.stage,
-            "number": r.number,
-            "slot": r.slot,
-            "state": r.state,
-            "value": r.value,
-            "diverged": r.diverged,
-            "epochs": r.epochs,
-            "duration_s": r.duration_s,
-            "superseded": r.superseded,
-        }
-        row.update({f"param_{k}": v for k, v in r.params.items()})
-        row.update(
-            {f"attr_{k}": v for k, v in r.attrs.items() if isinstance(v, bool | int | float | str)}
-        )
-        rows.append(row)
-    return pd.DataFrame(rows)

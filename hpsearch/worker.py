@@ -114,9 +114,11 @@ def run_worker(
     *,
     stop: threading.Event | None = None,
     on_event: Event | None = None,
+    objective: Callable[..., Any] | None = None,
 ) -> WorkerStats:
     """Work on the search until every stage is finished, ``stop`` is set, or
-    ``config.max_trials`` trials have run."""
+    ``config.max_trials`` trials have run. ``objective``: the function itself, when the
+    caller has it already (the Python API); else the stored spec's is imported."""
     stop = stop or threading.Event()
     emit = on_event or (lambda kind, info: None)
     store = SearchStore.open(config.storage_url)
@@ -126,7 +128,8 @@ def run_worker(
             f"no search named {config.search!r} in {store.masked_url}; "
             "launch its study file first (hpsearch launch FILE)"
         )
-    objective = load_objective(spec.objective, spec.base_dir, source="stored spec")
+    if objective is None:
+        objective = load_objective(spec.objective, spec.base_dir, source="stored spec")
     run = _Run(config, store, spec, objective, stop, emit, WorkerStats(), worker_id())
     for index, spec_stage in enumerate(spec.stages):
         stage = prepare_stage(

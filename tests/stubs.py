@@ -84,3 +84,10 @@ def toy_study(
     return TOY.format(
         name=name, objective=objective, seed=seed, coarse=coarse, fine=fine, sampler=sampler
     )
+
+
+def gpu_seen(params: dict, epochs: int, report) -> float:
+    """Records which GPUs its worker process was given (``$CUDA_VISIBLE_DEVICES``)."""
+    report.log(cuda_visible_devices=os.environ.get("CUDA_VISIBLE_DEVICES", ""))
+    time.sleep(float(os.environ.get("STUB_SLEEP", "0.05")))
+    return quadratic(params, epochs, report)

@@ -21,7 +21,7 @@ from cli_runner import child_pythonpath
 from stubs import toy_study
 
 from hpsearch import store as st
-from hpsearch.launch import MAX_RESTARTS
+from hpsearch.local_workers import MAX_RESTARTS
 from hpsearch.report.search import load_search
 from hpsearch.spec import load_spec
 from hpsearch.stages import prepare_stage, register_search

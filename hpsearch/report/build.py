@@ -30,13 +30,14 @@ class ReportConfig:
     html: str | None = None
     csv: str | None = None
     json: str | None = None
+    parquet: str | None = None
     evaluator: str = DEFAULT_EVALUATOR
     wait_s: float = 10.0  # how long to wait for an unreachable database
 
 
 def check_output(option: str, path: str | None) -> None:
     """Refuse before any work: a folder that does not exist, or a path that is a folder."""
-    if path is None:
+    if path is None or path == "-":
         return
     p = Path(path)
     if p.is_dir():
@@ -54,8 +55,16 @@ def make_report(config: ReportConfig) -> tuple[str, list[str]]:
     from hpsearch.report import page, tables
     from hpsearch.store import SearchStore
 
-    for option, path in (("--html", config.html), ("--csv", config.csv), ("--json", config.json)):
+    outputs = (
+        ("--html", config.html),
+        ("--csv", config.csv),
+        ("--json", config.json),
+        ("--parquet", config.parquet),
+    )
+    for option, path in outputs:
         check_output(option, path)
+    if [path for _, path in outputs].count("-") > 1:
+        raise OutputPathError("only one of --csv, --json, --parquet may be - (standard output)")
     store = SearchStore.open(config.storage_url, wait_s=config.wait_s, readonly=True)
     view = load_search(store, config.search)
     report = analyze(view, config.evaluator)
@@ -71,4 +80,7 @@ def make_report(config: ReportConfig) -> tuple[str, list[str]]:
         wrote.append(f"wrote {config.csv} ({tables.write_csv(view, config.csv)} trials)")
     if config.json:
         wrote.append(f"wrote {config.json} ({tables.write_json(view, config.json)} trials)")
+    if config.parquet:
+        n = tables.write_parquet(view, config.parquet)
+        wrote.append(f"wrote {config.parquet} ({n} trials)")
     return format_report(report), wrote

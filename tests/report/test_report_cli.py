@@ -70,3 +70,33 @@ def test_report_refuses_a_missing_output_folder_before_work(finished_toy, tmp_pa
 def test_report_of_an_unknown_search_names_the_known_ones(finished_toy, tmp_path):
     r = hpsearch("report", "nope", "--storage", finished_toy, cwd=tmp_path)
     assert r.returncode == 2 and "no search named 'nope' (searches here: toy)" in r.stderr
+
+
+def test_tables_go_to_stdout_with_dash_and_parquet_reads_back(finished_toy, tmp_path):
+    import io
+
+    import pandas as pd
+
+    r = hpsearch("report", "toy", "--storage", finished_toy, "--csv", "-", cwd=tmp_path)
+    assert r.returncode == 0, r.stderr
+    rows = list(csv.DictReader(io.StringIO(r.stdout)))  # stdout holds the table alone
+    assert len(rows) == 28 and "stage coarse" in r.stderr
+    assert not (tmp_path / "-").exists()
+
+    r = hpsearch("report", "toy", "--storage", finished_toy, "--json", "-", cwd=tmp_path)
+    trials = json.loads(r.stdout)
+    assert len(trials) == 28 and isinstance(trials[0]["number"], int)
+
+    r = hpsearch(
+        "report", "toy", "--storage", finished_toy, "--parquet", "t.parquet", cwd=tmp_path
+    )
+    assert r.returncode == 0, r.stderr
+    frame = pd.read_parquet(tmp_path / "t.parquet")
+    assert len(frame) == 28 and list(frame["number"]) == [int(row["number"]) for row in rows]
+
+
+def test_only_one_table_may_go_to_stdout(finished_toy, tmp_path):
+    r = hpsearch(
+        "report", "toy", "--storage", finished_toy, "--csv", "-", "--json", "-", cwd=tmp_path
+    )
+    assert r.returncode == 2 and "only one of --csv, --json, --parquet" in r.stderr

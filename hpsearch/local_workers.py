@@ -65,11 +65,55 @@ def threads_per_worker(workers: int) -> int:
     return max(1, (cores or 1) // workers)
 
 
+def visible_gpus() -> list[str]:
+    """The GPUs local workers may be given: ``$CUDA_VISIBLE_DEVICES`` when set (a scheduler
+    such as Slurm sets it to the job's GPUs), else every GPU ``nvidia-smi`` lists. Not
+    torch: importing it costs the launcher seconds, and a custom objective may not use it."""
+    listed = os.environ.get("CUDA_VISIBLE_DEVICES")
+    if listed is not None:
+        return [g.strip() for g in listed.split(",") if g.strip() and g.strip() != "-1"]
+    try:
+        out = subprocess.run(
+            ["nvidia-smi", "--query-gpu=index", "--format=csv,noheader"],
+            capture_output=True,
+            text=True,
+            timeout=10,
+            check=True,
+        ).stdout
+    except (OSError, subprocess.SubprocessError):
+        return []
+    return [line.strip() for line in out.splitlines() if line.strip()]
+
+
+def gpu_split(workers: int, gpus: list[str], per_worker: int = 1) -> list[str | None]:
+    """``CUDA_VISIBLE_DEVICES`` for each local worker: ``per_worker`` GPUs each, round-robin
+    over the visible ones (more workers than GPUs share them evenly); None for every worker
+    when there is no GPU to give."""
+    if not gpus:
+        return [None] * workers
+    take = min(per_worker, len(gpus))
+    return [
+        ",".join(gpus[(i * take + j) % len(gpus)] for j in range(take)) for i in range(workers)
+    ]
+
+
 def start_workers(
-    url: str, name: str, workers: int, *, device: str, grace_period: int
-) -> Callable[[], subprocess.Popen[bytes]]:
-    """A function that starts one local worker on ``name`` (the launch calls it ``workers``
-    times, and again for each worker restarted in a dead one's place)."""
+    url: str,
+    name: str,
+    workers: int,
+    *,
+    device: str,
+    grace_period: int,
+    gpus_per_worker: int = 1,
+) -> Callable[[int], subprocess.Popen[bytes]]:
+    """A function that starts local worker number ``i`` on ``name`` (the launch calls it
+    for each worker, and again for a worker restarted in a dead one's place, which gets
+    the dead one's GPUs).
+
+    With ``--device cuda`` (or ``auto``) and GPUs visible, each worker sees only its own
+    (``CUDA_VISIBLE_DEVICES``), so N workers on N GPUs do not all train on the first. A
+    pinned ``cuda:K`` is left as asked.
+    """
     cmd = [
         sys.executable,
         "-m",
@@ -84,8 +128,19 @@ def start_workers(
         str(grace_period),
         "--no-progress",
     ]
-    env = {**os.environ, ENV_STORAGE: url}
-    return lambda: subprocess.Popen(cmd, env=env)
+    split = gpu_split(
+        workers, visible_gpus() if device in ("auto", "cuda") else [], gpus_per_worker
+    )
+    base = {**os.environ, ENV_STORAGE: url}
+
+    def start(i: int) -> subprocess.Popen[bytes]:
+        env = dict(base)
+        gpus = split[i % workers]
+        if gpus is not None:
+            env["CUDA_VISIBLE_DEVICES"] = gpus
+        return subprocess.Popen(cmd, env=env)
+
+    return start
 
 
 def search_completed(store: SearchStore, key: str) -> bool:
@@ -114,10 +169,17 @@ class Pool:
     """The local workers of one launch: every process started, the ones that died, and
     how many were started in a dead one's place."""
 
-    start: Callable[[], subprocess.Popen[bytes]]
+    start_one: Callable[[int], subprocess.Popen[bytes]]
     procs: list[subprocess.Popen[bytes]] = field(default_factory=list)
     dead: list[subprocess.Popen[bytes]] = field(default_factory=list)
     restarts: int = 0
+    number: dict[int, int] = field(default_factory=dict)  # pid -> worker number
+
+    def start(self, i: int) -> subprocess.Popen[bytes]:
+        proc = self.start_one(i)
+        self.procs.append(proc)
+        self.number[proc.pid] = i
+        return proc
 
     def alive(self) -> list[subprocess.Popen[bytes]]:
         return [p for p in self.procs if p.poll() is None]
@@ -140,6 +202,7 @@ def run_local_workers(
     *,
     device: str = "auto",
     grace_period: int = 60,
+    gpus_per_worker: int = 1,
     poll_s: float = 1.0,
 ) -> int:
     """Run ``workers`` local worker processes on ``key`` (a search's name, or a compare
@@ -154,12 +217,21 @@ def run_local_workers(
 
     check_workers(url, workers)
     store = SearchStore.open(url, wait_s=5.0)  # progress only: the workers wait longer
-    pool = Pool(start_workers(url, key, workers, device=device, grace_period=grace_period))
+    pool = Pool(
+        start_workers(
+            url,
+            key,
+            workers,
+            device=device,
+            grace_period=grace_period,
+            gpus_per_worker=gpus_per_worker,
+        )
+    )
     stages = [(s.name, s.trials) for s in spec.stages]
     try:
         with stop_signals_interrupt():
-            for _ in range(workers):
-                pool.procs.append(pool.start())
+            for i in range(workers):
+                pool.start(i)
             _watch(store, key, spec.name, pool, stages, poll_s)
     except KeyboardInterrupt:
         click.echo("\ninterrupted: stopping workers (they re-queue their trials)", err=True)
@@ -224,8 +296,7 @@ def _replace(store: SearchStore, key: str, pool: Pool, dead: subprocess.Popen[by
         click.echo(f"warning: {what}; the search is complete, no restart needed", err=True)
         return
     pool.restarts += 1
-    new = pool.start()
-    pool.procs.append(new)
+    new = pool.start(pool.number[dead.pid])
     click.echo(
         f"warning: {what}; started worker {new.pid} in its place "
         f"(restart {pool.restarts} of {MAX_RESTARTS})",
