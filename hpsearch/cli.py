@@ -275,40 +275,28 @@ def worker(
 def _work(
     url: str, name: str, threads: int, device: str, grace_period: int, progress: bool = True
 ) -> None:
-    """Run one worker in this process, with a progress bar per stage."""
+    """Run one worker in this process, with the progress display of ``progress.Display``
+    drawn from the database by a thread beside it."""
+    import contextlib
     import threading
 
+    from hpsearch.progress import Display, Watcher
     from hpsearch.worker import WorkerConfig, handle_stop_signals, run_worker
 
     stop = threading.Event()
     handle_stop_signals(stop)
     config = WorkerConfig(url, name, threads, device, grace_period)
-    bar: Any = None
-
-    def on_event(kind: str, info: dict[str, Any]) -> None:
-        nonlocal bar
-        if not progress:
-            return
-        if kind == "stage":
-            if bar is not None:
-                bar.render_finish()
-            bar = click.progressbar(
-                length=info["trials"],
-                label=f"stage {info['stage']}",
-                file=sys.stderr,
-                show_pos=True,
-            )
-        elif kind == "trial" and bar is not None:
-            bar.update(1)
-
+    watching: contextlib.AbstractContextManager[Any] = contextlib.nullcontext()
     with user_errors():
+        store = open_reader(url) if progress else None
+        spec = store.find_spec(name) if store is not None else None
+        if store is not None and spec is not None:
+            watching = Watcher(lambda: store.stage_counts(spec.name), Display(spec))
         try:
-            stats = run_worker(config, stop=stop, on_event=on_event)
+            with watching:
+                stats = run_worker(config, stop=stop)
         except KeyboardInterrupt:
             stop.set()
-        finally:
-            if bar is not None:
-                bar.render_finish()
         if stop.is_set():
             click.echo(
                 "\ninterrupted: running trials were re-queued; launch again to resume", err=True

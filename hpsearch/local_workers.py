@@ -23,6 +23,7 @@ import click
 
 from hpsearch.errors import UserError
 from hpsearch.interrupts import stop_signals_interrupt
+from hpsearch.progress import Display
 from hpsearch.urls import ENV_STORAGE, is_sqlite
 
 if TYPE_CHECKING:
@@ -203,6 +204,7 @@ def run_local_workers(
     device: str = "auto",
     grace_period: int = 60,
     gpus_per_worker: int = 1,
+    progress: bool = True,
     poll_s: float = 1.0,
 ) -> int:
     """Run ``workers`` local worker processes on ``key`` (a search's name, or a compare
@@ -227,16 +229,19 @@ def run_local_workers(
             gpus_per_worker=gpus_per_worker,
         )
     )
-    stages = [(s.name, s.trials) for s in spec.stages]
+    display = Display(spec) if progress else None
     try:
         with stop_signals_interrupt():
             for i in range(workers):
                 pool.start(i)
-            _watch(store, key, spec.name, pool, stages, poll_s)
+            _watch(store, key, pool, display, poll_s)
     except KeyboardInterrupt:
         click.echo("\ninterrupted: stopping workers (they re-queue their trials)", err=True)
         _stop(pool.procs)
         return 130
+    finally:
+        if display is not None:
+            display.close()
     if search_completed(store, key):
         if pool.dead:
             click.echo(
@@ -253,29 +258,21 @@ def run_local_workers(
 def _watch(
     store: SearchStore,
     key: str,
-    name: str,
     pool: Pool,
-    stages: list[tuple[str, int]],
+    display: Display | None,
     poll_s: float,
 ) -> None:
     """Show per-stage progress from the database, and replace workers that die, until
     every worker has exited."""
-    shown: dict[str, int] = {}
     while True:
         for dead in pool.newly_dead():
             _replace(store, key, pool, dead)
-        alive = pool.alive()
-        try:
-            done = store.finished_counts(name)
-        except Exception as exc:  # the database is away; the workers retry on their own
-            log.warning("progress unavailable: %s", type(exc).__name__)
-            done = shown
-        for stage, trials in stages:
-            n = min(done.get(stage, 0), trials)
-            if n != shown.get(stage):
-                shown[stage] = n
-                click.echo(f"stage {stage}: {n}/{trials} trials  ({len(alive)} workers)", err=True)
-        if not alive:
+        if display is not None:
+            try:
+                display.update(store.stage_counts(display.spec.name))
+            except Exception as exc:  # the database is away; the workers retry on their own
+                log.warning("progress unavailable: %s", type(exc).__name__)
+        if not pool.alive():
             return
         time.sleep(poll_s)
 

@@ -342,5 +342,5 @@ def test_progress_of_a_search_ignores_searches_its_name_matches_as_a_pattern(
         register(storage_url, stub_study(toy_study(name=name, coarse=4, fine=2), f"{name}.toml"))
     run_worker(WorkerConfig(storage_url, "axb"))
     store = st.SearchStore.open(storage_url)
-    assert store.finished_counts("axb") == {"coarse": 4, "fine": 2}
-    assert all(n == 0 for n in store.finished_counts("a_b").values())
+    assert {k: c.done for k, c in store.stage_counts("axb").items()} == {"coarse": 4, "fine": 2}
+    assert all(c.done == 0 for c in store.stage_counts("a_b").values())

@@ -41,6 +41,7 @@ if TYPE_CHECKING:
     import optuna
     from optuna.storages import RDBStorage
 
+    from hpsearch.store import slots as slots_module
     from hpsearch.store.slots import Claim, Lease
 
 __all__ = [
@@ -383,12 +384,13 @@ class SearchStore:
         engine = self._rdb.engine
         return self._retry(lambda: slots.count_open(engine, stage.study_id), "count open slots")
 
-    def finished_counts(self, search: str) -> dict[str, int]:
-        """Finished trials per stage of ``search`` in one cheap query (for progress)."""
+    def stage_counts(self, search: str) -> dict[str, slots_module.StageCounts]:
+        """Per stage of ``search``: slots done, trials running and waiting, the best value
+        and recent trial durations (``slots.stage_counts``), for progress displays."""
         from hpsearch.store import slots
 
         engine = self._rdb.engine
-        return self._retry(lambda: slots.finished_per_stage(engine, search), "read progress")
+        return self._retry(lambda: slots.stage_counts(engine, search), "read progress")
 
     # -- preparation ---------------------------------------------------------------------
 

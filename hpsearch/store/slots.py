@@ -545,18 +545,86 @@ def set_study_attrs(engine: Engine, study_id: int, attrs: dict[str, Any], lease:
             )
 
 
-def finished_per_stage(engine: Engine, search: str) -> dict[str, int]:
-    """Finished trials per stage study of ``search``, in one query. The name is matched as
-    a literal prefix: ``_`` and ``%`` in a search name are not wildcards."""
-    studies, trials = _models().StudyModel.__table__, _models().TrialModel.__table__
-    finished = trials.c.state.in_(["COMPLETE", "FAIL", "PRUNED"])
-    query = (
-        select(studies.c.study_name, func.count(trials.c.trial_id))
-        .select_from(
-            studies.outerjoin(trials, (trials.c.study_id == studies.c.study_id) & finished)
-        )
-        .where(studies.c.study_name.startswith(search + "/", autoescape=True))
-        .group_by(studies.c.study_name)
-    )
+@dataclass(frozen=True)
+class StageCounts:
+    """Where one stage stands, for a progress display: slots done (a slot counts once,
+    whatever its re-queued attempts), running and waiting trials, the best value so far
+    (lowest and highest: the caller knows the direction) and the mean duration of the last
+    finished trials (for an ETA)."""
+
+    done: int
+    running: int
+    waiting: int
+    lowest: float | None
+    highest: float | None
+    mean_duration_s: float | None
+
+
+#: Finished trials an ETA averages over: recent ones, as trial length drifts in a stage.
+RECENT = 50
+
+
+def stage_counts(engine: Engine, search: str) -> dict[str, StageCounts]:
+    """Every stage study of ``search`` (matched as a literal prefix), in a few queries."""
+    models = _models()
+    studies, trials = models.StudyModel.__table__, models.TrialModel.__table__
+    values, user = models.TrialValueModel.__table__, models.TrialUserAttributeModel.__table__
+    out: dict[str, StageCounts] = {}
     with engine.connect() as conn:
-        return {name.split("/", 1)[1]: int(n) for name, n in conn.execute(query)}
+        found = conn.execute(
+            select(studies.c.study_id, studies.c.study_name).where(
+                studies.c.study_name.startswith(search + "/", autoescape=True)
+            )
+        ).all()
+        for study_id, name in found:
+            states = dict(
+                conn.execute(
+                    select(trials.c.state, func.count())
+                    .where(trials.c.study_id == study_id)
+                    .group_by(trials.c.state)
+                ).all()
+            )
+            slot = select(user.c.value_json).join(trials, trials.c.trial_id == user.c.trial_id)
+            slot = slot.where(trials.c.study_id == study_id, user.c.key == "slot")
+            open_slots = slot.where(trials.c.state.in_(["WAITING", "RUNNING"]))
+            done = conn.execute(
+                select(func.count(func.distinct(user.c.value_json)))
+                .select_from(user.join(trials, trials.c.trial_id == user.c.trial_id))
+                .where(
+                    trials.c.study_id == study_id,
+                    user.c.key == "slot",
+                    trials.c.state.in_(["COMPLETE", "FAIL", "PRUNED"]),
+                    user.c.value_json.not_in(open_slots),
+                )
+            ).scalar_one()
+            low, high = conn.execute(
+                select(func.min(values.c.value), func.max(values.c.value))
+                .join(trials, trials.c.trial_id == values.c.trial_id)
+                .where(trials.c.study_id == study_id, trials.c.state == "COMPLETE")
+            ).one()
+            spans = conn.execute(
+                select(trials.c.datetime_start, trials.c.datetime_complete)
+                .where(
+                    trials.c.study_id == study_id,
+                    trials.c.state.in_(["COMPLETE", "FAIL", "PRUNED"]),
+                    trials.c.datetime_start.is_not(None),
+                    trials.c.datetime_complete.is_not(None),
+                )
+                .order_by(trials.c.trial_id.desc())
+                .limit(RECENT)
+            ).all()
+            durations = [(_as_datetime(b) - _as_datetime(a)).total_seconds() for a, b in spans]
+            out[name.split("/", 1)[1]] = StageCounts(
+                done=int(done),
+                running=int(_count(states, "RUNNING")),
+                waiting=int(_count(states, "WAITING")),
+                lowest=low,
+                highest=high,
+                mean_duration_s=sum(durations) / len(durations) if durations else None,
+            )
+    return out
+
+
+def _count(states: dict[Any, int], name: str) -> int:
+    # The state column is Optuna's TrialState enum; rows may hand back the enum or its name.
+    return sum(n for state, n in states.items() if getattr(state, "name", state) == name)

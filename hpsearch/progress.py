@@ -1,0 +1,171 @@
+"""Progress a person can read, the same for one worker or many, counted from the database.
+
+Every figure comes from the database (``SearchStore.stage_counts``), never from the worker
+that happens to draw the display: a resumed stage starts at its done count, trials run by
+workers on other machines count, and ``launch --workers N`` shows what ``launch`` shows.
+
+- On a terminal: one tqdm bar per stage (tqdm comes with Optuna), with done/total, the
+  rate, an ETA from the durations of recent trials and the number running, and the best
+  value so far. tqdm's own rate and ETA are not used: they count only the updates this
+  display has seen, so the first ETA of a resumed stage was far off.
+- Elsewhere (a Slurm log, ``| tee``): one line every ``every_n`` trials or every
+  ``every_s`` seconds, whichever comes first, with the same facts.
+"""
+
+from __future__ import annotations
+
+import math
+import sys
+import threading
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from typing import IO, TYPE_CHECKING, Any
+
+if TYPE_CHECKING:
+    from hpsearch.spec import StudySpec
+    from hpsearch.store.slots import StageCounts
+
+
+@dataclass(frozen=True)
+class StageFacts:
+    """What a display says of one stage."""
+
+    name: str
+    done: int
+    total: int
+    running: int
+    best: float | None
+    rate: float | None  # trials per second at the current parallelism
+    eta_s: float | None
+
+    @classmethod
+    def of(cls, name: str, total: int, c: StageCounts, direction: str) -> StageFacts:
+        best = c.lowest if direction == "minimize" else c.highest
+        rate = eta = None
+        if c.mean_duration_s:
+            rate = max(1, c.running) / c.mean_duration_s
+            eta = max(0, total - c.done) / rate
+        return cls(name, min(c.done, total), total, c.running, best, rate, eta)
+
+    def postfix(self) -> str:
+        parts = [
+            f"{self.rate:.2g} trials/s" if self.rate else "-- trials/s",
+            f"ETA {format_duration(self.eta_s)}",
+            f"best {self.best:.4g}" if self.best is not None else "best --",
+            f"{self.running} running",
+        ]
+        return ", ".join(parts)
+
+    def line(self) -> str:
+        return f"stage {self.name}: {self.done}/{self.total} trials, {self.postfix()}"
+
+
+def format_duration(seconds: float | None) -> str:
+    if seconds is None or not math.isfinite(seconds):
+        return "?"
+    seconds = round(seconds)
+    h, rest = divmod(seconds, 3600)
+    m, s = divmod(rest, 60)
+    return f"{h}:{m:02d}:{s:02d}" if h else f"{m}:{s:02d}"
+
+
+@dataclass
+class Display:
+    """Draws the stages of one search from successive ``stage_counts`` snapshots."""
+
+    spec: StudySpec
+    stream: IO[str] = field(default_factory=lambda: sys.stderr)
+    tty: bool | None = None  # None: ask the stream
+    every_n: int | None = None  # None: a tenth of the stage
+    every_s: float = 30.0
+    _bars: dict[str, Any] = field(default_factory=dict, init=False)
+    _said: dict[str, tuple[int, float]] = field(default_factory=dict, init=False)
+
+    def __post_init__(self) -> None:
+        if self.tty is None:
+            self.tty = bool(getattr(self.stream, "isatty", lambda: False)())
+
+    def update(self, counts: dict[str, StageCounts]) -> None:
+        for stage in self.spec.stages:
+            c = counts.get(stage.name)
+            if c is None or c.done + c.running + c.waiting == 0:
+                continue  # not prepared yet
+            facts = StageFacts.of(stage.name, stage.trials, c, self.spec.direction)
+            if self.tty:
+                self._draw(facts)
+            else:
+                self._log(facts)
+
+    def _draw(self, f: StageFacts) -> None:
+        from tqdm import tqdm
+
+        bar = self._bars.get(f.name)
+        if bar is None:
+            bar = tqdm(
+                total=f.total,
+                initial=f.done,
+                desc=f"stage {f.name}",
+                file=self.stream,
+                bar_format="{desc}: {n_fmt}/{total_fmt} |{bar}| {postfix}",
+                dynamic_ncols=True,
+            )
+            self._bars[f.name] = bar
+        if bar.disable:  # closed: the stage was done
+            return
+        bar.update(f.done - bar.n)
+        bar.set_postfix_str(f.postfix(), refresh=True)
+        if f.done >= f.total:
+            bar.close()
+
+    def _log(self, f: StageFacts) -> None:
+        now = time.monotonic()
+        said = self._said.get(f.name)
+        if said is not None:
+            last_done, last_time = said
+            if last_done >= f.total:
+                return  # finished, and said so
+            step = self.every_n or max(1, f.total // 10)
+            due = f.done - last_done >= step or now - last_time >= self.every_s
+            if not due and f.done < f.total:
+                return
+        print(f.line(), file=self.stream, flush=True)
+        self._said[f.name] = (f.done, now)
+
+    def close(self) -> None:
+        for bar in self._bars.values():
+            bar.close()
+
+
+class Watcher:
+    """Polls the database and updates a display from a thread of its own, while this
+    process runs a worker in its main thread (``launch`` with one worker)."""
+
+    def __init__(
+        self, read: Callable[[], dict[str, StageCounts]], display: Display, poll_s: float = 1.0
+    ) -> None:
+        self._read, self._display, self._poll_s = read, display, poll_s
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=self._run, daemon=True)
+
+    def _run(self) -> None:
+        while True:
+            self.refresh()
+            if self._stop.wait(self._poll_s):
+                return
+
+    def refresh(self) -> None:
+        try:
+            self._display.update(self._read())
+        except Exception:  # the database is away: the worker retries; the display waits
+            return
+
+    def __enter__(self) -> Watcher:
+        self._thread.start()
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self._stop.set()
+        self._thread.join()
+        self.refresh()  # the final counts
+        self._display.close()
