@@ -9,6 +9,7 @@ functions.
 
 from __future__ import annotations
 
+import logging
 import tomllib
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
@@ -23,6 +24,8 @@ if TYPE_CHECKING:
 
     from hpsearch.regions import Region
     from hpsearch.report.search import SearchView
+
+log = logging.getLogger(__name__)
 
 
 def read_spec(spec: str | Path | Mapping[str, Any] | StudySpec) -> StudySpec:
@@ -94,7 +97,9 @@ def launch(
     check_workers(url, workers)
     if fn is None:
         fn = load_objective(parsed.objective, parsed.base_dir)
-    register_search(SearchStore.open(url), parsed)
+    registered = register_search(SearchStore.open(url), parsed)
+    for line in [*registered.changes, *registered.notes]:
+        log.warning("search %s: %s", parsed.name, line)
     if workers == 1:
         config = WorkerConfig(
             url, parsed.name, threads or threads_per_worker(1), device, grace_period
@@ -102,7 +107,7 @@ def launch(
         run_worker(config, stop=threading.Event(), objective=fn)
     else:
         code = run_local_workers(
-            url, parsed.name, parsed, workers, device=device, grace_period=grace_period
+            url, parsed.name, registered.spec, workers, device=device, grace_period=grace_period
         )
         if code:
             raise RuntimeError(f"the workers stopped with exit code {code}; see their log")

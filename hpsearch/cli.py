@@ -214,10 +214,15 @@ def launch(
 
     with user_errors():
         check_workers(url, workers)
-        new = register_search(SearchStore.open(url, wait_s=COMMAND_WAIT_S), spec)
+        registered = register_search(SearchStore.open(url, wait_s=COMMAND_WAIT_S), spec)
+    for line in registered.changes:
+        click.echo(f"edited search {spec.name}: {line}", err=True)
+    for note in registered.notes:
+        click.echo(f"note: {note}", err=True)
     click.echo(
-        f"{'launched' if new else 'resuming'} search {spec.name} in {mask_url(url)}: "
-        f"{len(spec.stages)} stage(s), {spec.total_epochs} epochs in all",
+        f"{'launched' if registered.new else 'resuming'} search {spec.name} in "
+        f"{mask_url(url)}: {len(registered.spec.stages)} stage(s), "
+        f"{registered.spec.total_epochs} epochs in all",
         err=True,
     )
     _run_workers(url, spec.name, workers, device, grace_period)

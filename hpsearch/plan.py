@@ -29,6 +29,7 @@ always plans the same stages and workers, resume and ``--dry-run`` agree.
 
 from __future__ import annotations
 
+import dataclasses
 import math
 
 from hpsearch.spec import StageSpec
@@ -90,3 +91,25 @@ def default_plan(budget: int, max_epochs: int) -> tuple[StageSpec, ...]:
             "fine", fine, max_epochs, FINE_SAMPLER, keep=keep, margin=MARGIN, promote=promote
         ),
     )
+
+
+def extend_plan(
+    planned: tuple[StageSpec, ...], prepared: int, budget: int, max_epochs: int
+) -> tuple[StageSpec, ...]:
+    """The plan for a raised ``budget`` when the first ``prepared`` of the ``planned``
+    stages are prepared already: it appends rather than re-plans what ran.
+
+    The prepared stages keep their shape (their slots are queued or ran); the budget the
+    stages before the last leave goes to the last stage as more runs at its epochs, and
+    a last stage not yet prepared promotes as :func:`default_plan` would. With nothing
+    prepared, the whole plan is made afresh.
+    """
+    if not prepared:
+        return default_plan(budget, max_epochs)
+    *before, last = planned
+    spent = sum(s.trials * s.epochs for s in before)
+    trials = max(last.trials, (budget - spent) // last.epochs)
+    promote = last.promote
+    if prepared < len(planned) and promote:
+        promote = min(PROMOTE, (trials + 1) // 2)
+    return (*before, dataclasses.replace(last, trials=trials, promote=promote))

@@ -10,7 +10,7 @@ Optuna distributions.
 from __future__ import annotations
 
 import math
-from collections.abc import Iterator
+from collections.abc import Iterable, Iterator
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -128,6 +128,12 @@ class SearchSpace:
     @property
     def names(self) -> list[str]:
         return [p.name for p in self.params]
+
+    def replace(self, params: Iterable[Param]) -> SearchSpace:
+        """This space with each parameter of ``params`` in place of the one of its name
+        (a stage's own ranges over the ones it was given); the order stays this space's."""
+        given = {p.name: p for p in params}
+        return SearchSpace(tuple(given.get(p.name, p) for p in self.params))
 
     def from_unit(self, u: list[float]) -> dict[str, Any]:
         """Map a point of the unit cube to parameter values."""

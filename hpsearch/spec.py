@@ -14,14 +14,21 @@ import importlib
 import math
 import re
 import tomllib
-from collections.abc import Iterator, Sequence
+from collections.abc import Iterable, Iterator, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from types import ModuleType
 from typing import Any
 
 from hpsearch.errors import UserError
-from hpsearch.space import CategoricalParam, FloatParam, IntParam, Param, SearchSpace
+from hpsearch.space import (
+    CategoricalParam,
+    FloatParam,
+    IntParam,
+    Param,
+    SearchSpace,
+    param_to_dict,
+)
 
 SAMPLERS = ("random", "sobol", "grid", "tpe")
 DIRECTIONS = ("minimize", "maximize")
@@ -42,7 +49,6 @@ TOP_KEYS = (
     "max_epochs",
 )
 PARAM_KEYS = ("low", "high", "log", "step", "choices", "min", "max")
-STAGE_KEYS = ("name", "trials", "epochs", "sampler", "keep", "margin", "promote")
 NAME_RE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.\-]*$")
 
 #: Optuna stores study and parameter names as VARCHAR(512)
@@ -83,6 +89,15 @@ class StageSpec:
     #: epochs (as successive halving promotes), clipped into this stage's box; the sampler
     #: fills the others. 0: no promotion.
     promote: int = 0
+    #: Ranges this stage sets itself (``[stage.space.lr]``), in place of the ones narrowing
+    #: gives (or, for the first stage, of ``[space]``'s): how a user acts on an edge warning.
+    space: SearchSpace | None = None
+
+
+#: The keys of a [[stage]] table: StageSpec's fields, so that a new one cannot be missed.
+STAGE_KEYS = tuple(f.name for f in dataclasses.fields(StageSpec))
+#: What ``[stage.space.NAME]`` may set; the rest (log, step, min, max) is [space]'s.
+STAGE_RANGE_KEYS = ("low", "high")
 
 
 @dataclass(frozen=True)
@@ -133,6 +148,7 @@ class StudySpec:
                     # only when set, so that a search stored before `promote` existed
                     # compares equal to the same file on resume
                     **({"promote": s.promote} if s.promote else {}),
+                    **({"space": _stage_ranges(s.space)} if s.space else {}),
                 }
                 for i, s in enumerate(self.stages)
             ],
@@ -164,6 +180,11 @@ class StudySpec:
         if c.problems:
             raise SpecError("stored spec", c.problems)
         return dataclasses.replace(spec, budget=budget, max_epochs=max_epochs)
+
+
+def _stage_ranges(space: SearchSpace) -> dict[str, dict[str, Any]]:
+    """A stage's own ranges as its [stage.space] tables hold them: only what it may set."""
+    return {p.name: {k: param_to_dict(p)[k] for k in STAGE_RANGE_KEYS} for p in space}
 
 
 def load_spec(path: str | Path) -> StudySpec:
@@ -314,7 +335,8 @@ def parse_spec(data: dict[str, Any], source: str = "<spec>", base_dir: str = "."
     stage_list = c.typed(data, "stage", (list,), "") or []
     if "stage" in data and isinstance(stage_list, list) and not stage_list:
         c.error("stage", "must list at least one [[stage]]")
-    stages = [_parse_stage(c, i, t) for i, t in enumerate(stage_list)]
+    declared = list(space_table) if isinstance(space_table, dict) else []
+    stages = [_parse_stage(c, i, t, space, declared) for i, t in enumerate(stage_list)]
     seen: set[str] = set()
     for i, st in enumerate(stages):
         if st is None:
@@ -329,7 +351,7 @@ def parse_spec(data: dict[str, Any], source: str = "<spec>", base_dir: str = "."
                     f"the first stage has no previous stage to {what} from; drop {key} here",
                 )
         if i == 0 and st.sampler == "grid" and all(p is not None for p in params):
-            _check_grid(c, st, space)
+            _check_grid(c, st, space.replace(st.space or ()))
 
     if budget is not None:
         from hpsearch.plan import default_plan
@@ -392,8 +414,8 @@ def _parse_budget(c: _Checker, data: dict[str, Any]) -> tuple[int | None, int | 
     return budget, max_epochs
 
 
-def _parse_param(c: _Checker, name: str, table: Any) -> Param | None:
-    where = f"space.{name}"
+def _parse_param(c: _Checker, name: str, table: Any, where: str = "") -> Param | None:
+    where = where or f"space.{name}"
     if len(name) > MAX_STORED_NAME:
         where = f"space.{name[:40]}..."
         c.error(where, f"is {len(name)} characters; Optuna stores at most {MAX_STORED_NAME}")
@@ -461,7 +483,9 @@ def _parse_param(c: _Checker, name: str, table: Any) -> Param | None:
     return FloatParam(name, float(low), float(high), log=log, min=lim_lo, max=lim_hi)
 
 
-def _parse_stage(c: _Checker, i: int, table: Any) -> StageSpec | None:
+def _parse_stage(
+    c: _Checker, i: int, table: Any, space: SearchSpace, declared: Iterable[str]
+) -> StageSpec | None:
     where = f"stage[{i}]"
     if not isinstance(table, dict):
         c.error(where, "must be a [[stage]] table")
@@ -497,9 +521,49 @@ def _parse_stage(c: _Checker, i: int, table: Any) -> StageSpec | None:
             f"`promote <= trials` must hold (promoted runs fill this stage's slots), but got "
             f"promote = {promote!r}, trials = {trials!r}; lower promote or raise trials",
         )
+    ranges = _parse_stage_ranges(c, where, table, space, declared)
     if len(c.problems) != before:
         return None
-    return StageSpec(name, trials, epochs, sampler, float(keep), float(margin), promote)
+    return StageSpec(name, trials, epochs, sampler, float(keep), float(margin), promote, ranges)
+
+
+def _parse_stage_ranges(
+    c: _Checker, where: str, table: dict[str, Any], space: SearchSpace, declared: Iterable[str]
+) -> SearchSpace | None:
+    """``[stage.space.NAME]``: the range of a numeric parameter of [space] in this stage,
+    checked as [space]'s are, with its kind, scale, step and limits taken from [space]."""
+    ranges = c.typed(table, "space", (dict,), where, default={})
+    params = []
+    for pname, ptable in (ranges or {}).items():
+        fld = f"{where}.space.{pname}"
+        if pname not in space.names:
+            if pname not in declared:  # (a broken [space] entry is reported on its own)
+                c.error(
+                    fld,
+                    f"{pname!r} is not a parameter of [space] ({', '.join(declared)}); a "
+                    f"stage sets ranges only for parameters in [space]: add [space.{pname}]",
+                )
+            continue
+        base = space[pname]
+        if isinstance(base, CategoricalParam):
+            c.error(fld, "a categorical parameter's choices are set in [space] only")
+            continue
+        if not isinstance(ptable, dict):
+            c.error(fld, f"must be a table like [stage.space.{pname}] with low and high")
+            continue
+        for key in ptable:
+            if key in PARAM_KEYS and key not in STAGE_RANGE_KEYS:
+                c.error(f"{fld}.{key}", f"is [space.{pname}]'s to set; a stage sets low and high")
+        others = {k: v for k, v in ptable.items() if k not in PARAM_KEYS}
+        c.unknown_keys(others, STAGE_RANGE_KEYS, fld)
+        ptable = {k: v for k, v in ptable.items() if k in STAGE_RANGE_KEYS}
+        if isinstance(base, FloatParam):  # the kind is [space]'s: `low = 0` is 0.0 here
+            ptable = {k: float(v) if type(v) is int else v for k, v in ptable.items()}
+        inherited = {k: v for k, v in param_to_dict(base).items() if k not in STAGE_RANGE_KEYS}
+        param = _parse_param(c, pname, {**inherited, **ptable}, where=fld)
+        if param is not None:
+            params.append(param)
+    return SearchSpace(tuple(params)) if params else None
 
 
 def _check_grid(c: _Checker, stage: StageSpec, space: SearchSpace) -> None:

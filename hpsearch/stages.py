@@ -7,20 +7,22 @@ workers there are or when they arrive.
 
 from __future__ import annotations
 
+import dataclasses
 import logging
 import time
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
 from hpsearch import store as st
+from hpsearch.edits import classify, refusal, resolve_plan
 from hpsearch.errors import UserError
 from hpsearch.points import derive_seed, make_points, promoted_points
 from hpsearch.records import TrialRecord
 from hpsearch.regions import Region, narrow
 from hpsearch.space import SearchSpace
-from hpsearch.spec import StudySpec, spec_differences
+from hpsearch.spec import StudySpec
 from hpsearch.store import NewSlot, SearchStore, Stage, StoreLease
-from hpsearch.store.slots import LeaseLost
+from hpsearch.store.slots import LeaseLost, worker_id
 
 if TYPE_CHECKING:
     import optuna
@@ -40,6 +42,7 @@ class StagePlan:
     region: Region | None
     points: list[dict[str, Any]]
     seed: int
+    promoted: int = 0  # the first points: the previous stage's best trials again
 
 
 def stage_seed(spec: StudySpec, index: int) -> int:
@@ -60,11 +63,13 @@ def plan_stage(
 
     With ``promote = N`` the first N points are the previous stage's N best trials, put
     inside this stage's space (``points.promoted_points``); the sampler's points fill the
-    remaining slots (for TPE: empty slots, so TPE sees the promoted runs' results).
+    remaining slots (for TPE: empty slots, so TPE sees the promoted runs' results). A
+    stage's own ranges (``[stage.space.NAME]``) replace what narrowing gave for those
+    parameters, in the space and in the region the stage records.
     """
     stage = spec.stages[index]
     region = None
-    space = spec.space
+    space = spec.space.replace(stage.space or ())
     promoted: list[dict[str, Any]] = []
     if index > 0:
         assert previous_space is not None and previous is not None
@@ -75,12 +80,19 @@ def plan_stage(
             margin=stage.margin,
             direction=spec.direction,
         )
-        space = region.space
+        space = region.space.replace(stage.space or ())
+        region = _searched(region, space)
         promoted = promoted_points(space, previous, stage.promote, spec.direction)
     seed = stage_seed(spec, index)
     left = stage.trials - len(promoted)
     rest = make_points(stage.sampler, space, left, seed) if left else []
-    return StagePlan(space, region, promoted + rest, seed)
+    return StagePlan(space, region, promoted + rest, seed, len(promoted))
+
+
+def _searched(region: Region, space: SearchSpace) -> Region:
+    """``region`` ending at ``space``: what the stage searched, its own ranges included."""
+    params = tuple(dataclasses.replace(p, after=space[p.name]) for p in region.params)
+    return dataclasses.replace(region, space=space, params=params)
 
 
 def _sampler(spec: StudySpec, index: int) -> optuna.samplers.BaseSampler:
@@ -105,24 +117,140 @@ def open_stage(store: SearchStore, spec: StudySpec, index: int) -> Stage:
     return store.open_stage(spec, index, _sampler(spec, index))
 
 
-def register_search(store: SearchStore, spec: StudySpec, *, baseline: str | None = None) -> bool:
-    """Store the spec on the first stage study. Returns True if the search is new.
+@dataclass(frozen=True)
+class Registration:
+    """What launching a study file did to the stored search."""
 
-    Launching the same file again resumes; a different spec under the same name is
-    refused with the differences listed (``create_study(load_if_exists=True)`` would
-    silently keep the stored direction, and the stored points would no longer match).
+    new: bool
+    spec: StudySpec  # the search as stored now: what its workers run
+    changes: list[str]  # one line per edit of the study file applied
+    notes: list[str]  # what the user may want to do about them
+
+
+#: How long a relaunch waits for a stage that a worker is preparing, before it gives up.
+EDIT_WAIT_S = 120.0
+EDIT_LEASE_S = 60.0
+
+
+def register_search(
+    store: SearchStore, spec: StudySpec, *, baseline: str | None = None
+) -> Registration:
+    """Store the spec on the first stage study, or apply the file's edits to the stored one.
+
+    Launching the same file again resumes. An edited file is compared with the stored spec
+    (``edits.classify``): compatible edits are applied and stored with the spec's history,
+    the others refused with the differences and the ways out (``create_study(
+    load_if_exists=True)`` would silently keep the stored direction, and the stored points
+    would no longer match).
     """
+    if baseline is None:
+        found = store.find_spec(spec.name)
+        if found is not None and found.stages[0].name != spec.stages[0].name:
+            ready = store.ready_stages(spec.name, _stage_names(found, spec))
+            raise SpecMismatch(
+                refusal(spec.name, classify(found.to_dict(), spec.to_dict(), ready))
+            )
     stored = store.register(spec, baseline=baseline)
     if stored is None:
-        return True
-    diffs = spec_differences(stored["spec"], spec.to_dict())
-    if diffs:
-        raise SpecMismatch(
-            f"search {spec.name!r} already exists in this storage with a different spec:\n  "
-            + "\n  ".join(diffs)
-            + "\nrename the search (name = ...) or use another --storage to start afresh"
+        return Registration(True, spec, [], [])
+    return _apply_edits(store, spec, stored)
+
+
+def _stage_names(*specs: StudySpec) -> list[str]:
+    return list(dict.fromkeys(s.name for spec in specs for s in spec.stages))
+
+
+def _apply_edits(store: SearchStore, file: StudySpec, value: dict[str, Any]) -> Registration:
+    """Compare the file with the stored spec ``value`` and apply it if every edit is
+    compatible.
+
+    The spec is swapped atomically (a compare-and-swap on the stored value: of two launches
+    editing at once, one applies and the other compares again) under the leases of every
+    stage not prepared yet, so that no worker prepares one from the old spec meanwhile: an
+    edit waits for a preparing worker, and then compares with that stage prepared. Stages
+    given more trials are extended under their leases too.
+    """
+    owner, deadline, wait = worker_id(), time.monotonic() + EDIT_WAIT_S, 0.2
+    while True:
+        stored = StudySpec.from_dict(value["spec"], base_dir=value.get("base_dir", "."))
+        names = _stage_names(stored, file)
+        ready = store.ready_stages(file.name, names)
+        spec = resolve_plan(stored, file, sum(s.name in ready for s in stored.stages))
+        spec = dataclasses.replace(spec, base_dir=stored.base_dir)
+        changes = classify(stored.to_dict(), spec.to_dict(), ready)
+        if not all(c.compatible for c in changes):
+            raise SpecMismatch(refusal(file.name, changes))
+        if not changes:
+            return Registration(False, stored, [], [])
+        grown = [
+            i
+            for i, (old, new) in enumerate(zip(stored.stages, spec.stages, strict=False))
+            if old.name in ready and new.trials > old.trials
+        ]
+        locked = [n for n in names if n not in ready] + [spec.stages[i].name for i in grown]
+        held = _hold(store, file.name, locked, owner)
+        try:
+            if held is not None and store.ready_stages(file.name, names) == ready:
+                lines = [c.line for c in changes]
+                new_value = {**value, "spec": spec.to_dict(), "at": st.now_iso()}
+                if store.swap_spec(spec, value, new_value, lines, list(held.values())):
+                    notes = [note for i in grown for note in _grow(store, spec, i, held, ready)]
+                    return Registration(False, spec, lines, notes)
+        except LeaseLost:
+            log.warning("lost a stage's lease while editing %s; comparing again", file.name)
+        finally:
+            for lease in (held or {}).values():
+                if lease.held:
+                    lease.release()
+        if held is None:
+            if time.monotonic() > deadline:
+                raise UserError(
+                    f"search {file.name!r}: a worker has been preparing one of its stages for "
+                    f"over {EDIT_WAIT_S:g} s; launch again when it is done"
+                )
+            time.sleep(wait)
+            wait = min(wait * 1.5, 5.0)
+        value = store.spec_value(file)
+
+
+def _hold(
+    store: SearchStore, search: str, stages: list[str], owner: str
+) -> dict[str, StoreLease] | None:
+    """The leases of all these stages of ``search``, or None (and none held) when a worker
+    holds one of them: it is preparing that stage."""
+    held: dict[str, StoreLease] = {}
+    for name in stages:
+        lease = store.lease(
+            st.stage_study_name(search, name), duration_s=EDIT_LEASE_S, owner=owner
         )
-    return False
+        if not lease.acquire():
+            for other in held.values():
+                other.release()
+            return None
+        held[name] = lease
+    return held
+
+
+def _grow(
+    store: SearchStore,
+    spec: StudySpec,
+    index: int,
+    held: dict[str, StoreLease],
+    ready: set[str],
+) -> list[str]:
+    """Extend prepared stage ``index`` to its new trials; a note when the next stage was
+    prepared already, from this stage's results before the edit."""
+    stage = open_stage(store, spec, index)
+    _extend(store, spec, index, stage, held[spec.stages[index].name])
+    after = spec.stages[index + 1].name if index + 1 < len(spec.stages) else None
+    if after is None or after not in ready:
+        return []
+    name = spec.stages[index].name
+    return [
+        f"stage {after} was prepared from stage {name}'s results before this edit; to "
+        f"narrow from all {spec.stages[index].trials} once they ran, re-prepare it: "
+        f"hpsearch retry {spec.name} --from-stage {after}"
+    ]
 
 
 def previous_results(
@@ -142,24 +270,34 @@ def prepare_stage(
     owner: str,
     lease_s: float = 60.0,
     poll_s: float = 0.5,
-) -> Stage:
-    """Make sure stage ``index`` has exactly ``trials`` slots; return it.
+) -> Stage | None:
+    """Make sure stage ``index`` has exactly ``trials`` slots; return it, or None when the
+    search changed under the caller: an edit re-opened the stage before (it got more
+    trials) or changed this one. The caller then reads the spec again and goes back.
 
     Exactly one worker prepares (it holds a lease); the others wait for ``ready``. Filling
     is idempotent (slots are numbered, and the store never inserts a number twice) and
     fenced (every write renews the lease in its own transaction), so a preparer killed or
     frozen at any instruction is simply taken over when its lease expires, and the new
-    one enqueues only the missing slots.
+    one enqueues only the missing slots. The spec is read again under the lease (an edit
+    changes a stage not prepared yet only while holding its lease), and a prepared stage
+    with fewer slots than its trials (an edit that stopped before extending it) is
+    extended here.
     """
     stage = open_stage(store, spec, index)
     wait = poll_s
     while True:
-        if store.stage_attrs(stage).get(st.ATTR_READY):
+        attrs = store.stage_attrs(stage)
+        ready = bool(attrs.get(st.ATTR_READY))
+        if ready and attrs.get(st.ATTR_POINTS, 0) >= spec.stages[index].trials:
             return stage
         lease = store.lease(stage.name, duration_s=lease_s, owner=owner)
         if lease.acquire():
             try:
-                _fill(store, spec, index, stage, lease)
+                current = store.current_spec(spec)
+                if _changed(store, spec, current, index, ready):
+                    return None
+                (_extend if ready else _fill)(store, current, index, stage, lease)
             except LeaseLost:
                 log.warning("lost the lease on %s while preparing it; waiting", stage.name)
                 continue
@@ -170,6 +308,16 @@ def prepare_stage(
         log.info("waiting for another worker to prepare %s", stage.name)
         time.sleep(wait)
         wait = min(wait * 1.5, 5.0)
+
+
+def _changed(
+    store: SearchStore, spec: StudySpec, current: StudySpec, index: int, ready: bool
+) -> bool:
+    """Whether stage ``index`` of ``spec`` is not the stored one any more, or (not yet
+    prepared) the stage before it has slots open again."""
+    if index >= len(current.stages) or current.stages[index] != spec.stages[index]:
+        return True
+    return not ready and index > 0 and store.open_count(open_stage(store, current, index - 1)) > 0
 
 
 def stage_attrs(spec: StudySpec, index: int, plan: StagePlan) -> dict[str, Any]:
@@ -185,32 +333,68 @@ def stage_attrs(spec: StudySpec, index: int, plan: StagePlan) -> dict[str, Any]:
         st.ATTR_SPACE: plan.space.to_dict(),
         st.ATTR_REGION: plan.region.to_dict() if plan.region else None,
         st.ATTR_POINTS: len(plan.points),
+        st.ATTR_PROMOTED: plan.promoted,
     }
 
 
 def _fill(
     store: SearchStore, spec: StudySpec, index: int, stage: Stage, lease: StoreLease
 ) -> None:
-    spec_stage = spec.stages[index]
     if index == 0:
         plan = plan_stage(spec, 0)
     else:
         plan = plan_stage(spec, index, *previous_results(store, spec, index))
     store.write_stage_attrs(stage, stage_attrs(spec, index, plan), lease)
     store.set_metric(stage, spec.metric)
-    slots = [
+    added = store.enqueue(stage, plan.space, _slots(spec, index, 0, plan.points), lease)
+    store.write_stage_attrs(stage, {st.ATTR_READY: True}, lease)
+    log.info("prepared %s: %d slots (%d added now)", stage.name, len(plan.points), added)
+
+
+def _extend(
+    store: SearchStore, spec: StudySpec, index: int, stage: Stage, lease: StoreLease
+) -> int:
+    """Append the slots a prepared stage lacks after its trials were raised; how many.
+
+    The sampler's sequence goes on in the stored space from the stored seed: random and
+    Sobol points of ``n + k`` are the ``n`` points and ``k`` more, so the slots there keep
+    their points (a grid cannot grow: ``edits.classify`` refuses it). The point count is
+    written after the slots, so a preparer that dies in between leaves a count that the
+    next one corrects (the enqueue skips the slots that are there).
+    """
+    spec_stage = spec.stages[index]
+    attrs = store.stage_attrs(stage)
+    have = attrs[st.ATTR_POINTS]
+    if have >= spec_stage.trials:
+        return 0
+    assert spec_stage.sampler != "grid", "a grid stage cannot be extended"
+    space = SearchSpace.from_dict(attrs[st.ATTR_SPACE])
+    # (stages prepared before the count was stored: their promote, as planned)
+    promoted = attrs.get(st.ATTR_PROMOTED, min(spec_stage.promote, have) if index else 0)
+    points = make_points(
+        spec_stage.sampler, space, spec_stage.trials - promoted, attrs[st.ATTR_SEED]
+    )
+    added = store.enqueue(
+        stage, space, _slots(spec, index, have, points[have - promoted :]), lease
+    )
+    store.write_stage_attrs(stage, {st.ATTR_POINTS: spec_stage.trials}, lease)
+    log.info("extended %s to %d slots (%d added now)", stage.name, spec_stage.trials, added)
+    return added
+
+
+def _slots(spec: StudySpec, index: int, first: int, points: list[dict[str, Any]]) -> list[NewSlot]:
+    """Slots ``first``, ``first + 1``, ... of stage ``index`` with these points."""
+    stage = spec.stages[index]
+    return [
         NewSlot(
             slot,
             point,
             {
                 "slot": slot,
-                "stage": spec_stage.name,
-                "epochs": spec_stage.epochs,
+                "stage": stage.name,
+                "epochs": stage.epochs,
                 "seed": trial_seed(spec, index, slot),
             },
         )
-        for slot, point in enumerate(plan.points)
+        for slot, point in enumerate(points, start=first)
     ]
-    added = store.enqueue(stage, plan.space, slots, lease)
-    store.write_stage_attrs(stage, {st.ATTR_READY: True}, lease)
-    log.info("prepared %s: %d slots (%d added now)", stage.name, len(plan.points), added)

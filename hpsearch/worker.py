@@ -131,15 +131,27 @@ def run_worker(
     if objective is None:
         objective = load_objective(spec.objective, spec.base_dir, source="stored spec")
     run = _Run(config, store, spec, objective, stop, emit, WorkerStats(), worker_id())
-    for index, spec_stage in enumerate(spec.stages):
+    index = 0
+    # A relaunch may edit the search while this worker runs (more trials, a stage
+    # appended): the stored spec is read again at every stage, and a stage that an edit
+    # re-opened is finished before the next one is prepared.
+    while True:
+        spec = run.spec = store.current_spec(spec)
+        if index >= len(spec.stages):
+            break
         stage = prepare_stage(
             store, spec, index, owner=run.me, lease_s=max(10.0, float(config.grace_period))
         )
+        if stage is None:
+            index = max(0, index - 1)
+            continue
+        spec_stage = spec.stages[index]
         run.stats.stages.append(spec_stage.name)
         emit("stage", {"stage": spec_stage.name, "trials": spec_stage.trials})
         if not run.stage(stage):
             break
         write_stage_note(store, spec, index, owner=run.me)  # finished: its note for reviewers
+        index += 1
     return run.stats
 
 

@@ -85,8 +85,8 @@ def test_resume_continues_without_duplicates(sqlite_url, stub_study, tmp_path):
 
 def test_a_different_spec_under_the_same_name_is_refused(sqlite_url, stub_study):
     launch(sqlite_url, stub_study(toy_study(coarse=4, fine=2)))
-    changed = load_spec(stub_study(toy_study(coarse=5, fine=2), name="changed.toml"))
-    with pytest.raises(SpecMismatch, match=r"stage\[0\].trials: stored 4, file 5"):
+    changed = load_spec(stub_study(toy_study(coarse=4, fine=2, seed=1), name="changed.toml"))
+    with pytest.raises(SpecMismatch, match=r"seed: stored 0, file 1"):
         register_search(st.SearchStore.open(sqlite_url), changed)
 
 

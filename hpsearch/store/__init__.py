@@ -59,6 +59,7 @@ T = TypeVar("T")
 
 # Study user attrs (the dashboard shows them; keep the names plain).
 ATTR_SPEC = "spec"  # on the first stage study only: the whole search
+ATTR_HISTORY = "spec_history"  # beside it: every spec it has been, with times and changes
 ATTR_STAGE = "stage"
 ATTR_STAGE_INDEX = "stage_index"
 ATTR_EPOCHS = "epochs"
@@ -67,6 +68,7 @@ ATTR_SEED = "seed"
 ATTR_SPACE = "space"
 ATTR_REGION = "region"
 ATTR_POINTS = "n_points"
+ATTR_PROMOTED = "n_promoted"  # the first slots: the previous stage's best trials again
 ATTR_READY = "ready"
 ATTR_BASELINE = "baseline"  # on a compare baseline's study: "grid" or "random"
 
@@ -300,7 +302,7 @@ class SearchStore:
                 lambda: slots.add_study_attr(engine, stage.study_id, ATTR_BASELINE, baseline),
                 "mark baseline",
             )
-        value = {"spec": spec.to_dict(), "base_dir": spec.base_dir}
+        value = {"spec": spec.to_dict(), "base_dir": spec.base_dir, "at": now_iso()}
         if self._retry(
             lambda: slots.add_study_attr(engine, stage.study_id, ATTR_SPEC, value), "store spec"
         ):
@@ -482,6 +484,78 @@ class SearchStore:
                 "save figure",
             )
         self._retry(lambda: save_note(stage.study, body), "save note")
+
+    # -- spec edits: a relaunch applying compatible changes of the study file -----------
+
+    def spec_value(self, spec: StudySpec) -> dict[str, Any]:
+        """The stored value of ``spec``'s search (``spec``, ``base_dir``, ``at``), on its
+        first stage study; what :meth:`swap_spec` compares with."""
+        stage = self.find_stage(spec.name, spec.stages[0].name)
+        if stage is None or ATTR_SPEC not in (attrs := self.stage_attrs(stage)):
+            raise StorageBroken(f"the spec of search {spec.name!r} is gone from the storage")
+        return attrs[ATTR_SPEC]
+
+    def current_spec(self, spec: StudySpec) -> StudySpec:
+        """The spec stored now for ``spec``'s search (an edit may have changed it since)."""
+        value = self.spec_value(spec)
+        return StudySpec.from_dict(value["spec"], base_dir=value.get("base_dir", "."))
+
+    def ready_stages(self, search: str, stages: list[str]) -> set[str]:
+        """Which of these stages of ``search`` are prepared (their study has ``ready``)."""
+        found = {name: self.find_stage(search, name) for name in stages}
+        return {
+            name
+            for name, stage in found.items()
+            if stage is not None and self.stage_attrs(stage).get(ATTR_READY)
+        }
+
+    def spec_history(self, spec: StudySpec) -> list[dict[str, Any]]:
+        """Every spec the search has had, oldest first: ``{"at", "spec", "changes"}``
+        (empty for a search never edited)."""
+        stage = self.find_stage(spec.name, spec.stages[0].name)
+        return [] if stage is None else self.stage_attrs(stage).get(ATTR_HISTORY, [])
+
+    def swap_spec(
+        self,
+        spec: StudySpec,
+        old: dict[str, Any],
+        new: dict[str, Any],
+        changes: list[str],
+        leases: list[StoreLease],
+    ) -> bool:
+        """Replace the stored value ``old`` of the search's spec by ``new``, and append
+        ``new`` to its history with ``changes``; False (nothing written) if the stored
+        value is not ``old`` any more. One transaction, fenced by ``leases``."""
+        from hpsearch.store import slots
+
+        stage = self.find_stage(spec.name, spec.stages[0].name)
+        assert stage is not None, "a spec is swapped only where one is stored"
+        entries = [] if self.spec_history(spec) else [_history_entry(old, [])]
+        entries.append(_history_entry(new, changes))
+        engine = self._rdb.engine
+        return self._retry(
+            lambda: slots.swap_study_attr(
+                engine,
+                stage.study_id,
+                ATTR_SPEC,
+                old,
+                new,
+                leases=[lease.lease for lease in leases],
+                append=(ATTR_HISTORY, entries),
+            ),
+            "edit spec",
+        )
+
+
+def _history_entry(value: dict[str, Any], changes: list[str]) -> dict[str, Any]:
+    return {"at": value.get("at"), "spec": value["spec"], "changes": changes}
+
+
+def now_iso() -> str:
+    """Now, as the spec's history stores times: ISO 8601 in UTC."""
+    import datetime
+
+    return datetime.datetime.now(datetime.UTC).isoformat(timespec="seconds")
 
 
 class StoreLease:

@@ -394,6 +394,50 @@ def add_study_attr(engine: Engine, study_id: int, key: str, value: Any) -> bool:
     return True
 
 
+def swap_study_attr(
+    engine: Engine,
+    study_id: int,
+    key: str,
+    old: Any,
+    new: Any,
+    *,
+    leases: list[Lease],
+    append: tuple[str, list[Any]],
+) -> bool:
+    """Compare-and-swap a study user attr: ``key`` becomes ``new`` only if it holds
+    ``old``, and the list attr ``append[0]`` gets ``append[1]`` appended, in one
+    transaction fenced by ``leases``. True if this caller swapped.
+
+    The swap is a conditional ``UPDATE ... WHERE value_json = <the text read>``: of two
+    writers racing, the second updates no row (PostgreSQL re-checks the condition once
+    the first commits; SQLite has one writer at a time), so it writes nothing.
+    """
+    table = _models().StudyUserAttributeModel.__table__
+    where = (table.c.study_id == study_id, table.c.key == key)
+    with engine.begin() as conn:
+        for lease in leases:
+            lease.renew(conn)
+        stored = conn.execute(select(table.c.value_json).where(*where)).scalar_one_or_none()
+        if stored is None or json.loads(stored) != old:
+            return False
+        swapped = conn.execute(
+            table.update()
+            .where(*where, table.c.value_json == stored)
+            .values(value_json=json.dumps(new))
+        ).rowcount
+        if swapped != 1:
+            return False
+        list_key, items = append
+        at = (table.c.study_id == study_id, table.c.key == list_key)
+        before = conn.execute(select(table.c.value_json).where(*at)).scalar_one_or_none()
+        conn.execute(table.delete().where(*at))
+        value = [*(json.loads(before) if before is not None else []), *items]
+        conn.execute(
+            table.insert().values(study_id=study_id, key=list_key, value_json=json.dumps(value))
+        )
+    return True
+
+
 def _attrs(conn: Connection, table: Table, trial_id: int) -> dict[str, Any]:
     rows = conn.execute(
         select(table.c.key, table.c.value_json).where(table.c.trial_id == trial_id)
