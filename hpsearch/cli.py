@@ -244,6 +244,10 @@ def format_plan(spec: Any) -> str:
             keep = f", in the box of the best {kept} of {prev} (margin {s.margin:g})"
             if s.promote:
                 keep += f", the best {s.promote} promoted first"
+        if s.space:
+            keep += ", its own ranges: " + ", ".join(
+                f"{p.name} {p.low:g}..{p.high:g}" for p in s.space
+            )
         lines.append(f"  {s.name}: {s.trials} trials x {s.epochs} epoch(s), {s.sampler}{keep}")
     lines.append(f"  total: {spec.total_epochs} epochs")
     return "\n".join(lines)

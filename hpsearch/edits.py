@@ -36,7 +36,7 @@ IDENTITY = {
     "objective": "every stored trial ran this objective",
     "metric": "every stored value is this metric",
     "direction": "the stored trials were ranked and narrowed this way",
-    "seed": "the seed fixed every prepared stage's points and trial seeds",
+    "seed": "the seed fixes every stage's points and trial seeds",
 }
 #: Top-level keys that say how the search runs, not what it searches: always applied.
 RUNNING = ("max_failures",)
@@ -61,7 +61,8 @@ class Change:
     def diff(self) -> str:
         """The refusal's form: ``seed: stored 0, file 1 (why)``."""
         why = f" ({self.refused})" if self.refused else ""
-        return f"{self.field}: stored {self.stored!r}, file {self.file!r}{why}"
+        stored, file = (ABSENT if v == ABSENT else repr(v) for v in (self.stored, self.file))
+        return f"{self.field}: stored {stored}, file {file}{why}"
 
 
 def classify(
@@ -175,6 +176,8 @@ def _line(label: str, a: Any, b: Any) -> str:
         return f"{label} added: {_show(b)}"
     if b == ABSENT:
         return f"{label} removed"
+    if isinstance(a, dict) and isinstance(b, dict):  # a parameter: the keys that changed
+        return f"{label} " + ", ".join(_line(k, x, y) for k, x, y in _leaves(a, b))
     return f"{label} {_show(a)} -> {_show(b)}"
 
 

@@ -14,7 +14,7 @@ import importlib
 import math
 import re
 import tomllib
-from collections.abc import Iterable, Iterator, Sequence
+from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from types import ModuleType
@@ -199,29 +199,6 @@ def load_spec(path: str | Path) -> StudySpec:
     except tomllib.TOMLDecodeError as exc:
         raise SpecError(str(path), [("", f"not valid TOML: {exc}")]) from exc
     return parse_spec(data, source=str(path), base_dir=str(path.resolve().parent))
-
-
-def spec_differences(old: dict[str, Any], new: dict[str, Any]) -> list[str]:
-    """Human-readable differences between two ``to_dict`` forms, one line per leaf."""
-    a, b = dict(_flatten(old)), dict(_flatten(new))
-    lines = []
-    for key in sorted(a.keys() | b.keys()):
-        if a.get(key, "<absent>") != b.get(key, "<absent>"):
-            lines.append(
-                f"{key}: stored {a.get(key, '<absent>')!r}, file {b.get(key, '<absent>')!r}"
-            )
-    return lines
-
-
-def _flatten(obj: Any, prefix: str = "") -> Iterator[tuple[str, Any]]:
-    if isinstance(obj, dict):
-        for k, v in obj.items():
-            yield from _flatten(v, f"{prefix}.{k}" if prefix else str(k))
-    elif isinstance(obj, list) and obj and all(isinstance(x, dict) for x in obj):
-        for i, v in enumerate(obj):
-            yield from _flatten(v, f"{prefix}[{i}]")
-    else:
-        yield prefix, obj
 
 
 class _Checker:

@@ -25,7 +25,7 @@ from hpsearch.notes import write_stage_note
 from hpsearch.reporter import Reporter, TrialLost
 from hpsearch.space import SearchSpace
 from hpsearch.spec import StudySpec
-from hpsearch.stages import prepare_stage
+from hpsearch.stages import open_stage, prepare_stage
 from hpsearch.store import SearchStore, Slot, Stage, policy
 from hpsearch.store.slots import worker_id
 
@@ -133,12 +133,16 @@ def run_worker(
     run = _Run(config, store, spec, objective, stop, emit, WorkerStats(), worker_id())
     index = 0
     # A relaunch may edit the search while this worker runs (more trials, a stage
-    # appended): the stored spec is read again at every stage, and a stage that an edit
-    # re-opened is finished before the next one is prepared.
+    # appended): the stored spec is read again at every stage, a stage that an edit
+    # re-opened is finished before the next one is prepared, and the worker goes back to
+    # one re-opened behind it before it stops.
     while True:
         spec = run.spec = store.current_spec(spec)
         if index >= len(spec.stages):
-            break
+            reopened = _reopened(store, spec)
+            if reopened is None:
+                break
+            index = reopened
         stage = prepare_stage(
             store, spec, index, owner=run.me, lease_s=max(10.0, float(config.grace_period))
         )
@@ -153,6 +157,15 @@ def run_worker(
         write_stage_note(store, spec, index, owner=run.me)  # finished: its note for reviewers
         index += 1
     return run.stats
+
+
+def _reopened(store: SearchStore, spec: StudySpec) -> int | None:
+    """The first stage with slots open (an edit gave it more trials after this worker had
+    finished it), or None."""
+    return next(
+        (i for i in range(len(spec.stages)) if store.open_count(open_stage(store, spec, i))),
+        None,
+    )
 
 
 @dataclass

@@ -7,8 +7,9 @@ import math
 
 import pytest
 
+from hpsearch.edits import classify
 from hpsearch.plan import coarse_epochs, default_plan
-from hpsearch.spec import StudySpec, parse_spec, spec_differences
+from hpsearch.spec import StudySpec, parse_spec
 
 BUDGETS = [9, 10, 18, 40, 100, 270, 576, 1000, 5000]
 MAX_EPOCHS = [1, 2, 3, 5, 9, 10, 27, 50]
@@ -159,7 +160,7 @@ def test_a_budget_spec_stores_its_planned_stages_and_round_trips():
 def test_a_changed_budget_is_a_spec_difference():
     a = parse_spec(SPEC).to_dict()
     b = parse_spec({**SPEC, "budget": 300}).to_dict()
-    assert "budget: stored 270, file 300" in spec_differences(a, b)
+    assert "budget 270 -> 300" in [c.line for c in classify(a, b, set())]
 
 
 def test_stored_stages_win_over_a_replanned_budget():

@@ -8,8 +8,9 @@ import sys
 
 import pytest
 
+from hpsearch.edits import classify
 from hpsearch.loader import load_objective
-from hpsearch.spec import SpecError, load_spec, parse_spec, spec_differences
+from hpsearch.spec import SpecError, load_spec, parse_spec
 
 BASE = {
     "name": "s",
@@ -315,8 +316,8 @@ def test_promote_is_stored_only_where_set():
     assert promoted.stages[1].promote == 2
     assert promoted.to_dict()["stage"][1]["promote"] == 2
     assert type(promoted).from_dict(promoted.to_dict()) == promoted
-    diff = spec_differences(plain.to_dict(), promoted.to_dict())
-    assert diff == ["stage[1].promote: stored '<absent>', file 2"]
+    diff = [c.line for c in classify(plain.to_dict(), promoted.to_dict(), set())]
+    assert diff == ["b promote 0 -> 2"]
 
 
 def test_bad_toml_and_missing_file_are_spec_errors(tmp_path):
@@ -331,8 +332,8 @@ def test_bad_toml_and_missing_file_are_spec_errors(tmp_path):
 def test_differences_list_each_changed_leaf():
     a = parse_spec(BASE).to_dict()
     b = parse_spec(with_("space.lr.high", 0.5)).to_dict()
-    assert spec_differences(a, b) == ["space.lr.high: stored 1.0, file 0.5"]
-    assert spec_differences(a, a) == []
+    assert [c.line for c in classify(a, b, set())] == ["space.lr high 1.0 -> 0.5"]
+    assert classify(a, a, set()) == []
 
 
 @pytest.mark.parametrize(

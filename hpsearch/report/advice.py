@@ -17,9 +17,10 @@ from collections import Counter
 from dataclasses import dataclass
 
 from hpsearch.records import TrialRecord
-from hpsearch.regions import Region, select_top
+from hpsearch.regions import ParamRegion, Region, select_top
 from hpsearch.report.curves import loss_curve
-from hpsearch.space import CategoricalParam, SearchSpace
+from hpsearch.space import CategoricalParam, IntParam, SearchSpace
+from hpsearch.spec import StageSpec
 from hpsearch.training import diagnostics
 
 #: A stage "learned nothing" when at least this fraction of the trials whose learning is
@@ -62,13 +63,25 @@ def _finished(records: list[TrialRecord]) -> list[TrialRecord]:
     return [r for r in records if r.finished]
 
 
-def edge_advice(stage: str, region: Region, *, last: bool) -> list[Advice]:
-    """ "widen lr below 1e-05": for each parameter whose best trials pressed a bound."""
+@dataclass(frozen=True)
+class EdgeFix:
+    """Where the study file lines that follow an edge warning go: ``stage``'s own ranges
+    (``[stage.space.NAME]``), in a stage not prepared yet, or in a new one (``new``: its
+    ``[[stage]]`` lines first, to add at the end of the file)."""
+
+    stage: StageSpec
+    new: bool
+
+
+def edge_advice(
+    stage: str, region: Region, *, last: bool, fix: EdgeFix | None = None
+) -> list[Advice]:
+    """ "widen lr below 1e-05": for each parameter whose best trials pressed a bound, and
+    with ``fix`` the exact lines to add to the study file to search past them."""
     out = []
-    for p in region.params:
-        if not p.edge or isinstance(p.before, CategoricalParam):
-            continue
-        bound = p.before.low if p.edge == "low" else p.before.high
+    pressed = [p for p in region.params if p.edge and not isinstance(p.before, CategoricalParam)]
+    for p in pressed:
+        bound = p.before.low if p.edge == "low" else p.before.high  # type: ignore[union-attr]
         where = "below" if p.edge == "low" else "above"
         reached = p.after.low if p.edge == "low" else p.after.high  # type: ignore[union-attr]
         msg = (
@@ -80,7 +93,70 @@ def edge_advice(stage: str, region: Region, *, last: bool) -> list[Advice]:
         else:
             msg += f" in the study file (the next stage searches on to {num(reached)})"
         out.append(Advice(stage, "edge", msg))
+    if pressed and fix is not None:
+        out.append(Advice(stage, "edge-fix", _fix_message(pressed, fix)))
     return out
+
+
+def _fix_message(pressed: list[ParamRegion], fix: EdgeFix) -> str:
+    names = [p.name for p in pressed]
+    names_s = " and ".join([", ".join(names[:-1]), names[-1]] if len(names) > 1 else names)
+    lines = [line for p in pressed for line in range_lines(p)]
+    if fix.new:
+        s = fix.stage
+        lines = [
+            "[[stage]]",
+            f'name = "{s.name}"',
+            f"trials = {s.trials}",
+            f"epochs = {s.epochs}",
+            f'sampler = "{s.sampler}"',
+            *lines,
+        ]
+        where = "add this stage at the end of the study file"
+    else:
+        where = f"add these lines to stage {fix.stage.name}'s [[stage]] table, after its keys,"
+    return f"to search past the edge of {names_s}, {where} and launch again:\n" + "\n".join(
+        f"    {line}" for line in lines
+    )
+
+
+def range_lines(p: ParamRegion) -> list[str]:
+    """``[stage.space.NAME]`` with a range past the pressed edge of ``p``: at least a decade
+    past the bound for a log parameter, and never narrower than narrowing goes on its own
+    (``p.after``); the other end is narrowing's. Rounded outwards to 2 significant digits
+    (ints: onto the step grid) and kept within the parameter's hard limits."""
+    before, after = p.before, p.after
+    assert not isinstance(before, CategoricalParam) and not isinstance(after, CategoricalParam)
+    low, high = after.low, after.high
+    if p.edge == "low":
+        low = min(low, before.low / 10) if before.log else low
+    else:
+        high = max(high, before.high * 10) if before.log else high
+    if isinstance(before, IntParam):
+        low = before.low + math.floor((low - before.low) / before.step) * before.step
+        high = before.low + math.ceil((high - before.low) / before.step) * before.step
+        low = max(low, 1) if before.log else low
+    else:
+        low, high = _round(low, up=False), _round(high, up=True)
+    if before.min is not None:
+        low = max(low, before.min)
+    if before.max is not None:
+        high = min(high, before.max)
+    return [f"[stage.space.{p.name}]", f"low = {_toml(low)}", f"high = {_toml(high)}"]
+
+
+def _round(x: float, *, up: bool) -> float:
+    """``x`` rounded to 2 significant digits, away from the range (down for a low end)."""
+    if x == 0:
+        return 0.0
+    q = 10.0 ** (math.floor(math.log10(abs(x))) - 1)
+    return float(f"{(math.ceil if up else math.floor)(x / q) * q:.2g}")
+
+
+def _toml(x: float | int) -> str:
+    """A TOML number of the parameter's kind: ``3`` for an int, ``3.0`` or ``5.6e-07``
+    for a float (an int would make a float parameter's range an int one)."""
+    return str(x) if isinstance(x, int) else repr(float(x))
 
 
 def _learned(r: TrialRecord, direction: str) -> bool | None:
@@ -274,6 +350,7 @@ def stage_advice(
     *,
     direction: str,
     last: bool,
+    fix: EdgeFix | None = None,
 ) -> list[Advice]:
     """Every warning for one stage, most actionable first."""
     out: list[Advice] = []
@@ -281,7 +358,7 @@ def stage_advice(
     if nothing is not None:
         out.append(nothing)
     if handed_on is not None and nothing is None:  # the edges of noise mean nothing
-        out += edge_advice(stage, handed_on, last=last)
+        out += edge_advice(stage, handed_on, last=last, fix=fix)
     for rule in (
         lambda: overfitting(stage, records, direction),
         lambda: flat_then_drop(stage, records, direction),

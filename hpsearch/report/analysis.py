@@ -7,14 +7,16 @@ here, so the views only format.
 
 from __future__ import annotations
 
+import itertools
 from dataclasses import dataclass
 
 from hpsearch.regions import Region
-from hpsearch.report.advice import Advice, stage_advice
+from hpsearch.report.advice import Advice, EdgeFix, stage_advice
 from hpsearch.report.describe import RegionRow, region_rows
 from hpsearch.report.importance import Importance, param_importance
 from hpsearch.report.search import SearchView, StageView
 from hpsearch.space import CategoricalParam
+from hpsearch.spec import StageSpec
 
 #: fANOVA for small stages, PED-ANOVA for large ones: see ``importance.AUTO_FANOVA_MAX``.
 DEFAULT_EVALUATOR = "auto"
@@ -70,8 +72,26 @@ def analyze(view: SearchView, evaluator: str = DEFAULT_EVALUATOR) -> Report:
                     v.handed_on,
                     direction=view.spec.direction,
                     last=v.index == len(view.stages) - 1,
+                    fix=edge_fix(view, v.index),
                 ),
                 region_rows(v.handed_on) if v.handed_on is not None else [],
             )
         )
     return Report(view, stages)
+
+
+def edge_fix(view: SearchView, index: int) -> EdgeFix | None:
+    """Where the ranges that search past stage ``index``'s pressed edges can go: the next
+    stage while it is not prepared, else a stage appended after the last one (a copy of
+    it, under a new name). None for a planned search (its file has no [[stage]] tables)
+    and for a next stage already prepared (it searched past the edge on its own)."""
+    spec = view.spec
+    if spec.budget is not None:
+        return None
+    if index + 1 < len(view.stages):
+        nxt = view.stages[index + 1]
+        return EdgeFix(nxt.stage, new=False) if nxt.space is None else None
+    last = spec.stages[index]
+    names = {s.name for s in spec.stages}
+    name = next(f"{last.name}-{n}" for n in itertools.count(2) if f"{last.name}-{n}" not in names)
+    return EdgeFix(StageSpec(name, last.trials, last.epochs, last.sampler), new=True)

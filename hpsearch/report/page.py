@@ -55,7 +55,8 @@ table { border-collapse: collapse; font-size: 13px; margin: 6px 0 14px; }
 th, td { padding: 3px 8px; border-bottom: 1px solid #ddd; text-align: left; }
 th { background: #f3f3f3; }
 #trials th { cursor: pointer; position: sticky; top: 0; }
-.warn { background: #fff6e0; border-left: 4px solid #f0a000; padding: 6px 10px; margin: 4px 0; }
+.warn { background: #fff6e0; border-left: 4px solid #f0a000; padding: 6px 10px; margin: 4px 0;
+  white-space: pre-wrap; }
 .ok { color: #2a7; } .muted { color: #777; } code { font-size: 13px; }
 .imp { display: inline-block; height: 10px; background: #636efa; vertical-align: middle; }
 .scroll { max-height: 600px; overflow: auto; }

@@ -58,9 +58,20 @@ class StageView:
 
 
 @dataclass(frozen=True)
+class Edit:
+    """One spec the search has had (``store.spec_history``): when it became the search's,
+    and the changes a relaunch applied (none for the spec first launched)."""
+
+    at: str | None  # ISO 8601 (UTC); None where it was not recorded
+    stages: tuple[str, ...]  # the stages it listed
+    changes: tuple[str, ...]
+
+
+@dataclass(frozen=True)
 class SearchView:
     spec: StudySpec
     stages: list[StageView]
+    history: tuple[Edit, ...] = ()  # empty for a search never edited
 
 
 def load_search(store: SearchStore, name: str) -> SearchView:
@@ -74,7 +85,11 @@ def load_search(store: SearchStore, name: str) -> SearchView:
         hint = f" (searches here: {', '.join(known)})" if known else " (the storage is empty)"
         raise UserError(f"no search named {name!r}{hint}")
     views = [_stage_view(store, spec, index) for index in range(len(spec.stages))]
-    return SearchView(spec, _with_handed_on(spec, views))
+    history = tuple(
+        Edit(e.get("at"), tuple(s["name"] for s in e["spec"]["stage"]), tuple(e["changes"]))
+        for e in store.spec_history(spec)
+    )
+    return SearchView(spec, _with_handed_on(spec, views), history)
 
 
 def load_stage(store: SearchStore, spec: StudySpec, index: int) -> StageView:

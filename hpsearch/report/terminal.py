@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import datetime
+
 from hpsearch.records import rank
 from hpsearch.regions import describe_range
 from hpsearch.report.analysis import DEFAULT_EVALUATOR, Report, StageReport, analyze
@@ -93,10 +95,32 @@ def format_stage(report: Report, s: StageReport, top: int = 5) -> str:
 def format_report(report: Report) -> str:
     """The terminal report of a whole search."""
     spec = report.search.spec
-    return "\n\n".join(
-        [f"search {spec.name}: {spec.metric} ({spec.direction})"]
-        + [format_stage(report, s) for s in report.stages]
-    )
+    head = [f"search {spec.name}: {spec.metric} ({spec.direction})", *format_history(report)]
+    return "\n\n".join(["\n".join(head)] + [format_stage(report, s) for s in report.stages])
+
+
+def format_history(report: Report) -> list[str]:
+    """A line per edit of the study file that a relaunch applied, and which edit added
+    each stage that the first launch did not have."""
+    history = report.search.history
+    lines = []
+    for edit in history[1:]:
+        lines.append(f"  edited {local_time(edit.at)}: " + "; ".join(edit.changes))
+    first = history[0].stages if history else ()
+    for v in report.search.stages:
+        added = next((e for e in history if v.stage.name in e.stages), None)
+        if added is not None and v.stage.name not in first:
+            lines.append(f"  stage {v.stage.name} came from the edit of {local_time(added.at)}")
+    if lines:
+        lines.insert(0, f"  launched {local_time(history[0].at)}")
+    return lines
+
+
+def local_time(at: str | None) -> str:
+    """An ISO time of the spec history, in this machine's time zone, to the minute."""
+    if at is None:
+        return "(time not recorded)"
+    return datetime.datetime.fromisoformat(at).astimezone().strftime("%Y-%m-%d %H:%M")
 
 
 def format_summary(view: SearchView, evaluator: str = DEFAULT_EVALUATOR) -> str:
