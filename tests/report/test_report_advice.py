@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import pytest
 from report_helpers import rec
 
 from hpsearch.regions import narrow
@@ -124,3 +125,49 @@ def test_stage_advice_skips_edges_when_nothing_learned():
     region = narrow(SPACE, records, keep=0.25, margin=0.25, direction="minimize")
     found = advice.stage_advice("coarse", records, SPACE, region, direction="minimize", last=True)
     assert [a.kind for a in found] == ["nothing-learned"]
+
+
+def test_an_edge_warning_prints_the_lines_to_add_to_the_study_file():
+    from hpsearch.spec import StageSpec
+
+    region = narrow(SPACE, lr_sweep(-6.0), keep=0.25, margin=0.25, direction="minimize")
+    new = advice.EdgeFix(StageSpec("fine-2", 10, 5, "tpe"), new=True)
+    *_, fix = advice.edge_advice("fine", region, last=True, fix=new)
+    assert fix.kind == "edge-fix"
+    lines = fix.message.splitlines()
+    assert lines[0] == (
+        "to search past the edge of lr, add this stage at the end of the study file and "
+        "launch again:"
+    )
+    assert region.space["lr"].high == pytest.approx(2.769e-4, rel=1e-3)
+    assert lines[1:] == [
+        "    [[stage]]",
+        '    name = "fine-2"',
+        "    trials = 10",
+        "    epochs = 5",
+        '    sampler = "tpe"',
+        "    [stage.space.lr]",
+        # narrowing reached 10^-6.25 already, past the decade below 1e-05: it is kept
+        "    low = 5.6e-07",
+        "    high = 0.00028",  # narrowing's other end, rounded outwards
+    ]
+    nxt = advice.EdgeFix(StageSpec("fine", 10, 5), new=False)
+    *_, fix = advice.edge_advice("coarse", region, last=False, fix=nxt)
+    assert "add these lines to stage fine's [[stage]] table, after its keys," in fix.message
+    assert "[[stage]]\n" not in fix.message and "    [stage.space.lr]" in fix.message
+    assert advice.edge_advice("coarse", region, last=False)[-1].kind == "edge"  # no fix: none
+
+
+def test_edge_lines_keep_a_parameters_kind_grid_and_limits():
+    from hpsearch.regions import ParamRegion
+    from hpsearch.space import IntParam
+
+    width = IntParam("width", 8, 64, step=8)
+    pressed = ParamRegion(width, IntParam("width", 40, 78, step=8), "high", 64)
+    assert advice.range_lines(pressed) == ["[stage.space.width]", "low = 40", "high = 80"]
+    drop = FloatParam("drop", 0.0, 0.5, max=0.6)
+    pressed = ParamRegion(drop, FloatParam("drop", 0.3333, 0.6, max=0.6), "high", 0.5)
+    assert advice.range_lines(pressed) == ["[stage.space.drop]", "low = 0.33", "high = 0.6"]
+    lr = FloatParam("lr", 1e-3, 1.0, log=True)
+    pressed = ParamRegion(lr, FloatParam("lr", 0.03, 2.37, log=True), "high", 0.9)
+    assert advice.range_lines(pressed) == ["[stage.space.lr]", "low = 0.03", "high = 10.0"]
