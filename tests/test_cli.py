@@ -71,10 +71,10 @@ def test_launch_status_report_resume_and_refusal(tmp_path):
     r = hpsearch("launch", str(study), cwd=tmp_path)  # resume: nothing left to do
     assert r.returncode == 0 and "resuming" in r.stderr and "0 completed" in r.stderr
 
-    study.write_text(toy_study(coarse=13, fine=4))
+    study.write_text(toy_study(coarse=12, fine=4).replace("epochs = 1", "epochs = 2"))
     r = hpsearch("launch", str(study), cwd=tmp_path)
     assert r.returncode == 2
-    assert "stage[0].trials: stored 12, file 13" in r.stderr
+    assert "stage[0].epochs: stored 1, file 2" in r.stderr
 
     r = hpsearch("status", "nosuch", cwd=tmp_path)
     assert r.returncode == 2 and "no search named 'nosuch'" in r.stderr and "toy" in r.stderr
