@@ -23,7 +23,9 @@ document each default's reason):
   ``direction`` must match.
 
 An unknown key is an error, so that a misspelt parameter fails the first trial instead of
-being searched over without effect.
+being searched over without effect. ``save_path`` is no parameter (a study file cannot set
+it): only ``hpsearch best --retrain --save PATH`` passes it, and the trained model is then
+written there with ``torch.save`` (see :func:`save_model`).
 
 A diverged run (NaN/inf or exploding loss) is stopped early and returns a finite stand-in
 no better than chance, so that studies stay sortable and the dashboard readable: for
@@ -49,8 +51,9 @@ from typing import Any
 
 import torch
 
+from hpsearch.reporter import SAVE_PATH_KEY
 from hpsearch.training import diagnostics
-from hpsearch.training.data import DataConfig, load_data
+from hpsearch.training.data import DataConfig, Dataset, load_data
 from hpsearch.training.loop import (
     EpochStats,
     FitResult,
@@ -94,6 +97,8 @@ def objective(params: dict[str, Any], epochs: int, report: Any) -> float:
         ValueError: for an unknown key or a bad value (the message names the key).
         TrialLost: from ``report``, unchanged, when the trial was taken away meanwhile.
     """
+    params = dict(params)
+    save_path = params.pop(SAVE_PATH_KEY, None)
     data_cfg, model_kwargs, train_cfg, device_name, metric = parse_params(params)
     torch.set_num_threads(max(1, int(report.threads)))
     device = resolve_device(device_name or getattr(report, "device", "auto"))
@@ -135,7 +140,29 @@ def objective(params: dict[str, Any], epochs: int, report: Any) -> float:
         num_params=sum(p.numel() for p in model.parameters()),
         metric=metric,
     )
+    if save_path is not None:
+        save_model(
+            save_path, model, data, {"data": data_cfg, "model": model_cfg, "train": train_cfg}
+        )
     return value
+
+
+def save_model(path: str, model: CNN, data: Dataset, configs: dict[str, Any]) -> None:
+    """Write the trained model: ``torch.save({"state_dict", "config", "preprocess"})``.
+
+    ``config`` holds the data, model and train configs as dicts (``CNN(CNNConfig(
+    **config["model"]))`` rebuilds the network), ``preprocess`` the ``shift`` and ``scale``
+    the training split was normalised with (``x = (raw - shift) / scale``), which new
+    images need too. Tensors are moved to the CPU so the file loads anywhere.
+    """
+    torch.save(
+        {
+            "state_dict": {k: v.detach().cpu() for k, v in model.state_dict().items()},
+            "config": {name: dataclasses.asdict(cfg) for name, cfg in configs.items()},
+            "preprocess": {"shift": data.shift.cpu(), "scale": data.scale.cpu()},
+        },
+        path,
+    )
 
 
 def parse_params(
