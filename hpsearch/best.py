@@ -21,8 +21,6 @@ from hpsearch.records import TrialRecord, recommended
 from hpsearch.report.search import SearchView
 from hpsearch.worker import builtin_params
 
-FORMATS = ("text", "json", "toml")
-
 
 class NoWinner(UserError):
     """The stage asked for does not exist, or no trial has given a usable value yet."""
@@ -103,7 +101,7 @@ def find_winner(view: SearchView, stage: str | None = None) -> Winner:
 
 
 def format_winner(winner: Winner, fmt: str, commands: str = "") -> str:
-    """The winner in one of :data:`FORMATS`."""
+    """The winner as ``text``, ``json`` or ``toml``."""
     if fmt == "json":
         return format_json(winner)
     if fmt == "toml":

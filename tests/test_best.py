@@ -13,6 +13,7 @@ from stored import stage_study
 from stubs import toy_study
 
 from hpsearch import examples
+from hpsearch.records import TrialRecord, recommended
 
 #: [fixed] values of every TOML kind a study file may hold, and a float that only reads
 #: back exactly at full precision.
@@ -148,6 +149,7 @@ def test_the_built_in_cnn_retrains_to_the_stored_value_and_saves_its_model(tmp_p
     )
     r = hpsearch("launch", str(study), cwd=tmp_path)
     assert r.returncode == 0, r.stderr
+    assert r.stdout.rstrip().endswith("hpsearch best toy, hpsearch dashboard")  # no --storage
     url = f"sqlite:///{tmp_path / 'hpsearch.db'}"
     stored = best(tmp_path, url)
     assert stored["split_seed"] == 0 and stored["params"]["dataset"] == "digits"
@@ -171,3 +173,22 @@ def test_best_never_creates_a_database(tmp_path):
     r = hpsearch("best", "toy", cwd=tmp_path)
     assert r.returncode == 2 and "no such SQLite file" in r.stderr
     assert not (tmp_path / "hpsearch.db").exists()
+
+
+def test_the_recommended_trial_is_the_best_usable_one_among_the_longest_runs():
+    def rec(number: int, value: float | None, epochs: int, **kw) -> TrialRecord:
+        state = kw.pop("state", "COMPLETE")
+        return TrialRecord(number, "s", state, {}, value=value, epochs=epochs, **kw)
+
+    records = [
+        rec(0, 0.1, 1),  # the best value, but after one epoch
+        rec(1, 0.5, 3),
+        rec(2, 0.4, 3),
+        rec(3, 0.0, 3, attrs={"diverged": True}),
+        rec(4, 0.2, 3, superseded=True),
+        rec(5, None, 5, state="FAIL"),  # the longest, but no value
+        rec(6, None, 9, state="RUNNING"),
+    ]
+    assert recommended(records, "minimize").number == 2
+    assert recommended(records, "maximize").number == 1
+    assert recommended(records[5:], "minimize") is None
