@@ -499,19 +499,13 @@ def delete(name: str, storage: str | None, yes: bool, force: bool, grace_period:
 
     Launching its study file again then starts it afresh.
     """
-    from hpsearch.manage import WorkersRunning, check_deletable
+    from hpsearch.manage import check_deletable
     from hpsearch.store import SearchStore
     from hpsearch.urls import mask_url, resolve_url
 
     url = resolve_url(storage)
     with user_errors():
-        store = SearchStore.open(url, wait_s=COMMAND_WAIT_S, readonly=True)
-        try:
-            studies = check_deletable(store, name, grace_period)
-        except WorkersRunning:
-            if not force:
-                raise
-            studies = store.search_studies(name)
+        studies = check_deletable(open_reader(url), name, grace_period, force=force)
         if not yes:
             if not sys.stdin.isatty():
                 raise BadInput(

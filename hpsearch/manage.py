@@ -100,15 +100,17 @@ def format_searches(rows: list[SearchRow], orphaned: list[str], where: str) -> s
     return "\n".join([f"searches in {where}:", table, *lines])
 
 
-def check_deletable(store: SearchStore, name: str, grace_period: float) -> list[str]:
+def check_deletable(
+    store: SearchStore, name: str, grace_period: float, *, force: bool = False
+) -> list[str]:
     """The studies that deleting ``name`` removes; UserError if there are none, and
-    :class:`WorkersRunning` while a worker's heartbeat is fresh."""
+    :class:`WorkersRunning` while a worker's heartbeat is fresh, unless ``force``."""
     studies = store.search_studies(name)
     if not studies:
         known = store.search_names()
         hint = f" (searches here: {', '.join(known)})" if known else " (the storage is empty)"
         raise UserError(f"no search named {name!r}{hint}")
-    live = store.live_trials(name, grace_period)
+    live = 0 if force else store.live_trials(name, grace_period)
     if live:
         raise WorkersRunning(
             f"search {name} has {live} trial(s) running, with a worker heartbeat in the last "
