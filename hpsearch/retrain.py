@@ -13,7 +13,7 @@ from __future__ import annotations
 
 import json
 import threading
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -87,16 +87,14 @@ def format_retrained(done: Retrained, fmt: str) -> str:
 @dataclass
 class _Replay:
     """The winner's trial in the shape of the claimed slot the worker's ``_call`` reads:
-    its number, params and attrs (seed, epochs), and a sink for epoch values that keeps
-    them here instead of writing them to the trial."""
+    its number, params and attrs (seed, epochs), and a sink for epoch values."""
 
     number: int
     params: dict[str, Any]
     attrs: dict[str, Any]
-    values: dict[int, float] = field(default_factory=dict)
 
     def report(self, epoch: int, value: float) -> None:
-        self.values[epoch] = value
+        """Nothing is written: the stored trial stays as its worker left it."""
 
 
 def retrain(
