@@ -155,6 +155,13 @@ class Search:
         ]
         return pd.DataFrame(rows, columns=["stage", "number", "epoch", "value"])
 
+    def best(self, stage: str | None = None) -> dict[str, Any]:
+        """The recommended configuration (``hpsearch best --format json``): ``params``
+        with ``[fixed]``, ``value``, ``stage``, ``trial``, ``epochs``, ``seed``..."""
+        from hpsearch.best import find_winner
+
+        return find_winner(self.view(), stage).to_dict()
+
     def regions(self) -> dict[str, Region]:
         """The promising region each stage with results hands on, by stage name."""
         return {v.stage.name: v.handed_on for v in self.view().stages if v.handed_on is not None}

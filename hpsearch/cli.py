@@ -310,10 +310,32 @@ def _work(
 
 
 def _print_summary(url: str, name: str) -> None:
+    """The report, then one line: the winner and the commands that look further."""
+    from hpsearch.records import recommended
     from hpsearch.report.search import load_search
     from hpsearch.report.terminal import format_summary
 
-    click.echo(format_summary(load_search(open_reader(url), name)))
+    view = load_search(open_reader(url), name)
+    click.echo(format_summary(view))
+    flag = storage_flag(url)
+    best = recommended([r for v in view.stages for r in v.records], view.spec.direction)
+    found = (
+        f"best {view.spec.metric} {best.value:.6g} (stage {best.stage}, trial {best.number})"
+        if best is not None
+        else "no trial gave a usable value"
+    )
+    click.echo(
+        f"\n{found}; more: hpsearch report {name}{flag}, hpsearch best {name}{flag}, "
+        f"hpsearch dashboard{flag}"
+    )
+
+
+def storage_flag(url: str) -> str:
+    """`` --storage URL`` (password masked) for a command to print, unless the default
+    storage (``$HPSEARCH_STORAGE`` or ./hpsearch.db) is the one in use."""
+    from hpsearch.urls import mask_url, resolve_url
+
+    return "" if url == resolve_url(None) else f" --storage {mask_url(url)}"
 
 
 @main.command()
@@ -414,6 +436,143 @@ def compare(file: str, storage: str | None, workers: int, device: str, grace_per
         method_result(method, b) for method, b in sorted(load_baselines(store, spec.name).items())
     ]
     click.echo(format_comparison(view, results))
+
+
+@main.command()
+@click.argument("name")
+@storage_option
+@click.option("--stage", default=None, metavar="S", help="The best of stage S only.")
+@click.option(
+    "--format",
+    "fmt",
+    default="text",
+    show_default=True,
+    type=click.Choice(["text", "json", "toml"]),
+    help="toml: a [fixed] table to paste into a study file.",
+)
+@click.option("--retrain", is_flag=True, help="Train the winner once more (nothing is stored).")
+@click.option(
+    "--epochs", default=None, type=click.IntRange(1), help="With --retrain: epochs to train."
+)
+@click.option(
+    "--save", default=None, metavar="PATH", help="With --retrain: write the trained model here."
+)
+@click.option(
+    "--device",
+    default=None,
+    type=click.Choice(["auto", "cpu", "cuda"]),
+    help="With --retrain: where to train (default: where the trial ran).",
+)
+@click.option(
+    "--threads",
+    default=None,
+    type=click.IntRange(1),
+    help="With --retrain: CPU threads (default: the trial's).",
+)
+def best(
+    name: str,
+    storage: str | None,
+    stage: str | None,
+    fmt: str,
+    retrain: bool,
+    epochs: int | None,
+    save: str | None,
+    device: str | None,
+    threads: int | None,
+) -> None:
+    """The configuration search NAME recommends: the best trial among its longest runs,
+    with every parameter ([fixed] too), its seed and the data split seed, at full
+    precision. --retrain trains it again and checks the value comes back."""
+    from hpsearch import best as winners
+    from hpsearch.report.search import load_search
+    from hpsearch.urls import resolve_url
+
+    if not retrain:
+        for option, given in (
+            ("--epochs", epochs),
+            ("--save", save),
+            ("--device", device),
+            ("--threads", threads),
+        ):
+            if given is not None:
+                raise BadInput(f"{option} only applies with --retrain")
+    elif fmt == "toml":
+        raise BadInput("--retrain reports in text or json; --format toml prints the winner")
+    url = resolve_url(storage)
+    with user_errors():
+        store = open_reader(url)
+        view = load_search(store, name)
+        winner = winners.find_winner(view, stage)
+        if not retrain:
+            click.echo(winners.format_winner(winner, fmt, storage_flag(url)))
+            return
+        from hpsearch import retrain as retraining
+
+        click.echo(
+            f"retraining trial {winner.record.number} of {name} (stage {winner.record.stage})",
+            err=True,
+        )
+        try:
+            done = retraining.retrain(
+                store, view.spec, winner, epochs=epochs, save=save, threads=threads, device=device
+            )
+        except retraining.RetrainFailed as exc:
+            raise click.ClickException(str(exc)) from exc
+    click.echo(retraining.format_retrained(done, fmt))
+    if done.reproduced is False:
+        click.echo(f"warning: {retraining.NOT_REPRODUCED}", err=True)
+
+
+GRACE_HELP = "Seconds without a heartbeat before a worker counts as gone (as for launch)."
+
+
+@main.command(name="list")
+@storage_option
+@click.option(
+    "--grace-period", default=60, show_default=True, type=click.IntRange(2), help=GRACE_HELP
+)
+def list_(storage: str | None, grace_period: int) -> None:
+    """Every search in the storage: stages, trials done, state, best value."""
+    from hpsearch.manage import format_searches, list_searches
+    from hpsearch.urls import mask_url, resolve_url
+
+    url = resolve_url(storage)
+    with user_errors():
+        store = open_reader(url)
+        rows = list_searches(store, grace_period)
+        click.echo(format_searches(rows, store.orphaned_searches(), mask_url(url)))
+
+
+@main.command()
+@click.argument("name")
+@storage_option
+@click.option("--yes", is_flag=True, help="Do not ask (needed without a terminal).")
+@click.option("--force", is_flag=True, help="Delete even while a worker's heartbeat is fresh.")
+@click.option(
+    "--grace-period", default=60, show_default=True, type=click.IntRange(2), help=GRACE_HELP
+)
+def delete(name: str, storage: str | None, yes: bool, force: bool, grace_period: int) -> None:
+    """Delete search NAME: every stage study and compare baseline, in one transaction.
+
+    Launching its study file again then starts it afresh.
+    """
+    from hpsearch.manage import check_deletable
+    from hpsearch.store import SearchStore
+    from hpsearch.urls import mask_url, resolve_url
+
+    url = resolve_url(storage)
+    with user_errors():
+        studies = check_deletable(open_reader(url), name, grace_period, force=force)
+        if not yes:
+            if not sys.stdin.isatty():
+                raise BadInput(
+                    f"delete {name}: no terminal to ask on; pass --yes to delete without asking"
+                )
+            click.confirm(
+                f"delete search {name} from {mask_url(url)} ({', '.join(studies)})?", abort=True
+            )
+        deleted = SearchStore.open(url, wait_s=COMMAND_WAIT_S).delete_search(name)
+    click.echo(f"deleted search {name}: {', '.join(deleted)}", err=True)
 
 
 @main.command()

@@ -16,7 +16,7 @@ import time
 import traceback
 from collections.abc import Callable
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, Protocol
 
 from hpsearch import store as st
 from hpsearch.errors import UserError
@@ -214,27 +214,57 @@ class _Run:
                 reason = f"{type(exc).__name__}: {exc}"
                 log.error("trial %d failed: %s\n%s", slot.number, reason, traceback.format_exc())
                 return _record(slot, None, {"fail_reason": reason[:500]})
-            return _record(slot, *_checked(value, attrs))
+            return _record(slot, *checked(value, attrs))
 
     def _call(self, slot: Slot) -> tuple[Any, dict[str, Any]]:
-        """The objective on the slot's params: its return value and the trial's attrs."""
         config = self.config
-        reporter = Reporter(
-            seed=int(slot.attrs.get("seed", 0)),
+        return call_objective(
+            self.spec,
+            self.objective,
+            slot,
             threads=config.threads,
-            on_value=slot.report,
             device=config.device,
+            stop=self.stop,
         )
-        merged = builtin_params(self.spec, {**self.spec.fixed, **slot.params})
-        start = time.perf_counter()
-        _IN_OBJECTIVE.set()
-        try:
-            if self.stop.is_set():  # the signal came during the claim
-                raise KeyboardInterrupt
-            value = self.objective(merged, int(slot.attrs.get("epochs", 1)), reporter)
-        finally:
-            _IN_OBJECTIVE.clear()
-        return value, {**reporter.attrs, "wall_seconds": round(time.perf_counter() - start, 4)}
+
+
+class SlotLike(Protocol):
+    """What :func:`call_objective` reads of a slot: a claimed one, or a stored trial that
+    ``hpsearch best --retrain`` replays."""
+
+    number: int
+    params: dict[str, Any]
+    attrs: dict[str, Any]
+
+    def report(self, epoch: int, value: float) -> None: ...
+
+
+def call_objective(
+    spec: StudySpec,
+    objective: Callable[..., Any],
+    slot: SlotLike,
+    *,
+    threads: int,
+    device: str,
+    stop: threading.Event | None = None,
+) -> tuple[Any, dict[str, Any]]:
+    """The objective on the slot's params, as every trial runs it: ``[fixed]`` merged
+    with the searched params, the built-in's extras, a Reporter with the slot's seed and
+    its epochs. Returns what the objective returned and the trial's attrs; one path, so
+    that a retrained winner cannot drift from the trial it reproduces."""
+    reporter = Reporter(
+        seed=int(slot.attrs.get("seed", 0)), threads=threads, on_value=slot.report, device=device
+    )
+    merged = builtin_params(spec, {**spec.fixed, **slot.params})
+    start = time.perf_counter()
+    _IN_OBJECTIVE.set()
+    try:
+        if stop is not None and stop.is_set():  # the signal came during the claim
+            raise KeyboardInterrupt
+        value = objective(merged, int(slot.attrs.get("epochs", 1)), reporter)
+    finally:
+        _IN_OBJECTIVE.clear()
+    return value, {**reporter.attrs, "wall_seconds": round(time.perf_counter() - start, 4)}
 
 
 #: A slot whose worker died this many times is failed for good: a trial that kills its
@@ -259,7 +289,7 @@ def builtin_params(spec: StudySpec, params: dict[str, Any]) -> dict[str, Any]:
     return out
 
 
-def _checked(value: Any, attrs: dict[str, Any]) -> tuple[float | None, dict[str, Any]]:
+def checked(value: Any, attrs: dict[str, Any]) -> tuple[float | None, dict[str, Any]]:
     """The value to record, or None (a failure, with the reason in the attrs) when the
     objective returned something that is not a finite number. NaN is never stored: it has
     made SQLite studies unreadable in the dashboard."""

@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import math
 import os
+import random
 import signal
 import time
 
@@ -17,6 +18,13 @@ def quadratic(params: dict, epochs: int, report) -> float:
     for e in range(1, epochs + 1):
         report(e, v + 1.0 / e)
     return v + 1.0 / epochs
+
+
+def seeded(params: dict, epochs: int, report) -> float:
+    """:func:`quadratic` plus the ``[fixed]`` ``offset`` and noise drawn from the trial's
+    seed: only the same params, fixed values and seed give the same value again."""
+    noise = random.Random(report.seed).random() * 1e-3
+    return quadratic(params, epochs, report) + params["offset"] + noise
 
 
 def sleepy(params: dict, epochs: int, report) -> float:

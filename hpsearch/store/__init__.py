@@ -483,6 +483,50 @@ class SearchStore:
             )
         self._retry(lambda: save_note(stage.study, body), "save note")
 
+    # -- managing searches (list, delete) ------------------------------------------------
+
+    def search_studies(self, search: str) -> list[str]:
+        """Every study of ``search``: its stages and its compare baselines, sorted. Found
+        by name, not by the spec, so that what is left of a half-deleted search shows."""
+        from hpsearch.store import slots
+
+        engine = self._rdb.engine
+        return sorted(self._retry(lambda: slots.search_studies(engine, search), "list studies"))
+
+    def orphaned_searches(self) -> list[str]:
+        """Names that have studies (``NAME/...``) but no search: what is left of a search
+        whose first stage study was deleted by hand (``optuna delete-study``)."""
+        names = {s.study_name.split("/", 1)[0] for s in self._studies() if "/" in s.study_name}
+        return sorted(names - set(self.search_names()))
+
+    def live_trials(self, search: str, grace_period: float) -> int:
+        """RUNNING trials of ``search`` whose worker beat within ``grace_period`` seconds
+        (the worker's ``--grace-period``): a worker is on the search right now."""
+        from hpsearch.store import slots
+
+        engine = self._rdb.engine
+
+        def count() -> int:
+            ids = slots.search_studies(engine, search).values()
+            return sum(slots.live_trials(engine, i, grace_period) for i in ids)
+
+        return self._retry(count, "count running trials")
+
+    def delete_search(self, search: str) -> list[str]:
+        """Delete every study of ``search`` (stages and baselines) in one transaction;
+        the names deleted. The lease rows stay: a lease's fencing token must never go
+        back (see ``slots.Lease.release``), and a relaunch takes a released one over."""
+        from hpsearch.store import slots
+
+        engine = self._rdb.engine
+
+        def delete() -> list[str]:
+            names = sorted(slots.search_studies(engine, search))
+            slots.delete_studies(engine, names)
+            return names
+
+        return self._retry(delete, f"delete search {search}")
+
 
 class StoreLease:
     """A lease whose database calls run under the store's retry policy.

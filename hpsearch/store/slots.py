@@ -628,3 +628,48 @@ def stage_counts(engine: Engine, search: str) -> dict[str, StageCounts]:
 def _count(states: dict[Any, int], name: str) -> int:
     # The state column is Optuna's TrialState enum; rows may hand back the enum or its name.
     return sum(n for state, n in states.items() if getattr(state, "name", state) == name)
+
+
+# -- managing searches (list, delete) -------------------------------------------------
+
+
+def search_studies(engine: Engine, search: str) -> dict[str, int]:
+    """Every study of ``search`` (its stages and compare baselines: ``NAME/...``), name ->
+    id. The name is a literal prefix, as in :func:`stage_counts`."""
+    studies = _models().StudyModel.__table__
+    query = select(studies.c.study_name, studies.c.study_id).where(
+        studies.c.study_name.startswith(search + "/", autoescape=True)
+    )
+    with engine.connect() as conn:
+        return {name: int(study_id) for name, study_id in conn.execute(query)}
+
+
+def live_trials(engine: Engine, study_id: int, grace_period: float) -> int:
+    """RUNNING trials of the study whose worker is presumed alive: the ones
+    :func:`stale_trials` does not name (one definition of a fresh heartbeat). A trial that
+    finishes between the two reads counts as alive, which errs on the side of caution."""
+    with engine.connect() as conn:
+        running = {
+            row[0]
+            for row in conn.execute(
+                text("SELECT trial_id FROM trials WHERE study_id = :s AND state = 'RUNNING'"),
+                {"s": study_id},
+            )
+        }
+    if not running:
+        return 0
+    return len(running - set(stale_trials(engine, study_id, grace_period)))
+
+
+def delete_studies(engine: Engine, names: list[str]) -> None:
+    """Delete these studies with everything in them, in one transaction: all or none, so
+    that an interrupted delete never leaves half a search behind (a later stage without
+    the spec, which a relaunch would silently skip). Optuna's ORM models cascade to every
+    table that hangs off a study (trials, params, values, attrs, heartbeats), as its own
+    ``delete_study`` does, one study per transaction."""
+    from sqlalchemy.orm import Session
+
+    study_model = _models().StudyModel
+    with Session(engine) as session, session.begin():
+        for study in session.scalars(select(study_model).where(study_model.study_name.in_(names))):
+            session.delete(study)
