@@ -60,7 +60,13 @@ def threads_per_worker(workers: int) -> int:
 
 
 def start_workers(
-    url: str, name: str, workers: int, *, device: str, grace_period: int
+    url: str,
+    name: str,
+    workers: int,
+    *,
+    device: str,
+    grace_period: int,
+    max_failures: int | None = None,
 ) -> list[subprocess.Popen[bytes]]:
     cmd = [
         sys.executable,
@@ -75,6 +81,8 @@ def start_workers(
         "--grace-period",
         str(grace_period),
         "--no-progress",
+        "--no-stop-summary",  # the launcher prints it, once
+        *(["--max-failures", str(max_failures)] if max_failures is not None else []),
     ]
     env = {**os.environ, ENV_STORAGE: url}
     return [subprocess.Popen(cmd, env=env) for _ in range(workers)]
@@ -89,18 +97,23 @@ def run_local_workers(
     device: str = "auto",
     grace_period: int = 60,
     poll_s: float = 1.0,
+    max_failures: int | None = None,
 ) -> int:
     """Run ``workers`` local worker processes on ``key`` (a search's name, or a compare
     baseline's study name) whose spec is ``spec``, until all exit.
 
     Returns 0 when every worker finished, 130 when interrupted (Ctrl-C or SIGTERM: the
-    workers re-queue their running trials first), 1 when a worker failed.
+    workers re-queue their running trials first), 1 when a worker failed or the search
+    stopped on failures (which the caller reports).
     """
+    from hpsearch.failfast import find_stop
     from hpsearch.store import SearchStore
 
     check_workers(url, workers)
     store = SearchStore.open(url, wait_s=5.0)  # progress only: the workers wait longer
-    procs = start_workers(url, key, workers, device=device, grace_period=grace_period)
+    procs = start_workers(
+        url, key, workers, device=device, grace_period=grace_period, max_failures=max_failures
+    )
     # Installed explicitly: a launcher started in the background inherits SIGINT ignored.
     previous = {
         sig: signal.signal(sig, _raise_interrupt) for sig in (signal.SIGINT, signal.SIGTERM)
@@ -116,6 +129,8 @@ def run_local_workers(
         for sig, handler in previous.items():
             signal.signal(sig, handler)
     failed = [p.pid for p in procs if p.returncode not in (0, None)]
+    if failed and find_stop(store, spec) is not None:
+        return 1
     if failed:
         click.echo(f"worker process(es) {failed} failed; see their log above", err=True)
         return 1
