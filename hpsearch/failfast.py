@@ -74,7 +74,8 @@ def stop_rule(o: Outcomes, max_failures: int) -> str | None:
         return None
     if o.succeeded == 0:
         if o.failed >= max_failures:
-            return f"{o.failed} trials failed and none succeeded (max_failures = {max_failures})"
+            trials = "trial" if o.failed == 1 else "trials"
+            return f"{o.failed} {trials} failed and none succeeded (max_failures = {max_failures})"
         return None
     bad = sum(o.recent)
     if len(o.recent) >= WINDOW and bad > MAX_FAIL_RATE * len(o.recent):

@@ -37,6 +37,7 @@ def hpsearch(
         [sys.executable, *command, *args],
         cwd=cwd,
         env=full_env,
+        stdin=subprocess.DEVNULL,  # no terminal: commands that would ask must refuse
         capture_output=True,
         text=True,
         timeout=240,

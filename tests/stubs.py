@@ -47,10 +47,11 @@ def broken(params: dict, epochs: int, report) -> float:
 
 
 def tanh_until_fixed(params: dict, epochs: int, report) -> float:
-    """``crash_on_tanh`` until ``STUB_FIXED`` is set."""
-    if os.environ.get("STUB_FIXED"):
-        return quadratic(params, epochs, report)
-    return crash_on_tanh(params, epochs, report)
+    """``crash_on_tanh`` until ``STUB_FIXED`` is set; then tanh is the better choice, so a
+    stage narrowed from the failed results searches the wrong one."""
+    if not os.environ.get("STUB_FIXED"):
+        return crash_on_tanh(params, epochs, report)
+    return quadratic(params, epochs, report) - 0.2 * (params["act"] == "tanh")
 
 
 _calls = 0
