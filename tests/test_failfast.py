@@ -63,7 +63,7 @@ def test_a_broken_objective_stops_after_3_failures_and_a_fix_finishes_exactly(
     assert r.returncode == 1, r.stderr
     assert "search toy stopped in stage coarse: 3 trials failed and none succeeded" in r.stderr
     assert (r.stdout + r.stderr).count(REASON) == 1  # one reason line, not a traceback each
-    assert 'stubs.py:' in r.stderr and 'in broken: return params["learning_rate"]' in r.stderr
+    assert "stubs.py:" in r.stderr and 'in broken: return params["learning_rate"]' in r.stderr
     assert "Traceback" not in r.stderr and "promising region" not in r.stdout
     assert took < 30, f"the stop took {took:.1f} s"
 
@@ -228,3 +228,41 @@ def test_racing_re_queues_copy_each_failed_slot_once(storage_url, stub_study):
     trials = coarse_trials(storage_url)
     assert states(trials) == {"FAIL": 12, "WAITING": 12}
     assert_requeued(trials)
+
+
+def test_a_stage_with_live_workers_is_not_discarded(sqlite_url, stub_study, tmp_path):
+    path = stub_study(toy_study(objective="tanh_until_fixed", coarse=8, fine=2, max_failures=0))
+    spec = load_spec(path)
+    store = st.SearchStore.open(sqlite_url)
+    register_search(store, spec)
+    run_worker(WorkerConfig(sqlite_url, "toy", max_trials=8))
+    fine = prepare_stage(store, spec, 1, owner="test")
+    assert store.claim(fine, spec.space, worker="elsewhere:1") is not None  # a fresh heartbeat
+    r = hpsearch(
+        "retry", "toy", "--storage", sqlite_url, "--from-stage", "fine", "--yes", cwd=tmp_path
+    )
+    assert r.returncode == 2 and "1 trial(s) running under live workers" in r.stderr, r.stderr
+    assert len(stage_study(sqlite_url, "toy", "fine").trials) == 2
+
+
+def test_launch_retry_failed_re_runs_failures_before_running(sqlite_url, tmp_path):
+    study = tmp_path / "toy.toml"
+    study.write_text(toy_study(objective="tanh_until_fixed", coarse=8, fine=2, max_failures=0))
+    assert launch(sqlite_url, study).returncode == 0
+    failed = [t.number for t in coarse_trials(sqlite_url) if t.state.name == "FAIL"]
+    assert failed, "the seed must give the coarse stage some tanh trials"
+    r = launch(sqlite_url, study, "--retry-failed", env={"STUB_FIXED": "1"})
+    assert r.returncode == 2 and "--from-stage fine" in r.stderr  # fine came from failures
+    r = launch(
+        sqlite_url,
+        study,
+        "--retry-failed",
+        "--from-stage",
+        "fine",
+        "--yes",
+        env={"STUB_FIXED": "1"},
+    )
+    assert r.returncode == 0, r.stderr
+    assert f"stage coarse: re-queued {len(failed)} failed trial(s)" in r.stderr
+    assert_exact(sqlite_url)
+    assert len(assert_requeued(coarse_trials(sqlite_url))) == len(failed)
