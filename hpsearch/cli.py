@@ -57,6 +57,27 @@ def storage_option(fn: Callable[..., Any]) -> Callable[..., Any]:
     return click.option("--storage", default=None, metavar="URL", help=STORAGE_HELP)(fn)
 
 
+def max_failures_option(fn: Callable[..., Any]) -> Callable[..., Any]:
+    return click.option(
+        "--max-failures",
+        default=None,
+        type=click.IntRange(0),
+        metavar="N",
+        help="Stop the search after N failed trials with no success in a stage "
+        "(default: the study file's max_failures, else 3; 0: never stop).",
+    )(fn)
+
+
+def discard_options(fn: Callable[..., Any]) -> Callable[..., Any]:
+    fn = click.option("--yes", is_flag=True, help="Discard without asking (--from-stage).")(fn)
+    return click.option(
+        "--from-stage",
+        default=None,
+        metavar="S",
+        help="Discard stage S and later ones and prepare them afresh from the retried results.",
+    )(fn)
+
+
 def open_reader(url: str) -> Any:
     """The store for a command that only reads: it never creates a database."""
     from hpsearch.store import SearchStore
@@ -190,16 +211,34 @@ def example(name: str | None) -> None:
     help="Validate, import the objective (the built-in: load its data) and print the plan; "
     "run nothing.",
 )
+@max_failures_option
+@click.option(
+    "--retry-failed", is_flag=True, help="Re-queue failed trials first (as hpsearch retry)."
+)
+@discard_options
 def launch(
-    file: str, storage: str | None, device: str, grace_period: int, workers: int, dry_run: bool
+    file: str,
+    storage: str | None,
+    device: str,
+    grace_period: int,
+    workers: int,
+    dry_run: bool,
+    max_failures: int | None,
+    retry_failed: bool,
+    from_stage: str | None,
+    yes: bool,
 ) -> None:
-    """Run the search in FILE to the end (launching it again resumes)."""
+    """Run the search in FILE to the end (launching it again resumes, and runs again the
+    trials of a search stopped on failures)."""
+    from hpsearch import failfast
     from hpsearch.loader import load_objective, preflight
     from hpsearch.spec import load_spec
     from hpsearch.urls import mask_url
 
     with user_errors():
         spec = load_spec(file)
+        if from_stage is not None and not retry_failed:
+            raise BadInput("--from-stage applies with --retry-failed (or hpsearch retry)")
     url = storage_url(storage, creates=True)
     with user_errors():
         if dry_run:
@@ -214,14 +253,37 @@ def launch(
 
     with user_errors():
         check_workers(url, workers)
-        new = register_search(SearchStore.open(url, wait_s=COMMAND_WAIT_S), spec)
+        store = SearchStore.open(url, wait_s=COMMAND_WAIT_S)
+        new = register_search(store, spec)
+        if retry_failed:
+            for line in _retry_failed(store, spec, None, from_stage, yes):
+                click.echo(line, err=True)
+        for line in failfast.resume(store, spec):
+            click.echo(line, err=True)
     click.echo(
         f"{'launched' if new else 'resuming'} search {spec.name} in {mask_url(url)}: "
         f"{len(spec.stages)} stage(s), {spec.total_epochs} epochs in all",
         err=True,
     )
-    _run_workers(url, spec.name, workers, device, grace_period)
+    limit = spec.max_failures if max_failures is None else max_failures
+    _run_workers(url, spec.name, workers, device, grace_period, limit)
     _print_summary(url, spec.name)
+
+
+def _retry_failed(
+    store: Any, spec: Any, stage: str | None, from_stage: str | None, yes: bool
+) -> list[str]:
+    """Plan a retry, ask before discarding anything (refusing with no terminal to ask on
+    unless --yes), apply it; the lines to print."""
+    from hpsearch.retry import apply_retry, plan_retry
+
+    plan = plan_retry(store, spec, stage=stage, from_stage=from_stage)
+    if plan.discard and not yes:
+        if not sys.stdin.isatty():
+            raise BadInput(f"{plan.prompt(spec.name)}\nno terminal to ask on: pass --yes")
+        if not click.confirm(plan.prompt(spec.name)):
+            raise click.Abort()
+    return apply_retry(store, plan)
 
 
 def format_plan(spec: Any) -> str:
@@ -253,6 +315,9 @@ def format_plan(spec: Any) -> str:
 @device_option
 @click.option("--grace-period", default=60, show_default=True, type=click.IntRange(2))
 @click.option("--progress/--no-progress", default=True, help="Show a progress bar per stage.")
+@max_failures_option
+# Workers started by `launch --workers N` leave the stop's summary to the launcher (once).
+@click.option("--stop-summary/--no-stop-summary", default=True, hidden=True)
 def worker(
     name: str,
     storage: str | None,
@@ -260,23 +325,39 @@ def worker(
     device: str,
     grace_period: int,
     progress: bool,
+    max_failures: int | None,
+    stop_summary: bool,
 ) -> None:
     """Work on search NAME until it is finished (run on as many machines as you like).
 
     The storage URL is best given in $HPSEARCH_STORAGE, which keeps a password out of
     process lists. SIGTERM (as Slurm and Kubernetes send) and Ctrl-C re-queue the running
-    trial before the worker exits.
+    trial before the worker exits. A search stopped on failures stays stopped (exit 1)
+    until it is launched again or retried.
     """
-    _work(
-        storage_url(storage), name, threads or default_threads(1), device, grace_period, progress
+    from hpsearch.failfast import format_stop
+
+    url = storage_url(storage)
+    stats = _work(
+        url, name, threads or default_threads(1), device, grace_period, progress, max_failures
     )
+    if stats.stopped is not None:
+        if stop_summary:
+            click.echo(format_stop(name, *stats.stopped), err=True)
+        sys.exit(1)
 
 
 def _work(
-    url: str, name: str, threads: int, device: str, grace_period: int, progress: bool = True
-) -> None:
+    url: str,
+    name: str,
+    threads: int,
+    device: str,
+    grace_period: int,
+    progress: bool = True,
+    max_failures: int | None = None,
+) -> Any:
     """Run one worker in this process, with the progress display of ``progress.Display``
-    drawn from the database by a thread beside it."""
+    drawn from the database by a thread beside it; its WorkerStats."""
     import contextlib
     import threading
 
@@ -285,7 +366,7 @@ def _work(
 
     stop = threading.Event()
     handle_stop_signals(stop)
-    config = WorkerConfig(url, name, threads, device, grace_period)
+    config = WorkerConfig(url, name, threads, device, grace_period, max_failures=max_failures)
     watching: contextlib.AbstractContextManager[Any] = contextlib.nullcontext()
     with user_errors():
         store = open_reader(url) if progress else None
@@ -307,6 +388,7 @@ def _work(
         f"{stats.lost} dropped, {stats.requeued} re-queued",
         err=True,
     )
+    return stats
 
 
 def _print_summary(url: str, name: str) -> None:
@@ -576,6 +658,34 @@ def delete(name: str, storage: str | None, yes: bool, force: bool, grace_period:
 
 
 @main.command()
+@click.argument("name")
+@storage_option
+@click.option("--stage", default=None, metavar="S", help="Retry only this stage's failures.")
+@discard_options
+def retry(
+    name: str, storage: str | None, stage: str | None, from_stage: str | None, yes: bool
+) -> None:
+    """Re-queue the failed trials of search NAME with their params (after fixing what made
+    them fail) and lift a stop on failures; launching again then runs them."""
+    from hpsearch.store import SearchStore
+    from hpsearch.urls import resolve_url
+    from hpsearch.worker import SearchNotFound
+
+    url = resolve_url(storage)
+    with user_errors():
+        reader = open_reader(url)
+        spec = reader.find_spec(name)
+        if spec is None:
+            raise SearchNotFound(f"no search named {name!r} in {reader.masked_url}")
+        store = SearchStore.open(url, wait_s=COMMAND_WAIT_S)
+        for line in _retry_failed(store, spec, stage, from_stage, yes):
+            click.echo(line)
+    click.echo(
+        f"launch again to run them: hpsearch launch FILE (or hpsearch worker {name})", err=True
+    )
+
+
+@main.command()
 @storage_option
 @click.option("--host", default="127.0.0.1", show_default=True, help="Address to bind.")
 @click.option(
@@ -608,18 +718,45 @@ def dashboard(storage: str | None, host: str, port: int, allow_writes: bool) -> 
         serve(DashboardConfig(url, host, port, allow_writes), on_ready=ready)
 
 
-def _run_workers(url: str, key: str, workers: int, device: str, grace_period: int) -> None:
+def _run_workers(
+    url: str,
+    key: str,
+    workers: int,
+    device: str,
+    grace_period: int,
+    max_failures: int | None = None,
+) -> None:
     """Work on ``key`` (a search or a baseline) until it is done: in this process for one
-    worker (tracebacks and Ctrl-C stay simple), else in local worker processes."""
-    if workers == 1:
-        _work(url, key, threads=default_threads(1), device=device, grace_period=grace_period)
-        return
-    from hpsearch.local_workers import run_local_workers
+    worker (tracebacks and Ctrl-C stay simple), else in local worker processes. A search
+    stopped on failures ends here: its summary, read from the database, once, and exit 1."""
+    from hpsearch import failfast
 
-    with user_errors():
-        spec = open_reader(url).find_spec(key)
-        assert spec is not None, f"{key} was registered before its workers start"
-        code = run_local_workers(url, key, spec, workers, device=device, grace_period=grace_period)
+    code = 0
+    if workers == 1:
+        _work(url, key, default_threads(1), device, grace_period, max_failures=max_failures)
+    else:
+        from hpsearch.local_workers import run_local_workers
+
+        with user_errors():
+            spec = open_reader(url).find_spec(key)
+            assert spec is not None, f"{key} was registered before its workers start"
+            code = run_local_workers(
+                url,
+                key,
+                spec,
+                workers,
+                device=device,
+                grace_period=grace_period,
+                max_failures=max_failures,
+            )
+    if code == 130:
+        sys.exit(code)
+    store = open_reader(url)
+    spec = store.find_spec(key)
+    stopped = failfast.find_stop(store, spec) if spec is not None else None
+    if stopped is not None:
+        click.echo(failfast.format_stop(spec.name, *stopped), err=True)
+        sys.exit(1)
     if code:
         sys.exit(code)
 

@@ -18,10 +18,6 @@ from hpsearch.report.search import SearchView, load_search
 if TYPE_CHECKING:
     from hpsearch.store import SearchStore
 
-#: The stage attr another part of hpsearch sets when a stage stopped on failures (its
-#: value: the reason, or True).
-ATTR_STOPPED = "stopped"
-
 
 class WorkersRunning(UserError):
     """A worker is on the search right now: deleting it under them is refused."""
@@ -40,12 +36,14 @@ class SearchRow:
 
 
 def search_row(store: SearchStore, view: SearchView, grace_period: float) -> SearchRow:
+    from hpsearch import failfast
+
     spec = view.spec
-    stopped = [why for v in view.stages if (why := _stopped(store, spec.name, v.stage.name))]
+    stopped = failfast.find_stop(store, spec)
     if store.live_trials(spec.name, grace_period):
         state = "running"
-    elif stopped:
-        state = "stopped on failures" + (f" ({stopped[0]})" if isinstance(stopped[0], str) else "")
+    elif stopped is not None:
+        state = f"stopped on failures ({failfast.summary(stopped[1])})"
     elif all(v.done for v in view.stages):
         state = "finished"
     else:
@@ -59,11 +57,6 @@ def search_row(store: SearchStore, view: SearchView, grace_period: float) -> Sea
         best.stage if best is not None else None,
         sorted(store.baselines(spec.name)),
     )
-
-
-def _stopped(store: SearchStore, search: str, stage: str) -> object:
-    found = store.find_stage(search, stage)
-    return store.stage_attrs(found).get(ATTR_STOPPED) if found is not None else None
 
 
 def list_searches(store: SearchStore, grace_period: float) -> list[SearchRow]:

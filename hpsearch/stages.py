@@ -32,6 +32,10 @@ class SpecMismatch(UserError):
     """A different spec is stored under the same search name."""
 
 
+#: Spec keys a relaunch may change: how the search runs, not what it searches.
+RELAUNCH_KEYS = ("max_failures",)
+
+
 @dataclass(frozen=True)
 class StagePlan:
     """What a stage will evaluate: its space, the region it came from, its points."""
@@ -115,7 +119,7 @@ def register_search(store: SearchStore, spec: StudySpec, *, baseline: str | None
     stored = store.register(spec, baseline=baseline)
     if stored is None:
         return True
-    diffs = spec_differences(stored["spec"], spec.to_dict())
+    diffs = spec_differences(_identity(stored["spec"]), _identity(spec.to_dict()))
     if diffs:
         raise SpecMismatch(
             f"search {spec.name!r} already exists in this storage with a different spec:\n  "
@@ -123,6 +127,10 @@ def register_search(store: SearchStore, spec: StudySpec, *, baseline: str | None
             + "\nrename the search (name = ...) or use another --storage to start afresh"
         )
     return False
+
+
+def _identity(spec: dict[str, Any]) -> dict[str, Any]:
+    return {k: v for k, v in spec.items() if k not in RELAUNCH_KEYS}
 
 
 def previous_results(

@@ -18,6 +18,7 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any, Protocol
 
+from hpsearch import failfast
 from hpsearch import store as st
 from hpsearch.errors import UserError
 from hpsearch.loader import load_objective
@@ -53,6 +54,7 @@ class WorkerConfig:
     device: str = "auto"
     grace_period: int = 60
     max_trials: int | None = None  # stop after this many trials (tests, smoke runs)
+    max_failures: int | None = None  # fail fast (hpsearch.failfast); None: the stored spec's
 
     @property
     def heartbeat_interval(self) -> int:
@@ -68,6 +70,7 @@ class WorkerStats:
     lost: int = 0
     requeued: int = 0
     stages: list[str] = field(default_factory=list)
+    stopped: tuple[str, failfast.Stop] | None = None  # (stage, why): failures stopped it
 
     @property
     def ran(self) -> int:
@@ -130,14 +133,17 @@ def run_worker(
         )
     if objective is None:
         objective = load_objective(spec.objective, spec.base_dir, source="stored spec")
-    run = _Run(config, store, spec, objective, stop, emit, WorkerStats(), worker_id())
+    max_failures = spec.max_failures if config.max_failures is None else config.max_failures
+    run = _Run(
+        config, store, spec, objective, stop, emit, WorkerStats(), worker_id(), max_failures
+    )
     for index, spec_stage in enumerate(spec.stages):
         stage = prepare_stage(
             store, spec, index, owner=run.me, lease_s=max(10.0, float(config.grace_period))
         )
         run.stats.stages.append(spec_stage.name)
         emit("stage", {"stage": spec_stage.name, "trials": spec_stage.trials})
-        if not run.stage(stage):
+        if not run.stage(stage, spec_stage.name):
             break
         write_stage_note(store, spec, index, owner=run.me)  # finished: its note for reviewers
     return run.stats
@@ -155,14 +161,22 @@ class _Run:
     emit: Event
     stats: WorkerStats
     me: str
+    max_failures: int
 
-    def stage(self, stage: Stage) -> bool:
-        """Claim and run slots until the stage is finished. False if the worker must stop."""
+    def stage(self, stage: Stage, name: str) -> bool:
+        """Claim and run slots until the stage is finished. False if the worker must stop:
+        asked to, or the stage was stopped on failures (then its failed trials, this
+        worker's last one included, are re-queued first; see ``hpsearch.failfast``)."""
         config, store = self.config, self.store
         space = SearchSpace.from_dict(store.stage_attrs(stage)[st.ATTR_SPACE])
         wait, last_recover = 0.2, 0.0
         while not self.stop.is_set():
             if config.max_trials is not None and self.stats.ran >= config.max_trials:
+                return False
+            mark = store.stopped(stage)
+            if mark is not None:
+                store.requeue_failed(stage)
+                self.stats.stopped = (name, failfast.Stop.from_dict(mark))
                 return False
             if time.monotonic() - last_recover > config.heartbeat_interval:
                 self.stats.requeued += store.recover(
@@ -175,6 +189,8 @@ class _Run:
                 outcome = self.trial(slot)
                 self.stats.count(outcome)
                 self.emit("trial", {"stage": stage.name, "outcome": outcome})
+                if outcome == "failed":
+                    failfast.check(store, stage, self.max_failures, by=self.me)
                 continue
             running = store.open_count(stage)
             if running == 0:
@@ -211,9 +227,7 @@ class _Run:
             except Exception as exc:
                 if policy.classify(exc) is not None:
                     raise  # a database error the policy did not cure: not the objective's
-                reason = f"{type(exc).__name__}: {exc}"
-                log.error("trial %d failed: %s\n%s", slot.number, reason, traceback.format_exc())
-                return _record(slot, None, {"fail_reason": reason[:500]})
+                return _record(slot, None, _failure(exc))
             return _record(slot, *checked(value, attrs))
 
     def _call(self, slot: Slot) -> tuple[Any, dict[str, Any]]:
@@ -319,8 +333,36 @@ def _as_number(value: Any) -> float | None:
     return float(value)
 
 
+#: The tail of a failed trial's traceback kept in its ``fail_traceback`` attr.
+MAX_TRACEBACK = 10_000
+
+
+def _failure(exc: Exception) -> dict[str, Any]:
+    """A failed trial's attrs: the reason, the last frame of the traceback (what a stop's
+    summary shows) and the traceback itself (the dashboard shows trial attrs)."""
+    frames = traceback.extract_tb(exc.__traceback__)
+    where = ""
+    if frames:
+        last = frames[-1]
+        where = f"{last.filename}:{last.lineno} in {last.name}" + (
+            f": {last.line}" if last.line else ""
+        )
+    return {
+        "fail_reason": f"{type(exc).__name__}: {exc}"[:500],
+        "fail_where": where[:500],
+        "fail_traceback": "".join(traceback.format_exception(exc))[-MAX_TRACEBACK:],
+    }
+
+
 def _record(slot: Slot, value: float | None, attrs: dict[str, Any]) -> str:
     if not slot.finish(value, attrs):
         log.info("trial %d was re-queued while this worker was away; dropped", slot.number)
         return "lost"
-    return "failed" if value is None else "completed"
+    if value is not None:
+        return "completed"
+    # One line per failed trial, at -v: a stopped search prints its reason once instead.
+    where = f" ({attrs['fail_where']})" if attrs.get("fail_where") else ""
+    log.info("trial %d failed: %s%s", slot.number, attrs["fail_reason"], where)
+    if "fail_traceback" in attrs:
+        log.debug("trial %d: %s", slot.number, attrs["fail_traceback"])
+    return "failed"

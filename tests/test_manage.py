@@ -37,7 +37,8 @@ def listed(tmp_path: Path, url: str, *args: str) -> dict[str, str]:
 def test_list_shows_each_search_whole_and_delete_removes_it_whole(storage_url, tmp_path):
     launch(tmp_path, storage_url, toy_study(coarse=12, fine=4), command="compare")
     launch(tmp_path, storage_url, toy_study(name="other", coarse=4, fine=2))
-    stage_study(storage_url, "other", "fine").set_user_attr("stopped", "3 failures, no success")
+    stop = {"rule": "3 failures, no success", "failures": 3, "reason": "KeyError: 'x'", "count": 3}
+    stage_study(storage_url, "other", "fine").set_user_attr("stopped", stop)
     launch(tmp_path, storage_url, toy_study(name="half", coarse=4, fine=2))
     optuna.delete_study(study_name="half/coarse", storage=storage_url)  # by hand: half a search
 
@@ -46,7 +47,7 @@ def test_list_shows_each_search_whole_and_delete_removes_it_whole(storage_url, t
     assert "finished" in toy and "coarse 12/12, fine 4/4" in toy and "grid, random" in toy
     best = stage_study(storage_url, "toy", "fine").best_value  # the longest runs' best
     assert f"{best:.6g} (fine)" in toy
-    assert "stopped on failures (3 failures, no success)" in rows["other"]
+    assert "stopped on failures (3 failures: KeyError: 'x')" in rows["other"]
     assert "hpsearch delete half removes the rest" in rows["half:"]
 
     assert studies(storage_url, "toy") == [

@@ -38,7 +38,10 @@ def finished_search(url, stub_study, **toy):
 
 
 def test_worker_writes_each_finished_stage_the_reports_facts(storage_url, stub_study):
-    spec = finished_search(storage_url, stub_study, objective="crash_on_tanh", coarse=16, fine=6)
+    # max_failures = 0: half its trials fail, which would stop the search (hpsearch.failfast)
+    spec = finished_search(
+        storage_url, stub_study, objective="crash_on_tanh", coarse=16, fine=6, max_failures=0
+    )
     view = load_search(st.SearchStore.open(storage_url), "toy")
     for v in view.stages:
         study = stage_study(storage_url, "toy", v.stage.name)
