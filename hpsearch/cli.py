@@ -78,6 +78,34 @@ def discard_options(fn: Callable[..., Any]) -> Callable[..., Any]:
     )(fn)
 
 
+def threads_option(fn: Callable[..., Any]) -> Callable[..., Any]:
+    return click.option(
+        "--threads",
+        default=None,
+        type=click.IntRange(1),
+        help="CPU threads per worker (default: this machine's cores split between workers).",
+    )(fn)
+
+
+def progress_option(fn: Callable[..., Any]) -> Callable[..., Any]:
+    return click.option(
+        "--progress/--no-progress",
+        default=True,
+        help="Show progress per stage (a bar on a terminal, else a line now and then).",
+    )(fn)
+
+
+def gpus_option(fn: Callable[..., Any]) -> Callable[..., Any]:
+    return click.option(
+        "--gpus-per-worker",
+        default=1,
+        show_default=True,
+        type=click.IntRange(1),
+        help="GPUs each local worker gets (CUDA_VISIBLE_DEVICES, round-robin over the "
+        "visible ones) with --device cuda or auto.",
+    )(fn)
+
+
 def open_reader(url: str) -> Any:
     """The store for a command that only reads: it never creates a database."""
     from hpsearch.store import SearchStore
@@ -216,6 +244,9 @@ def example(name: str | None) -> None:
     "--retry-failed", is_flag=True, help="Re-queue failed trials first (as hpsearch retry)."
 )
 @discard_options
+@threads_option
+@progress_option
+@gpus_option
 def launch(
     file: str,
     storage: str | None,
@@ -227,11 +258,14 @@ def launch(
     retry_failed: bool,
     from_stage: str | None,
     yes: bool,
+    threads: int | None,
+    progress: bool,
+    gpus_per_worker: int,
 ) -> None:
     """Run the search in FILE to the end (launching it again resumes, and runs again the
     trials of a search stopped on failures)."""
     from hpsearch import failfast
-    from hpsearch.loader import load_objective, preflight
+    from hpsearch.loader import preflight
     from hpsearch.spec import load_spec
     from hpsearch.urls import mask_url
 
@@ -245,16 +279,13 @@ def launch(
             preflight(spec, device, source=file)
             click.echo(format_plan(spec))
             return
-        load_objective(spec.objective, spec.base_dir, source=file)
 
-    from hpsearch.local_workers import check_workers
-    from hpsearch.stages import register_search
+    from hpsearch import api
     from hpsearch.store import SearchStore
 
     with user_errors():
-        check_workers(url, workers)
+        spec, new, _ = api.register(spec, url, workers=workers, source=file)
         store = SearchStore.open(url, wait_s=COMMAND_WAIT_S)
-        new = register_search(store, spec)
         if retry_failed:
             for line in _retry_failed(store, spec, None, from_stage, yes):
                 click.echo(line, err=True)
@@ -265,8 +296,11 @@ def launch(
         f"{len(spec.stages)} stage(s), {spec.total_epochs} epochs in all",
         err=True,
     )
-    limit = spec.max_failures if max_failures is None else max_failures
-    _run_workers(url, spec.name, workers, device, grace_period, limit)
+    limit = spec.max_failures if max_failures is None else max_failures  # the file's
+    options = api.RunOptions(
+        workers, device, threads, grace_period, gpus_per_worker, limit, progress
+    )
+    _run(url, spec.name, options)
     _print_summary(url, spec.name)
 
 
@@ -309,12 +343,10 @@ def format_plan(spec: Any) -> str:
 @main.command()
 @click.argument("name")
 @storage_option
-@click.option(
-    "--threads", default=None, type=click.IntRange(1), help="CPU threads (default: all)."
-)
+@threads_option
 @device_option
 @click.option("--grace-period", default=60, show_default=True, type=click.IntRange(2))
-@click.option("--progress/--no-progress", default=True, help="Show a progress bar per stage.")
+@progress_option
 @max_failures_option
 # Workers started by `launch --workers N` leave the stop's summary to the launcher (once).
 @click.option("--stop-summary/--no-stop-summary", default=True, hidden=True)
@@ -335,60 +367,44 @@ def worker(
     trial before the worker exits. A search stopped on failures stays stopped (exit 1)
     until it is launched again or retried.
     """
-    from hpsearch.failfast import format_stop
+    from hpsearch.api import RunOptions
 
-    url = storage_url(storage)
-    stats = _work(
-        url, name, threads or default_threads(1), device, grace_period, progress, max_failures
-    )
-    if stats.stopped is not None:
-        if stop_summary:
-            click.echo(format_stop(name, *stats.stopped), err=True)
-        sys.exit(1)
+    options = RunOptions(1, device, threads, grace_period, 1, max_failures, progress)
+    _run(storage_url(storage), name, options, stop_summary=stop_summary)
 
 
-def _work(
-    url: str,
-    name: str,
-    threads: int,
-    device: str,
-    grace_period: int,
-    progress: bool = True,
-    max_failures: int | None = None,
-) -> Any:
-    """Run one worker in this process, with the progress display of ``progress.Display``
-    drawn from the database by a thread beside it; its WorkerStats."""
-    import contextlib
+def _run(url: str, key: str, options: Any, *, stop_summary: bool = True) -> None:
+    """Work on ``key`` (a search or a baseline) until it is done, through ``api.run``;
+    exit 130 when interrupted, 1 when the search stopped on failures (its summary, read
+    from the database, once) or could not complete."""
     import threading
 
-    from hpsearch.progress import Display, Watcher
-    from hpsearch.worker import WorkerConfig, handle_stop_signals, run_worker
+    from hpsearch import api, failfast
+    from hpsearch.worker import handle_stop_signals
 
     stop = threading.Event()
-    handle_stop_signals(stop)
-    config = WorkerConfig(url, name, threads, device, grace_period, max_failures=max_failures)
-    watching: contextlib.AbstractContextManager[Any] = contextlib.nullcontext()
+    if options.workers == 1:  # the local-workers launcher installs its own
+        handle_stop_signals(stop)
     with user_errors():
-        store = open_reader(url) if progress else None
-        spec = store.find_spec(name) if store is not None else None
-        if store is not None and spec is not None:
-            watching = Watcher(lambda: store.stage_counts(spec.name), Display(spec))
-        try:
-            with watching:
-                stats = run_worker(config, stop=stop)
-        except KeyboardInterrupt:
-            stop.set()
-        if stop.is_set():
-            click.echo(
-                "\ninterrupted: running trials were re-queued; launch again to resume", err=True
-            )
-            sys.exit(130)
-    click.echo(
-        f"worker done: {stats.completed} completed, {stats.failed} failed, "
-        f"{stats.lost} dropped, {stats.requeued} re-queued",
-        err=True,
-    )
-    return stats
+        outcome = api.run(url, key, options, stop=stop)
+    if outcome.code == 130:
+        click.echo(
+            "\ninterrupted: running trials were re-queued; launch again to resume", err=True
+        )
+        sys.exit(130)
+    s = outcome.stats
+    if s is not None:
+        click.echo(
+            f"worker done: {s.completed} completed, {s.failed} failed, "
+            f"{s.lost} dropped, {s.requeued} re-queued",
+            err=True,
+        )
+    if outcome.stopped is not None:
+        if stop_summary:
+            click.echo(failfast.format_stop(key.split("/")[0], *outcome.stopped), err=True)
+        sys.exit(1)
+    if outcome.code:
+        sys.exit(outcome.code)
 
 
 def _print_summary(url: str, name: str) -> None:
@@ -491,7 +507,15 @@ def report(
 )
 @device_option
 @click.option("--grace-period", default=60, show_default=True, type=click.IntRange(2))
-def compare(file: str, storage: str | None, workers: int, device: str, grace_period: int) -> None:
+@gpus_option
+def compare(
+    file: str,
+    storage: str | None,
+    workers: int,
+    device: str,
+    grace_period: int,
+    gpus_per_worker: int,
+) -> None:
     """Run the search in FILE, then flat grid and random search with the same epoch budget
     (NAME/grid-baseline, NAME/random-baseline), and compare the three (reruns resume)."""
     from hpsearch.compare import register_baselines
@@ -505,9 +529,11 @@ def compare(file: str, storage: str | None, workers: int, device: str, grace_per
     with user_errors():
         load_objective(spec.objective, spec.base_dir, source=file)
         keys = register_baselines(SearchStore.open(url, wait_s=COMMAND_WAIT_S), spec)
+    from hpsearch.api import RunOptions
+
     for key in keys:
         click.echo(f"running {key}", err=True)
-        _run_workers(url, key, workers, device, grace_period)
+        _run(url, key, RunOptions(workers, device, None, grace_period, gpus_per_worker))
 
     from hpsearch.report.comparison import format_comparison, method_result
     from hpsearch.report.search import load_baselines, load_search
@@ -716,49 +742,6 @@ def dashboard(storage: str | None, host: str, port: int, allow_writes: bool) -> 
 
     with user_errors():
         serve(DashboardConfig(url, host, port, allow_writes), on_ready=ready)
-
-
-def _run_workers(
-    url: str,
-    key: str,
-    workers: int,
-    device: str,
-    grace_period: int,
-    max_failures: int | None = None,
-) -> None:
-    """Work on ``key`` (a search or a baseline) until it is done: in this process for one
-    worker (tracebacks and Ctrl-C stay simple), else in local worker processes. A search
-    stopped on failures ends here: its summary, read from the database, once, and exit 1."""
-    from hpsearch import failfast
-
-    code = 0
-    if workers == 1:
-        _work(url, key, default_threads(1), device, grace_period, max_failures=max_failures)
-    else:
-        from hpsearch.local_workers import run_local_workers
-
-        with user_errors():
-            spec = open_reader(url).find_spec(key)
-            assert spec is not None, f"{key} was registered before its workers start"
-            code = run_local_workers(
-                url,
-                key,
-                spec,
-                workers,
-                device=device,
-                grace_period=grace_period,
-                max_failures=max_failures,
-            )
-    if code == 130:
-        sys.exit(code)
-    store = open_reader(url)
-    spec = store.find_spec(key)
-    stopped = failfast.find_stop(store, spec) if spec is not None else None
-    if stopped is not None:
-        click.echo(failfast.format_stop(spec.name, *stopped), err=True)
-        sys.exit(1)
-    if code:
-        sys.exit(code)
 
 
 if __name__ == "__main__":
