@@ -182,17 +182,46 @@ class Group(click.Group):
             raise click.ClickException(f"database error: {first}") from exc
 
 
+def _set_verbosity(ctx: click.Context, param: click.Parameter, value: Any) -> Any:
+    """``-v`` (info), ``-vv`` (debug), ``-q`` (errors only), before or after the command."""
+    _log_format()
+    if value:
+        level = (
+            logging.ERROR
+            if param.name == "quiet"
+            else (logging.INFO, logging.DEBUG)[min(value, 2) - 1]
+        )
+        logging.getLogger().setLevel(level)
+    return value
+
+
+def _log_format() -> None:
+    logging.basicConfig(
+        level=logging.WARNING, format="%(asctime)s %(name)s %(levelname)s %(message)s"
+    )
+
+
+def verbosity_options(fn: Any) -> Any:
+    fn = click.option(
+        "-q", "--quiet", is_flag=True, expose_value=False, callback=_set_verbosity,
+        help="Errors only.",
+    )(fn)  # fmt: skip
+    return click.option(
+        "-v", "--verbose", count=True, expose_value=False, callback=_set_verbosity,
+        help="More logging (-v info, -vv debug).",
+    )(fn)  # fmt: skip
+
+
 @click.group(cls=Group, context_settings={"help_option_names": ["-h", "--help"]})
-@click.option("-v", "--verbose", count=True, help="More logging (-v info, -vv debug).")
+@verbosity_options
 @click.version_option(package_name="hpsearch")
-def main(verbose: int) -> None:
+def main() -> None:
     """Coarse-to-fine hyperparameter search on Optuna storage.
 
     Write a study file (`hpsearch example` lists examples to start from), then
     `hpsearch launch FILE`.
     """
-    level = (logging.WARNING, logging.INFO, logging.DEBUG)[min(verbose, 2)]
-    logging.basicConfig(level=level, format="%(asctime)s %(name)s %(levelname)s %(message)s")
+    _log_format()
 
 
 @main.command()
@@ -743,6 +772,10 @@ def dashboard(storage: str | None, host: str, port: int, allow_writes: bool) -> 
     with user_errors():
         serve(DashboardConfig(url, host, port, allow_writes), on_ready=ready)
 
+
+# -q and -v work the same on every command (and before it: hpsearch -v launch ...).
+for _command in main.commands.values():
+    verbosity_options(_command)
 
 if __name__ == "__main__":
     main()
