@@ -53,7 +53,9 @@ def test_worker_writes_each_finished_stage_the_reports_facts(storage_url, stub_s
             assert f"| {p.name} | {describe_range(p.after)} | {describe_range(p.before)} |" in note
         # Deterministic from the stored results: any worker would have written the same.
         assert note == stage_note(spec, v, param_importances(v, "minimize"))
-        figure = json.loads(get_plotly_graph_objects(study_system_attrs(study))[FIGURE_ID])
+        figure = json.loads(
+            get_plotly_graph_objects(study_system_attrs(storage_url, study.study_name))[FIGURE_ID]
+        )
         assert figure["data"][0]["name"] == "region handed on"
     coarse, fine = (get_note(stage_study(storage_url, "toy", s.name)) for s in spec.stages)
     failed = [r.number for r in view.stages[0].records if r.state == "FAIL"]
@@ -70,7 +72,7 @@ def test_a_note_is_written_once_and_a_persons_note_is_kept(sqlite_url, stub_stud
     study = stage_study(sqlite_url, "toy", "coarse")
 
     def version():
-        return study_system_attrs(study)["dashboard:note_ver"]
+        return study_system_attrs(sqlite_url, "toy/coarse")["dashboard:note_ver"]
 
     before = version()
     # a second worker finds it written
