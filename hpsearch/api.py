@@ -10,6 +10,7 @@ functions.
 from __future__ import annotations
 
 import logging
+import threading
 import tomllib
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
@@ -24,6 +25,7 @@ if TYPE_CHECKING:
 
     from hpsearch.regions import Region
     from hpsearch.report.search import SearchView
+    from hpsearch.stages import Registration
 
 log = logging.getLogger(__name__)
 
@@ -63,6 +65,139 @@ def _with_objective(spec: StudySpec, objective: Callable[..., Any], workers: int
     return dataclasses.replace(spec, objective=ref)
 
 
+@dataclass(frozen=True)
+class RunOptions:
+    """How a search is worked on: one frozen config, built from the CLI's options or the
+    API's arguments, so that both run the same code."""
+
+    workers: int = 1
+    device: str = "auto"
+    threads: int | None = None  # None: this machine's cores split between the workers
+    grace_period: int = 60
+    gpus_per_worker: int = 1
+    max_failures: int | None = None  # None: the study file's
+    progress: bool = True
+
+
+@dataclass(frozen=True)
+class Outcome:
+    """How a run ended: ``code`` 0 (done), 1 (not complete) or 130 (interrupted); the
+    stop on failures, if the search stopped; this process's worker stats (one worker)."""
+
+    code: int
+    stopped: tuple[str, Any] | None = None
+    stats: Any = None
+
+
+class SearchStopped(RuntimeError):
+    """The search stopped on failures (the message says why, once): fix the cause and
+    launch again."""
+
+
+def register(
+    spec: StudySpec,
+    url: str,
+    *,
+    workers: int = 1,
+    objective: Callable[..., Any] | None = None,
+    source: str = "<spec>",
+) -> tuple[StudySpec, Registration, Callable[..., Any]]:
+    """Store ``spec`` (or find it stored: a resume, applying the file's compatible edits)
+    after the checks that need no training: the objective imports, the storage serves
+    ``workers``. Returns the spec as stored (naming a callable ``objective`` by its import
+    path), what registering did (new or not, the edits applied) and the objective
+    function."""
+    from hpsearch.loader import load_objective
+    from hpsearch.local_workers import check_workers
+    from hpsearch.stages import register_search
+    from hpsearch.store import SearchStore
+
+    if objective is not None:
+        spec, fn = _with_objective(spec, objective, workers), objective
+    else:
+        fn = load_objective(spec.objective, spec.base_dir, source=source)
+    check_workers(url, workers)
+    registered = register_search(SearchStore.open(url, wait_s=10.0), spec)
+    return registered.spec, registered, fn
+
+
+def run(
+    url: str,
+    key: str,
+    options: RunOptions,
+    *,
+    objective: Callable[..., Any] | None = None,
+    stop: threading.Event | None = None,
+) -> Outcome:
+    """Work on ``key`` (a search, or a compare baseline's study name) until it is done:
+    in this process for one worker, else in local worker processes; the same progress
+    display either way (``hpsearch.progress``)."""
+    from hpsearch.failfast import find_stop
+    from hpsearch.store import SearchStore
+
+    reader = SearchStore.open(url, wait_s=10.0, readonly=True)
+    spec = reader.find_spec(key)
+    if spec is None:
+        raise UserError(f"no search named {key!r} in {reader.masked_url}")
+    stats = None
+    if options.workers == 1:
+        stop = stop or threading.Event()
+        try:
+            stats = _run_here(url, key, spec, options, objective, stop)
+        except KeyboardInterrupt:  # the running trial was re-queued on the way out
+            stop.set()
+        code = 130 if stop.is_set() else 0
+    else:
+        from hpsearch.local_workers import run_local_workers
+
+        code = run_local_workers(
+            url,
+            key,
+            spec,
+            options.workers,
+            device=options.device,
+            threads=options.threads,
+            grace_period=options.grace_period,
+            gpus_per_worker=options.gpus_per_worker,
+            progress=options.progress,
+            max_failures=options.max_failures,
+        )
+    stopped = None if code == 130 else find_stop(reader, spec)
+    return Outcome(1 if stopped is not None else code, stopped, stats)
+
+
+def _run_here(
+    url: str,
+    key: str,
+    spec: StudySpec,
+    options: RunOptions,
+    objective: Callable[..., Any] | None,
+    stop: threading.Event,
+) -> Any:
+    """One worker in this process, the progress drawn by a thread beside it."""
+    import contextlib
+
+    from hpsearch.local_workers import threads_per_worker
+    from hpsearch.progress import Display, Watcher
+    from hpsearch.store import SearchStore
+    from hpsearch.worker import WorkerConfig, run_worker
+
+    config = WorkerConfig(
+        url,
+        key,
+        options.threads or threads_per_worker(1),
+        options.device,
+        options.grace_period,
+        max_failures=options.max_failures,
+    )
+    watching: contextlib.AbstractContextManager[Any] = contextlib.nullcontext()
+    if options.progress:
+        reader = SearchStore.open(url, wait_s=10.0, readonly=True)
+        watching = Watcher(lambda: reader.stage_counts(spec.name), Display(spec))
+    with watching:
+        return run_worker(config, stop=stop, objective=objective)
+
+
 def launch(
     spec: str | Path | Mapping[str, Any] | StudySpec,
     *,
@@ -72,45 +207,35 @@ def launch(
     device: str = "auto",
     threads: int | None = None,
     grace_period: int = 60,
+    max_failures: int | None = None,
+    progress: bool = True,
 ) -> Search:
     """Run the search to the end (launching it again resumes) and return it.
 
     ``objective`` overrides the spec's: a function ``fn(params, epochs, report)``. With
     ``workers > 1`` it must be importable by name (defined in a module, not a notebook
     cell), because each worker is its own process. ``storage`` defaults to
-    ``$HPSEARCH_STORAGE``, else ``hpsearch.db`` in the current folder.
+    ``$HPSEARCH_STORAGE``, else ``hpsearch.db`` in the current folder. Raises
+    :class:`SearchStopped` when the search stopped on failures (its failed trials are
+    queued again: fix the cause and launch again).
     """
-    import threading
-
-    from hpsearch.loader import load_objective
-    from hpsearch.local_workers import check_workers, run_local_workers, threads_per_worker
-    from hpsearch.stages import register_search
+    from hpsearch import failfast
     from hpsearch.store import SearchStore
     from hpsearch.urls import resolve_url
-    from hpsearch.worker import WorkerConfig, run_worker
 
-    parsed = read_spec(spec)
-    fn = None
-    if objective is not None:
-        parsed, fn = _with_objective(parsed, objective, workers), objective
     url = resolve_url(storage)
-    check_workers(url, workers)
-    if fn is None:
-        fn = load_objective(parsed.objective, parsed.base_dir)
-    registered = register_search(SearchStore.open(url), parsed)
+    parsed, registered, fn = register(read_spec(spec), url, workers=workers, objective=objective)
     for line in [*registered.changes, *registered.notes]:
         log.warning("search %s: %s", parsed.name, line)
-    if workers == 1:
-        config = WorkerConfig(
-            url, parsed.name, threads or threads_per_worker(1), device, grace_period
-        )
-        run_worker(config, stop=threading.Event(), objective=fn)
-    else:
-        code = run_local_workers(
-            url, parsed.name, registered.spec, workers, device=device, grace_period=grace_period
-        )
-        if code:
-            raise RuntimeError(f"the workers stopped with exit code {code}; see their log")
+    failfast.resume(SearchStore.open(url, wait_s=10.0), parsed)
+    options = RunOptions(workers, device, threads, grace_period, 1, max_failures, progress)
+    outcome = run(url, parsed.name, options, objective=fn if objective is not None else None)
+    if outcome.stopped is not None:
+        raise SearchStopped(failfast.format_stop(parsed.name, *outcome.stopped))
+    if outcome.code == 130:
+        raise KeyboardInterrupt
+    if outcome.code:
+        raise RuntimeError(f"search {parsed.name} did not complete; launch it again to resume")
     return Search(parsed.name, url)
 
 
@@ -159,6 +284,13 @@ class Search:
             for epoch, value in sorted(r.intermediate.items())
         ]
         return pd.DataFrame(rows, columns=["stage", "number", "epoch", "value"])
+
+    def best(self, stage: str | None = None) -> dict[str, Any]:
+        """The recommended configuration (``hpsearch best --format json``): ``params``
+        with ``[fixed]``, ``value``, ``stage``, ``trial``, ``epochs``, ``seed``..."""
+        from hpsearch.best import find_winner
+
+        return find_winner(self.view(), stage).to_dict()
 
     def regions(self) -> dict[str, Region]:
         """The promising region each stage with results hands on, by stage name."""

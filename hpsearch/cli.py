@@ -57,6 +57,55 @@ def storage_option(fn: Callable[..., Any]) -> Callable[..., Any]:
     return click.option("--storage", default=None, metavar="URL", help=STORAGE_HELP)(fn)
 
 
+def max_failures_option(fn: Callable[..., Any]) -> Callable[..., Any]:
+    return click.option(
+        "--max-failures",
+        default=None,
+        type=click.IntRange(0),
+        metavar="N",
+        help="Stop the search after N failed trials with no success in a stage "
+        "(default: the study file's max_failures, else 3; 0: never stop).",
+    )(fn)
+
+
+def discard_options(fn: Callable[..., Any]) -> Callable[..., Any]:
+    fn = click.option("--yes", is_flag=True, help="Discard without asking (--from-stage).")(fn)
+    return click.option(
+        "--from-stage",
+        default=None,
+        metavar="S",
+        help="Discard stage S and later ones and prepare them afresh from the retried results.",
+    )(fn)
+
+
+def threads_option(fn: Callable[..., Any]) -> Callable[..., Any]:
+    return click.option(
+        "--threads",
+        default=None,
+        type=click.IntRange(1),
+        help="CPU threads per worker (default: this machine's cores split between workers).",
+    )(fn)
+
+
+def progress_option(fn: Callable[..., Any]) -> Callable[..., Any]:
+    return click.option(
+        "--progress/--no-progress",
+        default=True,
+        help="Show progress per stage (a bar on a terminal, else a line now and then).",
+    )(fn)
+
+
+def gpus_option(fn: Callable[..., Any]) -> Callable[..., Any]:
+    return click.option(
+        "--gpus-per-worker",
+        default=1,
+        show_default=True,
+        type=click.IntRange(1),
+        help="GPUs each local worker gets (CUDA_VISIBLE_DEVICES, round-robin over the "
+        "visible ones) with --device cuda or auto.",
+    )(fn)
+
+
 def open_reader(url: str) -> Any:
     """The store for a command that only reads: it never creates a database."""
     from hpsearch.store import SearchStore
@@ -133,17 +182,46 @@ class Group(click.Group):
             raise click.ClickException(f"database error: {first}") from exc
 
 
+def _set_verbosity(ctx: click.Context, param: click.Parameter, value: Any) -> Any:
+    """``-v`` (info), ``-vv`` (debug), ``-q`` (errors only), before or after the command."""
+    _log_format()
+    if value:
+        level = (
+            logging.ERROR
+            if param.name == "quiet"
+            else (logging.INFO, logging.DEBUG)[min(value, 2) - 1]
+        )
+        logging.getLogger().setLevel(level)
+    return value
+
+
+def _log_format() -> None:
+    logging.basicConfig(
+        level=logging.WARNING, format="%(asctime)s %(name)s %(levelname)s %(message)s"
+    )
+
+
+def verbosity_options(fn: Any) -> Any:
+    fn = click.option(
+        "-q", "--quiet", is_flag=True, expose_value=False, callback=_set_verbosity,
+        help="Errors only.",
+    )(fn)  # fmt: skip
+    return click.option(
+        "-v", "--verbose", count=True, expose_value=False, callback=_set_verbosity,
+        help="More logging (-v info, -vv debug).",
+    )(fn)  # fmt: skip
+
+
 @click.group(cls=Group, context_settings={"help_option_names": ["-h", "--help"]})
-@click.option("-v", "--verbose", count=True, help="More logging (-v info, -vv debug).")
+@verbosity_options
 @click.version_option(package_name="hpsearch")
-def main(verbose: int) -> None:
+def main() -> None:
     """Coarse-to-fine hyperparameter search on Optuna storage.
 
     Write a study file (`hpsearch example` lists examples to start from), then
     `hpsearch launch FILE`.
     """
-    level = (logging.WARNING, logging.INFO, logging.DEBUG)[min(verbose, 2)]
-    logging.basicConfig(level=level, format="%(asctime)s %(name)s %(levelname)s %(message)s")
+    _log_format()
 
 
 @main.command()
@@ -190,43 +268,89 @@ def example(name: str | None) -> None:
     help="Validate, import the objective (the built-in: load its data) and print the plan; "
     "run nothing.",
 )
+@max_failures_option
+@click.option(
+    "--retry-failed", is_flag=True, help="Re-queue failed trials first (as hpsearch retry)."
+)
+@discard_options
+@threads_option
+@progress_option
+@gpus_option
 def launch(
-    file: str, storage: str | None, device: str, grace_period: int, workers: int, dry_run: bool
+    file: str,
+    storage: str | None,
+    device: str,
+    grace_period: int,
+    workers: int,
+    dry_run: bool,
+    max_failures: int | None,
+    retry_failed: bool,
+    from_stage: str | None,
+    yes: bool,
+    threads: int | None,
+    progress: bool,
+    gpus_per_worker: int,
 ) -> None:
-    """Run the search in FILE to the end (launching it again resumes)."""
-    from hpsearch.loader import load_objective, preflight
+    """Run the search in FILE to the end (launching it again resumes, and runs again the
+    trials of a search stopped on failures)."""
+    from hpsearch import failfast
+    from hpsearch.loader import preflight
     from hpsearch.spec import load_spec
     from hpsearch.urls import mask_url
 
     with user_errors():
         spec = load_spec(file)
+        if from_stage is not None and not retry_failed:
+            raise BadInput("--from-stage applies with --retry-failed (or hpsearch retry)")
     url = storage_url(storage, creates=True)
     with user_errors():
         if dry_run:
             preflight(spec, device, source=file)
             click.echo(format_plan(spec))
             return
-        load_objective(spec.objective, spec.base_dir, source=file)
 
-    from hpsearch.local_workers import check_workers
-    from hpsearch.stages import register_search
+    from hpsearch import api
     from hpsearch.store import SearchStore
 
     with user_errors():
-        check_workers(url, workers)
-        registered = register_search(SearchStore.open(url, wait_s=COMMAND_WAIT_S), spec)
-    for line in registered.changes:
-        click.echo(f"edited search {spec.name}: {line}", err=True)
-    for note in registered.notes:
-        click.echo(f"note: {note}", err=True)
+        spec, registered, _ = api.register(spec, url, workers=workers, source=file)
+        for line in registered.changes:
+            click.echo(f"edited search {spec.name}: {line}", err=True)
+        for note in registered.notes:
+            click.echo(f"note: {note}", err=True)
+        store = SearchStore.open(url, wait_s=COMMAND_WAIT_S)
+        if retry_failed:
+            for line in _retry_failed(store, spec, None, from_stage, yes):
+                click.echo(line, err=True)
+        for line in failfast.resume(store, spec):
+            click.echo(line, err=True)
     click.echo(
         f"{'launched' if registered.new else 'resuming'} search {spec.name} in "
-        f"{mask_url(url)}: {len(registered.spec.stages)} stage(s), "
-        f"{registered.spec.total_epochs} epochs in all",
+        f"{mask_url(url)}: {len(spec.stages)} stage(s), {spec.total_epochs} epochs in all",
         err=True,
     )
-    _run_workers(url, spec.name, workers, device, grace_period)
+    limit = spec.max_failures if max_failures is None else max_failures  # the file's
+    options = api.RunOptions(
+        workers, device, threads, grace_period, gpus_per_worker, limit, progress
+    )
+    _run(url, spec.name, options)
     _print_summary(url, spec.name)
+
+
+def _retry_failed(
+    store: Any, spec: Any, stage: str | None, from_stage: str | None, yes: bool
+) -> list[str]:
+    """Plan a retry, ask before discarding anything (refusing with no terminal to ask on
+    unless --yes), apply it; the lines to print."""
+    from hpsearch.retry import apply_retry, plan_retry
+
+    plan = plan_retry(store, spec, stage=stage, from_stage=from_stage)
+    if plan.discard and not yes:
+        if not sys.stdin.isatty():
+            raise BadInput(f"{plan.prompt(spec.name)}\nno terminal to ask on: pass --yes")
+        if not click.confirm(plan.prompt(spec.name)):
+            raise click.Abort()
+    return apply_retry(store, plan)
 
 
 def format_plan(spec: Any) -> str:
@@ -256,12 +380,13 @@ def format_plan(spec: Any) -> str:
 @main.command()
 @click.argument("name")
 @storage_option
-@click.option(
-    "--threads", default=None, type=click.IntRange(1), help="CPU threads (default: all)."
-)
+@threads_option
 @device_option
 @click.option("--grace-period", default=60, show_default=True, type=click.IntRange(2))
-@click.option("--progress/--no-progress", default=True, help="Show a progress bar per stage.")
+@progress_option
+@max_failures_option
+# Workers started by `launch --workers N` leave the stop's summary to the launcher (once).
+@click.option("--stop-summary/--no-stop-summary", default=True, hidden=True)
 def worker(
     name: str,
     storage: str | None,
@@ -269,60 +394,83 @@ def worker(
     device: str,
     grace_period: int,
     progress: bool,
+    max_failures: int | None,
+    stop_summary: bool,
 ) -> None:
     """Work on search NAME until it is finished (run on as many machines as you like).
 
     The storage URL is best given in $HPSEARCH_STORAGE, which keeps a password out of
     process lists. SIGTERM (as Slurm and Kubernetes send) and Ctrl-C re-queue the running
-    trial before the worker exits.
+    trial before the worker exits. A search stopped on failures stays stopped (exit 1)
+    until it is launched again or retried.
     """
-    _work(
-        storage_url(storage), name, threads or default_threads(1), device, grace_period, progress
-    )
+    from hpsearch.api import RunOptions
+
+    options = RunOptions(1, device, threads, grace_period, 1, max_failures, progress)
+    _run(storage_url(storage), name, options, stop_summary=stop_summary)
 
 
-def _work(
-    url: str, name: str, threads: int, device: str, grace_period: int, progress: bool = True
-) -> None:
-    """Run one worker in this process, with the progress display of ``progress.Display``
-    drawn from the database by a thread beside it."""
-    import contextlib
+def _run(url: str, key: str, options: Any, *, stop_summary: bool = True) -> None:
+    """Work on ``key`` (a search or a baseline) until it is done, through ``api.run``;
+    exit 130 when interrupted, 1 when the search stopped on failures (its summary, read
+    from the database, once) or could not complete."""
     import threading
 
-    from hpsearch.progress import Display, Watcher
-    from hpsearch.worker import WorkerConfig, handle_stop_signals, run_worker
+    from hpsearch import api, failfast
+    from hpsearch.worker import handle_stop_signals
 
     stop = threading.Event()
-    handle_stop_signals(stop)
-    config = WorkerConfig(url, name, threads, device, grace_period)
-    watching: contextlib.AbstractContextManager[Any] = contextlib.nullcontext()
+    if options.workers == 1:  # the local-workers launcher installs its own
+        handle_stop_signals(stop)
     with user_errors():
-        store = open_reader(url) if progress else None
-        spec = store.find_spec(name) if store is not None else None
-        if store is not None and spec is not None:
-            watching = Watcher(lambda: store.stage_counts(spec.name), Display(spec))
-        try:
-            with watching:
-                stats = run_worker(config, stop=stop)
-        except KeyboardInterrupt:
-            stop.set()
-        if stop.is_set():
-            click.echo(
-                "\ninterrupted: running trials were re-queued; launch again to resume", err=True
-            )
-            sys.exit(130)
-    click.echo(
-        f"worker done: {stats.completed} completed, {stats.failed} failed, "
-        f"{stats.lost} dropped, {stats.requeued} re-queued",
-        err=True,
-    )
+        outcome = api.run(url, key, options, stop=stop)
+    if outcome.code == 130:
+        click.echo(
+            "\ninterrupted: running trials were re-queued; launch again to resume", err=True
+        )
+        sys.exit(130)
+    s = outcome.stats
+    if s is not None:
+        click.echo(
+            f"worker done: {s.completed} completed, {s.failed} failed, "
+            f"{s.lost} dropped, {s.requeued} re-queued",
+            err=True,
+        )
+    if outcome.stopped is not None:
+        if stop_summary:
+            click.echo(failfast.format_stop(key.split("/")[0], *outcome.stopped), err=True)
+        sys.exit(1)
+    if outcome.code:
+        sys.exit(outcome.code)
 
 
 def _print_summary(url: str, name: str) -> None:
+    """The report, then one line: the winner and the commands that look further."""
+    from hpsearch.records import recommended
     from hpsearch.report.search import load_search
     from hpsearch.report.terminal import format_summary
 
-    click.echo(format_summary(load_search(open_reader(url), name)))
+    view = load_search(open_reader(url), name)
+    click.echo(format_summary(view))
+    flag = storage_flag(url)
+    best = recommended([r for v in view.stages for r in v.records], view.spec.direction)
+    found = (
+        f"best {view.spec.metric} {best.value:.6g} (stage {best.stage}, trial {best.number})"
+        if best is not None
+        else "no trial gave a usable value"
+    )
+    click.echo(
+        f"\n{found}; more: hpsearch report {name}{flag}, hpsearch best {name}{flag}, "
+        f"hpsearch dashboard{flag}"
+    )
+
+
+def storage_flag(url: str) -> str:
+    """`` --storage URL`` (password masked) for a command to print, unless the default
+    storage (``$HPSEARCH_STORAGE`` or ./hpsearch.db) is the one in use."""
+    from hpsearch.urls import mask_url, resolve_url
+
+    return "" if url == resolve_url(None) else f" --storage {mask_url(url)}"
 
 
 @main.command()
@@ -396,7 +544,15 @@ def report(
 )
 @device_option
 @click.option("--grace-period", default=60, show_default=True, type=click.IntRange(2))
-def compare(file: str, storage: str | None, workers: int, device: str, grace_period: int) -> None:
+@gpus_option
+def compare(
+    file: str,
+    storage: str | None,
+    workers: int,
+    device: str,
+    grace_period: int,
+    gpus_per_worker: int,
+) -> None:
     """Run the search in FILE, then flat grid and random search with the same epoch budget
     (NAME/grid-baseline, NAME/random-baseline), and compare the three (reruns resume)."""
     from hpsearch.compare import register_baselines
@@ -410,9 +566,11 @@ def compare(file: str, storage: str | None, workers: int, device: str, grace_per
     with user_errors():
         load_objective(spec.objective, spec.base_dir, source=file)
         keys = register_baselines(SearchStore.open(url, wait_s=COMMAND_WAIT_S), spec)
+    from hpsearch.api import RunOptions
+
     for key in keys:
         click.echo(f"running {key}", err=True)
-        _run_workers(url, key, workers, device, grace_period)
+        _run(url, key, RunOptions(workers, device, None, grace_period, gpus_per_worker))
 
     from hpsearch.report.comparison import format_comparison, method_result
     from hpsearch.report.search import load_baselines, load_search
@@ -423,6 +581,171 @@ def compare(file: str, storage: str | None, workers: int, device: str, grace_per
         method_result(method, b) for method, b in sorted(load_baselines(store, spec.name).items())
     ]
     click.echo(format_comparison(view, results))
+
+
+@main.command()
+@click.argument("name")
+@storage_option
+@click.option("--stage", default=None, metavar="S", help="The best of stage S only.")
+@click.option(
+    "--format",
+    "fmt",
+    default="text",
+    show_default=True,
+    type=click.Choice(["text", "json", "toml"]),
+    help="toml: a [fixed] table to paste into a study file.",
+)
+@click.option("--retrain", is_flag=True, help="Train the winner once more (nothing is stored).")
+@click.option(
+    "--epochs", default=None, type=click.IntRange(1), help="With --retrain: epochs to train."
+)
+@click.option(
+    "--save", default=None, metavar="PATH", help="With --retrain: write the trained model here."
+)
+@click.option(
+    "--device",
+    default=None,
+    type=click.Choice(["auto", "cpu", "cuda"]),
+    help="With --retrain: where to train (default: where the trial ran).",
+)
+@click.option(
+    "--threads",
+    default=None,
+    type=click.IntRange(1),
+    help="With --retrain: CPU threads (default: the trial's).",
+)
+def best(
+    name: str,
+    storage: str | None,
+    stage: str | None,
+    fmt: str,
+    retrain: bool,
+    epochs: int | None,
+    save: str | None,
+    device: str | None,
+    threads: int | None,
+) -> None:
+    """The configuration search NAME recommends: the best trial among its longest runs,
+    with every parameter ([fixed] too), its seed and the data split seed, at full
+    precision. --retrain trains it again and checks the value comes back."""
+    from hpsearch import best as winners
+    from hpsearch.report.search import load_search
+    from hpsearch.urls import resolve_url
+
+    if not retrain:
+        for option, given in (
+            ("--epochs", epochs),
+            ("--save", save),
+            ("--device", device),
+            ("--threads", threads),
+        ):
+            if given is not None:
+                raise BadInput(f"{option} only applies with --retrain")
+    elif fmt == "toml":
+        raise BadInput("--retrain reports in text or json; --format toml prints the winner")
+    url = resolve_url(storage)
+    with user_errors():
+        store = open_reader(url)
+        view = load_search(store, name)
+        winner = winners.find_winner(view, stage)
+        if not retrain:
+            click.echo(winners.format_winner(winner, fmt, storage_flag(url)))
+            return
+        from hpsearch import retrain as retraining
+
+        click.echo(
+            f"retraining trial {winner.record.number} of {name} (stage {winner.record.stage})",
+            err=True,
+        )
+        try:
+            done = retraining.retrain(
+                store, view.spec, winner, epochs=epochs, save=save, threads=threads, device=device
+            )
+        except retraining.RetrainFailed as exc:
+            raise click.ClickException(str(exc)) from exc
+    click.echo(retraining.format_retrained(done, fmt))
+    if done.reproduced is False:
+        click.echo(f"warning: {retraining.NOT_REPRODUCED}", err=True)
+
+
+GRACE_HELP = "Seconds without a heartbeat before a worker counts as gone (as for launch)."
+
+
+@main.command(name="list")
+@storage_option
+@click.option(
+    "--grace-period", default=60, show_default=True, type=click.IntRange(2), help=GRACE_HELP
+)
+def list_(storage: str | None, grace_period: int) -> None:
+    """Every search in the storage: stages, trials done, state, best value."""
+    from hpsearch.manage import format_searches, list_searches
+    from hpsearch.urls import mask_url, resolve_url
+
+    url = resolve_url(storage)
+    with user_errors():
+        store = open_reader(url)
+        rows = list_searches(store, grace_period)
+        click.echo(format_searches(rows, store.orphaned_searches(), mask_url(url)))
+
+
+@main.command()
+@click.argument("name")
+@storage_option
+@click.option("--yes", is_flag=True, help="Do not ask (needed without a terminal).")
+@click.option("--force", is_flag=True, help="Delete even while a worker's heartbeat is fresh.")
+@click.option(
+    "--grace-period", default=60, show_default=True, type=click.IntRange(2), help=GRACE_HELP
+)
+def delete(name: str, storage: str | None, yes: bool, force: bool, grace_period: int) -> None:
+    """Delete search NAME: every stage study and compare baseline, in one transaction.
+
+    Launching its study file again then starts it afresh.
+    """
+    from hpsearch.manage import check_deletable
+    from hpsearch.store import SearchStore
+    from hpsearch.urls import mask_url, resolve_url
+
+    url = resolve_url(storage)
+    with user_errors():
+        studies = check_deletable(open_reader(url), name, grace_period, force=force)
+        if not yes:
+            if not sys.stdin.isatty():
+                raise BadInput(
+                    f"delete {name}: no terminal to ask on; pass --yes to delete without asking"
+                )
+            click.confirm(
+                f"delete search {name} from {mask_url(url)} ({', '.join(studies)})?", abort=True
+            )
+        deleted = SearchStore.open(url, wait_s=COMMAND_WAIT_S).delete_search(name)
+    click.echo(f"deleted search {name}: {', '.join(deleted)}", err=True)
+
+
+@main.command()
+@click.argument("name")
+@storage_option
+@click.option("--stage", default=None, metavar="S", help="Retry only this stage's failures.")
+@discard_options
+def retry(
+    name: str, storage: str | None, stage: str | None, from_stage: str | None, yes: bool
+) -> None:
+    """Re-queue the failed trials of search NAME with their params (after fixing what made
+    them fail) and lift a stop on failures; launching again then runs them."""
+    from hpsearch.store import SearchStore
+    from hpsearch.urls import resolve_url
+    from hpsearch.worker import SearchNotFound
+
+    url = resolve_url(storage)
+    with user_errors():
+        reader = open_reader(url)
+        spec = reader.find_spec(name)
+        if spec is None:
+            raise SearchNotFound(f"no search named {name!r} in {reader.masked_url}")
+        store = SearchStore.open(url, wait_s=COMMAND_WAIT_S)
+        for line in _retry_failed(store, spec, stage, from_stage, yes):
+            click.echo(line)
+    click.echo(
+        f"launch again to run them: hpsearch launch FILE (or hpsearch worker {name})", err=True
+    )
 
 
 @main.command()
@@ -458,21 +781,9 @@ def dashboard(storage: str | None, host: str, port: int, allow_writes: bool) -> 
         serve(DashboardConfig(url, host, port, allow_writes), on_ready=ready)
 
 
-def _run_workers(url: str, key: str, workers: int, device: str, grace_period: int) -> None:
-    """Work on ``key`` (a search or a baseline) until it is done: in this process for one
-    worker (tracebacks and Ctrl-C stay simple), else in local worker processes."""
-    if workers == 1:
-        _work(url, key, threads=default_threads(1), device=device, grace_period=grace_period)
-        return
-    from hpsearch.local_workers import run_local_workers
-
-    with user_errors():
-        spec = open_reader(url).find_spec(key)
-        assert spec is not None, f"{key} was registered before its workers start"
-        code = run_local_workers(url, key, spec, workers, device=device, grace_period=grace_period)
-    if code:
-        sys.exit(code)
-
+# -q and -v work the same on every command (and before it: hpsearch -v launch ...).
+for _command in main.commands.values():
+    verbosity_options(_command)
 
 if __name__ == "__main__":
     main()

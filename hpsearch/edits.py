@@ -26,7 +26,13 @@ from dataclasses import dataclass
 from typing import Any
 
 from hpsearch.plan import extend_plan
-from hpsearch.spec import DEFAULT_KEEP, DEFAULT_MARGIN, STAGE_KEYS, StudySpec
+from hpsearch.spec import (
+    DEFAULT_KEEP,
+    DEFAULT_MARGIN,
+    DEFAULT_MAX_FAILURES,
+    STAGE_KEYS,
+    StudySpec,
+)
 
 ABSENT = "<absent>"
 
@@ -40,7 +46,8 @@ IDENTITY = {
 }
 #: Top-level keys that say how the search runs, not what it searches: always applied.
 RUNNING = ("max_failures",)
-#: A stage's keys as ``StudySpec.to_dict`` leaves them out when they have their default.
+#: Keys as ``StudySpec.to_dict`` leaves them out when they have their default.
+TOP_DEFAULTS = {"max_failures": DEFAULT_MAX_FAILURES}
 STAGE_DEFAULTS = {"keep": DEFAULT_KEEP, "margin": DEFAULT_MARGIN, "promote": 0, "space": {}}
 
 
@@ -71,6 +78,7 @@ def classify(
     """Every difference between two ``StudySpec.to_dict`` forms, each either compatible
     or refused with the reason. ``prepared``: the names of the stages the database has
     prepared (always a first few: a stage is prepared once the one before it finished)."""
+    stored, file = {**TOP_DEFAULTS, **stored}, {**TOP_DEFAULTS, **file}
     old_stages, new_stages = stored.get("stage", []), file.get("stage", [])
     started = bool(old_stages) and old_stages[0]["name"] in prepared
     first = old_stages[0]["name"] if old_stages else ""

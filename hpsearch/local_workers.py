@@ -105,7 +105,9 @@ def start_workers(
     *,
     device: str,
     grace_period: int,
+    threads: int | None = None,
     gpus_per_worker: int = 1,
+    max_failures: int | None = None,
 ) -> Callable[[int], subprocess.Popen[bytes]]:
     """A function that starts local worker number ``i`` on ``name`` (the launch calls it
     for each worker, and again for a worker restarted in a dead one's place, which gets
@@ -122,12 +124,14 @@ def start_workers(
         "worker",
         name,
         "--threads",
-        str(threads_per_worker(workers)),
+        str(threads or threads_per_worker(workers)),
         "--device",
         device,
         "--grace-period",
         str(grace_period),
         "--no-progress",
+        "--no-stop-summary",  # a stop on failures: the launcher prints it, once
+        *(["--max-failures", str(max_failures)] if max_failures is not None else []),
     ]
     split = gpu_split(
         workers, visible_gpus() if device in ("auto", "cuda") else [], gpus_per_worker
@@ -202,9 +206,11 @@ def run_local_workers(
     workers: int,
     *,
     device: str = "auto",
+    threads: int | None = None,
     grace_period: int = 60,
     gpus_per_worker: int = 1,
     progress: bool = True,
+    max_failures: int | None = None,
     poll_s: float = 1.0,
 ) -> int:
     """Run ``workers`` local worker processes on ``key`` (a search's name, or a compare
@@ -215,6 +221,7 @@ def run_local_workers(
     130 when interrupted (Ctrl-C or SIGTERM: the workers re-queue their running trials
     first), 1 when the search could not complete.
     """
+    from hpsearch.failfast import find_stop
     from hpsearch.store import SearchStore
 
     check_workers(url, workers)
@@ -225,8 +232,10 @@ def run_local_workers(
             key,
             workers,
             device=device,
+            threads=threads,
             grace_period=grace_period,
             gpus_per_worker=gpus_per_worker,
+            max_failures=max_failures,
         )
     )
     display = Display(spec) if progress else None
@@ -234,7 +243,7 @@ def run_local_workers(
         with stop_signals_interrupt():
             for i in range(workers):
                 pool.start(i)
-            _watch(store, key, pool, display, poll_s)
+            _watch(store, key, spec, pool, display, poll_s)
     except KeyboardInterrupt:
         click.echo("\ninterrupted: stopping workers (they re-queue their trials)", err=True)
         _stop(pool.procs)
@@ -242,6 +251,8 @@ def run_local_workers(
     finally:
         if display is not None:
             display.close()
+    if find_stop(store, spec) is not None:
+        return 1  # stopped on failures: the caller says why, once
     if search_completed(store, key):
         if pool.dead:
             click.echo(
@@ -258,6 +269,7 @@ def run_local_workers(
 def _watch(
     store: SearchStore,
     key: str,
+    spec: StudySpec,
     pool: Pool,
     display: Display | None,
     poll_s: float,
@@ -266,7 +278,7 @@ def _watch(
     every worker has exited."""
     while True:
         for dead in pool.newly_dead():
-            _replace(store, key, pool, dead)
+            _replace(store, key, spec, pool, dead)
         if display is not None:
             try:
                 display.update(store.stage_counts(display.spec.name))
@@ -277,10 +289,19 @@ def _watch(
         time.sleep(poll_s)
 
 
-def _replace(store: SearchStore, key: str, pool: Pool, dead: subprocess.Popen[bytes]) -> None:
-    """Start a worker in ``dead``'s place, unless the search is complete or the restarts
-    are used up."""
+def _replace(
+    store: SearchStore, key: str, spec: StudySpec, pool: Pool, dead: subprocess.Popen[bytes]
+) -> None:
+    """Start a worker in ``dead``'s place, unless the search is complete, stopped on
+    failures (the worker exited because of it) or the restarts are used up."""
+    from hpsearch.failfast import find_stop
+
     what = f"worker {dead.pid} {exit_reason(dead.returncode)}"
+    try:
+        if find_stop(store, spec) is not None:
+            return
+    except Exception as exc:  # the database is away: judge by the other rules
+        log.warning("cannot tell whether the search stopped: %s", type(exc).__name__)
     if pool.restarts >= MAX_RESTARTS:
         click.echo(f"warning: {what}; not restarted ({MAX_RESTARTS} restarts used)", err=True)
         return

@@ -64,3 +64,16 @@ def rank(records: list[TrialRecord], direction: str) -> list[TrialRecord]:
         done,
         key=lambda r: (0, sign * r.value, r.number) if r.ok else (1, 0.0, r.number),  # type: ignore[operator]
     )
+
+
+def recommended(records: list[TrialRecord], direction: str) -> TrialRecord | None:
+    """The trial a search recommends: by :func:`rank`, the best usable one among the
+    longest runs (most epochs). Values after different epochs do not compare: a 1-epoch
+    loss that beats every 5-epoch one says nothing about which settings train best for 5,
+    and the longest runs are the ones nearest to how the model will be trained. None when
+    no trial gave a usable value."""
+    usable = [r for r in records if r.ok and r.finished]
+    if not usable:
+        return None
+    longest = max(r.epochs for r in usable)
+    return rank([r for r in usable if r.epochs == longest], direction)[0]

@@ -13,6 +13,11 @@ import math
 from collections.abc import Callable
 from typing import Any
 
+#: The key ``hpsearch best --retrain --save PATH`` adds to the objective's params, and only
+#: there: an objective that sees it writes the trained model to ``params["save_path"]``
+#: (the built-in CNN does). Trials of a search never get it, so they keep no weights.
+SAVE_PATH_KEY = "save_path"
+
 
 class TrialLost(RuntimeError):
     """The trial was finished by someone else (e.g. failed as stale) while it ran.

@@ -47,6 +47,7 @@ TOP_KEYS = (
     "stage",
     "budget",
     "max_epochs",
+    "max_failures",
 )
 PARAM_KEYS = ("low", "high", "log", "step", "choices", "min", "max")
 NAME_RE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.\-]*$")
@@ -63,6 +64,8 @@ BASELINE_STAGES = ("grid-baseline", "random-baseline")
 DEFAULT_KEEP = 0.25
 #: Widening of the kept span on each side, as a fraction of the span.
 DEFAULT_MARGIN = 0.25
+#: Failed trials with no success in a stage after which the search stops (0: never stops).
+DEFAULT_MAX_FAILURES = 3
 
 
 class SpecError(UserError, ValueError):
@@ -117,6 +120,9 @@ class StudySpec:
     #: Set when the file gave ``budget``/``max_epochs`` and ``stages`` were planned from them.
     budget: int | None = None
     max_epochs: int | None = None
+    #: How the search fails fast (``hpsearch.failfast``); not part of its identity: a
+    #: relaunch may change it.
+    max_failures: int = DEFAULT_MAX_FAILURES
 
     @property
     def objective_ref(self) -> str:
@@ -157,6 +163,12 @@ class StudySpec:
             **(
                 {"budget": self.budget, "max_epochs": self.max_epochs}
                 if self.budget is not None
+                else {}
+            ),
+            # only when set, so that specs stored before it existed read back unchanged
+            **(
+                {"max_failures": self.max_failures}
+                if self.max_failures != DEFAULT_MAX_FAILURES
                 else {}
             ),
         }
@@ -287,6 +299,12 @@ def parse_spec(data: dict[str, Any], source: str = "<spec>", base_dir: str = "."
             "metric", f"the cnn objective returns one of {', '.join(CNN_METRICS)}; got {metric!r}"
         )
     seed = c.typed(data, "seed", (int,), "", default=0)
+    max_failures = c.typed(data, "max_failures", (int,), "", default=DEFAULT_MAX_FAILURES)
+    if isinstance(max_failures, int) and max_failures < 0:
+        c.error(
+            "max_failures",
+            f"must be at least 0 (0: never stop on failures), but got {max_failures!r}",
+        )
     fixed = c.typed(data, "fixed", (dict,), "", default={})
     for key, value in (fixed or {}).items():
         _check_value(c, f"fixed.{key}", value)
@@ -350,6 +368,7 @@ def parse_spec(data: dict[str, Any], source: str = "<spec>", base_dir: str = "."
         base_dir=base_dir,
         budget=budget,
         max_epochs=max_epochs if budget is not None else None,
+        max_failures=max_failures,
     )
 
 

@@ -16,8 +16,9 @@ import time
 import traceback
 from collections.abc import Callable
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, Protocol
 
+from hpsearch import failfast
 from hpsearch import store as st
 from hpsearch.errors import UserError
 from hpsearch.loader import load_objective
@@ -53,6 +54,7 @@ class WorkerConfig:
     device: str = "auto"
     grace_period: int = 60
     max_trials: int | None = None  # stop after this many trials (tests, smoke runs)
+    max_failures: int | None = None  # fail fast (hpsearch.failfast); None: the stored spec's
 
     @property
     def heartbeat_interval(self) -> int:
@@ -68,6 +70,7 @@ class WorkerStats:
     lost: int = 0
     requeued: int = 0
     stages: list[str] = field(default_factory=list)
+    stopped: tuple[str, failfast.Stop] | None = None  # (stage, why): failures stopped it
 
     @property
     def ran(self) -> int:
@@ -130,14 +133,19 @@ def run_worker(
         )
     if objective is None:
         objective = load_objective(spec.objective, spec.base_dir, source="stored spec")
-    run = _Run(config, store, spec, objective, stop, emit, WorkerStats(), worker_id())
+    max_failures = spec.max_failures if config.max_failures is None else config.max_failures
+    run = _Run(
+        config, store, spec, objective, stop, emit, WorkerStats(), worker_id(), max_failures
+    )
     index = 0
     # A relaunch may edit the search while this worker runs (more trials, a stage
-    # appended): the stored spec is read again at every stage, a stage that an edit
-    # re-opened is finished before the next one is prepared, and the worker goes back to
-    # one re-opened behind it before it stops.
+    # appended, max_failures): the stored spec is read again at every stage, a stage that
+    # an edit re-opened is finished before the next one is prepared, and the worker goes
+    # back to one re-opened behind it before it stops.
     while True:
         spec = run.spec = store.current_spec(spec)
+        if config.max_failures is None:
+            run.max_failures = spec.max_failures
         if index >= len(spec.stages):
             reopened = _reopened(store, spec)
             if reopened is None:
@@ -152,7 +160,7 @@ def run_worker(
         spec_stage = spec.stages[index]
         run.stats.stages.append(spec_stage.name)
         emit("stage", {"stage": spec_stage.name, "trials": spec_stage.trials})
-        if not run.stage(stage):
+        if not run.stage(stage, spec_stage.name):
             break
         write_stage_note(store, spec, index, owner=run.me)  # finished: its note for reviewers
         index += 1
@@ -180,14 +188,22 @@ class _Run:
     emit: Event
     stats: WorkerStats
     me: str
+    max_failures: int
 
-    def stage(self, stage: Stage) -> bool:
-        """Claim and run slots until the stage is finished. False if the worker must stop."""
+    def stage(self, stage: Stage, name: str) -> bool:
+        """Claim and run slots until the stage is finished. False if the worker must stop:
+        asked to, or the stage was stopped on failures (then its failed trials, this
+        worker's last one included, are re-queued first; see ``hpsearch.failfast``)."""
         config, store = self.config, self.store
         space = SearchSpace.from_dict(store.stage_attrs(stage)[st.ATTR_SPACE])
         wait, last_recover = 0.2, 0.0
         while not self.stop.is_set():
             if config.max_trials is not None and self.stats.ran >= config.max_trials:
+                return False
+            mark = store.stopped(stage)
+            if mark is not None:
+                store.requeue_failed(stage)
+                self.stats.stopped = (name, failfast.Stop.from_dict(mark))
                 return False
             if time.monotonic() - last_recover > config.heartbeat_interval:
                 self.stats.requeued += store.recover(
@@ -200,6 +216,8 @@ class _Run:
                 outcome = self.trial(slot)
                 self.stats.count(outcome)
                 self.emit("trial", {"stage": stage.name, "outcome": outcome})
+                if outcome == "failed":
+                    failfast.check(store, stage, self.max_failures, by=self.me)
                 continue
             running = store.open_count(stage)
             if running == 0:
@@ -236,30 +254,58 @@ class _Run:
             except Exception as exc:
                 if policy.classify(exc) is not None:
                     raise  # a database error the policy did not cure: not the objective's
-                reason = f"{type(exc).__name__}: {exc}"
-                log.error("trial %d failed: %s\n%s", slot.number, reason, traceback.format_exc())
-                return _record(slot, None, {"fail_reason": reason[:500]})
-            return _record(slot, *_checked(value, attrs))
+                return _record(slot, None, _failure(exc))
+            return _record(slot, *checked(value, attrs))
 
     def _call(self, slot: Slot) -> tuple[Any, dict[str, Any]]:
-        """The objective on the slot's params: its return value and the trial's attrs."""
         config = self.config
-        reporter = Reporter(
-            seed=int(slot.attrs.get("seed", 0)),
+        return call_objective(
+            self.spec,
+            self.objective,
+            slot,
             threads=config.threads,
-            on_value=slot.report,
             device=config.device,
+            stop=self.stop,
         )
-        merged = builtin_params(self.spec, {**self.spec.fixed, **slot.params})
-        start = time.perf_counter()
-        _IN_OBJECTIVE.set()
-        try:
-            if self.stop.is_set():  # the signal came during the claim
-                raise KeyboardInterrupt
-            value = self.objective(merged, int(slot.attrs.get("epochs", 1)), reporter)
-        finally:
-            _IN_OBJECTIVE.clear()
-        return value, {**reporter.attrs, "wall_seconds": round(time.perf_counter() - start, 4)}
+
+
+class SlotLike(Protocol):
+    """What :func:`call_objective` reads of a slot: a claimed one, or a stored trial that
+    ``hpsearch best --retrain`` replays."""
+
+    number: int
+    params: dict[str, Any]
+    attrs: dict[str, Any]
+
+    def report(self, epoch: int, value: float) -> None: ...
+
+
+def call_objective(
+    spec: StudySpec,
+    objective: Callable[..., Any],
+    slot: SlotLike,
+    *,
+    threads: int,
+    device: str,
+    stop: threading.Event | None = None,
+) -> tuple[Any, dict[str, Any]]:
+    """The objective on the slot's params, as every trial runs it: ``[fixed]`` merged
+    with the searched params, the built-in's extras, a Reporter with the slot's seed and
+    its epochs. Returns what the objective returned and the trial's attrs; one path, so
+    that a retrained winner cannot drift from the trial it reproduces."""
+    reporter = Reporter(
+        seed=int(slot.attrs.get("seed", 0)), threads=threads, on_value=slot.report, device=device
+    )
+    merged = builtin_params(spec, {**spec.fixed, **slot.params})
+    start = time.perf_counter()
+    _IN_OBJECTIVE.set()
+    try:
+        if stop is not None and stop.is_set():  # the signal came during the claim
+            raise KeyboardInterrupt
+        value = objective(merged, int(slot.attrs.get("epochs", 1)), reporter)
+    finally:
+        _IN_OBJECTIVE.clear()
+    return value, {**reporter.attrs, "wall_seconds": round(time.perf_counter() - start, 4)}
 
 
 #: A slot whose worker died this many times is failed for good: a trial that kills its
@@ -284,7 +330,7 @@ def builtin_params(spec: StudySpec, params: dict[str, Any]) -> dict[str, Any]:
     return out
 
 
-def _checked(value: Any, attrs: dict[str, Any]) -> tuple[float | None, dict[str, Any]]:
+def checked(value: Any, attrs: dict[str, Any]) -> tuple[float | None, dict[str, Any]]:
     """The value to record, or None (a failure, with the reason in the attrs) when the
     objective returned something that is not a finite number. NaN is never stored: it has
     made SQLite studies unreadable in the dashboard."""
@@ -314,8 +360,36 @@ def _as_number(value: Any) -> float | None:
     return float(value)
 
 
+#: The tail of a failed trial's traceback kept in its ``fail_traceback`` attr.
+MAX_TRACEBACK = 10_000
+
+
+def _failure(exc: Exception) -> dict[str, Any]:
+    """A failed trial's attrs: the reason, the last frame of the traceback (what a stop's
+    summary shows) and the traceback itself (the dashboard shows trial attrs)."""
+    frames = traceback.extract_tb(exc.__traceback__)
+    where = ""
+    if frames:
+        last = frames[-1]
+        where = f"{last.filename}:{last.lineno} in {last.name}" + (
+            f": {last.line}" if last.line else ""
+        )
+    return {
+        "fail_reason": f"{type(exc).__name__}: {exc}"[:500],
+        "fail_where": where[:500],
+        "fail_traceback": "".join(traceback.format_exception(exc))[-MAX_TRACEBACK:],
+    }
+
+
 def _record(slot: Slot, value: float | None, attrs: dict[str, Any]) -> str:
     if not slot.finish(value, attrs):
         log.info("trial %d was re-queued while this worker was away; dropped", slot.number)
         return "lost"
-    return "failed" if value is None else "completed"
+    if value is not None:
+        return "completed"
+    # One line per failed trial, at -v: a stopped search prints its reason once instead.
+    where = f" ({attrs['fail_where']})" if attrs.get("fail_where") else ""
+    log.info("trial %d failed: %s%s", slot.number, attrs["fail_reason"], where)
+    if "fail_traceback" in attrs:
+        log.debug("trial %d: %s", slot.number, attrs["fail_traceback"])
+    return "failed"

@@ -28,11 +28,16 @@ def child_pythonpath() -> str:
 
 
 def hpsearch(
-    *args: str, cwd: Path, env: dict | None = None, without: Sequence[str] = ()
+    *args: str,
+    cwd: Path,
+    env: dict | None = None,
+    without: Sequence[str] = (),
+    stdin: int | None = subprocess.DEVNULL,
 ) -> subprocess.CompletedProcess:
     """``hpsearch ARGS`` in ``cwd``; ``$HPSEARCH_STORAGE`` is dropped unless ``env`` sets it,
     so a developer's own setting cannot leak into a test. An existing ``$PYTHONPATH`` is
-    kept after the tests folder, so a checkout put first on it is the one tested."""
+    kept after the tests folder, so a checkout put first on it is the one tested. Standard
+    input is no terminal (as under a scheduler), whatever pytest was started from."""
     full_env = {k: v for k, v in os.environ.items() if k != "HPSEARCH_STORAGE"}
     full_env.update({"PYTHONPATH": child_pythonpath(), **(env or {})})
     if without:
@@ -43,6 +48,7 @@ def hpsearch(
         [sys.executable, *command, *args],
         cwd=cwd,
         env=full_env,
+        stdin=stdin,
         capture_output=True,
         text=True,
         timeout=240,

@@ -1,9 +1,10 @@
 """What tests read back from a search's database, the way optuna-dashboard reads it:
-through Optuna's public API on the storage URL, not through hpsearch's store."""
+through Optuna's API on the storage URL, not through hpsearch's store."""
 
 from __future__ import annotations
 
 import optuna
+import sqlalchemy as sa
 
 
 def stage_study(url: str, search: str, stage: str) -> optuna.Study:
@@ -11,6 +12,12 @@ def stage_study(url: str, search: str, stage: str) -> optuna.Study:
     return optuna.load_study(study_name=f"{search}/{stage}", storage=url)
 
 
-def study_system_attrs(study: optuna.Study) -> dict:
-    """A study's system attrs (where optuna-dashboard keeps notes and figures)."""
-    return study._storage.get_study_system_attrs(study._study_id)
+def study_system_attrs(url: str, name: str) -> dict:
+    """A study's system attrs (where optuna-dashboard keeps notes and figures). Its id is
+    read from Optuna's ``studies`` table, as Optuna keeps it private on the study."""
+    storage = optuna.storages.RDBStorage(url)
+    with storage.engine.connect() as conn:
+        study_id = conn.execute(
+            sa.text("SELECT study_id FROM studies WHERE study_name = :n"), {"n": name}
+        ).scalar_one()
+    return storage.get_study_system_attrs(study_id)

@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import math
 import os
+import random
 import signal
 import time
 
@@ -17,6 +18,13 @@ def quadratic(params: dict, epochs: int, report) -> float:
     for e in range(1, epochs + 1):
         report(e, v + 1.0 / e)
     return v + 1.0 / epochs
+
+
+def seeded(params: dict, epochs: int, report) -> float:
+    """:func:`quadratic` plus the ``[fixed]`` ``offset`` and noise drawn from the trial's
+    seed: only the same params, fixed values and seed give the same value again."""
+    noise = random.Random(report.seed).random() * 1e-3
+    return quadratic(params, epochs, report) + params["offset"] + noise
 
 
 def sleepy(params: dict, epochs: int, report) -> float:
@@ -44,11 +52,42 @@ def nan_on_tanh(params: dict, epochs: int, report) -> float:
     return math.nan if params.get("act") == "tanh" else quadratic(params, epochs, report)
 
 
+def broken(params: dict, epochs: int, report) -> float:
+    """A typo (``params["learning_rate"]``) until ``STUB_FIXED`` is set: the broken, then
+    fixed objective of the fail-fast tests. Sleeps ``STUB_SLEEP`` s (default 0) first."""
+    time.sleep(float(os.environ.get("STUB_SLEEP", "0")))
+    if not os.environ.get("STUB_FIXED"):
+        return params["learning_rate"]
+    return quadratic(params, epochs, report)
+
+
+def tanh_until_fixed(params: dict, epochs: int, report) -> float:
+    """``crash_on_tanh`` until ``STUB_FIXED`` is set; then tanh is the better choice, so a
+    stage narrowed from the failed results searches the wrong one."""
+    if not os.environ.get("STUB_FIXED"):
+        return crash_on_tanh(params, epochs, report)
+    return quadratic(params, epochs, report) - 0.2 * (params["act"] == "tanh")
+
+
+_calls = 0
+
+
+def fails_late(params: dict, epochs: int, report) -> float:
+    """Succeeds for the first ``STUB_OK`` calls in this process (default 5), then fails
+    every time, as when a disk fills up half-way through a search."""
+    global _calls
+    _calls += 1
+    if _calls > int(os.environ.get("STUB_OK", "5")):
+        raise OSError("No space left on device (stub)")
+    return quadratic(params, epochs, report)
+
+
 TOY = """
 name = "{name}"
 objective = "stubs:{objective}"
 metric = "loss"
 seed = {seed}
+{top}
 [space.lr]
 low = 1e-5
 high = 1.0
@@ -79,10 +118,18 @@ def toy_study(
     coarse: int = 20,
     fine: int = 8,
     sampler: str = "random",
+    max_failures: int | None = None,
 ) -> str:
     """The text of a two-stage study file over the stubs."""
+    top = "" if max_failures is None else f"max_failures = {max_failures}"
     return TOY.format(
-        name=name, objective=objective, seed=seed, coarse=coarse, fine=fine, sampler=sampler
+        name=name,
+        objective=objective,
+        seed=seed,
+        coarse=coarse,
+        fine=fine,
+        sampler=sampler,
+        top=top,
     )
 
 

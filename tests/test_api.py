@@ -40,6 +40,10 @@ def test_launch_from_a_toml_string_then_inspect(sqlite_url):
     assert set(regions) == {"coarse", "fine"}
     assert regions["coarse"].space["lr"].low > 1e-5  # narrowed
 
+    best = search.best()
+    fine = trials[(trials["stage"] == "fine") & trials["ok"]]
+    assert best["value"] == fine["value"].min() and best["stage"] == "fine"
+    assert set(best["params"]) >= {"lr", "wd", "act"}
     assert "coarse" in search.status()
     again = hpsearch.load("toy", storage=sqlite_url)
     assert again.trials().equals(trials)

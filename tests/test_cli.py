@@ -250,3 +250,14 @@ def test_a_name_too_long_to_store_exits_2_the_same_on_every_backend(tmp_path, st
         assert sa.inspect(engine).get_table_names() == []  # nothing written
     finally:
         engine.dispose()
+
+
+def test_quiet_and_verbose_work_on_every_command_before_or_after_it():
+    from hpsearch.cli import main
+
+    for name, command in main.commands.items():
+        options = {opt for p in command.params for opt in getattr(p, "opts", [])}
+        assert {"-q", "-v", "--quiet", "--verbose"} <= options, name
+    runner = CliRunner()
+    for args in (["-v", "example"], ["example", "-vv"], ["example", "-q"], ["-q", "example"]):
+        assert runner.invoke(main, args).exit_code == 0, args

@@ -15,6 +15,7 @@ from collections import Counter
 
 import optuna
 import pytest
+import sqlalchemy as sa
 
 from hpsearch import store as st
 from hpsearch.store import policy
@@ -35,12 +36,21 @@ def rdb(url: str) -> optuna.storages.RDBStorage:
     return optuna.storages.RDBStorage(url, engine_kwargs=st.engine_kwargs(url))
 
 
-def as_stage(study: optuna.Study) -> st.Stage:
-    return st.Stage(study.study_name, study._study_id, study)
+def sid(engine, study: optuna.Study) -> int:
+    """The study's id, read from Optuna's ``studies`` table (Optuna keeps it private)."""
+    with engine.connect() as conn:
+        return conn.execute(
+            sa.text("SELECT study_id FROM studies WHERE study_name = :n"),
+            {"n": study.study_name},
+        ).scalar_one()
+
+
+def as_stage(url: str, study: optuna.Study) -> st.Stage:
+    return st.Stage(study.study_name, sid(rdb(url).engine, study), study)
 
 
 def records(url: str, study: optuna.Study) -> list:
-    return st.SearchStore.open(url).records(as_stage(study), "s")
+    return st.SearchStore.open(url).records(as_stage(url, study), "s")
 
 
 def slots_study(url: str, n: int, name: str = "race") -> optuna.Study:
@@ -55,7 +65,7 @@ def _recover_at_once(url: str, barrier) -> None:
     store = st.SearchStore.open(url)
     study = optuna.load_study(storage=store.dashboard_storage(), study_name="race")
     barrier.wait()
-    store.recover(as_stage(study), GRACE, max_retry=3)
+    store.recover(as_stage(url, study), GRACE, max_retry=3)
 
 
 @pytest.mark.slow
@@ -63,7 +73,7 @@ def test_workers_recovering_together_requeue_each_slot_once(storage_url):
     """Optuna's fail_stale_trials queued 26-33 copies of 20 slots here on SQLite."""
     study = slots_study(storage_url, 20)
     engine = rdb(storage_url).engine
-    claimed = [claim_slot(engine, study._study_id) for _ in range(20)]
+    claimed = [claim_slot(engine, sid(engine, study)) for _ in range(20)]
     assert None not in claimed
     time.sleep(GRACE + 0.5)  # every claimer "died": no beat since the claim
     ctx = mp.get_context("spawn")
@@ -84,7 +94,7 @@ def test_workers_recovering_together_requeue_each_slot_once(storage_url):
 def test_a_requeued_copy_is_the_same_slot_and_supersedes_the_attempt(sqlite_url):
     study = slots_study(sqlite_url, 2)
     engine = rdb(sqlite_url).engine
-    tid = claim_slot(engine, study._study_id).trial_id
+    tid = claim_slot(engine, sid(engine, study)).trial_id
     trial = optuna.trial.Trial(study, tid)
     x = trial.suggest_float("x", 0.0, 10.0)
     trial.set_user_attr("worker", "host:1")
@@ -105,8 +115,8 @@ def test_a_requeued_copy_is_the_same_slot_and_supersedes_the_attempt(sqlite_url)
     assert [r.superseded for r in records_] == [True, False, False]
 
     # The copy runs through the ordinary path: claimed, suggested the same point, told.
-    claim_slot(engine, study._study_id)  # slot 1, queued before the copy
-    again = claim_slot(engine, study._study_id).trial_id
+    claim_slot(engine, sid(engine, study))  # slot 1, queued before the copy
+    again = claim_slot(engine, sid(engine, study)).trial_id
     assert again == copy_id
     rerun = optuna.trial.Trial(study, again)
     assert rerun.suggest_float("x", 0.0, 10.0) == x
@@ -117,7 +127,7 @@ def test_a_slot_that_keeps_losing_its_worker_is_given_up(sqlite_url):
     study = slots_study(sqlite_url, 1)
     engine = rdb(sqlite_url).engine
     for _ in range(3):
-        tid = claim_slot(engine, study._study_id).trial_id
+        tid = claim_slot(engine, sid(engine, study)).trial_id
         assert requeue_trial(engine, tid, reason="lost", max_retry=2) is not None or _ == 2
     states = Counter(t.state.name for t in study.get_trials())
     assert states == {"FAIL": 3}
@@ -145,11 +155,11 @@ def test_a_claim_reads_its_slot_back_and_a_finish_is_fenced(storage_url):
             )
         )
     engine = rdb(storage_url).engine
-    first = claim_slot(engine, study._study_id, worker="host:1")
+    first = claim_slot(engine, sid(engine, study), worker="host:1")
     assert first.number == 0 and list(first.params.items()) == [("lr", 1e-3), ("act", "tanh")]
     assert first.user_attrs == {"slot": 0, "epochs": 3, "worker": "host:1"}
-    second, third = claim_slot(engine, study._study_id), claim_slot(engine, study._study_id)
-    assert claim_slot(engine, study._study_id) is None
+    second, third = claim_slot(engine, sid(engine, study)), claim_slot(engine, sid(engine, study))
+    assert claim_slot(engine, sid(engine, study)) is None
 
     assert finish_trial(engine, first.trial_id, 0.25, {"wall_seconds": 1.5, "curve": [1, 2]})
     assert not finish_trial(engine, first.trial_id, 9.0, {"wall_seconds": 0.0})
@@ -172,13 +182,13 @@ def test_a_claim_reads_its_slot_back_and_a_finish_is_fenced(storage_url):
 def test_stale_trials_are_silent_ones_and_those_without_a_heartbeat_row(storage_url):
     study = slots_study(storage_url, 3)
     engine = rdb(storage_url).engine
-    silent, orphan, alive = (claim_slot(engine, study._study_id).trial_id for _ in "abc")
+    silent, orphan, alive = (claim_slot(engine, sid(engine, study)).trial_id for _ in "abc")
     with engine.begin() as conn:  # as if killed before its first beat, with no row at all
         conn.exec_driver_sql(f"DELETE FROM trial_heartbeats WHERE trial_id = {orphan}")
-    assert stale_trials(engine, study._study_id, GRACE) == []
+    assert stale_trials(engine, sid(engine, study), GRACE) == []
     time.sleep(GRACE + 1.1)  # SQLite's CURRENT_TIMESTAMP has whole seconds
     study._storage.record_heartbeat(alive)
-    assert sorted(stale_trials(engine, study._study_id, GRACE)) == sorted([silent, orphan])
+    assert sorted(stale_trials(engine, sid(engine, study), GRACE)) == sorted([silent, orphan])
 
 
 def lease(url: str, owner: str, duration_s: float = 0.5) -> Lease:

@@ -150,7 +150,7 @@ def test_a_grid_stage_cannot_grow_once_prepared_but_may_before():
 def test_max_failures_and_a_raised_budget_are_applied_once_stages_ran():
     stored, edited = edit(setter(["seed"], 0))
     changes = classify(stored, {**edited, "max_failures": 5}, BOTH)
-    assert [(c.line, c.compatible) for c in changes] == [("max_failures added: 5", True)]
+    assert [(c.line, c.compatible) for c in changes] == [("max_failures 3 -> 5", True)]
     budget = {**stored, "budget": 270, "max_epochs": 9}
     raised, lowered = {**budget, "budget": 300}, {**budget, "budget": 200}
     assert classify(budget, raised, BOTH)[0].compatible

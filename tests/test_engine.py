@@ -91,8 +91,9 @@ def test_a_different_spec_under_the_same_name_is_refused(sqlite_url, stub_study)
 
 
 def test_failed_and_nan_trials_count_towards_the_budget_with_a_reason(sqlite_url, stub_study):
-    _, stats = launch(
-        sqlite_url, stub_study(toy_study(objective="crash_on_tanh", coarse=12, fine=4))
+    _, stats = launch(  # max_failures = 0: they count, rather than stop the search
+        sqlite_url,
+        stub_study(toy_study(objective="crash_on_tanh", coarse=12, fine=4, max_failures=0)),
     )
     view = load_search(st.SearchStore.open(sqlite_url), "toy")
     coarse = view.stages[0]

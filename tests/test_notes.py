@@ -38,7 +38,10 @@ def finished_search(url, stub_study, **toy):
 
 
 def test_worker_writes_each_finished_stage_the_reports_facts(storage_url, stub_study):
-    spec = finished_search(storage_url, stub_study, objective="crash_on_tanh", coarse=16, fine=6)
+    # max_failures = 0: half its trials fail, which would stop the search (hpsearch.failfast)
+    spec = finished_search(
+        storage_url, stub_study, objective="crash_on_tanh", coarse=16, fine=6, max_failures=0
+    )
     view = load_search(st.SearchStore.open(storage_url), "toy")
     for v in view.stages:
         study = stage_study(storage_url, "toy", v.stage.name)
@@ -50,7 +53,9 @@ def test_worker_writes_each_finished_stage_the_reports_facts(storage_url, stub_s
             assert f"| {p.name} | {describe_range(p.after)} | {describe_range(p.before)} |" in note
         # Deterministic from the stored results: any worker would have written the same.
         assert note == stage_note(spec, v, param_importances(v, "minimize"))
-        figure = json.loads(get_plotly_graph_objects(study_system_attrs(study))[FIGURE_ID])
+        figure = json.loads(
+            get_plotly_graph_objects(study_system_attrs(storage_url, study.study_name))[FIGURE_ID]
+        )
         assert figure["data"][0]["name"] == "region handed on"
     coarse, fine = (get_note(stage_study(storage_url, "toy", s.name)) for s in spec.stages)
     failed = [r.number for r in view.stages[0].records if r.state == "FAIL"]
@@ -67,7 +72,7 @@ def test_a_note_is_written_once_and_a_persons_note_is_kept(sqlite_url, stub_stud
     study = stage_study(sqlite_url, "toy", "coarse")
 
     def version():
-        return study_system_attrs(study)["dashboard:note_ver"]
+        return study_system_attrs(sqlite_url, "toy/coarse")["dashboard:note_ver"]
 
     before = version()
     # a second worker finds it written

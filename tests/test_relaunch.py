@@ -211,6 +211,15 @@ def test_a_raised_budget_appends_runs_to_the_plan_that_ran(sqlite_url, stub_stud
     assert again.changes == [] and again.spec.stages == done.spec.stages
 
 
+def test_max_failures_is_applied_once_the_search_ran(sqlite_url, stub_study):
+    register(sqlite_url, stub_study, toy_study(coarse=4, fine=2))
+    work(sqlite_url)
+    done = register(sqlite_url, stub_study, toy_study(coarse=4, fine=2, max_failures=5), "m.toml")
+    assert done.changes == ["max_failures 3 -> 5"] and done.spec.max_failures == 5
+    stored = st.SearchStore.open(sqlite_url).find_spec("toy")
+    assert stored is not None and stored.max_failures == 5
+
+
 @pytest.mark.slow
 def test_two_local_workers_keep_exact_counts_while_an_edit_lands(storage_url, stub_study):
     """``launch --workers 2`` runs; a second ``launch --workers 2`` of the edited file gives

@@ -170,7 +170,8 @@ def test_a_worker_killed_mid_trial_has_its_slot_rerun(storage_url, stub_study):
 
 @pytest.mark.slow
 def test_a_killed_stage_preparer_is_taken_over(storage_url, stub_study):
-    register(storage_url, stub_study(toy_study(coarse=300, fine=2)))
+    # Slots are enqueued 100 to a transaction: enough of them that the kill lands mid-way.
+    register(storage_url, stub_study(toy_study(coarse=3000, fine=2)))
     preparer = start_worker(storage_url)
     wait_for(
         lambda: len(trials_of(storage_url, "toy/coarse")) >= 10 if _exists(storage_url) else 0,
@@ -179,11 +180,11 @@ def test_a_killed_stage_preparer_is_taken_over(storage_url, stub_study):
     preparer.send_signal(signal.SIGKILL)
     preparer.wait()
     partial = len(trials_of(storage_url, "toy/coarse"))
-    assert partial < 300, "preparation finished before the kill; the test proves nothing"
+    assert partial < 3000, "preparation finished before the kill; the test proves nothing"
     out = finish([start_worker(storage_url)], timeout=180)[0]
     assert "took over expired lease" in out
     assert_exact(storage_url)
-    assert len(trials_of(storage_url, "toy/coarse")) == 300  # no slot enqueued twice
+    assert len(trials_of(storage_url, "toy/coarse")) == 3000  # no slot enqueued twice
 
 
 def _exists(url: str) -> bool:

@@ -27,6 +27,9 @@ importing torch, and :func:`check_params` checks values as a trial would: a stud
 validated against both, so a misspelt parameter or value is refused before anything runs
 instead of being searched over without effect. :func:`check_data` (``--dry-run``) also
 loads the data and finds the device.
+``save_path`` is no parameter (a study file cannot set it): only ``hpsearch best
+--retrain --save PATH`` passes it, and the trained model is then written there with
+``torch.save`` (see :func:`save_model`).
 
 A diverged run (NaN/inf or exploding loss) is stopped early and returns a finite stand-in
 no better than chance, so that studies stay sortable and the dashboard readable: for
@@ -53,6 +56,8 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
+from hpsearch.reporter import SAVE_PATH_KEY
+
 # Torch-free: a study file is validated against PARAMS before torch is imported.
 from hpsearch.training.config import (
     ACTIVATIONS,
@@ -70,7 +75,9 @@ from hpsearch.training.config import (
 )
 
 if TYPE_CHECKING:
+    from hpsearch.training.data import Dataset
     from hpsearch.training.loop import EpochStats, FitResult
+    from hpsearch.training.model import CNN
 
 logger = logging.getLogger(__name__)
 
@@ -161,6 +168,8 @@ def objective(params: dict[str, Any], epochs: int, report: Any) -> float:
     from hpsearch.training.loop import fit, probe_init, resolve_device
     from hpsearch.training.model import CNN
 
+    params = dict(params)
+    save_path = params.pop(SAVE_PATH_KEY, None)
     data_cfg, model_kwargs, train_cfg, device_name, metric = parse_params(params)
     torch.set_num_threads(max(1, int(report.threads)))
     device = resolve_device(device_name or getattr(report, "device", "auto"))
@@ -202,7 +211,31 @@ def objective(params: dict[str, Any], epochs: int, report: Any) -> float:
         num_params=sum(p.numel() for p in model.parameters()),
         metric=metric,
     )
+    if save_path is not None:
+        save_model(
+            save_path, model, data, {"data": data_cfg, "model": model_cfg, "train": train_cfg}
+        )
     return value
+
+
+def save_model(path: str, model: CNN, data: Dataset, configs: dict[str, Any]) -> None:
+    """Write the trained model: ``torch.save({"state_dict", "config", "preprocess"})``.
+
+    ``config`` holds the data, model and train configs as dicts (``CNN(CNNConfig(
+    **config["model"]))`` rebuilds the network), ``preprocess`` the ``shift`` and ``scale``
+    the training split was normalised with (``x = (raw - shift) / scale``), which new
+    images need too. Tensors are moved to the CPU so the file loads anywhere.
+    """
+    import torch
+
+    torch.save(
+        {
+            "state_dict": {k: v.detach().cpu() for k, v in model.state_dict().items()},
+            "config": {name: dataclasses.asdict(cfg) for name, cfg in configs.items()},
+            "preprocess": {"shift": data.shift.cpu(), "scale": data.scale.cpu()},
+        },
+        path,
+    )
 
 
 def parse_params(

@@ -6,11 +6,13 @@ figures, notes) is computed from these records without touching the database.
 
 from __future__ import annotations
 
+import dataclasses
 from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
 from hpsearch import store as st
 from hpsearch.errors import UserError
+from hpsearch.failfast import Stop
 from hpsearch.records import TrialRecord
 from hpsearch.regions import Region, narrow
 from hpsearch.space import SearchSpace
@@ -30,6 +32,7 @@ class StageView:
     region_in: Region | None  # the region this stage searched (None for the first)
     records: list[TrialRecord]
     handed_on: Region | None  # the promising region of this stage's results
+    stopped: Stop | None = None  # failures stopped the search here (hpsearch.failfast)
 
     @property
     def finished(self) -> list[TrialRecord]:
@@ -110,7 +113,8 @@ def _stage_view(
     space = SearchSpace.from_dict(attrs[st.ATTR_SPACE]) if st.ATTR_SPACE in attrs else None
     region_in = Region.from_dict(attrs[st.ATTR_REGION]) if attrs.get(st.ATTR_REGION) else None
     rows = store.records(found, stage.name) if found is not None and records else []
-    return StageView(stage, index, space, region_in, rows, None)
+    stopped = Stop.from_dict(attrs[st.ATTR_STOPPED]) if attrs.get(st.ATTR_STOPPED) else None
+    return StageView(stage, index, space, region_in, rows, None, stopped)
 
 
 def _with_handed_on(spec: StudySpec, views: list[StageView]) -> list[StageView]:
@@ -124,7 +128,7 @@ def _with_handed_on(spec: StudySpec, views: list[StageView]) -> list[StageView]:
             keep = nxt.stage.keep if nxt is not None else DEFAULT_KEEP
             margin = nxt.stage.margin if nxt is not None else DEFAULT_MARGIN
             region = narrow(v.space, v.records, keep=keep, margin=margin, direction=spec.direction)
-        out.append(StageView(v.stage, v.index, v.space, v.region_in, v.records, region))
+        out.append(dataclasses.replace(v, handed_on=region))
     return out
 
 

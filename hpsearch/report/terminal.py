@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import datetime
 
+from hpsearch.failfast import summary
 from hpsearch.records import rank
 from hpsearch.regions import describe_range
 from hpsearch.report.analysis import DEFAULT_EVALUATOR, Report, StageReport, analyze
@@ -18,6 +19,8 @@ def format_status(view: SearchView) -> str:
         c = v.counts
         done = c["complete"] + c["diverged"] + c["failed"]
         state = "not started" if v.space is None else ("done" if v.done else "running")
+        if v.stopped is not None:
+            state = "stopped"
         best = rank(v.records, view.spec.direction)
         best_s = f"best {best[0].value:.4g}" if best and best[0].ok else "best -"
         lines.append(
@@ -25,6 +28,13 @@ def format_status(view: SearchView) -> str:
             f"running {c['running']:<3} diverged {c['diverged']:<3} failed {c['failed']:<3} "
             f"{best_s}"
         )
+        if v.stopped is not None:
+            lines.append(f"    stopped: {summary(v.stopped)}")
+            if v.stopped.where:
+                lines.append(f"    at {v.stopped.where}")
+            lines.append(
+                f"    fix the cause, then launch again (or hpsearch retry {view.spec.name})"
+            )
     return "\n".join(lines)
 
 

@@ -41,6 +41,7 @@ if TYPE_CHECKING:
     import optuna
     from optuna.storages import RDBStorage
 
+    from hpsearch.failfast import Outcomes
     from hpsearch.store import slots as slots_module
     from hpsearch.store.slots import Claim, Lease
 
@@ -71,6 +72,7 @@ ATTR_POINTS = "n_points"
 ATTR_PROMOTED = "n_promoted"  # the first slots: the previous stage's best trials again
 ATTR_READY = "ready"
 ATTR_BASELINE = "baseline"  # on a compare baseline's study: "grid" or "random"
+ATTR_STOPPED = "stopped"  # on a stage study whose failures stopped the search (failfast)
 
 #: PostgreSQL session limits, so that a frozen process (SIGSTOP, a swapped-out VM) cannot
 #: hold row locks for the whole freeze and block every other worker: the server ends a
@@ -484,6 +486,134 @@ class SearchStore:
                 "save figure",
             )
         self._retry(lambda: save_note(stage.study, body), "save note")
+
+    # -- managing searches (list, delete) ------------------------------------------------
+
+    def search_studies(self, search: str) -> list[str]:
+        """Every study of ``search``: its stages and its compare baselines, sorted. Found
+        by name, not by the spec, so that what is left of a half-deleted search shows."""
+        from hpsearch.store import slots
+
+        engine = self._rdb.engine
+        return sorted(self._retry(lambda: slots.search_studies(engine, search), "list studies"))
+
+    def orphaned_searches(self) -> list[str]:
+        """Names that have studies (``NAME/...``) but no search: what is left of a search
+        whose first stage study was deleted by hand (``optuna delete-study``)."""
+        names = {s.study_name.split("/", 1)[0] for s in self._studies() if "/" in s.study_name}
+        return sorted(names - set(self.search_names()))
+
+    def live_trials(self, search: str, grace_period: float) -> int:
+        """RUNNING trials of ``search`` whose worker beat within ``grace_period`` seconds
+        (the worker's ``--grace-period``): a worker is on the search right now."""
+        from hpsearch.store import slots
+
+        engine = self._rdb.engine
+
+        def count() -> int:
+            ids = slots.search_studies(engine, search).values()
+            return sum(slots.live_trials(engine, i, grace_period) for i in ids)
+
+        return self._retry(count, "count running trials")
+
+    def delete_search(self, search: str) -> list[str]:
+        """Delete every study of ``search`` (stages and baselines) in one transaction;
+        the names deleted. The lease rows stay: a lease's fencing token must never go
+        back (see ``slots.Lease.release``), and a relaunch takes a released one over."""
+        from hpsearch.store import slots
+
+        engine = self._rdb.engine
+
+        def delete() -> list[str]:
+            names = sorted(slots.search_studies(engine, search))
+            slots.delete_studies(engine, names)
+            return names
+
+        return self._retry(delete, f"delete search {search}")
+
+    # -- failures: fail fast and retry ---------------------------------------------------
+
+    def outcomes(self, stage: Stage, window: int) -> Outcomes:
+        """The counts fail-fast decides from (``slots.outcomes``), read fresh."""
+        from hpsearch.failfast import Outcomes
+        from hpsearch.store import slots
+
+        engine = self._rdb.engine
+        succeeded, failed, recent = self._retry(
+            lambda: slots.outcomes(engine, stage.study_id, window), "read outcomes"
+        )
+        return Outcomes(succeeded, failed, tuple(recent))
+
+    def stopped(self, stage: Stage) -> dict[str, Any] | None:
+        """The stage's stop mark, or None: every worker reads it before each claim."""
+        from hpsearch.store import slots
+
+        engine = self._rdb.engine
+        return self._retry(
+            lambda: slots.study_attr(engine, stage.study_id, ATTR_STOPPED), "read stop mark"
+        )
+
+    def stop(self, stage: Stage, info: dict[str, Any]) -> bool:
+        """Mark the stage stopped, once: True if this call wrote the mark (insert-if-absent,
+        so of workers deciding at once one wins and the mark says what it saw)."""
+        from hpsearch.store import slots
+
+        engine = self._rdb.engine
+        return self._retry(
+            lambda: slots.add_study_attr(engine, stage.study_id, ATTR_STOPPED, info), "stop"
+        )
+
+    def clear_stop(self, stage: Stage) -> None:
+        from hpsearch.store import slots
+
+        engine = self._rdb.engine
+        self._retry(
+            lambda: slots.delete_study_attr(engine, stage.study_id, ATTR_STOPPED), "clear stop"
+        )
+
+    def requeue_failed(self, stage: Stage) -> list[tuple[int, int]]:
+        """Re-queue every failed trial of the stage that counts: one transaction per slot,
+        each safe to race (``slots.requeue_failed``). Returns (failed, copy) numbers of
+        those this call re-queued."""
+        from hpsearch.store import slots
+
+        engine = self._rdb.engine
+        failed = self._retry(lambda: slots.failed_trials(engine, stage.study_id), "find failed")
+        done = []
+        for trial_id in failed:
+            pair = self._retry(
+                lambda t=trial_id: slots.requeue_failed(engine, t), "re-queue failed trial"
+            )
+            if pair is not None:
+                done.append(pair)
+        if done:
+            log.info("%s: re-queued %d failed trial(s)", stage.name, len(done))
+        return done
+
+    def live_count(self, stage: Stage, grace_period: float) -> int:
+        """Trials of the stage running under a worker that is presumed alive."""
+        from hpsearch.store import slots
+
+        engine = self._rdb.engine
+        return self._retry(
+            lambda: slots.live_trials(engine, stage.study_id, grace_period), "count running"
+        )
+
+    def delete_stage(self, stage: Stage) -> None:
+        """Delete a stage study with all its trials, attrs and notes, in one transaction
+        (Optuna's ``delete_study``), so that the stage is prepared afresh. The first stage
+        holds the search's spec and is never deleted this way."""
+        from hpsearch.errors import UserError
+
+        if ATTR_SPEC in self.stage_attrs(stage):
+            raise UserError(f"{stage.name} holds the search's spec; it cannot be discarded")
+
+        def delete() -> None:
+            # KeyError: gone already (a delete that committed before its connection dropped)
+            with contextlib.suppress(KeyError):
+                self._rdb.delete_study(stage.study_id)
+
+        self._retry(delete, f"delete {stage.name}")
 
     # -- spec edits: a relaunch applying compatible changes of the study file -----------
 

@@ -212,41 +212,60 @@ def requeue_trial(
     Returns the copy's trial id; None if the trial was no longer RUNNING or was given up.
     """
     models = _models()
-    trials = models.TrialModel.__table__
     user_t = models.TrialUserAttributeModel.__table__
     sys_t = models.TrialSystemAttributeModel.__table__
     with engine.begin() as conn:
         if not _move(conn, trial_id, "RUNNING", "FAIL"):
             return None
-        study_id, number = conn.execute(
-            select(trials.c.study_id, trials.c.number).where(trials.c.trial_id == trial_id)
-        ).one()
+        study_id, number = _identify(conn, trial_id)
         system = _attrs(conn, sys_t, trial_id)
-        history = [*system.get("retry_history", []), number]
-        if max_retry is not None and len(history) > max_retry:
+        if max_retry is not None and len(system.get("retry_history", [])) >= max_retry:
             _set_attr(conn, user_t, trial_id, "fail_reason", f"{reason}; given up after retries")
             log.warning("trial %d: %s; given up after %d retries", number, reason, max_retry)
             return None
-        user = {k: v for k, v in _attrs(conn, user_t, trial_id).items() if k in SLOT_ATTRS}
-        system.update(failed_trial=system.get("failed_trial", number), retry_history=history)
-        new_id = _insert_waiting_trial(
-            conn,
-            study_id,
-            number=_lock_study(conn, study_id),
-            user_attrs=user,
-            system_attrs=system,
-        )
-        conn.execute(
-            text(
-                "INSERT INTO trial_params (trial_id, param_name, param_value, distribution_json) "
-                "SELECT :new, param_name, param_value, distribution_json FROM trial_params "
-                "WHERE trial_id = :t ORDER BY param_id"  # params keep their order
-            ),
-            {"new": new_id, "t": trial_id},
-        )
+        new_id, _ = _queue_copy(conn, trial_id, study_id, number, system)
         _set_attr(conn, user_t, trial_id, "fail_reason", f"{reason}; slot re-queued")
     log.warning("trial %d: %s; slot re-queued", number, reason)
     return new_id
+
+
+def _identify(conn: Connection, trial_id: int) -> tuple[int, int]:
+    """A trial's study id and number."""
+    trials = _models().TrialModel.__table__
+    row = conn.execute(
+        select(trials.c.study_id, trials.c.number).where(trials.c.trial_id == trial_id)
+    ).one()
+    return row[0], row[1]
+
+
+def _queue_copy(
+    conn: Connection, trial_id: int, study_id: int, number: int, system: dict[str, Any]
+) -> tuple[int, int]:
+    """Insert a WAITING copy of a failed trial's slot, inside the caller's transaction: its
+    params (in their order), its slot attrs, and its system attrs with the failed attempt
+    added to ``retry_history``, which marks that attempt superseded. Returns the copy's id
+    and number."""
+    user_t = _models().TrialUserAttributeModel.__table__
+    user = {k: v for k, v in _attrs(conn, user_t, trial_id).items() if k in SLOT_ATTRS}
+    history = [*system.get("retry_history", []), number]
+    system = {
+        **system,
+        "failed_trial": system.get("failed_trial", number),
+        "retry_history": history,
+    }
+    new_number = _lock_study(conn, study_id)
+    new_id = _insert_waiting_trial(
+        conn, study_id, number=new_number, user_attrs=user, system_attrs=system
+    )
+    conn.execute(
+        text(
+            "INSERT INTO trial_params (trial_id, param_name, param_value, distribution_json) "
+            "SELECT :new, param_name, param_value, distribution_json FROM trial_params "
+            "WHERE trial_id = :t ORDER BY param_id"  # params keep their order
+        ),
+        {"new": new_id, "t": trial_id},
+    )
+    return new_id, new_number
 
 
 def _move(conn: Connection, trial_id: int, old: str, new: str) -> bool:
@@ -672,3 +691,163 @@ def stage_counts(engine: Engine, search: str) -> dict[str, StageCounts]:
 def _count(states: dict[Any, int], name: str) -> int:
     # The state column is Optuna's TrialState enum; rows may hand back the enum or its name.
     return sum(n for state, n in states.items() if getattr(state, "name", state) == name)
+
+
+# -- managing searches (list, delete) -------------------------------------------------
+
+
+def search_studies(engine: Engine, search: str) -> dict[str, int]:
+    """Every study of ``search`` (its stages and compare baselines: ``NAME/...``), name ->
+    id. The name is a literal prefix, as in :func:`stage_counts`."""
+    studies = _models().StudyModel.__table__
+    query = select(studies.c.study_name, studies.c.study_id).where(
+        studies.c.study_name.startswith(search + "/", autoescape=True)
+    )
+    with engine.connect() as conn:
+        return {name: int(study_id) for name, study_id in conn.execute(query)}
+
+
+def live_trials(engine: Engine, study_id: int, grace_period: float) -> int:
+    """RUNNING trials of the study whose worker is presumed alive: the ones
+    :func:`stale_trials` does not name (one definition of a fresh heartbeat). A trial that
+    finishes between the two reads counts as alive, which errs on the side of caution."""
+    with engine.connect() as conn:
+        running = {
+            row[0]
+            for row in conn.execute(
+                text("SELECT trial_id FROM trials WHERE study_id = :s AND state = 'RUNNING'"),
+                {"s": study_id},
+            )
+        }
+    if not running:
+        return 0
+    return len(running - set(stale_trials(engine, study_id, grace_period)))
+
+
+def delete_studies(engine: Engine, names: list[str]) -> None:
+    """Delete these studies with everything in them, in one transaction: all or none, so
+    that an interrupted delete never leaves half a search behind (a later stage without
+    the spec, which a relaunch would silently skip). Optuna's ORM models cascade to every
+    table that hangs off a study (trials, params, values, attrs, heartbeats), as its own
+    ``delete_study`` does, one study per transaction."""
+    from sqlalchemy.orm import Session
+
+    study_model = _models().StudyModel
+    with Session(engine) as session, session.begin():
+        for study in session.scalars(select(study_model).where(study_model.study_name.in_(names))):
+            session.delete(study)
+
+
+# -- failures: fail fast and retry ------------------------------------------------------
+#
+# A failed trial's slot is re-queued as a fresh WAITING copy (same params and slot attrs),
+# the failed attempt kept as history, exactly as a heartbeat re-queue does: the copy's
+# ``retry_history`` lists it, which is what marks it superseded everywhere.
+
+#: The user attr set on a failed trial whose slot :func:`requeue_failed` re-queued: the
+#: copy's number. Optuna's unique (trial_id, key) makes writing it the fence that lets any
+#: number of workers (and ``hpsearch retry``) re-queue the same failures at once.
+REQUEUED_AS = "requeued_as"
+
+
+def _superseded(conn: Connection, study_id: int) -> set[int]:
+    """Numbers of the study's trials whose slot was re-queued (all copies' histories)."""
+    rows = conn.execute(
+        text(
+            "SELECT a.value_json FROM trial_system_attributes a "
+            "JOIN trials t ON t.trial_id = a.trial_id "
+            "WHERE t.study_id = :s AND a.key = 'retry_history'"
+        ),
+        {"s": study_id},
+    )
+    return {int(n) for (value,) in rows for n in json.loads(value)}
+
+
+def outcomes(engine: Engine, study_id: int, window: int) -> tuple[int, int, list[bool]]:
+    """What fail-fast decides from: the study's COMPLETE trials, its failed trials that
+    count (not superseded), and the last ``window`` counted finished trials by completion
+    time, newest first (True: failed). Bounded: only the newest rows are read in order."""
+    with engine.connect() as conn:
+        gone = _superseded(conn, study_id)
+        succeeded = conn.execute(
+            text("SELECT COUNT(*) FROM trials WHERE study_id = :s AND state = 'COMPLETE'"),
+            {"s": study_id},
+        ).scalar_one()
+        failed = conn.execute(
+            text("SELECT number FROM trials WHERE study_id = :s AND state = 'FAIL'"),
+            {"s": study_id},
+        )
+        n_failed = sum(1 for (number,) in failed if number not in gone)
+        newest = conn.execute(
+            text(
+                "SELECT number, state FROM trials WHERE study_id = :s "
+                "AND state IN ('COMPLETE', 'FAIL') "
+                "ORDER BY datetime_complete DESC, trial_id DESC LIMIT :n"
+            ),
+            {"s": study_id, "n": window + len(gone)},
+        )
+        recent = [state == "FAIL" for number, state in newest if number not in gone]
+    return int(succeeded), n_failed, recent[:window]
+
+
+def failed_trials(engine: Engine, study_id: int) -> list[int]:
+    """Ids of the study's failed trials that count (not superseded), in trial order."""
+    with engine.connect() as conn:
+        gone = _superseded(conn, study_id)
+        rows = conn.execute(
+            text(
+                "SELECT trial_id, number FROM trials WHERE study_id = :s AND state = 'FAIL' "
+                "ORDER BY trial_id"
+            ),
+            {"s": study_id},
+        )
+        return [trial_id for trial_id, number in rows if number not in gone]
+
+
+def requeue_failed(engine: Engine, trial_id: int) -> tuple[int, int] | None:
+    """Queue a fresh copy of a FAIL trial's slot, atomically; the failed trial stays as
+    history (superseded by the copy). Returns (failed number, copy number), or None if
+    the trial is not FAIL or was re-queued already.
+
+    One transaction that starts with its fence, a write (so that SQLite takes its write
+    lock before reading anything): ``requeued_as`` inserted on the failed trial if it is
+    FAIL. A second caller's insert fails on the unique key (on PostgreSQL it waits for
+    the first to commit), which rolls its whole transaction back: exactly one copy.
+    """
+    user_t = _models().TrialUserAttributeModel.__table__
+    sys_t = _models().TrialSystemAttributeModel.__table__
+    try:
+        with engine.begin() as conn:
+            fenced = conn.execute(
+                text(
+                    "INSERT INTO trial_user_attributes (trial_id, key, value_json) "
+                    "SELECT trial_id, :k, 'null' FROM trials "
+                    "WHERE trial_id = :t AND state = 'FAIL'"
+                ),
+                {"k": REQUEUED_AS, "t": trial_id},
+            ).rowcount
+            if fenced != 1:
+                return None
+            study_id, number = _identify(conn, trial_id)
+            system = _attrs(conn, sys_t, trial_id)
+            _, copy = _queue_copy(conn, trial_id, study_id, number, system)
+            _set_attr(conn, user_t, trial_id, REQUEUED_AS, copy)
+    except IntegrityError:
+        return None
+    return number, copy
+
+
+def study_attr(engine: Engine, study_id: int, key: str) -> Any:
+    """One study user attr (None if absent): a cheap read for a check made per claim."""
+    table = _models().StudyUserAttributeModel.__table__
+    with engine.connect() as conn:
+        value = conn.execute(
+            select(table.c.value_json).where(table.c.study_id == study_id, table.c.key == key)
+        ).scalar()
+    return None if value is None else json.loads(value)
+
+
+def delete_study_attr(engine: Engine, study_id: int, key: str) -> None:
+    table = _models().StudyUserAttributeModel.__table__
+    with engine.begin() as conn:
+        conn.execute(table.delete().where(table.c.study_id == study_id, table.c.key == key))

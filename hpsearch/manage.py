@@ -1,0 +1,113 @@
+"""``hpsearch list`` and ``hpsearch delete``: the searches in a storage, as searches.
+
+``optuna studies`` shows stage studies one by one, and ``optuna delete-study`` on one of
+them leaves a search half-broken (a later stage without the spec, which a relaunch
+skips). Here a search is handled whole: listed with all its stages, deleted with all its
+stages and compare baselines in one transaction.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import TYPE_CHECKING
+
+from hpsearch.errors import UserError
+from hpsearch.records import recommended
+from hpsearch.report.search import SearchView, load_search
+
+if TYPE_CHECKING:
+    from hpsearch.store import SearchStore
+
+
+class WorkersRunning(UserError):
+    """A worker is on the search right now: deleting it under them is refused."""
+
+
+@dataclass(frozen=True)
+class SearchRow:
+    """One search as ``hpsearch list`` shows it."""
+
+    name: str
+    state: str  # running, stopped on failures, finished, unfinished
+    stages: list[tuple[str, int, int]]  # (stage, trials done, trials planned)
+    best: float | None
+    best_stage: str | None
+    baselines: list[str]
+
+
+def search_row(store: SearchStore, view: SearchView, grace_period: float) -> SearchRow:
+    from hpsearch import failfast
+
+    spec = view.spec
+    stopped = failfast.find_stop(store, spec)
+    if store.live_trials(spec.name, grace_period):
+        state = "running"
+    elif stopped is not None:
+        state = f"stopped on failures ({failfast.summary(stopped[1])})"
+    elif all(v.done for v in view.stages):
+        state = "finished"
+    else:
+        state = "unfinished"  # nobody is on it: launch it again to go on
+    best = recommended([r for v in view.stages for r in v.records], spec.direction)
+    return SearchRow(
+        spec.name,
+        state,
+        [(v.stage.name, len(v.finished), v.stage.trials) for v in view.stages],
+        best.value if best is not None else None,
+        best.stage if best is not None else None,
+        sorted(store.baselines(spec.name)),
+    )
+
+
+def list_searches(store: SearchStore, grace_period: float) -> list[SearchRow]:
+    """Every search in the storage (compare baselines are shown with their search)."""
+    return [
+        search_row(store, load_search(store, name), grace_period) for name in store.search_names()
+    ]
+
+
+def format_searches(rows: list[SearchRow], orphaned: list[str], where: str) -> str:
+    """The table of searches, and a line for each name left without its spec."""
+    from hpsearch.report.terminal import format_table
+
+    lines = [
+        f"{name}: stage studies without a search (its first stage was deleted by hand); "
+        f"hpsearch delete {name} removes the rest"
+        for name in orphaned
+    ]
+    if not rows:
+        return "\n".join([f"no searches in {where}", *lines])
+    table = format_table(
+        ["search", "state", "trials done per stage", "best", "baselines"],
+        [
+            [
+                r.name,
+                r.state,
+                ", ".join(f"{s} {done}/{planned}" for s, done, planned in r.stages),
+                "-" if r.best is None else f"{r.best:.6g} ({r.best_stage})",
+                ", ".join(r.baselines) or "-",
+            ]
+            for r in rows
+        ],
+    )
+    return "\n".join([f"searches in {where}:", table, *lines])
+
+
+def check_deletable(
+    store: SearchStore, name: str, grace_period: float, *, force: bool = False
+) -> list[str]:
+    """The studies that deleting ``name`` removes; UserError if there are none, and
+    :class:`WorkersRunning` while a worker's heartbeat is fresh, unless ``force``."""
+    studies = store.search_studies(name)
+    if not studies:
+        known = store.search_names()
+        hint = f" (searches here: {', '.join(known)})" if known else " (the storage is empty)"
+        raise UserError(f"no search named {name!r}{hint}")
+    live = 0 if force else store.live_trials(name, grace_period)
+    if live:
+        raise WorkersRunning(
+            f"search {name} has {live} trial(s) running, with a worker heartbeat in the last "
+            f"{grace_period:g} s; stop its workers first, or pass --force if they are gone "
+            "(a worker still running would write on into a new, half-made search)"
+        )
+    return studies
