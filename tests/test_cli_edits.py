@@ -50,6 +50,13 @@ def test_an_edit_is_applied_with_its_line_and_shown_by_report(tmp_path):
     r = hpsearch("launch", str(study), cwd=tmp_path)  # the same file again: nothing to apply
     assert r.returncode == 0 and "edited" not in r.stderr and "resuming" in r.stderr
 
+    # the note's way to narrow the fine stage from all 16: re-prepare it, launch again
+    r = hpsearch("retry", "toy", "--from-stage", "fine", "--yes", cwd=tmp_path)
+    assert r.returncode == 0, r.stderr
+    r = hpsearch("launch", str(study), cwd=tmp_path)
+    assert r.returncode == 0, r.stderr
+    assert "of 16), handed to stage fine" in r.stdout and "stage fine: 4/4 trials" in r.stdout
+
 
 def test_an_incompatible_edit_exits_2_with_the_diff_and_both_ways_out(tmp_path):
     study = tmp_path / "toy.toml"
