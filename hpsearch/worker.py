@@ -22,7 +22,6 @@ from hpsearch import failfast
 from hpsearch import store as st
 from hpsearch.errors import UserError
 from hpsearch.loader import load_objective
-from hpsearch.notes import write_stage_note
 from hpsearch.reporter import Reporter, TrialLost
 from hpsearch.space import SearchSpace
 from hpsearch.spec import StudySpec
@@ -121,7 +120,12 @@ def run_worker(
 ) -> WorkerStats:
     """Work on the search until every stage is finished, ``stop`` is set, or
     ``config.max_trials`` trials have run. ``objective``: the function itself, when the
-    caller has it already (the Python API); else the stored spec's is imported."""
+    caller has it already (the Python API); else the stored spec's is imported.
+
+    ``on_event(kind, info)`` hears ``stage`` (a stage begins), ``trial`` (one ran) and
+    ``stage_done`` (a stage has no slot left: ``info`` holds the store, the spec, the
+    stage's index and this worker's id, which is what ``report.note.on_worker_event``
+    writes the stage's dashboard note from)."""
     stop = stop or threading.Event()
     emit = on_event or (lambda kind, info: None)
     store = SearchStore.open(config.storage_url)
@@ -145,7 +149,17 @@ def run_worker(
         emit("stage", {"stage": spec_stage.name, "trials": spec_stage.trials})
         if not run.stage(stage, spec_stage.name):
             break
-        write_stage_note(store, spec, index, owner=run.me)  # finished: its note for reviewers
+        # Finished: whoever runs the worker acts on it (``api.run`` writes its note).
+        emit(
+            "stage_done",
+            {
+                "stage": spec_stage.name,
+                "index": index,
+                "spec": spec,
+                "store": store,
+                "worker": run.me,
+            },
+        )
     return run.stats
 
 

@@ -2,7 +2,8 @@
 
 The terminal, HTML and dashboard views all show the same facts: per stage, the importance
 of each parameter, the warnings, and the region handed on, row by row. They are computed
-here, so the views only format.
+here, so the views only format (``blocks`` holds the tables and lines they share;
+``terminal``, ``page`` and ``note`` render them).
 """
 
 from __future__ import annotations
@@ -15,6 +16,7 @@ from hpsearch.report.describe import RegionRow, region_rows
 from hpsearch.report.importance import Importance, param_importance
 from hpsearch.report.search import SearchView, StageView
 from hpsearch.space import CategoricalParam
+from hpsearch.spec import StudySpec
 
 #: fANOVA for small stages, PED-ANOVA for large ones: see ``importance.AUTO_FANOVA_MAX``.
 DEFAULT_EVALUATOR = "auto"
@@ -57,21 +59,24 @@ class Report:
 
 
 def analyze(view: SearchView, evaluator: str = DEFAULT_EVALUATOR) -> Report:
-    stages = []
-    for v in view.stages:
-        stages.append(
-            StageReport(
-                v,
-                param_importance(v.records, v.space, view.spec.direction, evaluator),
-                stage_advice(
-                    v.stage.name,
-                    v.records,
-                    v.space,
-                    v.handed_on,
-                    direction=view.spec.direction,
-                    last=v.index == len(view.stages) - 1,
-                ),
-                region_rows(v.handed_on) if v.handed_on is not None else [],
-            )
-        )
-    return Report(view, stages)
+    return Report(view, [analyze_stage(view.spec, v, evaluator) for v in view.stages])
+
+
+def analyze_stage(
+    spec: StudySpec, v: StageView, evaluator: str = DEFAULT_EVALUATOR
+) -> StageReport:
+    """What the report says about one stage: all it needs is that stage's view, so the
+    dashboard note of a finished stage is computed from a read of that stage alone."""
+    return StageReport(
+        v,
+        param_importance(v.records, v.space, spec.direction, evaluator),
+        stage_advice(
+            v.stage.name,
+            v.records,
+            v.space,
+            v.handed_on,
+            direction=spec.direction,
+            last=v.index == len(spec.stages) - 1,
+        ),
+        region_rows(v.handed_on) if v.handed_on is not None else [],
+    )
