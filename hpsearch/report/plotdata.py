@@ -91,6 +91,15 @@ def value_window(values: list[float], direction: str) -> tuple[float, float] | N
     return (lo - pad, fence + pad)
 
 
+def color_range(values: list[float], direction: str) -> tuple[float, float]:
+    """The ends of a colour scale of the metric: the window worth looking at
+    (:func:`value_window`), else every value."""
+    window = value_window(values, direction)
+    if window is None:
+        window = (min(values), max(values)) if values else (0.0, 1.0)
+    return window
+
+
 @dataclass(frozen=True)
 class Series:
     """The points of one stage in a scatter; ``diverged`` ones are drawn as crosses."""
@@ -234,10 +243,7 @@ def pair_data(
                 promising=True,
             )
         )
-    good = [r.value for r in shown if r.ok]
-    window = value_window(good, view.spec.direction)  # type: ignore[arg-type]
-    if window is None:
-        window = (min(good), max(good)) if good else (0.0, 1.0)  # type: ignore[type-var]
+    window = color_range([r.value for r in shown if r.ok], view.spec.direction)  # type: ignore[misc]
     return PairData(
         x.name,
         y.name,
@@ -256,7 +262,6 @@ class RegionFigureData:
     numeric parameters, and the box of the region it hands on."""
 
     title: str
-    stage: str
     metric: str
     x: NumericParam
     y: NumericParam | None  # None: one numeric parameter; the metric is the y axis
@@ -287,14 +292,10 @@ def region_figure_data(spec: StudySpec, s: StageReport) -> RegionFigureData | No
     after = region.space
     finished = [r for r in v.records if r.finished and x.name in r.params]
     ok = [r for r in finished if r.ok]
-    window = value_window([r.value for r in ok], spec.direction)  # type: ignore[misc]
-    if window is None:
-        window = (min(r.value for r in ok), max(r.value for r in ok)) if ok else (0.0, 1.0)  # type: ignore[type-var]
     top = f"{len(region.kept)} of {region.considered}"
     return RegionFigureData(
         # Short: the dashboard's plotly toolbar takes the right half of the title line.
         title=f"{v.stage.name}: the region of its top {top} trials",
-        stage=v.stage.name,
         metric=spec.metric,
         x=x,  # type: ignore[arg-type]
         y=y,  # type: ignore[arg-type]
@@ -303,7 +304,7 @@ def region_figure_data(spec: StudySpec, s: StageReport) -> RegionFigureData | No
         bad=[r for r in finished if not r.ok],
         box_x=_bounds(after[x.name]),
         box_y=_bounds(after[y.name]) if y else None,
-        color_range=window,  # type: ignore[arg-type]
+        color_range=color_range([r.value for r in ok], spec.direction),  # type: ignore[misc]
         hover={r.number: hover(r, spec.metric, list(space)) for r in finished},
     )
 
