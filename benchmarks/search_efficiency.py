@@ -121,10 +121,9 @@ def run_optuna(contender: str, problem: Problem, spec: Any, budget: int, seed: i
     """One of Optuna's samplers at full length; Hyperband prunes on per-epoch values."""
     import optuna
 
-    from hpsearch.loader import load_objective
+    from hpsearch.loader import load_objective, prepare_params
     from hpsearch.points import derive_seed
     from hpsearch.store import suggest
-    from hpsearch.worker import builtin_params
 
     fn = load_objective(spec.objective, spec.base_dir)
     max_epochs = problem.max_epochs
@@ -166,7 +165,7 @@ def run_optuna(contender: str, problem: Problem, spec: Any, budget: int, seed: i
             if trial.should_prune():
                 raise optuna.TrialPruned
 
-        merged = builtin_params(spec, {**spec.fixed, **params})
+        merged = prepare_params(spec, {**spec.fixed, **params})
         try:
             return fn(merged, max_epochs, _Report(derive_seed(seed, trial.number), on_value))
         finally:

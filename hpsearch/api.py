@@ -174,11 +174,13 @@ def _run_here(
     objective: Callable[..., Any] | None,
     stop: threading.Event,
 ) -> Any:
-    """One worker in this process, the progress drawn by a thread beside it."""
+    """One worker in this process, the progress drawn by a thread beside it, each
+    finished stage given its dashboard note."""
     import contextlib
 
     from hpsearch.local_workers import threads_per_worker
     from hpsearch.progress import Display, Watcher
+    from hpsearch.report.note import on_worker_event
     from hpsearch.store import SearchStore
     from hpsearch.worker import WorkerConfig, run_worker
 
@@ -195,7 +197,7 @@ def _run_here(
         reader = SearchStore.open(url, wait_s=10.0, readonly=True)
         watching = Watcher(lambda: reader.stage_counts(spec.name), Display(spec))
     with watching:
-        return run_worker(config, stop=stop, objective=objective)
+        return run_worker(config, stop=stop, on_event=on_worker_event, objective=objective)
 
 
 def launch(

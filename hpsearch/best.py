@@ -17,9 +17,9 @@ from dataclasses import dataclass
 from typing import Any
 
 from hpsearch.errors import UserError
+from hpsearch.loader import prepare_params
 from hpsearch.records import TrialRecord, recommended
 from hpsearch.report.search import SearchView
-from hpsearch.worker import builtin_params
 
 
 class NoWinner(UserError):
@@ -95,8 +95,8 @@ def find_winner(view: SearchView, stage: str | None = None) -> Winner:
             f"see hpsearch report {spec.name}"
         )
     winner = Winner(spec.name, spec.objective, spec.metric, spec.direction, best, spec.fixed, None)
-    # The split seed as the worker derives it for the built-in CNN (None for others).
-    split = builtin_params(spec, winner.params).get("split_seed")
+    # The split seed as the built-in CNN's trials got it (None for other objectives).
+    split = prepare_params(spec, winner.params).get("split_seed")
     return dataclasses.replace(winner, split_seed=split)
 
 

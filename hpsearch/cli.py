@@ -153,12 +153,6 @@ def device_option(fn: Callable[..., Any]) -> Callable[..., Any]:
     )(fn)
 
 
-def default_threads(workers: int) -> int:
-    from hpsearch.local_workers import threads_per_worker
-
-    return threads_per_worker(workers)
-
-
 class Group(click.Group):
     """Database errors become one clean line with the URL's password masked: exit 2 for a
     storage URL that cannot be used at all, 1 for a database that cannot be reached."""
@@ -659,7 +653,7 @@ def best(
         )
         try:
             done = retraining.retrain(
-                store, view.spec, winner, epochs=epochs, save=save, threads=threads, device=device
+                view.spec, winner, epochs=epochs, save=save, threads=threads, device=device
             )
         except retraining.RetrainFailed as exc:
             raise click.ClickException(str(exc)) from exc

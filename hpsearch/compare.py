@@ -15,6 +15,7 @@ from typing import TYPE_CHECKING
 
 from hpsearch import store as st
 from hpsearch.errors import UserError
+from hpsearch.loader import seeded_params
 from hpsearch.points import GridError, derive_seed, grid_shape
 from hpsearch.space import SearchSpace
 from hpsearch.spec import StageSpec, StudySpec
@@ -75,10 +76,10 @@ def baseline_spec(spec: StudySpec, method: str) -> StudySpec:
     if method == "grid":
         trials = largest_grid(spec.space, trials)
     fixed = dict(spec.fixed)
-    if spec.objective == "cnn":
-        # The worker splits the built-in's data by the spec's seed: keep the search's split,
-        # so that all three methods are scored on the same validation images.
-        fixed.setdefault("split_seed", spec.seed)
+    # What the objective derives from the seed (the built-in CNN: its data split) stays the
+    # search's, so that all three methods are scored on the same validation images.
+    for key in seeded_params(spec):
+        fixed.setdefault(key, spec.seed)
     return dataclasses.replace(
         spec,
         seed=derive_seed(spec.seed, BASELINE_SEED, METHODS.index(method)),

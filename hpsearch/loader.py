@@ -18,12 +18,6 @@ from hpsearch.spec import BUILTIN_OBJECTIVES, SpecError, StudySpec, objective_mo
 
 Objective = Callable[[dict[str, Any], int, Any], float]
 
-#: Modules a built-in objective needs beyond the base install, and the extra that brings
-#: them: the base install is light, so a missing one is the user's to add, not a bug.
-NEEDS = {
-    "hpsearch.objectives.cnn": ("hpsearch[cnn]", {"torch": "torch", "sklearn": "scikit-learn"}),
-}
-
 
 def load_objective(ref: str, base_dir: str = ".", source: str = "<spec>") -> Objective:
     """The objective function; a :class:`SpecError` on ``objective`` says what is missing."""
@@ -62,17 +56,35 @@ def load_objective(ref: str, base_dir: str = ".", source: str = "<spec>") -> Obj
 
 def check_extra(ref: str, module_name: str, source: str) -> None:
     """A :class:`SpecError` naming the pip extra when a built-in objective's packages are
-    missing. ``find_spec`` only locates them: importing torch here would cost seconds."""
-    if module_name not in NEEDS:
+    missing (its module declares them, and imports without them: ``REQUIRES``, ``EXTRA``;
+    the base install is light, so a missing one is the user's to add, not a bug).
+    ``find_spec`` only locates them: importing torch here would cost seconds."""
+    if module_name not in {t.partition(":")[0] for t in BUILTIN_OBJECTIVES.values()}:
         return
-    extra, modules = NEEDS[module_name]
+    module = importlib.import_module(module_name)
+    modules: dict[str, str] = getattr(module, "REQUIRES", {})
     missing = [dist for mod, dist in modules.items() if importlib.util.find_spec(mod) is None]
     if missing:
         msg = (
             f"{ref!r} needs {' and '.join(modules.values())}, and this install lacks "
-            f'{" and ".join(missing)}; install them with pip install "{extra}"'
+            f'{" and ".join(missing)}; install them with pip install "{module.EXTRA}"'
         )
         raise SpecError(source, [("objective", msg)])
+
+
+def prepare_params(spec: StudySpec, params: dict[str, Any]) -> dict[str, Any]:
+    """The params the objective is called with: ``params`` (``[fixed]`` and the slot's),
+    plus what a built-in objective takes from the search (its ``prepare_params``; the
+    CNN's metric, data split seed and data folder). One function for every trial and
+    retrain, so that a retrained winner gets what its trial got."""
+    prepare = getattr(objective_module(spec.objective), "prepare_params", None)
+    return params if prepare is None else prepare(spec, params)
+
+
+def seeded_params(spec: StudySpec) -> tuple[str, ...]:
+    """The params the objective derives from the search's seed (a built-in's ``SEEDED``;
+    none for a ``module:function`` objective)."""
+    return tuple(getattr(objective_module(spec.objective), "SEEDED", ()))
 
 
 def preflight(spec: StudySpec, device: str, source: str = "<spec>") -> None:
@@ -85,8 +97,6 @@ def preflight(spec: StudySpec, device: str, source: str = "<spec>") -> None:
         SpecError: naming the field of the file.
         UserError: for ``--device`` alone.
     """
-    from hpsearch.worker import builtin_params
-
     load_objective(spec.objective, spec.base_dir, source)
     module = objective_module(spec.objective)
     check_data = getattr(module, "check_data", None)
@@ -103,7 +113,7 @@ def preflight(spec: StudySpec, device: str, source: str = "<spec>") -> None:
     in_file: dict[tuple[str, str], None] = {}
     on_command_line: dict[str, None] = {}
     for extra, searched in variants:
-        for key, message in check_data(builtin_params(spec, {**spec.fixed, **extra}), device):
+        for key, message in check_data(prepare_params(spec, {**spec.fixed, **extra}), device):
             if key == searched:
                 in_file[f"space.{key}", message] = None
             elif key != "device" or key in spec.fixed:

@@ -68,7 +68,7 @@ def list_searches(store: SearchStore, grace_period: float) -> list[SearchRow]:
 
 def format_searches(rows: list[SearchRow], orphaned: list[str], where: str) -> str:
     """The table of searches, and a line for each name left without its spec."""
-    from hpsearch.report.terminal import format_table
+    from hpsearch.report.blocks import format_table
 
     lines = [
         f"{name}: stage studies without a search (its first stage was deleted by hand); "

@@ -32,7 +32,7 @@ from __future__ import annotations
 import dataclasses
 import math
 
-from hpsearch.spec import StageSpec
+from hpsearch.stage_spec import StageSpec
 
 #: Full runs cost this many times a coarse run (successive halving's eta**2 with eta = 3).
 COARSE_RATIO = 9

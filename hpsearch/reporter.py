@@ -38,7 +38,6 @@ class Reporter:
         threads: CPU threads this worker may use (the machine's cores split across local
             workers).
         on_value: Called with ``(epoch, value)`` for each reported epoch.
-        on_attrs: Called with a dict of JSON-serialisable trial attributes.
         device: ``"auto"``, ``"cpu"``, ``"cuda"``, ``"cuda:N"`` or ``"mps"`` (``--device``);
             a hint for objectives that train.
     """
@@ -49,14 +48,12 @@ class Reporter:
         seed: int,
         threads: int = 1,
         on_value: Callable[[int, float], None] | None = None,
-        on_attrs: Callable[[dict[str, Any]], None] | None = None,
         device: str = "auto",
     ) -> None:
         self.seed = seed
         self.threads = threads
         self.device = device
         self._on_value = on_value
-        self._on_attrs = on_attrs
         self.values: dict[int, float] = {}
         self.attrs: dict[str, Any] = {}
 
@@ -75,7 +72,6 @@ class Reporter:
             self._on_value(int(epoch), value)
 
     def log(self, **attrs: Any) -> None:
-        """Record trial attributes (numbers, strings, bools or lists of them)."""
+        """Record trial attributes (numbers, strings, bools or lists of them); the worker
+        stores them with the trial's result."""
         self.attrs.update(attrs)
-        if self._on_attrs is not None:
-            self._on_attrs(dict(attrs))

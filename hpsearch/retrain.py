@@ -21,7 +21,6 @@ from hpsearch.errors import UserError
 from hpsearch.loader import load_objective
 from hpsearch.reporter import SAVE_PATH_KEY
 from hpsearch.spec import StudySpec
-from hpsearch.store import SearchStore
 from hpsearch.worker import call_objective, checked
 
 #: What a retrain that missed the stored value (same params, seed and epochs) means.
@@ -97,7 +96,6 @@ class _Replay:
 
 
 def retrain(
-    store: SearchStore,
     spec: StudySpec,
     winner: Winner,
     *,

@@ -30,10 +30,6 @@ class _Scaled:
     def from_scale(self, s: float) -> float:
         return 10.0**s if self.log else float(s)
 
-    def to_unit(self, x: float) -> float:
-        lo, hi = self.to_scale(self.low), self.to_scale(self.high)
-        return (self.to_scale(x) - lo) / (hi - lo)
-
 
 @dataclass(frozen=True)
 class FloatParam(_Scaled):

@@ -21,6 +21,7 @@ from types import ModuleType
 from typing import Any
 
 from hpsearch.errors import UserError
+from hpsearch.plan import default_plan
 from hpsearch.space import (
     CategoricalParam,
     FloatParam,
@@ -29,12 +30,11 @@ from hpsearch.space import (
     SearchSpace,
     param_to_dict,
 )
+from hpsearch.stage_spec import DEFAULT_KEEP, DEFAULT_MARGIN, StageSpec
 
 SAMPLERS = ("random", "sobol", "grid", "tpe")
 DIRECTIONS = ("minimize", "maximize")
 BUILTIN_OBJECTIVES = {"cnn": "hpsearch.objectives.cnn:objective"}
-#: What the built-in CNN can return, and which way is better.
-CNN_METRICS = {"val_loss": "minimize", "val_accuracy": "maximize", "val_error": "minimize"}
 
 TOP_KEYS = (
     "name",
@@ -59,11 +59,6 @@ MAX_STORED_NAME = 512
 #: Stage studies ``hpsearch compare`` stores beside a search's own (``compare.stage_name``).
 BASELINE_STAGES = ("grid-baseline", "random-baseline")
 
-#: Top fraction of the previous stage that defines the next region: 1 in 4 is wide enough
-#: to be robust to noisy short runs and narrow enough to cut a log range by ~10x.
-DEFAULT_KEEP = 0.25
-#: Widening of the kept span on each side, as a fraction of the span.
-DEFAULT_MARGIN = 0.25
 #: Failed trials with no success in a stage after which the search stops (0: never stops).
 DEFAULT_MAX_FAILURES = 3
 
@@ -76,25 +71,6 @@ class SpecError(UserError, ValueError):
         self.problems = problems
         lines = [f"{source}: {fld}: {msg}" if fld else f"{source}: {msg}" for fld, msg in problems]
         super().__init__("\n".join(lines))
-
-
-@dataclass(frozen=True)
-class StageSpec:
-    """One pass of the search: ``trials`` runs of ``epochs`` epochs drawn by ``sampler``."""
-
-    name: str
-    trials: int
-    epochs: int
-    sampler: str = "random"
-    keep: float = DEFAULT_KEEP
-    margin: float = DEFAULT_MARGIN
-    #: The first ``promote`` slots re-run the previous stage's best trials at this stage's
-    #: epochs (as successive halving promotes), clipped into this stage's box; the sampler
-    #: fills the others. 0: no promotion.
-    promote: int = 0
-    #: Ranges this stage sets itself (``[stage.space.lr]``), in place of the ones narrowing
-    #: gives (or, for the first stage, of ``[space]``'s): how a user acts on an edge warning.
-    space: SearchSpace | None = None
 
 
 #: The keys of a [[stage]] table: StageSpec's fields, so that a new one cannot be missed.
@@ -123,11 +99,6 @@ class StudySpec:
     #: How the search fails fast (``hpsearch.failfast``); not part of its identity: a
     #: relaunch may change it.
     max_failures: int = DEFAULT_MAX_FAILURES
-
-    @property
-    def objective_ref(self) -> str:
-        """The ``module:function`` to import (built-in names resolved)."""
-        return BUILTIN_OBJECTIVES.get(self.objective, self.objective)
 
     @property
     def total_epochs(self) -> int:
@@ -291,12 +262,15 @@ def parse_spec(data: dict[str, Any], source: str = "<spec>", base_dir: str = "."
     direction = c.typed(data, "direction", (str,), "", default="minimize")
     if direction not in DIRECTIONS:
         c.error("direction", f"must be one of {', '.join(DIRECTIONS)}, but got {direction!r}")
-    if objective == "cnn" and metric in CNN_METRICS and direction in DIRECTIONS:
-        if direction != CNN_METRICS[metric]:
-            c.error("direction", f"{metric} must be {CNN_METRICS[metric]}d, but got {direction!r}")
-    elif objective == "cnn" and isinstance(metric, str) and metric not in CNN_METRICS:
+    # A built-in objective declares what it returns, and which way is better.
+    metrics = getattr(objective_module(objective), "METRICS", None)
+    if metrics and metric in metrics and direction in DIRECTIONS:
+        if direction != metrics[metric]:
+            c.error("direction", f"{metric} must be {metrics[metric]}d, but got {direction!r}")
+    elif metrics and isinstance(metric, str) and metric not in metrics:
         c.error(
-            "metric", f"the cnn objective returns one of {', '.join(CNN_METRICS)}; got {metric!r}"
+            "metric",
+            f"the {objective} objective returns one of {', '.join(metrics)}; got {metric!r}",
         )
     seed = c.typed(data, "seed", (int,), "", default=0)
     max_failures = c.typed(data, "max_failures", (int,), "", default=DEFAULT_MAX_FAILURES)
@@ -349,8 +323,6 @@ def parse_spec(data: dict[str, Any], source: str = "<spec>", base_dir: str = "."
             _check_grid(c, st, space.replace(st.space or ()))
 
     if budget is not None:
-        from hpsearch.plan import default_plan
-
         stages = list(default_plan(budget, max_epochs))
     if isinstance(name, str):
         _check_stored_names(c, name, stages, listed=budget is None)
@@ -593,8 +565,9 @@ def _check_value(c: _Checker, fld: str, value: Any) -> None:
 
 
 def objective_module(objective: str) -> ModuleType | None:
-    """The module of a built-in objective, whose ``PARAMS`` declare what it accepts (it is
-    importable without torch), or None for a user's objective, which declares nothing."""
+    """The module of a built-in objective, whose attributes declare what it accepts and
+    returns (``PARAMS``, ``METRICS``...: see :mod:`hpsearch.objectives`; it is importable
+    without torch), or None for a user's objective, which declares nothing."""
     ref = BUILTIN_OBJECTIVES.get(objective)
     return importlib.import_module(ref.partition(":")[0]) if ref else None
 

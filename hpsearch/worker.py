@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import logging
 import math
-import os
 import threading
 import time
 import traceback
@@ -21,8 +20,7 @@ from typing import Any, Protocol
 from hpsearch import failfast
 from hpsearch import store as st
 from hpsearch.errors import UserError
-from hpsearch.loader import load_objective
-from hpsearch.notes import write_stage_note
+from hpsearch.loader import load_objective, prepare_params
 from hpsearch.reporter import Reporter, TrialLost
 from hpsearch.space import SearchSpace
 from hpsearch.spec import StudySpec
@@ -121,7 +119,12 @@ def run_worker(
 ) -> WorkerStats:
     """Work on the search until every stage is finished, ``stop`` is set, or
     ``config.max_trials`` trials have run. ``objective``: the function itself, when the
-    caller has it already (the Python API); else the stored spec's is imported."""
+    caller has it already (the Python API); else the stored spec's is imported.
+
+    ``on_event(kind, info)`` hears ``stage`` (a stage begins), ``trial`` (one ran) and
+    ``stage_done`` (a stage has no slot left: ``info`` holds the store, the spec, the
+    stage's index and this worker's id, which is what ``report.note.on_worker_event``
+    writes the stage's dashboard note from)."""
     stop = stop or threading.Event()
     emit = on_event or (lambda kind, info: None)
     store = SearchStore.open(config.storage_url)
@@ -162,7 +165,17 @@ def run_worker(
         emit("stage", {"stage": spec_stage.name, "trials": spec_stage.trials})
         if not run.stage(stage, spec_stage.name):
             break
-        write_stage_note(store, spec, index, owner=run.me)  # finished: its note for reviewers
+        # Finished: whoever runs the worker acts on it (``api.run`` writes its note).
+        emit(
+            "stage_done",
+            {
+                "stage": spec_stage.name,
+                "index": index,
+                "spec": spec,
+                "store": store,
+                "worker": run.me,
+            },
+        )
         index += 1
     return run.stats
 
@@ -290,13 +303,13 @@ def call_objective(
     stop: threading.Event | None = None,
 ) -> tuple[Any, dict[str, Any]]:
     """The objective on the slot's params, as every trial runs it: ``[fixed]`` merged
-    with the searched params, the built-in's extras, a Reporter with the slot's seed and
-    its epochs. Returns what the objective returned and the trial's attrs; one path, so
+    with the searched params and what a built-in takes from the spec
+    (``loader.prepare_params``), a Reporter with the slot's seed and its epochs. Returns what the objective returned and the trial's attrs; one path, so
     that a retrained winner cannot drift from the trial it reproduces."""
     reporter = Reporter(
         seed=int(slot.attrs.get("seed", 0)), threads=threads, on_value=slot.report, device=device
     )
-    merged = builtin_params(spec, {**spec.fixed, **slot.params})
+    merged = prepare_params(spec, {**spec.fixed, **slot.params})
     start = time.perf_counter()
     _IN_OBJECTIVE.set()
     try:
@@ -311,23 +324,6 @@ def call_objective(
 #: A slot whose worker died this many times is failed for good: a trial that kills its
 #: worker every time (out of memory, say) must not take the whole search down with it.
 MAX_RETRY = 3
-
-
-def builtin_params(spec: StudySpec, params: dict[str, Any]) -> dict[str, Any]:
-    """What the built-in CNN needs from the spec beyond its params: the metric to return,
-    the search seed (which fixes the train/validation split for every trial) and a
-    relative ``data_dir`` read against the study file's folder when it exists there."""
-    if spec.objective != "cnn":
-        return params
-    out = {**params}
-    out.setdefault("split_seed", spec.seed)
-    out.setdefault("metric", spec.metric)
-    data_dir = out.get("data_dir")
-    if isinstance(data_dir, str) and not os.path.isabs(data_dir):
-        beside = os.path.join(spec.base_dir, data_dir)
-        if os.path.isdir(beside) and not os.path.isdir(data_dir):
-            out["data_dir"] = beside
-    return out
 
 
 def checked(value: Any, attrs: dict[str, Any]) -> tuple[float | None, dict[str, Any]]:

@@ -253,11 +253,25 @@ def test_a_name_too_long_to_store_exits_2_the_same_on_every_backend(tmp_path, st
 
 
 def test_quiet_and_verbose_work_on_every_command_before_or_after_it():
+    import logging
+
     from hpsearch.cli import main
 
     for name, command in main.commands.items():
         options = {opt for p in command.params for opt in getattr(p, "opts", [])}
         assert {"-q", "-v", "--quiet", "--verbose"} <= options, name
     runner = CliRunner()
-    for args in (["-v", "example"], ["example", "-vv"], ["example", "-q"], ["-q", "example"]):
-        assert runner.invoke(main, args).exit_code == 0, args
+    root = logging.getLogger()
+    before = root.level
+    try:
+        for args, level in (
+            (["-v", "example"], logging.INFO),
+            (["example", "-vv"], logging.DEBUG),
+            (["example", "-q"], logging.ERROR),
+            (["-q", "example"], logging.ERROR),
+        ):
+            root.setLevel(logging.WARNING)
+            assert runner.invoke(main, args).exit_code == 0, args
+            assert root.level == level, args
+    finally:
+        root.setLevel(before)  # in-process: the level must not leak into other tests

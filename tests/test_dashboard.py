@@ -38,6 +38,7 @@ from hpsearch.dashboard import (
     is_loopback,
     make_dashboard_server,
 )
+from hpsearch.report.note import on_worker_event
 from hpsearch.report.search import load_search
 from hpsearch.spec import load_spec
 from hpsearch.stages import register_search
@@ -53,7 +54,7 @@ def finished_search(url: str, folder: Path) -> None:
     path.write_text(toy_study(objective="crash_on_tanh", coarse=COARSE, fine=FINE))
     spec = load_spec(path)
     register_search(st.SearchStore.open(url), spec)
-    run_worker(WorkerConfig(url, spec.name))
+    run_worker(WorkerConfig(url, spec.name), on_event=on_worker_event)  # notes, as api.run
 
 
 @pytest.fixture(scope="module")

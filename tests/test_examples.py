@@ -9,8 +9,8 @@ import pytest
 from cli_runner import hpsearch
 
 from hpsearch import examples
+from hpsearch.loader import prepare_params
 from hpsearch.spec import load_spec
-from hpsearch.worker import builtin_params
 
 NAMES = ["cifar10_cnn", "digits_cnn", "quickstart"]
 
@@ -61,5 +61,5 @@ def test_the_cifar10_data_dir_is_read_beside_the_written_out_file(tmp_path, monk
     (folder / "cifar10.toml").write_text(examples.read("cifar10_cnn"))
     monkeypatch.chdir(tmp_path)  # launched from the folder above
     spec = load_spec(Path("mine/cifar10.toml"))
-    data_dir = builtin_params(spec, dict(spec.fixed))["data_dir"]
+    data_dir = prepare_params(spec, dict(spec.fixed))["data_dir"]
     assert Path(data_dir).resolve() == folder / "data" / "cifar-10-batches-py"

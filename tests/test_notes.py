@@ -2,27 +2,33 @@
 
 from __future__ import annotations
 
+import dataclasses
 import json
+import re
 
 import optuna
 import pytest
+from cli_runner import hpsearch as hpsearch_cli
 from optuna_dashboard import get_note, save_note
 from optuna_dashboard._custom_plot_data import get_plotly_graph_objects
 from stored import stage_study, study_system_attrs
 from stubs import toy_study
 
+import hpsearch
 from hpsearch import store as st
-from hpsearch.notes import (
+from hpsearch.records import TrialRecord, rank
+from hpsearch.regions import describe_range
+from hpsearch.report.analysis import analyze, analyze_stage
+from hpsearch.report.figures import draw_region_figure
+from hpsearch.report.importance import Importance
+from hpsearch.report.note import (
     FIGURE_ID,
     _problems,
-    draw_region_figure,
-    param_importances,
-    region_figure_data,
+    on_worker_event,
     stage_note,
     write_stage_note,
 )
-from hpsearch.records import TrialRecord, rank
-from hpsearch.regions import describe_range
+from hpsearch.report.plotdata import region_figure_data
 from hpsearch.report.search import load_search
 from hpsearch.spec import load_spec
 from hpsearch.stages import register_search
@@ -30,11 +36,17 @@ from hpsearch.worker import WorkerConfig, run_worker
 
 
 def finished_search(url, stub_study, **toy):
-    """Run a toy search to the end in this process; returns its spec."""
+    """Run a toy search to the end in this process, writing notes as ``api.run`` does;
+    returns its spec."""
     spec = load_spec(stub_study(toy_study(**toy)))
     register_search(st.SearchStore.open(url), spec)
-    run_worker(WorkerConfig(url, spec.name))
+    run_worker(WorkerConfig(url, spec.name), on_event=on_worker_event)
     return spec
+
+
+def expected_note(spec, v):
+    """The note of stage view ``v`` as ``hpsearch report`` analyses it."""
+    return stage_note(spec, analyze_stage(spec, v))
 
 
 def test_worker_writes_each_finished_stage_the_reports_facts(storage_url, stub_study):
@@ -52,7 +64,7 @@ def test_worker_writes_each_finished_stage_the_reports_facts(storage_url, stub_s
         for p in v.handed_on.params:
             assert f"| {p.name} | {describe_range(p.after)} | {describe_range(p.before)} |" in note
         # Deterministic from the stored results: any worker would have written the same.
-        assert note == stage_note(spec, v, param_importances(v, "minimize"))
+        assert note == expected_note(spec, v)
         figure = json.loads(
             get_plotly_graph_objects(study_system_attrs(storage_url, study.study_name))[FIGURE_ID]
         )
@@ -83,10 +95,17 @@ def test_a_note_is_written_once_and_a_persons_note_is_kept(sqlite_url, stub_stud
     assert get_note(study) == "reviewed: lr matters, wd does not"
 
 
+def test_the_worker_leaves_notes_to_whoever_runs_it(sqlite_url, stub_study):
+    spec = load_spec(stub_study(toy_study(coarse=4, fine=2)))
+    register_search(st.SearchStore.open(sqlite_url), spec)
+    run_worker(WorkerConfig(sqlite_url, spec.name))  # no hook: api.run installs it
+    assert [get_note(stage_study(sqlite_url, "toy", s.name)) for s in spec.stages] == ["", ""]
+
+
 def test_an_unfinished_stage_gets_no_note(sqlite_url, stub_study):
     spec = load_spec(stub_study(toy_study(coarse=6, fine=3)))
     register_search(st.SearchStore.open(sqlite_url), spec)
-    run_worker(WorkerConfig(sqlite_url, spec.name, max_trials=4))
+    run_worker(WorkerConfig(sqlite_url, spec.name, max_trials=4), on_event=on_worker_event)
     store = st.SearchStore.open(sqlite_url)
     assert write_stage_note(store, spec, 0, owner="test") is False
     assert get_note(stage_study(sqlite_url, "toy", "coarse")) == ""
@@ -97,7 +116,7 @@ def test_a_one_trial_stage_gets_a_note_without_importance(sqlite_url, stub_study
     note = get_note(stage_study(sqlite_url, "toy", "fine"))
     assert "### Best 1 trials" in note and "Important parameters" not in note
     view = load_search(st.SearchStore.open(sqlite_url), "toy")
-    assert param_importances(view.stages[1], "minimize") == {}
+    assert analyze(view).stages[1].importance.values == {}
 
 
 def test_region_figure_boxes_the_two_most_important_numeric_params(sqlite_url, stub_study):
@@ -106,16 +125,19 @@ def test_region_figure_boxes_the_two_most_important_numeric_params(sqlite_url, s
     v = view.stages[0]
     region = v.handed_on
 
-    d = region_figure_data(view.spec, v, {"act": 0.9, "wd": 0.08, "lr": 0.02})
+    s = analyze_stage(view.spec, v)
+    ranked = Importance({"act": 0.9, "wd": 0.08, "lr": 0.02})
+    d = region_figure_data(view.spec, dataclasses.replace(s, importance=ranked))
     assert (d.x.name, d.y.name) == ("wd", "lr")  # the categorical cannot be boxed
     assert d.box_x == (region.space["wd"].low, region.space["wd"].high)
     assert d.box_y == (region.space["lr"].low, region.space["lr"].high)
     assert d.kept == frozenset(region.kept)
     assert {r.number for r in d.bad} == {r.number for r in v.records if r.state == "FAIL"}
-    unknown = region_figure_data(view.spec, v, {})  # no importance: the space's order
+    # no importance: the space's order
+    unknown = region_figure_data(view.spec, dataclasses.replace(s, importance=Importance()))
     assert (unknown.x.name, unknown.y.name) == ("lr", "wd")
 
-    fig = draw_region_figure(d)
+    fig = draw_region_figure(d, "#636efa")
     box, *points = fig.data
     lo, hi = d.box_x
     assert list(box.x) == [lo, hi, hi, lo, lo]
@@ -160,15 +182,15 @@ def test_failures_are_grouped_by_the_recorded_reason(records, expected):
 
 
 def test_a_failing_note_never_stops_the_worker(sqlite_url, stub_study, monkeypatch, caplog):
-    import hpsearch.notes
+    import hpsearch.report.note
 
     def broken(*args, **kwargs):
         raise optuna.exceptions.StorageInternalError("disk full")
 
-    monkeypatch.setattr(hpsearch.notes, "stage_note", broken)
+    monkeypatch.setattr(hpsearch.report.note, "stage_note", broken)
     spec = load_spec(stub_study(toy_study(coarse=4, fine=2)))
     register_search(st.SearchStore.open(sqlite_url), spec)
-    stats = run_worker(WorkerConfig(sqlite_url, spec.name))
+    stats = run_worker(WorkerConfig(sqlite_url, spec.name), on_event=on_worker_event)
     assert stats.completed == 6
     assert "could not write the dashboard note" in caplog.text
 
@@ -188,7 +210,7 @@ def test_workers_finishing_together_leave_one_correct_note(storage_url, stub_stu
 
     def work() -> None:
         try:
-            run_worker(WorkerConfig(storage_url, spec.name))
+            run_worker(WorkerConfig(storage_url, spec.name), on_event=on_worker_event)
         except BaseException as exc:
             errors.append(exc)
 
@@ -201,4 +223,93 @@ def test_workers_finishing_together_leave_one_correct_note(storage_url, stub_stu
     view = load_search(storage, "toy")
     for v in view.stages:
         study = stage_study(storage_url, "toy", v.stage.name)
-        assert get_note(study) == stage_note(spec, v, param_importances(v, "minimize"))
+        assert get_note(study) == expected_note(spec, v)
+
+
+# ------------------------------------------- the note and `hpsearch report` tell one story
+
+
+def text_tables(section: str) -> list[list[list[str]]]:
+    """The aligned tables of a terminal report section: cells cut at the columns the
+    dashed line under each header marks."""
+    lines = section.splitlines()
+    tables = []
+    for i, line in enumerate(lines):
+        if not line.strip() or set(line.strip()) != {"-", " "} or i == 0:
+            continue
+        indent = len(line) - len(line.lstrip())
+        starts = [m.start() for m in re.finditer(r"-+", line)]
+        rows = []
+        for row in lines[i + 1 :]:
+            body = row.strip()
+            if not row.startswith(" " * indent) or row[indent] == " ":
+                break
+            if body.startswith(("importance", "promising region", "warning:", "searched:")):
+                break
+            ends = [*starts[1:], len(row)]
+            rows.append([row[a:b].strip() for a, b in zip(starts, ends, strict=True)])
+        tables.append(rows)
+    return tables
+
+
+def markdown_tables(note: str) -> dict[str, list[list[str]]]:
+    """The note's markdown tables by the ``###`` heading they sit under."""
+    tables: dict[str, list[list[str]]] = {}
+    heading = ""
+    for line in note.splitlines():
+        if line.startswith("### "):
+            heading = line[4:]
+        elif line.startswith("|") and not line.startswith("|---"):
+            tables.setdefault(heading, []).append(
+                [c.strip() for c in line.strip("|").split(" | ")]
+            )
+    return {h: rows[1:] for h, rows in tables.items()}  # without the header row
+
+
+def plain(cell: str) -> str:
+    """A cell without its rendering's marks: markdown's code quotes, the warning signs."""
+    return cell.strip("`").removeprefix("<- ").removeprefix("⚠ ")
+
+
+def test_the_note_and_hpsearch_report_agree_on_every_fact(sqlite_url, stub_study, tmp_path):
+    # lr's optimum (10^-2.5) lies below this range: its best trials press the low edge,
+    # and tanh trials fail, so the report has warnings of both kinds to agree on.
+    text = toy_study(seed=3, objective="crash_on_tanh", coarse=16, fine=8, max_failures=0)
+    path = stub_study(text.replace("low = 1e-5", "low = 0.1"))
+    hpsearch.launch(path, storage=sqlite_url, progress=False)  # as a user runs it: api.run
+    done = hpsearch_cli("report", "toy", "--storage", sqlite_url, cwd=tmp_path)
+    assert done.returncode == 0, done.stderr
+    sections = {s.split(":")[0].removeprefix("stage "): s for s in done.stdout.split("\n\n")}
+    spec = load_spec(path)
+    warned = []
+    for stage in spec.stages:
+        note = get_note(stage_study(sqlite_url, "toy", stage.name))
+        section = sections[stage.name]
+        md = markdown_tables(note)
+        best, region = text_tables(section)
+        # best trials and their values, row for row
+        assert best and md[f"Best {len(best)} trials"] == best
+        # the counts and the region's trials
+        counts = section.splitlines()[0].split(" sampler - ")[1]
+        assert note.splitlines()[2].endswith(f"sampler · {counts}")
+        top = re.search(r"promising region \(top (\d+) of (\d+)\)", section).groups()
+        assert f"Spanned by the top {top[0]} of {top[1]} trials" in note
+        # the region handed on, range by range
+        region_md = next(rows for h, rows in md.items() if h.startswith("Promising region"))
+        assert [[plain(c) for c in r] for r in region_md] == [
+            [plain(c) for c in r] for r in region
+        ]
+        assert {r[0] for r in region} == {"lr", "wd", "act"}
+        # the importance values and the evaluator that computed them
+        evaluator, shown = re.search(r"importance \((\S+)\): (.*)", section).groups()
+        values = [pair.split(" ") for pair in shown.split(", ")]
+        assert md["Important parameters"] == values
+        assert f"| parameter | importance ({evaluator}) |" in note
+        # the warnings, word for word
+        lines = [ln.strip() for ln in section.splitlines()]
+        in_report = [ln.removeprefix("warning: ") for ln in lines if ln.startswith("warning: ")]
+        in_note = [ln.removeprefix("- ⚠ ") for ln in note.splitlines() if ln.startswith("- ⚠ ")]
+        assert in_note == in_report
+        warned += in_report
+    assert any("best lr sits at the low edge" in w for w in warned)
+    assert any("trials in stage coarse failed" in w for w in warned)

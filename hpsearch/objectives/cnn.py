@@ -6,7 +6,7 @@ and defaults (the fields of ``DataConfig``, ``CNNConfig`` and ``TrainConfig``, w
 document each default's reason):
 
 - data: ``dataset="digits"`` (or ``"cifar10"``), ``data_dir=None`` (CIFAR-10 folder),
-  ``split_seed=0`` (the worker passes the search seed), ``val_fraction=0.2``,
+  ``split_seed=0`` (the search seed: see :func:`prepare_params`), ``val_fraction=0.2``,
   ``preprocess="per_channel_mean"`` (``"mean_image"``, ``"standardize"``, ``"none"``),
   ``max_train=None``.
 - model: ``depth=2``, ``width=16``, ``batchnorm=True``, ``activation="relu"``
@@ -26,7 +26,9 @@ document each default's reason):
 importing torch, and :func:`check_params` checks values as a trial would: a study file is
 validated against both, so a misspelt parameter or value is refused before anything runs
 instead of being searched over without effect. :func:`check_data` (``--dry-run``) also
-loads the data and finds the device.
+loads the data and finds the device. ``METRICS``, ``SEEDED``, ``EXTRA``/``REQUIRES`` and
+:func:`prepare_params` declare the rest the engine asks a built-in objective (see
+:mod:`hpsearch.objectives`).
 ``save_path`` is no parameter (a study file cannot set it): only ``hpsearch best
 --retrain --save PATH`` passes it, and the trained model is then written there with
 ``torch.save`` (see :func:`save_model`).
@@ -51,6 +53,7 @@ from __future__ import annotations
 import dataclasses
 import logging
 import math
+import os
 import re
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -75,13 +78,23 @@ from hpsearch.training.config import (
 )
 
 if TYPE_CHECKING:
+    from hpsearch.spec import StudySpec
     from hpsearch.training.data import Dataset
     from hpsearch.training.loop import EpochStats, FitResult
     from hpsearch.training.model import CNN
 
 logger = logging.getLogger(__name__)
 
-METRICS = ("val_loss", "val_accuracy", "val_error")
+#: What the CNN can return (``metric``), and which way each is better: a study file's
+#: ``metric`` and ``direction`` are checked against it.
+METRICS = {"val_loss": "minimize", "val_accuracy": "maximize", "val_error": "minimize"}
+#: Parameters that default to the search's seed: the train/validation split is the same
+#: for every trial of a search, and for its ``hpsearch compare`` baselines.
+SEEDED = ("split_seed",)
+#: The pip extra that installs what training imports (import name: distribution); this
+#: module imports without them, so a missing one is named before anything runs.
+EXTRA = "hpsearch[cnn]"
+REQUIRES = {"torch": "torch", "sklearn": "scikit-learn"}
 
 #: Images the init probe looks at: enough for stable statistics, trivial to compute.
 PROBE_IMAGES = 256
@@ -134,7 +147,7 @@ def _declare() -> dict[str, Option]:
         **{name: Option(default, choices.get(name, ())) for name, default in fields.items()},
         # None: the worker's --device decides (report.device).
         "device": Option(None, DEVICES, check_device),
-        "metric": Option("val_loss", METRICS),
+        "metric": Option("val_loss", tuple(METRICS)),
     }
 
 
@@ -252,7 +265,7 @@ def parse_params(
             f"CNN objective; known parameters: {', '.join(PARAM_KEYS)}."
         )
     metric = params.get("metric", "val_loss")
-    check_choice("metric", metric, METRICS)
+    check_choice("metric", metric, tuple(METRICS))
     device = params.get("device")
     if device is not None:
         check_device("device", device)
@@ -261,6 +274,23 @@ def parse_params(
     CNNConfig(**model_kwargs)  # validate now, not after the data has loaded
     train_cfg = TrainConfig(**{k: params[k] for k in _TRAIN_KEYS if k in params})
     return data_cfg, model_kwargs, train_cfg, device, metric
+
+
+def prepare_params(spec: StudySpec, params: dict[str, Any]) -> dict[str, Any]:
+    """What the CNN takes from the search beyond its params, where ``params`` (the slot's
+    and ``[fixed]``) leave it unset: the metric to return, the search seed (``SEEDED``:
+    it fixes the train/validation split for every trial) and a relative ``data_dir``
+    read against the study file's folder when it exists there."""
+    out = {**params}
+    for key in SEEDED:
+        out.setdefault(key, spec.seed)
+    out.setdefault("metric", spec.metric)
+    data_dir = out.get("data_dir")
+    if isinstance(data_dir, str) and not os.path.isabs(data_dir):
+        beside = os.path.join(spec.base_dir, data_dir)
+        if os.path.isdir(beside) and not os.path.isdir(data_dir):
+            out["data_dir"] = beside
+    return out
 
 
 def check_params(params: dict[str, Any]) -> list[tuple[str, str]]:

@@ -276,7 +276,7 @@ def init_collapse(stage: str, records: list[TrialRecord]) -> list[Advice]:
             ratios.append((float(stds[-1]) / float(stds[0]), stds))
     collapsed = [x for x in ratios if x[0] < ACT_COLLAPSE]
     if ratios and len(collapsed) * 2 > len(ratios):
-        ratio, stds = sorted(collapsed, key=lambda x: x[0])[len(collapsed) // 2]
+        _, stds = sorted(collapsed, key=lambda x: x[0])[len(collapsed) // 2]
         out.append(
             Advice(
                 stage,

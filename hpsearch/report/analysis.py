@@ -2,7 +2,8 @@
 
 The terminal, HTML and dashboard views all show the same facts: per stage, the importance
 of each parameter, the warnings, and the region handed on, row by row. They are computed
-here, so the views only format.
+here, so the views only format (``blocks`` holds the tables and lines they share;
+``terminal``, ``page`` and ``note`` render them).
 """
 
 from __future__ import annotations
@@ -16,7 +17,7 @@ from hpsearch.report.describe import RegionRow, region_rows
 from hpsearch.report.importance import Importance, param_importance
 from hpsearch.report.search import SearchView, StageView
 from hpsearch.space import CategoricalParam
-from hpsearch.spec import StageSpec
+from hpsearch.spec import StageSpec, StudySpec
 
 #: fANOVA for small stages, PED-ANOVA for large ones: see ``importance.AUTO_FANOVA_MAX``.
 DEFAULT_EVALUATOR = "auto"
@@ -59,38 +60,52 @@ class Report:
 
 
 def analyze(view: SearchView, evaluator: str = DEFAULT_EVALUATOR) -> Report:
-    stages = []
-    for v in view.stages:
-        stages.append(
-            StageReport(
-                v,
-                param_importance(v.records, v.space, view.spec.direction, evaluator),
-                stage_advice(
-                    v.stage.name,
-                    v.records,
-                    v.space,
-                    v.handed_on,
-                    direction=view.spec.direction,
-                    last=v.index == len(view.stages) - 1,
-                    fix=edge_fix(view, v.index),
-                ),
-                region_rows(v.handed_on) if v.handed_on is not None else [],
-            )
-        )
-    return Report(view, stages)
+    stages = view.stages
+    return Report(
+        view,
+        [
+            analyze_stage(view.spec, v, evaluator, stages[i + 1] if i + 1 < len(stages) else None)
+            for i, v in enumerate(stages)
+        ],
+    )
 
 
-def edge_fix(view: SearchView, index: int) -> EdgeFix | None:
+def analyze_stage(
+    spec: StudySpec,
+    v: StageView,
+    evaluator: str = DEFAULT_EVALUATOR,
+    nxt: StageView | None = None,
+) -> StageReport:
+    """What the report says about one stage: all it needs is that stage's view (and
+    whether the next stage is prepared yet: ``nxt``, None when unread), so the dashboard
+    note of a finished stage is computed from a read of that stage alone."""
+    return StageReport(
+        v,
+        param_importance(v.records, v.space, spec.direction, evaluator),
+        stage_advice(
+            v.stage.name,
+            v.records,
+            v.space,
+            v.handed_on,
+            direction=spec.direction,
+            last=v.index == len(spec.stages) - 1,
+            fix=edge_fix(spec, v.index, nxt),
+        ),
+        region_rows(v.handed_on) if v.handed_on is not None else [],
+    )
+
+
+def edge_fix(spec: StudySpec, index: int, nxt: StageView | None) -> EdgeFix | None:
     """Where the ranges that search past stage ``index``'s pressed edges can go: the next
-    stage while it is not prepared, else a stage appended after the last one (a copy of
-    it, under a new name). None for a planned search (its file has no [[stage]] tables)
-    and for a next stage already prepared (it searched past the edge on its own)."""
-    spec = view.spec
+    stage while it is not prepared (``nxt`` unread counts as not prepared: a note is
+    written before the next stage is), else a stage appended after the last one (a copy
+    of it, under a new name). None for a planned search (its file has no [[stage]]
+    tables) and for a next stage already prepared (it searched past the edge on its own)."""
     if spec.budget is not None:
         return None
-    if index + 1 < len(view.stages):
-        nxt = view.stages[index + 1]
-        return EdgeFix(nxt.stage, new=False) if nxt.space is None else None
+    if index + 1 < len(spec.stages):
+        prepared = nxt is not None and nxt.space is not None
+        return None if prepared else EdgeFix(spec.stages[index + 1], new=False)
     last = spec.stages[index]
     names = {s.name for s in spec.stages}
     name = next(f"{last.name}-{n}" for n in itertools.count(2) if f"{last.name}-{n}" not in names)

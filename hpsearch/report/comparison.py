@@ -12,9 +12,9 @@ from dataclasses import dataclass
 
 from hpsearch.points import distinct_values
 from hpsearch.records import TrialRecord
+from hpsearch.report.blocks import format_table
 from hpsearch.report.plotdata import Progress, progress, trials
 from hpsearch.report.search import SearchView
-from hpsearch.report.terminal import format_table
 
 #: Fractions of the budget at which the best-so-far values are compared.
 CHECKPOINTS = (0.1, 0.25, 0.5, 1.0)

@@ -6,12 +6,15 @@ without plotly). Log parameters get log axes, so a decade is a decade wide on sc
 
 from __future__ import annotations
 
+import math
 from typing import TYPE_CHECKING, Any
 
-from hpsearch.report.plotdata import PairData, Progress, SliceData, TrialCurves
+from hpsearch.report.plotdata import PairData, Progress, RegionFigureData, SliceData, TrialCurves
 
 if TYPE_CHECKING:
     import plotly.graph_objects as go
+
+    from hpsearch.space import NumericParam
 
 #: Stage colours: plotly's default qualitative palette, one per stage in order.
 PALETTE = (
@@ -246,4 +249,95 @@ def draw_curves(sets: list[TrialCurves]) -> go.Figure:
         fig,
         "learning curves of each stage's best and worst trial (dashed: training)",
         height=460,
+    )
+
+
+def _range_axis(p: NumericParam) -> dict[str, Any]:
+    """An axis over the whole range the stage searched, so the region's box shows how
+    much of it is left; plotly wants a log axis's range in log10 units."""
+    if p.log:
+        return {
+            "title": {"text": p.name},
+            "type": "log",
+            "exponentformat": "power",
+            "range": [math.log10(p.low), math.log10(p.high)],
+        }
+    return {"title": {"text": p.name}, "range": [p.low, p.high]}
+
+
+def draw_region_figure(d: RegionFigureData, color: str) -> go.Figure:
+    """The dashboard's figure of a stage, in the report's colours: the region's box as the
+    pair figure draws the promising region, the trials coloured by the metric on the same
+    scale and outlined in the stage's colour (``color``), the top ones larger, failed and
+    diverged ones as crosses."""
+    import plotly.graph_objects as go
+
+    fig = go.Figure()
+    if d.box_y is not None:
+        box_y = d.box_y
+    else:  # one numeric parameter: the box spans the values it got
+        box_y = (
+            min((r.value for r in d.ok), default=0.0),
+            max((r.value for r in d.ok), default=1.0),
+        )  # type: ignore[type-var]
+    fig.add_trace(
+        _box_trace(
+            go,
+            d.box_x,
+            box_y,
+            name="region handed on",
+            fill="toself",
+            fillcolor=REGION_FILL,
+            line={"color": REGION_LINE, "width": 2},
+        )
+    )
+    cmin, cmax = d.color_range
+    for kept, symbol, name in ((False, "circle", "trials"), (True, "diamond", "top trials")):
+        rs = [r for r in d.ok if (r.number in d.kept) == kept]
+        if not rs:
+            continue
+        fig.add_trace(
+            _trials_trace(
+                go,
+                d,
+                rs,
+                name,
+                {
+                    "symbol": symbol,
+                    "size": 13 if kept else 8,
+                    "color": _array([r.value for r in rs]),
+                    "cmin": cmin,
+                    "cmax": cmax,
+                    "colorscale": "Viridis",
+                    "reversescale": True,  # as in the pair figure: the good end bright
+                    "showscale": not kept,
+                    "colorbar": {"title": {"text": d.metric}},
+                    "line": {"width": 1.5 if kept else 0.5, "color": color},
+                },
+            )
+        )
+    if d.bad and d.y is not None:
+        fig.add_trace(
+            _trials_trace(
+                go, d, d.bad, "failed / diverged", {"symbol": "x", "size": 8, "color": color}
+            )
+        )
+    fig.update_layout(
+        xaxis=_range_axis(d.x), yaxis=_range_axis(d.y) if d.y else {"title": {"text": d.metric}}
+    )
+    return _layout(fig, d.title, height=520)
+
+
+def _trials_trace(
+    go: Any, d: RegionFigureData, rs: list[Any], name: str, marker: dict[str, Any]
+) -> go.Scatter:
+    """Trials of the region figure as markers that name the trial on hover."""
+    return go.Scatter(
+        x=_array([r.params[d.x.name] for r in rs]),
+        y=_array([r.params[d.y.name] if d.y else r.value for r in rs]),
+        mode="markers",
+        name=name,
+        text=_array([d.hover[r.number] for r in rs]),
+        hoverinfo="text",
+        marker=marker,
     )

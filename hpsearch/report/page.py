@@ -17,6 +17,7 @@ from typing import Any
 from hpsearch.files import write_atomic
 from hpsearch.records import rank
 from hpsearch.report.analysis import Report, StageReport
+from hpsearch.report.blocks import best_trials, counts_line, region_table
 from hpsearch.report.figures import (
     draw_curves,
     draw_pair,
@@ -123,12 +124,10 @@ def figures_html(report: Report, baselines: list[Progress] | None = None) -> lis
 
 def _stage_section(report: Report, s: StageReport) -> str:
     spec, v = report.search.spec, s.view
-    c = v.counts
     parts = [
         f"<h3>Stage {_e(v.stage.name)}</h3>",
         f"<p>{len(v.finished)}/{v.stage.trials} trials &times; {v.stage.epochs} epoch(s), "
-        f"{_e(v.stage.sampler)} sampler: {c['complete']} complete, {c['diverged']} diverged, "
-        f"{c['failed']} failed, {c['running']} running.</p>",
+        f"{_e(v.stage.sampler)} sampler: {counts_line(v)}.</p>",
     ]
     if v.space is None:
         return "".join(parts + ["<p class='muted'>Not started.</p>"])
@@ -145,31 +144,13 @@ def _stage_section(report: Report, s: StageReport) -> str:
     if s.importance.note:
         parts.append(f"<p class='muted'>Importance: {_e(s.importance.note)}.</p>")
     if s.region and v.handed_on is not None:
-        rows = "".join(
-            f"<tr><td>{_e(r.name)}</td><td>{_e(r.range)}</td><td>{_e(r.was)}</td>"
-            f"<td><code>{_e(r.bar)}</code></td><td>{r.kept:.0%}</td><td>{_e(r.best)}</td>"
-            f"<td>{'&#9888; ' + _e(r.edge) if r.edge else ''}</td></tr>"
-            for r in s.region
-        )
         parts.append(
             f"<p>Promising region (top {len(v.handed_on.kept)} of {v.handed_on.considered} "
-            "trials):</p><table><tr><th>parameter</th><th>range</th><th>stage range</th>"
-            f"<th>where</th><th>kept</th><th>best</th><th>edge</th></tr>{rows}</table>"
+            f"trials):</p>{region_table(s).html()}"
         )
-    best = [r for r in rank(v.records, spec.direction) if r.ok][:5]
-    if best:
-        names = v.space.names
-        head = "".join(f"<th>{_e(n)}</th>" for n in ["trial", spec.metric, *names])
-        rows = "".join(
-            f"<tr><td>{r.number}</td><td>{r.value:.4g}</td>"
-            + "".join(
-                f"<td>{_e(format_value(v.space[n], r.params[n]) if n in r.params else '-')}</td>"
-                for n in names
-            )
-            + "</tr>"
-            for r in best
-        )
-        parts.append(f"<table><tr>{head}</tr>{rows}</table>")
+    best = best_trials(spec, v)
+    if best is not None:
+        parts.append(best.html())
     return "".join(parts)
 
 

@@ -15,9 +15,11 @@ from typing import Any
 
 from hpsearch.records import TrialRecord, rank
 from hpsearch.regions import Region
+from hpsearch.report.analysis import StageReport
 from hpsearch.report.curves import trial_curves
 from hpsearch.report.search import SearchView
-from hpsearch.space import CategoricalParam, Param, format_value
+from hpsearch.space import CategoricalParam, NumericParam, Param, format_value
+from hpsearch.spec import StudySpec
 
 #: Points per scatter: plotly's SVG stays responsive, and the file small, up to about this.
 MAX_POINTS = 2000
@@ -87,6 +89,15 @@ def value_window(values: list[float], direction: str) -> tuple[float, float] | N
         return None
     pad = 0.05 * (fence - lo)
     return (lo - pad, fence + pad)
+
+
+def color_range(values: list[float], direction: str) -> tuple[float, float]:
+    """The ends of a colour scale of the metric: the window worth looking at
+    (:func:`value_window`), else every value."""
+    window = value_window(values, direction)
+    if window is None:
+        window = (min(values), max(values)) if values else (0.0, 1.0)
+    return window
 
 
 @dataclass(frozen=True)
@@ -232,10 +243,7 @@ def pair_data(
                 promising=True,
             )
         )
-    good = [r.value for r in shown if r.ok]
-    window = value_window(good, view.spec.direction)  # type: ignore[arg-type]
-    if window is None:
-        window = (min(good), max(good)) if good else (0.0, 1.0)  # type: ignore[type-var]
+    window = color_range([r.value for r in shown if r.ok], view.spec.direction)  # type: ignore[misc]
     return PairData(
         x.name,
         y.name,
@@ -245,6 +253,59 @@ def pair_data(
         series,
         boxes,
         window,  # type: ignore[arg-type]
+    )
+
+
+@dataclass(frozen=True)
+class RegionFigureData:
+    """The dashboard's figure of a finished stage: its trials over its two most important
+    numeric parameters, and the box of the region it hands on."""
+
+    title: str
+    metric: str
+    x: NumericParam
+    y: NumericParam | None  # None: one numeric parameter; the metric is the y axis
+    ok: list[TrialRecord]  # usable trials, coloured by the metric
+    kept: frozenset[int]  # trial numbers that spanned the region
+    bad: list[TrialRecord]  # failed or diverged trials, drawn as crosses
+    box_x: tuple[float, float]
+    box_y: tuple[float, float] | None
+    color_range: tuple[float, float]  # the colour scale's ends, as in the pair figure
+    hover: dict[int, str]  # trial number -> tooltip, as in the report's scatters
+
+
+def region_figure_data(spec: StudySpec, s: StageReport) -> RegionFigureData | None:
+    """The stage's two most important numeric parameters (by the report's importance; in
+    space order where it has none) and its region's box over them; None if there is
+    nothing to draw."""
+    v = s.view
+    region, space = v.handed_on, v.space
+    if region is None or space is None:
+        return None
+    numeric = [p for p in space if not isinstance(p, CategoricalParam)]
+    if not numeric:
+        return None
+    order = {p.name: i for i, p in enumerate(numeric)}
+    numeric.sort(key=lambda p: (-s.importance.values.get(p.name, 0.0), order[p.name]))
+    x = numeric[0]
+    y = numeric[1] if len(numeric) > 1 else None
+    after = region.space
+    finished = [r for r in v.records if r.finished and x.name in r.params]
+    ok = [r for r in finished if r.ok]
+    top = f"{len(region.kept)} of {region.considered}"
+    return RegionFigureData(
+        # Short: the dashboard's plotly toolbar takes the right half of the title line.
+        title=f"{v.stage.name}: the region of its top {top} trials",
+        metric=spec.metric,
+        x=x,  # type: ignore[arg-type]
+        y=y,  # type: ignore[arg-type]
+        ok=ok,
+        kept=frozenset(region.kept),
+        bad=[r for r in finished if not r.ok],
+        box_x=_bounds(after[x.name]),
+        box_y=_bounds(after[y.name]) if y else None,
+        color_range=color_range([r.value for r in ok], spec.direction),  # type: ignore[misc]
+        hover={r.number: hover(r, spec.metric, list(space)) for r in finished},
     )
 
 

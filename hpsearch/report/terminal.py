@@ -8,8 +8,8 @@ from hpsearch.failfast import summary
 from hpsearch.records import rank
 from hpsearch.regions import describe_range
 from hpsearch.report.analysis import DEFAULT_EVALUATOR, Report, StageReport, analyze
+from hpsearch.report.blocks import best_trials, counts_line, region_table
 from hpsearch.report.search import SearchView
-from hpsearch.space import format_value
 
 
 def format_status(view: SearchView) -> str:
@@ -38,38 +38,22 @@ def format_status(view: SearchView) -> str:
     return "\n".join(lines)
 
 
-def format_table(header: list[str], rows: list[list[str]]) -> str:
-    widths = [max([len(h), *(len(r[i]) for r in rows)]) for i, h in enumerate(header)]
-    fmt = "  ".join(f"{{:<{w}}}" for w in widths)
-    lines = [fmt.format(*header), fmt.format(*("-" * w for w in widths))]
-    return "\n".join(line.rstrip() for line in lines + [fmt.format(*r) for r in rows])
-
-
-def format_stage(report: Report, s: StageReport, top: int = 5) -> str:
+def format_stage(report: Report, s: StageReport) -> str:
     """One stage: its plan and counts, best trials, importance, region handed on, warnings."""
     spec, v = report.search.spec, s.view
     stage = v.stage
-    c = v.counts
     head = (
         f"stage {stage.name}: {len(v.finished)}/{stage.trials} trials x {stage.epochs} epoch(s), "
-        f"{stage.sampler} sampler - {c['complete']} complete, {c['diverged']} diverged, "
-        f"{c['failed']} failed" + (f", {c['running']} running" if c["running"] else "")
+        f"{stage.sampler} sampler - {counts_line(v)}"
     )
     if v.space is None:
         return head + "\n  (not started)"
     lines = [head]
     if v.region_in is not None:
         lines.append("  searched: " + ", ".join(f"{p.name} {describe_range(p)}" for p in v.space))
-    ranked = [r for r in rank(v.records, spec.direction) if r.ok][:top]
-    if ranked:
-        names = v.space.names
-        rows = [
-            [str(r.number), f"{r.value:.4g}"]
-            + [format_value(v.space[n], r.params[n]) if n in r.params else "-" for n in names]
-            for r in ranked
-        ]
-        table = format_table(["trial", spec.metric, *names], rows)
-        lines += ["  " + line for line in table.splitlines()]
+    best = best_trials(spec, v)
+    if best is not None:
+        lines += ["  " + line for line in best.text().splitlines()]
     imp = s.importance
     if imp.values:
         shown = ", ".join(f"{n} {x:.2f}" for n, x in imp.values.items())
@@ -82,22 +66,7 @@ def format_stage(report: Report, s: StageReport, top: int = 5) -> str:
         lines.append(
             f"  promising region (top {len(v.handed_on.kept)} of {v.handed_on.considered}), {to}:"
         )
-        table = format_table(
-            ["parameter", "range", "of stage range", "where", "kept", "best", ""],
-            [
-                [
-                    r.name,
-                    r.range,
-                    r.was,
-                    r.bar,
-                    f"{r.kept:.0%}",
-                    r.best,
-                    f"<- {r.edge} edge" if r.edge else "",
-                ]
-                for r in s.region
-            ],
-        )
-        lines += ["    " + line for line in table.splitlines()]
+        lines += ["    " + line for line in region_table(s).text().splitlines()]
     lines += [f"  warning: {a.message}" for a in s.advice]
     return "\n".join(lines)
 

@@ -1,0 +1,155 @@
+"""The dashboard view of a finished stage: a markdown note and a region figure in its study.
+
+Reviewers in optuna-dashboard see only what hpsearch writes into the storage. When a stage
+finishes, its study gets a note with what ``hpsearch report`` says of that stage, from the
+same :class:`~hpsearch.report.analysis.StageReport` (importance, warnings, region rows) and
+the same tables (``blocks``), and the region figure in the HTML report's colours.
+
+The worker does not know about notes: it emits a ``stage_done`` event, and the callers
+that run workers (``api.run``, which ``hpsearch launch`` and ``hpsearch worker`` go
+through) install :func:`on_worker_event`, which writes the note. The note is computed from
+the stored results of that stage alone and is deterministic; the first worker to finish
+the stage writes it (it takes the note's lease), the others go on, and nobody overwrites
+a note that is there (a person's included).
+"""
+
+from __future__ import annotations
+
+import logging
+from typing import TYPE_CHECKING, Any
+
+from hpsearch.records import TrialRecord
+from hpsearch.report.analysis import DEFAULT_EVALUATOR, StageReport, analyze_stage
+from hpsearch.report.blocks import best_trials, counts_line, importance_table, region_table
+
+if TYPE_CHECKING:
+    from hpsearch.spec import StudySpec
+    from hpsearch.store import SearchStore
+
+log = logging.getLogger(__name__)
+
+#: The id of the region figure in the study's system attrs: saving again overwrites it.
+FIGURE_ID = "region"
+#: Trial numbers listed per failure reason; the rest are counted.
+MAX_LISTED = 12
+#: How long a note writer may take before another worker may write the note instead.
+NOTE_LEASE_S = 300.0
+
+
+def _problems(records: list[TrialRecord]) -> list[str]:
+    """Failed and diverged trials grouped by the reason the worker or objective recorded
+    (``fail_reason``, ``diverged_reason``): one crashing choice often fails many trials,
+    and a reviewer in the dashboard wants their numbers to open them."""
+    groups: dict[tuple[str, str], list[int]] = {}
+    for r in sorted(records, key=lambda r: r.number):
+        if r.superseded:
+            continue
+        if r.state in ("FAIL", "PRUNED"):
+            key = ("failed", str(r.attrs.get("fail_reason", "no reason recorded")))
+        elif r.diverged:
+            key = ("diverged", str(r.attrs.get("diverged_reason", "no reason recorded")))
+        else:
+            continue
+        groups.setdefault(key, []).append(r.number)
+    lines = []
+    for (what, reason), numbers in groups.items():
+        shown = ", ".join(map(str, numbers[:MAX_LISTED]))
+        more = f" and {len(numbers) - MAX_LISTED} more" if len(numbers) > MAX_LISTED else ""
+        trials = "trial" if len(numbers) == 1 else "trials"
+        lines.append(f"- {len(numbers)} {what} ({trials} {shown}{more}): `{reason}`")
+    return lines
+
+
+def stage_note(spec: StudySpec, s: StageReport) -> str:
+    """The markdown note of a finished stage: what ``hpsearch report`` says of it."""
+    v = s.view
+    stage = v.stage
+    lines = [
+        f"## Stage `{stage.name}` of search `{spec.name}`",
+        "",
+        f"**{spec.metric}** ({spec.direction}) · {len(v.finished)}/{stage.trials} trials × "
+        f"{stage.epochs} epoch(s) · {stage.sampler} sampler · {counts_line(v)}",
+    ]
+    if v.region_in is not None:
+        lines += ["", f"Searched the region handed on by stage `{spec.stages[v.index - 1].name}`:"]
+        lines += [f"- {p.describe()}" for p in v.region_in.params]
+    best = best_trials(spec, v)
+    if best is not None:
+        lines += ["", f"### Best {len(best.rows)} trials", "", best.markdown()]
+    importance = importance_table(s.importance)
+    if importance is not None:  # (a stage too small to rank them gets no section)
+        lines += ["", "### Important parameters", "", importance.markdown()]
+        lines += ["", f"_{s.importance.note}_"] if s.importance.note else []
+    region = v.handed_on
+    if region is not None:
+        nxt = spec.stages[v.index + 1].name if v.index + 1 < len(spec.stages) else None
+        to = f"to stage `{nxt}`" if nxt else "(the last stage: where to look next)"
+        lines += [
+            "",
+            f"### Promising region handed on {to}",
+            "",
+            f"Spanned by the top {len(region.kept)} of {region.considered} trials "
+            f"(trials {', '.join(map(str, region.kept))}).",
+            "",
+            region_table(s).markdown(),
+        ]
+    if s.advice:
+        lines += ["", "### Warnings", ""] + [f"- ⚠ {a.message}" for a in s.advice]
+    problems = _problems(v.records)
+    if problems:
+        lines += ["", "### Failed and diverged trials", "", *problems]
+    return "\n".join(lines) + "\n"
+
+
+def on_worker_event(kind: str, info: dict[str, Any]) -> None:
+    """The worker event hook that gives each finished stage its note (``stage_done``
+    carries the worker's store, the spec it ran, the stage's index and the worker's id)."""
+    if kind == "stage_done":
+        write_stage_note(info["store"], info["spec"], info["index"], owner=info["worker"])
+
+
+def write_stage_note(store: SearchStore, spec: StudySpec, index: int, *, owner: str) -> bool:
+    """Write stage ``index``'s note and region figure unless its study has a note already.
+
+    Returns True if this call wrote them. Workers finishing a stage together do not all
+    compute it: the first to take the note's lease (decided in the database) writes it
+    from a read of that stage alone, and the others go on at once. The figure is saved
+    first and the note last, so a writer that dies in between leaves no note, its lease
+    expires, and the next worker that finishes writes both again. Never raises: the note
+    is for reviewers, and a search must not stop because it could not be written.
+    """
+    try:
+        return _write(store, spec, index, owner)
+    except Exception:
+        log.warning("could not write the dashboard note of stage %d", index, exc_info=True)
+        return False
+
+
+def _write(store: SearchStore, spec: StudySpec, index: int, owner: str) -> bool:
+    from hpsearch.report.figures import draw_region_figure, stage_colors
+    from hpsearch.report.plotdata import region_figure_data
+    from hpsearch.report.search import load_stage
+
+    stage = store.find_stage(spec.name, spec.stages[index].name)
+    if stage is None:
+        return False
+    lease = store.lease(f"note:{stage.name}", owner=owner, duration_s=NOTE_LEASE_S)
+    if not lease.acquire():
+        return False  # another worker is writing it
+    try:
+        if store.note(stage):
+            return False  # written already, by a worker or by a person
+        v = load_stage(store, spec, index)
+        if not v.done:
+            return False
+        report = analyze_stage(spec, v, DEFAULT_EVALUATOR)
+        data = region_figure_data(spec, report)
+        figure = None
+        if data is not None:
+            color = stage_colors([s.name for s in spec.stages])[v.stage.name]
+            figure = draw_region_figure(data, color)
+        store.save_note(stage, stage_note(spec, report), figure, FIGURE_ID)
+    finally:
+        lease.release()
+    log.info("wrote the dashboard note of %s", stage.name)
+    return True
