@@ -88,9 +88,9 @@ def stage_note(spec: StudySpec, v: StageView, importances: dict[str, float]) -> 
     lines = [
         f"## Stage `{stage.name}` of search `{spec.name}`",
         "",
-        f"**{spec.metric}** ({spec.direction}) · {len(v.finished)}/{stage.trials} trials × "
+        f"**{spec.metric}** ({spec.direction}) · {len(v.finished)}/{v.slots} trials × "
         f"{stage.epochs} epoch(s) · {stage.sampler} sampler · {c['complete']} complete, "
-        f"{c['diverged']} diverged, {c['failed']} failed",
+        f"{c['diverged']} diverged, {c['failed']} failed{v.stopped_text}",
     ]
     if v.region_in is not None:
         lines += ["", f"Searched the region handed on by stage `{spec.stages[v.index - 1].name}`:"]

@@ -43,7 +43,23 @@ TOP_KEYS = (
     "max_failures",
 )
 PARAM_KEYS = ("low", "high", "log", "step", "choices", "min", "max")
-STAGE_KEYS = ("name", "trials", "epochs", "sampler", "keep", "margin", "promote")
+STAGE_KEYS = (
+    "name",
+    "trials",
+    "epochs",
+    "sampler",
+    "keep",
+    "margin",
+    "promote",
+    "stop_early",
+    "reduction_factor",
+    "min_epochs",
+)
+#: Early stopping inside a stage (``stop_early``): asynchronous successive halving, or the
+#: median rule. Either makes the stage's budget ``trials * epochs`` epochs.
+STOP_RULES = ("asha", "median")
+DEFAULT_REDUCTION_FACTOR = 3
+DEFAULT_MIN_EPOCHS = 1
 NAME_RE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.\-]*$")
 
 #: Optuna stores study and parameter names as VARCHAR(512)
@@ -86,6 +102,17 @@ class StageSpec:
     #: epochs (as successive halving promotes), clipped into this stage's box; the sampler
     #: fills the others. 0: no promotion.
     promote: int = 0
+    #: Stop runs that are clearly losing ("asha" or "median", ``hpsearch.stages.pruner``):
+    #: the stage's budget is then ``trials * epochs`` epochs, and the epochs a stopped run
+    #: did not spend fund more runs. None: every run goes to ``epochs``.
+    stop_early: str | None = None
+    reduction_factor: int = DEFAULT_REDUCTION_FACTOR  # asha: keep 1 in this many per rung
+    min_epochs: int = DEFAULT_MIN_EPOCHS  # no run is stopped before this many epochs
+
+    @property
+    def budget(self) -> int:
+        """The stage's epochs in all: ``trials`` runs' worth, however many runs that buys."""
+        return self.trials * self.epochs
 
 
 @dataclass(frozen=True)
@@ -139,6 +166,7 @@ class StudySpec:
                     # only when set, so that a search stored before `promote` existed
                     # compares equal to the same file on resume
                     **({"promote": s.promote} if s.promote else {}),
+                    **(_stop_early_dict(s) if s.stop_early else {}),
                 }
                 for i, s in enumerate(self.stages)
             ],
@@ -176,6 +204,13 @@ class StudySpec:
         if c.problems:
             raise SpecError("stored spec", c.problems)
         return dataclasses.replace(spec, budget=budget, max_epochs=max_epochs)
+
+
+def _stop_early_dict(s: StageSpec) -> dict[str, Any]:
+    out: dict[str, Any] = {"stop_early": s.stop_early, "min_epochs": s.min_epochs}
+    if s.stop_early == "asha":
+        out["reduction_factor"] = s.reduction_factor
+    return out
 
 
 def load_spec(path: str | Path) -> StudySpec:
@@ -516,9 +551,46 @@ def _parse_stage(c: _Checker, i: int, table: Any) -> StageSpec | None:
             f"`promote <= trials` must hold (promoted runs fill this stage's slots), but got "
             f"promote = {promote!r}, trials = {trials!r}; lower promote or raise trials",
         )
+    stop = _parse_stop_early(c, table, where, epochs, sampler)
     if len(c.problems) != before:
         return None
-    return StageSpec(name, trials, epochs, sampler, float(keep), float(margin), promote)
+    return StageSpec(name, trials, epochs, sampler, float(keep), float(margin), promote, *stop)
+
+
+def _parse_stop_early(
+    c: _Checker, table: dict[str, Any], where: str, epochs: Any, sampler: Any
+) -> tuple[str | None, int, int]:
+    """``stop_early`` with its ``reduction_factor`` (asha) and ``min_epochs``."""
+    rule = c.typed(table, "stop_early", (str,), where)
+    factor = c.typed(table, "reduction_factor", (int,), where, default=DEFAULT_REDUCTION_FACTOR)
+    least = c.typed(table, "min_epochs", (int,), where, default=DEFAULT_MIN_EPOCHS)
+    if rule is None:
+        for key, rules in (("reduction_factor", '"asha"'), ("min_epochs", '"asha" or "median"')):
+            if key in table:
+                c.error(
+                    f"{where}.{key}", f"applies with stop_early = {rules}; set it or drop {key}"
+                )
+        return None, DEFAULT_REDUCTION_FACTOR, DEFAULT_MIN_EPOCHS
+    if rule not in STOP_RULES:
+        c.error(f"{where}.stop_early", f"must be one of {', '.join(STOP_RULES)}, got {rule!r}")
+    elif rule != "asha" and "reduction_factor" in table:
+        c.error(f"{where}.reduction_factor", 'applies with stop_early = "asha" only; drop it')
+    if isinstance(factor, int) and factor < 2:
+        c.error(f"{where}.reduction_factor", f"must be at least 2, but got {factor!r}")
+    if isinstance(epochs, int) and epochs < 2:
+        c.error(
+            f"{where}.stop_early",
+            f"a stage of {epochs} epoch has nothing to stop early; raise epochs or drop it",
+        )
+    elif isinstance(least, int) and isinstance(epochs, int) and not 1 <= least < epochs:
+        c.error(
+            f"{where}.min_epochs",
+            f"`1 <= min_epochs < epochs = {epochs}` must hold, but got {least!r}",
+        )
+    if sampler == "grid":
+        # a grid has exactly `trials` points: the epochs stopped runs leave cannot buy more
+        c.error(f"{where}.stop_early", 'a grid cannot grow; use sampler = "sobol" or "random"')
+    return rule, factor, least
 
 
 def _check_grid(c: _Checker, stage: StageSpec, space: SearchSpace) -> None:

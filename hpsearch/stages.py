@@ -14,12 +14,12 @@ from typing import TYPE_CHECKING, Any
 
 from hpsearch import store as st
 from hpsearch.errors import UserError
-from hpsearch.points import derive_seed, make_points, promoted_points
+from hpsearch.points import continue_points, derive_seed, make_points, promoted_points
 from hpsearch.records import TrialRecord
 from hpsearch.regions import Region, narrow
 from hpsearch.space import SearchSpace
-from hpsearch.spec import StudySpec, spec_differences
-from hpsearch.store import NewSlot, SearchStore, Stage, StoreLease
+from hpsearch.spec import StageSpec, StudySpec, spec_differences
+from hpsearch.store import NewSlot, SearchStore, Stage, StopEarly, StoreLease
 from hpsearch.store.slots import LeaseLost
 
 if TYPE_CHECKING:
@@ -44,6 +44,7 @@ class StagePlan:
     region: Region | None
     points: list[dict[str, Any]]
     seed: int
+    promoted: int = 0  # the first points: the previous stage's best trials again
 
 
 def stage_seed(spec: StudySpec, index: int) -> int:
@@ -84,7 +85,7 @@ def plan_stage(
     seed = stage_seed(spec, index)
     left = stage.trials - len(promoted)
     rest = make_points(stage.sampler, space, left, seed) if left else []
-    return StagePlan(space, region, promoted + rest, seed)
+    return StagePlan(space, region, promoted + rest, seed, len(promoted))
 
 
 def _sampler(spec: StudySpec, index: int) -> optuna.samplers.BaseSampler:
@@ -193,32 +194,83 @@ def stage_attrs(spec: StudySpec, index: int, plan: StagePlan) -> dict[str, Any]:
         st.ATTR_SPACE: plan.space.to_dict(),
         st.ATTR_REGION: plan.region.to_dict() if plan.region else None,
         st.ATTR_POINTS: len(plan.points),
+        st.ATTR_PROMOTED: plan.promoted,
     }
 
 
 def _fill(
     store: SearchStore, spec: StudySpec, index: int, stage: Stage, lease: StoreLease
 ) -> None:
-    spec_stage = spec.stages[index]
     if index == 0:
         plan = plan_stage(spec, 0)
     else:
         plan = plan_stage(spec, index, *previous_results(store, spec, index))
     store.write_stage_attrs(stage, stage_attrs(spec, index, plan), lease)
     store.set_metric(stage, spec.metric)
-    slots = [
+    added = store.enqueue(stage, plan.space, _slots(spec, index, 0, plan.points), lease)
+    store.write_stage_attrs(stage, {st.ATTR_READY: True}, lease)
+    log.info("prepared %s: %d slots (%d added now)", stage.name, len(plan.points), added)
+
+
+def _slots(spec: StudySpec, index: int, first: int, points: list[dict[str, Any]]) -> list[NewSlot]:
+    """Slots ``first``, ``first + 1``, ... of stage ``index`` with these points."""
+    stage = spec.stages[index]
+    return [
         NewSlot(
             slot,
             point,
             {
                 "slot": slot,
-                "stage": spec_stage.name,
-                "epochs": spec_stage.epochs,
+                "stage": stage.name,
+                "epochs": stage.epochs,
                 "seed": trial_seed(spec, index, slot),
             },
         )
-        for slot, point in enumerate(plan.points)
+        for slot, point in enumerate(points, start=first)
     ]
-    added = store.enqueue(stage, plan.space, slots, lease)
-    store.write_stage_attrs(stage, {st.ATTR_READY: True}, lease)
-    log.info("prepared %s: %d slots (%d added now)", stage.name, len(plan.points), added)
+
+
+def pruner(stage: StageSpec) -> optuna.pruners.BasePruner:
+    """Optuna's pruner for the stage's ``stop_early``, used as is through ``prune(study,
+    trial)`` after each reported epoch (``store.Slot.report``).
+
+    - ``asha``: ``SuccessiveHalvingPruner`` with rungs at ``min_epochs * factor**k``
+      epochs; a run goes on past a rung only in the top ``1/factor`` of the values every
+      run reported there so far. That is ASHA (Li et al. 2020): no rung waits for a
+      cohort, so no worker idles. Not Optuna's ``HyperbandPruner``: its brackets are
+      hashed from the study name and the trial number, and a stage's budget already plays
+      the role of one bracket.
+    - ``median``: ``MedianPruner``, from ``min_epochs`` on, once 5 runs completed.
+    """
+    import optuna
+
+    if stage.stop_early == "asha":
+        return optuna.pruners.SuccessiveHalvingPruner(
+            min_resource=stage.min_epochs,
+            reduction_factor=stage.reduction_factor,
+            min_early_stopping_rate=0,
+        )
+    return optuna.pruners.MedianPruner(n_warmup_steps=stage.min_epochs)
+
+
+def stop_early(spec: StudySpec, attrs: dict[str, Any]) -> StopEarly | None:
+    """How the prepared stage with these attrs stops runs early, or None if it does not.
+
+    Its budget is ``trials * epochs`` epochs. The slots the unspent epochs buy continue
+    the stage's point sequence (``points.continue_points``, from the stored space and
+    seed, after the promoted runs): the same slots whichever worker appends them, and
+    with one worker the same search on every run. TPE's are empty, filled at run time.
+    """
+    index = attrs[st.ATTR_STAGE_INDEX]
+    stage = spec.stages[index]
+    if stage.stop_early is None:
+        return None
+    space = SearchSpace.from_dict(attrs[st.ATTR_SPACE])
+    seed = attrs[st.ATTR_SEED]
+    promoted = attrs.get(st.ATTR_PROMOTED, min(stage.promote, attrs[st.ATTR_POINTS]))
+
+    def more(first: int, n: int) -> list[NewSlot]:
+        points = continue_points(stage.sampler, space, first - promoted, n, seed)
+        return _slots(spec, index, first, points)
+
+    return StopEarly(pruner(stage), stage.budget, stage.epochs, space, more)

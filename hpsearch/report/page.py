@@ -125,9 +125,9 @@ def _stage_section(report: Report, s: StageReport) -> str:
     c = v.counts
     parts = [
         f"<h3>Stage {_e(v.stage.name)}</h3>",
-        f"<p>{len(v.finished)}/{v.stage.trials} trials &times; {v.stage.epochs} epoch(s), "
+        f"<p>{len(v.finished)}/{v.slots} trials &times; {v.stage.epochs} epoch(s), "
         f"{_e(v.stage.sampler)} sampler: {c['complete']} complete, {c['diverged']} diverged, "
-        f"{c['failed']} failed, {c['running']} running.</p>",
+        f"{c['failed']} failed{_e(v.stopped_text)}, {c['running']} running.</p>",
     ]
     if v.space is None:
         return "".join(parts + ["<p class='muted'>Not started.</p>"])

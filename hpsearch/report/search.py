@@ -40,19 +40,41 @@ class StageView:
 
     @property
     def counts(self) -> dict[str, int]:
-        out = {"complete": 0, "diverged": 0, "failed": 0, "running": 0, "waiting": 0}
+        out = {"complete": 0, "diverged": 0, "failed": 0, "stopped": 0, "running": 0, "waiting": 0}
         for r in self.records:
             if r.superseded:
                 continue
             if r.state == "COMPLETE":
                 out["diverged" if r.diverged else "complete"] += 1
-            elif r.state in ("FAIL", "PRUNED"):
+            elif r.state == "FAIL":
                 out["failed"] += 1
+            elif r.state == "PRUNED":
+                out["stopped"] += 1
             elif r.state == "RUNNING":
                 out["running"] += 1
             elif r.state == "WAITING":
                 out["waiting"] += 1
         return out
+
+    @property
+    def slots(self) -> int:
+        """The stage's runs: its ``trials``, and more where stopped runs' epochs bought them."""
+        return max(self.stage.trials, sum(1 for r in self.records if not r.superseded))
+
+    @property
+    def epochs_saved(self) -> int:
+        """Epochs that early stopping took from losing runs (and gave to more runs)."""
+        return sum(
+            max(0, r.epochs - int(r.attrs.get("epochs_run", r.epochs)))
+            for r in self.records
+            if r.state == "PRUNED" and not r.superseded
+        )
+
+    @property
+    def stopped_text(self) -> str:
+        """``, 42 stopped early (378 epochs saved)`` where runs were stopped, else empty."""
+        n = self.counts["stopped"]
+        return f", {n} stopped early ({self.epochs_saved} epochs saved)" if n else ""
 
     @property
     def done(self) -> bool:
