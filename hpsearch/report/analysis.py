@@ -9,11 +9,11 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from hpsearch.regions import Region
+from hpsearch.regions import Region, Sureness, sureness
 from hpsearch.report.advice import Advice, stage_advice
 from hpsearch.report.describe import RegionRow, region_rows
 from hpsearch.report.importance import Importance, param_importance
-from hpsearch.report.search import SearchView, StageView
+from hpsearch.report.search import SearchView, StageView, region_rule
 from hpsearch.space import CategoricalParam
 
 #: fANOVA for small stages, PED-ANOVA for large ones: see ``importance.AUTO_FANOVA_MAX``.
@@ -28,6 +28,7 @@ class StageReport:
     importance: Importance
     advice: list[Advice]
     region: list[RegionRow]  # the region handed on, one row per parameter
+    sure: Sureness | None = None  # how sure that region is (regions.sureness)
 
 
 @dataclass(frozen=True)
@@ -72,6 +73,14 @@ def analyze(view: SearchView, evaluator: str = DEFAULT_EVALUATOR) -> Report:
                     last=v.index == len(view.stages) - 1,
                 ),
                 region_rows(v.handed_on) if v.handed_on is not None else [],
+                _sureness(view, v),
             )
         )
     return Report(view, stages)
+
+
+def _sureness(view: SearchView, v: StageView) -> Sureness | None:
+    if v.handed_on is None or v.space is None:
+        return None
+    keep, margin = region_rule(view.spec, v.index)
+    return sureness(v.space, v.records, keep=keep, margin=margin, direction=view.spec.direction)

@@ -155,6 +155,8 @@ def _stage_section(report: Report, s: StageReport) -> str:
             "trials):</p><table><tr><th>parameter</th><th>range</th><th>stage range</th>"
             f"<th>where</th><th>kept</th><th>best</th><th>edge</th></tr>{rows}</table>"
         )
+        if s.sure is not None:
+            parts.append(f"<p>{_e(s.sure.describe())}.</p>")
     best = [r for r in rank(v.records, spec.direction) if r.ok][:5]
     if best:
         names = v.space.names

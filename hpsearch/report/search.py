@@ -132,11 +132,19 @@ def _with_handed_on(spec: StudySpec, views: list[StageView]) -> list[StageView]:
         nxt = views[i + 1] if i + 1 < len(views) else None
         region = nxt.region_in if nxt is not None else None
         if region is None and v.space is not None and v.finished:
-            keep = nxt.stage.keep if nxt is not None else DEFAULT_KEEP
-            margin = nxt.stage.margin if nxt is not None else DEFAULT_MARGIN
+            keep, margin = region_rule(spec, i)
             region = narrow(v.space, v.records, keep=keep, margin=margin, direction=spec.direction)
         out.append(dataclasses.replace(v, handed_on=region))
     return out
+
+
+def region_rule(spec: StudySpec, index: int) -> tuple[float, float]:
+    """The ``keep`` and ``margin`` stage ``index``'s region is narrowed with: the next
+    stage's, or for the last stage (where to look next) the defaults."""
+    if index + 1 < len(spec.stages):
+        nxt = spec.stages[index + 1]
+        return nxt.keep, nxt.margin
+    return DEFAULT_KEEP, DEFAULT_MARGIN
 
 
 def load_baselines(store: SearchStore, name: str) -> dict[str, SearchView]:

@@ -101,6 +101,8 @@ def format_stage(report: Report, s: StageReport, top: int = 5) -> str:
             ],
         )
         lines += ["    " + line for line in table.splitlines()]
+        if s.sure is not None:
+            lines.append(f"    {s.sure.describe()}")
     lines += [f"  warning: {a.message}" for a in s.advice]
     return "\n".join(lines)
 
