@@ -18,6 +18,7 @@ configuration a method would recommend, minus ``optimum``.
 from __future__ import annotations
 
 import math
+import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
@@ -27,6 +28,9 @@ import numpy as np
 #: The fixed parameter that tells a problem how many epochs a full run has (``study_text``
 #: sets it from the study's ``max_epochs``), so that fidelity 1 is the final stage's length.
 FULL_EPOCHS = "full_epochs"
+#: A fixed parameter that makes every epoch sleep this many seconds: a fixed epoch cost, for
+#: wall-clock measurements with several workers (``benchmarks/wall_clock.py``).
+EPOCH_SECONDS = "epoch_seconds"
 
 
 def _fidelity(epoch: int, max_epochs: int) -> float:
@@ -37,17 +41,25 @@ def _full(params: dict[str, Any], default: int) -> int:
     return int(params.get(FULL_EPOCHS, default))
 
 
+def _pause(params: dict[str, Any]) -> float:
+    return float(params.get(EPOCH_SECONDS, 0.0))
+
+
 def _noisy_curve(
     value_at: Callable[[float], float],
     noise_at: Callable[[float], float],
     epochs: int,
     max_epochs: int,
     report: Any,
+    pause: float = 0.0,
 ) -> float:
-    """Report ``value_at(z) + noise_at(z) * eps`` after each epoch; return the last."""
+    """Report ``value_at(z) + noise_at(z) * eps`` after each epoch (after sleeping
+    ``pause`` seconds, an epoch's fixed cost); return the last."""
     eps = np.random.default_rng(int(report.seed)).standard_normal(epochs)
     value = math.nan
     for e in range(1, epochs + 1):
+        if pause:
+            time.sleep(pause)
         z = _fidelity(e, max_epochs)
         value = value_at(z) + noise_at(z) * float(eps[e - 1])
         report(e, value)
@@ -76,6 +88,7 @@ def branin(params: dict[str, Any], epochs: int, report: Any) -> float:
         epochs,
         _full(params, BRANIN_MAX_EPOCHS),
         report,
+        _pause(params),
     )
 
 
@@ -123,6 +136,7 @@ def hartmann6(params: dict[str, Any], epochs: int, report: Any) -> float:
         epochs,
         _full(params, HARTMANN_MAX_EPOCHS),
         report,
+        _pause(params),
     )
 
 
@@ -160,11 +174,64 @@ def lr_dominant(params: dict[str, Any], epochs: int, report: Any) -> float:
         epochs,
         _full(params, LR_MAX_EPOCHS),
         report,
+        _pause(params),
     )
 
 
 def lr_dominant_true(params: dict[str, Any]) -> float:
     return _lr_loss(params, 1.0)
+
+
+# --------------------------------------------------------------------------- one that misleads
+# Learning curves that cross, as in real training: a large learning rate and no dropout
+# learn fastest at first but end worse; the best full-length settings start slowly. At
+# 1 epoch the optimum sits 0.75 decades above the full-length one and dropout's at 0.06
+# instead of 0.5, with noise of 0.6 against 0.01 at full length, so a coarse stage of
+# short runs points to the wrong box. Much larger bias and noise than Hartmann-6's.
+CROSSING_MAX_EPOCHS = 9
+
+
+def _crossing(params: dict[str, Any], z: float) -> float:
+    u = math.log10(float(params["lr"]))
+    speed = 10 ** (u + 2.5)  # epochs to converge shrink as the learning rate grows
+    return (
+        0.3 * (u + 3.0) ** 2  # where a run ends up: best at 1e-3, converged
+        + 2.0 * math.exp(-speed * z * CROSSING_MAX_EPOCHS)  # how far it still has to go
+        + (float(params["dropout"]) - 0.5 * z) ** 2  # dropout slows early training
+        + 0.1 * (float(params["momentum"]) - 0.9) ** 2
+        + 0.5 * (1 - z)
+    )
+
+
+def crossing(params: dict[str, Any], epochs: int, report: Any) -> float:
+    """Crossing learning curves over lr, dropout and momentum; minimum ``CROSSING_MIN``."""
+    return _noisy_curve(
+        lambda z: _crossing(params, z),
+        lambda z: 0.01 + 0.6 * (1 - z),
+        epochs,
+        _full(params, CROSSING_MAX_EPOCHS),
+        report,
+        _pause(params),
+    )
+
+
+def crossing_true(params: dict[str, Any]) -> float:
+    return _crossing(params, 1.0)
+
+
+def _crossing_best_lr() -> float:
+    """The full-length optimum's learning rate (the other two are 0.5 and 0.9)."""
+    from scipy.optimize import minimize_scalar
+
+    def f(u: float) -> float:
+        return crossing_true({"lr": 10**u, "dropout": 0.5, "momentum": 0.9})
+
+    return 10 ** float(
+        minimize_scalar(f, bounds=(-4, 0), method="bounded", options={"xatol": 1e-9}).x
+    )
+
+
+CROSSING_BEST = {"lr": _crossing_best_lr(), "dropout": 0.5, "momentum": 0.9}
 
 
 # --------------------------------------------------------------------------- the registry
@@ -188,6 +255,9 @@ class Problem:
     optimum: float = 0.0
     fixed: dict[str, Any] = field(default_factory=dict)
     metric: str = "loss"
+    #: Where the full-length optimum lies (every global minimiser): what a promising
+    #: region is checked against (``benchmarks/regions.py``).
+    optima: tuple[dict[str, float], ...] = ()
 
 
 PROBLEMS = {
@@ -200,6 +270,11 @@ PROBLEMS = {
             full_runs=36,
             true_value=branin_true,
             optimum=0.397887357729739,
+            optima=(
+                {"x1": -math.pi, "x2": 12.275},
+                {"x1": math.pi, "x2": 2.275},
+                {"x1": 3 * math.pi, "x2": 2.475},
+            ),
         ),
         Problem(
             "hartmann6",
@@ -208,6 +283,15 @@ PROBLEMS = {
             full_runs=64,  # the least that gives a grid (2 values per parameter)
             true_value=hartmann6_true,
             optimum=-3.322368011391339,
+            optima=(
+                dict(
+                    zip(
+                        [f"x{i}" for i in range(1, 7)],
+                        (0.20169, 0.150011, 0.476874, 0.275332, 0.311652, 0.6573),
+                        strict=True,
+                    )
+                ),
+            ),
         ),
         Problem(
             "lr-dominant",
@@ -221,6 +305,20 @@ PROBLEMS = {
             full_runs=81,  # a 3 x 3 x 3 x 3 grid: 3 learning rates against 81 for random
             true_value=lr_dominant_true,
             optimum=0.0,
+            optima=({"lr": 10**LR_BEST, "weight_decay": 1e-4, "momentum": 0.9, "dropout": 0.1},),
+        ),
+        Problem(
+            "crossing",
+            "problems:crossing",
+            {
+                "lr": {"low": 1e-4, "high": 1.0, "log": True},
+                "dropout": {"low": 0.0, "high": 0.8, "min": 0.0, "max": 0.9},
+                "momentum": {"low": 0.0, "high": 0.99, "min": 0.0, "max": 0.999},
+            },
+            full_runs=48,  # a 4 x 4 x 3 grid
+            true_value=crossing_true,
+            optimum=crossing_true(CROSSING_BEST),
+            optima=(CROSSING_BEST,),
         ),
     )
 }

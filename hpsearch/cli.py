@@ -348,6 +348,8 @@ def _retry_failed(
 
 
 def format_plan(spec: Any) -> str:
+    from hpsearch.report.terminal import early_stopping_text
+
     lines = [f"search {spec.name}: {spec.metric} ({spec.direction}), seed {spec.seed}"]
     if spec.budget is not None:
         lines.append(
@@ -367,6 +369,8 @@ def format_plan(spec: Any) -> str:
                 f"{p.name} {p.low:g}..{p.high:g}" for p in s.space
             )
         lines.append(f"  {s.name}: {s.trials} trials x {s.epochs} epoch(s), {s.sampler}{keep}")
+        if s.stop_early:
+            lines.append(f"    {early_stopping_text(s)}")
     lines.append(f"  total: {spec.total_epochs} epochs")
     return "\n".join(lines)
 

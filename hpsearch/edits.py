@@ -26,13 +26,8 @@ from dataclasses import dataclass
 from typing import Any
 
 from hpsearch.plan import extend_plan
-from hpsearch.spec import (
-    DEFAULT_KEEP,
-    DEFAULT_MARGIN,
-    DEFAULT_MAX_FAILURES,
-    STAGE_KEYS,
-    StudySpec,
-)
+from hpsearch.spec import DEFAULT_MAX_FAILURES, STAGE_KEYS, StudySpec
+from hpsearch.stage_spec import StageSpec
 
 ABSENT = "<absent>"
 
@@ -48,7 +43,16 @@ IDENTITY = {
 RUNNING = ("max_failures",)
 #: Keys as ``StudySpec.to_dict`` leaves them out when they have their default.
 TOP_DEFAULTS = {"max_failures": DEFAULT_MAX_FAILURES}
-STAGE_DEFAULTS = {"keep": DEFAULT_KEEP, "margin": DEFAULT_MARGIN, "promote": 0, "space": {}}
+#: What a stored stage leaves out when it has the default: StageSpec's own defaults (its
+#: ``space`` is stored as a table of ranges, absent when the stage has none).
+STAGE_DEFAULTS = {
+    **{
+        f.name: f.default
+        for f in dataclasses.fields(StageSpec)
+        if f.default is not dataclasses.MISSING
+    },
+    "space": {},
+}
 
 
 @dataclass(frozen=True)

@@ -52,7 +52,7 @@ def search_row(store: SearchStore, view: SearchView, grace_period: float) -> Sea
     return SearchRow(
         spec.name,
         state,
-        [(v.stage.name, len(v.finished), v.stage.trials) for v in view.stages],
+        [(v.stage.name, len(v.finished), v.slots) for v in view.stages],
         best.value if best is not None else None,
         best.stage if best is not None else None,
         sorted(store.baselines(spec.name)),

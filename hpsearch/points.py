@@ -178,6 +178,20 @@ def make_points(sampler: str, space: SearchSpace, n: int, seed: int) -> list[Poi
     raise ValueError(f"unknown sampler {sampler!r}")
 
 
+def continue_points(
+    sampler: str, space: SearchSpace, start: int, n: int, seed: int
+) -> list[Point]:
+    """Points ``start .. start + n - 1`` of the stage's sequence: more of the same stage.
+
+    Random and Sobol sequences are prefix-stable (``make_points`` of ``m`` points begins
+    with the ``k < m`` points it gives for ``k``), so the points already handed out stay
+    as they were, on any worker. A grid cannot grow (``spec`` refuses it); TPE's are empty.
+    """
+    if sampler == "grid":
+        raise ValueError("a grid's points cannot be continued")
+    return make_points(sampler, space, start + n, seed)[start:]
+
+
 def promoted_points(
     space: SearchSpace, records: list[TrialRecord], n: int, direction: str
 ) -> list[Point]:

@@ -91,7 +91,11 @@ class Display:
             c = counts.get(stage.name)
             if c is None or c.done + c.running + c.waiting == 0:
                 continue  # not prepared yet
-            facts = StageFacts.of(stage.name, stage.trials, c, self.spec.direction)
+            # a stage that stops runs early appends slots as their epochs allow
+            total = stage.trials
+            if stage.stop_early:
+                total = max(total, c.done + c.running + c.waiting)
+            facts = StageFacts.of(stage.name, total, c, self.spec.direction)
             if self.tty:
                 self._draw(facts)
             else:

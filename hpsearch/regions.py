@@ -114,10 +114,13 @@ def select_top(records: list[TrialRecord], keep: float, direction: str) -> list[
     """The usable trials among the top ``keep`` fraction of finished trials.
 
     Failed and diverged trials rank last, so they count in the fraction's denominator (a
-    stage where most runs diverged keeps few) but are never kept. Trials tied with the last
-    kept value are kept too: which of two equal runs survives must not depend on numbering.
+    stage where most runs diverged keeps few) but are never kept. Runs stopped early are
+    left out altogether: their values are from fewer epochs, and the rule that stopped them
+    found them behind the others; the fraction is of the runs that went the distance.
+    Trials tied with the last kept value are kept too: which of two equal runs survives
+    must not depend on numbering.
     """
-    ranked = rank(records, direction)
+    ranked = [r for r in rank(records, direction) if r.state != "PRUNED"]
     if not ranked:
         return []
     k = max(1, math.ceil(keep * len(ranked)))
@@ -238,3 +241,67 @@ def _rebuild(p: NumericParam, low: float, high: float) -> NumericParam:
         hi_i = lo_i + s if lo_i + s <= ceil else hi_i
         lo_i = lo_i if hi_i > lo_i else lo_i - s
     return IntParam(p.name, int(lo_i), int(hi_i), p.log, s, p.min, p.max)
+
+
+#: How many of a stage's best runs the region's sureness is measured on, and the fewest.
+SURE_TOP = 10
+SURE_LEAST = 5
+
+
+@dataclass(frozen=True)
+class Sureness:
+    """How sure a region is: of the stage's ``of`` best usable runs, ``inside`` fall inside
+    the region narrowed the same way from the other runs (each left out in turn)."""
+
+    inside: int
+    of: int
+
+    @property
+    def share(self) -> float:
+        return self.inside / self.of if self.of else 0.0
+
+    def describe(self) -> str:
+        return (
+            f"{self.inside} of the {self.of} best runs fall inside the region narrowed without "
+            f"them: about {self.share:.0%} sure it holds the best settings"
+        )
+
+
+def sureness(
+    space: SearchSpace,
+    records: list[TrialRecord],
+    *,
+    keep: float,
+    margin: float,
+    direction: str,
+    top: int = SURE_TOP,
+) -> Sureness | None:
+    """Leave-one-out: would the region have found each of the best runs had that run not
+    been there? A best run is a stand-in for the optimum the region claims to hold: when
+    the best runs cluster, the region narrowed without any one of them still holds it;
+    when they are scattered (two basins, noise larger than the differences), it does not.
+    (``benchmarks/search_efficiency.py`` checks how often the claim comes true.) None when
+    fewer than ``SURE_LEAST`` runs are usable: two of two inside would claim 100%."""
+    best = [r for r in rank(records, direction) if r.ok][:top]
+    if len(best) < SURE_LEAST:
+        return None
+    inside = 0
+    for r in best:
+        others = [o for o in records if o.number != r.number]
+        region = narrow(space, others, keep=keep, margin=margin, direction=direction)
+        inside += contains(region.space, r.params)
+    return Sureness(inside, len(best))
+
+
+def contains(space: SearchSpace, point: dict[str, Any]) -> bool:
+    """The point lies inside the box (categoricals among its choices, by repr)."""
+    for p in space:
+        if p.name not in point:
+            continue
+        v = point[p.name]
+        if isinstance(p, CategoricalParam):
+            if repr(v) not in {repr(c) for c in p.choices}:
+                return False
+        elif not p.low <= v <= p.high:
+            return False
+    return True

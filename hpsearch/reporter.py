@@ -28,6 +28,20 @@ class TrialLost(RuntimeError):
     """
 
 
+class TrialStopped(Exception):
+    """The stage's early-stopping rule stopped the trial: its value so far is losing.
+
+    Raised from ``report(...)`` (as ``optuna.TrialPruned`` is raised from a trial) so that
+    training stops there; an objective lets it propagate. The worker records the trial as
+    stopped (PRUNED, with the epochs it ran and its curve); ``attrs`` are the trial attrs
+    the objective had logged by then.
+    """
+
+    def __init__(self, message: str) -> None:
+        super().__init__(message)
+        self.attrs: dict[str, Any] = {}
+
+
 class Reporter:
     """Callable per-epoch sink handed to objectives.
 

@@ -30,7 +30,14 @@ from hpsearch.space import (
     SearchSpace,
     param_to_dict,
 )
-from hpsearch.stage_spec import DEFAULT_KEEP, DEFAULT_MARGIN, StageSpec
+from hpsearch.stage_spec import (
+    DEFAULT_KEEP,
+    DEFAULT_MARGIN,
+    DEFAULT_MIN_EPOCHS,
+    DEFAULT_REDUCTION_FACTOR,
+    STOP_RULES,
+    StageSpec,
+)
 
 SAMPLERS = ("random", "sobol", "grid", "tpe")
 DIRECTIONS = ("minimize", "maximize")
@@ -126,6 +133,7 @@ class StudySpec:
                     # compares equal to the same file on resume
                     **({"promote": s.promote} if s.promote else {}),
                     **({"space": _stage_ranges(s.space)} if s.space else {}),
+                    **(_stop_early_dict(s) if s.stop_early else {}),
                 }
                 for i, s in enumerate(self.stages)
             ],
@@ -168,6 +176,13 @@ class StudySpec:
 def _stage_ranges(space: SearchSpace) -> dict[str, dict[str, Any]]:
     """A stage's own ranges as its [stage.space] tables hold them: only what it may set."""
     return {p.name: {k: param_to_dict(p)[k] for k in STAGE_RANGE_KEYS} for p in space}
+
+
+def _stop_early_dict(s: StageSpec) -> dict[str, Any]:
+    out: dict[str, Any] = {"stop_early": s.stop_early, "min_epochs": s.min_epochs}
+    if s.stop_early == "asha":
+        out["reduction_factor"] = s.reduction_factor
+    return out
 
 
 def load_spec(path: str | Path) -> StudySpec:
@@ -490,9 +505,22 @@ def _parse_stage(
             f"promote = {promote!r}, trials = {trials!r}; lower promote or raise trials",
         )
     ranges = _parse_stage_ranges(c, where, table, space, declared)
+    stop, factor, least = _parse_stop_early(c, table, where, epochs, sampler)
     if len(c.problems) != before:
         return None
-    return StageSpec(name, trials, epochs, sampler, float(keep), float(margin), promote, ranges)
+    return StageSpec(
+        name,
+        trials,
+        epochs,
+        sampler,
+        float(keep),
+        float(margin),
+        promote,
+        ranges,
+        stop_early=stop,
+        reduction_factor=factor,
+        min_epochs=least,
+    )
 
 
 def _parse_stage_ranges(
@@ -532,6 +560,42 @@ def _parse_stage_ranges(
         if param is not None:
             params.append(param)
     return SearchSpace(tuple(params)) if params else None
+
+
+def _parse_stop_early(
+    c: _Checker, table: dict[str, Any], where: str, epochs: Any, sampler: Any
+) -> tuple[str | None, int, int]:
+    """``stop_early`` with its ``reduction_factor`` (asha) and ``min_epochs``."""
+    rule = c.typed(table, "stop_early", (str,), where)
+    factor = c.typed(table, "reduction_factor", (int,), where, default=DEFAULT_REDUCTION_FACTOR)
+    least = c.typed(table, "min_epochs", (int,), where, default=DEFAULT_MIN_EPOCHS)
+    if rule is None:
+        for key, rules in (("reduction_factor", '"asha"'), ("min_epochs", '"asha" or "median"')):
+            if key in table:
+                c.error(
+                    f"{where}.{key}", f"applies with stop_early = {rules}; set it or drop {key}"
+                )
+        return None, DEFAULT_REDUCTION_FACTOR, DEFAULT_MIN_EPOCHS
+    if rule not in STOP_RULES:
+        c.error(f"{where}.stop_early", f"must be one of {', '.join(STOP_RULES)}, got {rule!r}")
+    elif rule != "asha" and "reduction_factor" in table:
+        c.error(f"{where}.reduction_factor", 'applies with stop_early = "asha" only; drop it')
+    if isinstance(factor, int) and factor < 2:
+        c.error(f"{where}.reduction_factor", f"must be at least 2, but got {factor!r}")
+    if isinstance(epochs, int) and epochs < 2:
+        c.error(
+            f"{where}.stop_early",
+            f"a stage of {epochs} epoch has nothing to stop early; raise epochs or drop it",
+        )
+    elif isinstance(least, int) and isinstance(epochs, int) and not 1 <= least < epochs:
+        c.error(
+            f"{where}.min_epochs",
+            f"`1 <= min_epochs < epochs = {epochs}` must hold, but got {least!r}",
+        )
+    if sampler == "grid":
+        # a grid has exactly `trials` points: the epochs stopped runs leave cannot buy more
+        c.error(f"{where}.stop_early", 'a grid cannot grow; use sampler = "sobol" or "random"')
+    return rule, factor, least
 
 
 def _check_grid(c: _Checker, stage: StageSpec, space: SearchSpace) -> None:

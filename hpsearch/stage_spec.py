@@ -17,6 +17,11 @@ if TYPE_CHECKING:
 DEFAULT_KEEP = 0.25
 #: Widening of the kept span on each side, as a fraction of the span.
 DEFAULT_MARGIN = 0.25
+#: Early stopping inside a stage (``stop_early``): asynchronous successive halving, or the
+#: median rule. Either makes the stage's budget ``trials * epochs`` epochs.
+STOP_RULES = ("asha", "median")
+DEFAULT_REDUCTION_FACTOR = 3
+DEFAULT_MIN_EPOCHS = 1
 
 
 @dataclass(frozen=True)
@@ -36,3 +41,14 @@ class StageSpec:
     #: Ranges this stage sets itself (``[stage.space.lr]``), in place of the ones narrowing
     #: gives (or, for the first stage, of ``[space]``'s): how a user acts on an edge warning.
     space: SearchSpace | None = None
+    #: Stop runs that are clearly losing ("asha" or "median", ``hpsearch.stages.pruner``):
+    #: the stage's budget is then ``trials * epochs`` epochs, and the epochs a stopped run
+    #: did not spend fund more runs. None: every run goes to ``epochs``.
+    stop_early: str | None = None
+    reduction_factor: int = DEFAULT_REDUCTION_FACTOR  # asha: keep 1 in this many per rung
+    min_epochs: int = DEFAULT_MIN_EPOCHS  # no run is stopped before this many epochs
+
+    @property
+    def budget(self) -> int:
+        """The stage's epochs in all: ``trials`` runs' worth, however many runs that buys."""
+        return self.trials * self.epochs

@@ -16,12 +16,12 @@ from typing import TYPE_CHECKING, Any
 from hpsearch import store as st
 from hpsearch.edits import classify, refusal, resolve_plan
 from hpsearch.errors import UserError
-from hpsearch.points import derive_seed, make_points, promoted_points
+from hpsearch.points import continue_points, derive_seed, make_points, promoted_points
 from hpsearch.records import TrialRecord
 from hpsearch.regions import Region, narrow
 from hpsearch.space import SearchSpace
-from hpsearch.spec import StudySpec
-from hpsearch.store import NewSlot, SearchStore, Stage, StoreLease
+from hpsearch.spec import StageSpec, StudySpec
+from hpsearch.store import NewSlot, SearchStore, Stage, StopEarly, StoreLease
 from hpsearch.store.slots import LeaseLost, worker_id
 
 if TYPE_CHECKING:
@@ -398,3 +398,49 @@ def _slots(spec: StudySpec, index: int, first: int, points: list[dict[str, Any]]
         )
         for slot, point in enumerate(points, start=first)
     ]
+
+
+def pruner(stage: StageSpec) -> optuna.pruners.BasePruner:
+    """Optuna's pruner for the stage's ``stop_early``, used as is through ``prune(study,
+    trial)`` after each reported epoch (``store.Slot.report``).
+
+    - ``asha``: ``SuccessiveHalvingPruner`` with rungs at ``min_epochs * factor**k``
+      epochs; a run goes on past a rung only in the top ``1/factor`` of the values every
+      run reported there so far. That is ASHA (Li et al. 2020): no rung waits for a
+      cohort, so no worker idles. Not Optuna's ``HyperbandPruner``: its brackets are
+      hashed from the study name and the trial number, and a stage's budget already plays
+      the role of one bracket.
+    - ``median``: ``MedianPruner``, from ``min_epochs`` on, once 5 runs completed.
+    """
+    import optuna
+
+    if stage.stop_early == "asha":
+        return optuna.pruners.SuccessiveHalvingPruner(
+            min_resource=stage.min_epochs,
+            reduction_factor=stage.reduction_factor,
+            min_early_stopping_rate=0,
+        )
+    return optuna.pruners.MedianPruner(n_warmup_steps=stage.min_epochs)
+
+
+def stop_early(spec: StudySpec, attrs: dict[str, Any]) -> StopEarly | None:
+    """How the prepared stage with these attrs stops runs early, or None if it does not.
+
+    Its budget is ``trials * epochs`` epochs. The slots the unspent epochs buy continue
+    the stage's point sequence (``points.continue_points``, from the stored space and
+    seed, after the promoted runs): the same slots whichever worker appends them, and
+    with one worker the same search on every run. TPE's are empty, filled at run time.
+    """
+    index = attrs[st.ATTR_STAGE_INDEX]
+    stage = spec.stages[index]
+    if stage.stop_early is None:
+        return None
+    space = SearchSpace.from_dict(attrs[st.ATTR_SPACE])
+    seed = attrs[st.ATTR_SEED]
+    promoted = attrs.get(st.ATTR_PROMOTED, min(stage.promote, attrs[st.ATTR_POINTS]))
+
+    def more(first: int, n: int) -> list[NewSlot]:
+        points = continue_points(stage.sampler, space, first - promoted, n, seed)
+        return _slots(spec, index, first, points)
+
+    return StopEarly(pruner(stage), stage.budget, stage.epochs, space, more)

@@ -21,10 +21,10 @@ from hpsearch import failfast
 from hpsearch import store as st
 from hpsearch.errors import UserError
 from hpsearch.loader import load_objective, prepare_params
-from hpsearch.reporter import Reporter, TrialLost
+from hpsearch.reporter import Reporter, TrialLost, TrialStopped
 from hpsearch.space import SearchSpace
 from hpsearch.spec import StudySpec
-from hpsearch.stages import open_stage, prepare_stage
+from hpsearch.stages import open_stage, prepare_stage, stop_early
 from hpsearch.store import SearchStore, Slot, Stage, policy
 from hpsearch.store.slots import worker_id
 
@@ -66,19 +66,22 @@ class WorkerStats:
     completed: int = 0
     failed: int = 0
     lost: int = 0
+    stopped_early: int = 0  # runs the stage's early-stopping rule stopped
     requeued: int = 0
     stages: list[str] = field(default_factory=list)
     stopped: tuple[str, failfast.Stop] | None = None  # (stage, why): failures stopped it
 
     @property
     def ran(self) -> int:
-        return self.completed + self.failed
+        return self.completed + self.failed + self.stopped_early
 
     def count(self, outcome: str) -> None:
         if outcome == "completed":
             self.completed += 1
         elif outcome == "failed":
             self.failed += 1
+        elif outcome == "stopped":
+            self.stopped_early += 1
         else:
             self.lost += 1
 
@@ -208,7 +211,9 @@ class _Run:
         asked to, or the stage was stopped on failures (then its failed trials, this
         worker's last one included, are re-queued first; see ``hpsearch.failfast``)."""
         config, store = self.config, self.store
-        space = SearchSpace.from_dict(store.stage_attrs(stage)[st.ATTR_SPACE])
+        attrs = store.stage_attrs(stage)
+        space = SearchSpace.from_dict(attrs[st.ATTR_SPACE])
+        early = stop_early(self.spec, attrs)
         wait, last_recover = 0.2, 0.0
         while not self.stop.is_set():
             if config.max_trials is not None and self.stats.ran >= config.max_trials:
@@ -223,7 +228,7 @@ class _Run:
                     stage, config.grace_period, max_retry=MAX_RETRY
                 )
                 last_recover = time.monotonic()
-            slot = store.claim(stage, space, worker=self.me)
+            slot = store.claim(stage, space, worker=self.me, stop_early=early)
             if slot is not None:
                 wait = 0.2
                 outcome = self.trial(slot)
@@ -234,7 +239,10 @@ class _Run:
                 continue
             running = store.open_count(stage)
             if running == 0:
-                return True
+                # budget left unspent by any path buys its runs before the stage ends
+                if early is None or not store.top_up(stage, early):
+                    return True
+                continue
             log.info(
                 "%s: no slot left, %d trial(s) still running elsewhere; waiting %.1f s",
                 stage.name,
@@ -247,7 +255,8 @@ class _Run:
         return False
 
     def trial(self, slot: Slot) -> str:
-        """Run one claimed slot. Returns ``completed``, ``failed`` or ``lost``.
+        """Run one claimed slot. Returns ``completed``, ``failed``, ``stopped`` (by the
+        stage's early-stopping rule) or ``lost``.
 
         ``lost``: the trial was finished by someone else while it ran (this worker was
         paused past the grace period and its slot re-queued); the result is dropped.
@@ -261,6 +270,8 @@ class _Run:
             except TrialLost:
                 log.info("trial %d was re-queued while this worker was away; dropped", slot.number)
                 return "lost"
+            except TrialStopped as stop:
+                return _record_stopped(slot, stop.attrs)
             except KeyboardInterrupt:
                 slot.interrupt()
                 raise
@@ -268,6 +279,8 @@ class _Run:
                 if policy.classify(exc) is not None:
                     raise  # a database error the policy did not cure: not the objective's
                 return _record(slot, None, _failure(exc))
+            if slot.stopped_at is not None:  # the objective caught TrialStopped and went on
+                return _record_stopped(slot, attrs)
             return _record(slot, *checked(value, attrs))
 
     def _call(self, slot: Slot) -> tuple[Any, dict[str, Any]]:
@@ -316,6 +329,9 @@ def call_objective(
         if stop is not None and stop.is_set():  # the signal came during the claim
             raise KeyboardInterrupt
         value = objective(merged, int(slot.attrs.get("epochs", 1)), reporter)
+    except TrialStopped as stopped:
+        stopped.attrs = {**reporter.attrs, "wall_seconds": round(time.perf_counter() - start, 4)}
+        raise
     finally:
         _IN_OBJECTIVE.clear()
     return value, {**reporter.attrs, "wall_seconds": round(time.perf_counter() - start, 4)}
@@ -375,6 +391,14 @@ def _failure(exc: Exception) -> dict[str, Any]:
         "fail_where": where[:500],
         "fail_traceback": "".join(traceback.format_exception(exc))[-MAX_TRACEBACK:],
     }
+
+
+def _record_stopped(slot: Slot, attrs: dict[str, Any]) -> str:
+    if not slot.finish_stopped(attrs):
+        log.info("trial %d was re-queued while this worker was away; dropped", slot.number)
+        return "lost"
+    log.debug("trial %d stopped early after epoch %s", slot.number, slot.stopped_at)
+    return "stopped"
 
 
 def _record(slot: Slot, value: float | None, attrs: dict[str, Any]) -> str:

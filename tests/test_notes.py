@@ -293,6 +293,8 @@ def test_the_note_and_hpsearch_report_agree_on_every_fact(sqlite_url, stub_study
         counts = section.splitlines()[0].split(" sampler - ")[1]
         assert note.splitlines()[2].endswith(f"sampler · {counts}")
         top = re.search(r"promising region \(top (\d+) of (\d+)\)", section).groups()
+        sure = [x.strip() for x in section.splitlines() if "best runs fall inside" in x]
+        assert all(f"{x}." in note for x in sure)
         assert f"Spanned by the top {top[0]} of {top[1]} trials" in note
         # the region handed on, range by range
         region_md = next(rows for h, rows in md.items() if h.startswith("Promising region"))

@@ -329,7 +329,7 @@ def _divergence_cut(
 def failures(stage: str, records: list[TrialRecord]) -> Advice | None:
     """Failed trials, with the most common reason the worker recorded."""
     done = _finished(records)
-    failed = [r for r in done if r.state in ("FAIL", "PRUNED")]
+    failed = [r for r in done if r.state == "FAIL"]  # a stopped run did not fail
     if not failed:
         return None
     reasons = Counter(str(r.attrs.get("fail_reason", "no reason recorded"))[:160] for r in failed)

@@ -11,11 +11,11 @@ from __future__ import annotations
 import itertools
 from dataclasses import dataclass
 
-from hpsearch.regions import Region
+from hpsearch.regions import Region, Sureness, sureness
 from hpsearch.report.advice import Advice, EdgeFix, stage_advice
 from hpsearch.report.describe import RegionRow, region_rows
 from hpsearch.report.importance import Importance, param_importance
-from hpsearch.report.search import SearchView, StageView
+from hpsearch.report.search import SearchView, StageView, region_rule
 from hpsearch.space import CategoricalParam
 from hpsearch.spec import StageSpec, StudySpec
 
@@ -31,6 +31,7 @@ class StageReport:
     importance: Importance
     advice: list[Advice]
     region: list[RegionRow]  # the region handed on, one row per parameter
+    sure: Sureness | None = None  # how sure that region is (regions.sureness)
 
 
 @dataclass(frozen=True)
@@ -92,7 +93,15 @@ def analyze_stage(
             fix=edge_fix(spec, v.index, nxt),
         ),
         region_rows(v.handed_on) if v.handed_on is not None else [],
+        _sureness(spec, v),
     )
+
+
+def _sureness(spec: StudySpec, v: StageView) -> Sureness | None:
+    if v.handed_on is None or v.space is None:
+        return None
+    keep, margin = region_rule(spec, v.index)
+    return sureness(v.space, v.records, keep=keep, margin=margin, direction=spec.direction)
 
 
 def edge_fix(spec: StudySpec, index: int, nxt: StageView | None) -> EdgeFix | None:

@@ -85,10 +85,11 @@ def format_table(header: list[str], rows: list[list[str]]) -> str:
 
 
 def counts_line(v: StageView) -> str:
-    """``12 complete, 1 diverged, 3 failed``, and ``, 2 running`` while trials run."""
+    """``12 complete, 1 diverged, 3 failed``, then the runs stopped early and the epochs
+    they saved where there were any, and ``, 2 running`` while trials run."""
     c = v.counts
     line = f"{c['complete']} complete, {c['diverged']} diverged, {c['failed']} failed"
-    return line + (f", {c['running']} running" if c["running"] else "")
+    return line + v.stopped_text + (f", {c['running']} running" if c["running"] else "")
 
 
 def best_trials(spec: StudySpec, v: StageView, top: int = TOP) -> Table | None:

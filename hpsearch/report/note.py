@@ -67,7 +67,7 @@ def stage_note(spec: StudySpec, s: StageReport) -> str:
     lines = [
         f"## Stage `{stage.name}` of search `{spec.name}`",
         "",
-        f"**{spec.metric}** ({spec.direction}) · {len(v.finished)}/{stage.trials} trials × "
+        f"**{spec.metric}** ({spec.direction}) · {len(v.finished)}/{v.slots} trials × "
         f"{stage.epochs} epoch(s) · {stage.sampler} sampler · {counts_line(v)}",
     ]
     if v.region_in is not None:
@@ -93,6 +93,7 @@ def stage_note(spec: StudySpec, s: StageReport) -> str:
             "",
             region_table(s).markdown(),
         ]
+        lines += ["", s.sure.describe() + "."] if s.sure is not None else []
     if s.advice:
         lines += ["", "### Warnings", ""] + [f"- ⚠ {a.message}" for a in s.advice]
     problems = _problems(v.records)

@@ -126,8 +126,8 @@ def _stage_section(report: Report, s: StageReport) -> str:
     spec, v = report.search.spec, s.view
     parts = [
         f"<h3>Stage {_e(v.stage.name)}</h3>",
-        f"<p>{len(v.finished)}/{v.stage.trials} trials &times; {v.stage.epochs} epoch(s), "
-        f"{_e(v.stage.sampler)} sampler: {counts_line(v)}.</p>",
+        f"<p>{len(v.finished)}/{v.slots} trials &times; {v.stage.epochs} epoch(s), "
+        f"{_e(v.stage.sampler)} sampler: {_e(counts_line(v))}.</p>",
     ]
     if v.space is None:
         return "".join(parts + ["<p class='muted'>Not started.</p>"])
@@ -148,6 +148,8 @@ def _stage_section(report: Report, s: StageReport) -> str:
             f"<p>Promising region (top {len(v.handed_on.kept)} of {v.handed_on.considered} "
             f"trials):</p>{region_table(s).html()}"
         )
+        if s.sure is not None:
+            parts.append(f"<p>{_e(s.sure.describe())}.</p>")
     best = best_trials(spec, v)
     if best is not None:
         parts.append(best.html())

@@ -40,19 +40,41 @@ class StageView:
 
     @property
     def counts(self) -> dict[str, int]:
-        out = {"complete": 0, "diverged": 0, "failed": 0, "running": 0, "waiting": 0}
+        out = {"complete": 0, "diverged": 0, "failed": 0, "stopped": 0, "running": 0, "waiting": 0}
         for r in self.records:
             if r.superseded:
                 continue
             if r.state == "COMPLETE":
                 out["diverged" if r.diverged else "complete"] += 1
-            elif r.state in ("FAIL", "PRUNED"):
+            elif r.state == "FAIL":
                 out["failed"] += 1
+            elif r.state == "PRUNED":
+                out["stopped"] += 1
             elif r.state == "RUNNING":
                 out["running"] += 1
             elif r.state == "WAITING":
                 out["waiting"] += 1
         return out
+
+    @property
+    def slots(self) -> int:
+        """The stage's runs: its ``trials``, and more where stopped runs' epochs bought them."""
+        return max(self.stage.trials, sum(1 for r in self.records if not r.superseded))
+
+    @property
+    def epochs_saved(self) -> int:
+        """Epochs that early stopping took from losing runs (and gave to more runs)."""
+        return sum(
+            max(0, r.epochs - int(r.attrs.get("epochs_run", r.epochs)))
+            for r in self.records
+            if r.state == "PRUNED" and not r.superseded
+        )
+
+    @property
+    def stopped_text(self) -> str:
+        """``, 42 stopped early (378 epochs saved)`` where runs were stopped, else empty."""
+        n = self.counts["stopped"]
+        return f", {n} stopped early ({self.epochs_saved} epochs saved)" if n else ""
 
     @property
     def done(self) -> bool:
@@ -125,11 +147,19 @@ def _with_handed_on(spec: StudySpec, views: list[StageView]) -> list[StageView]:
         nxt = views[i + 1] if i + 1 < len(views) else None
         region = nxt.region_in if nxt is not None else None
         if region is None and v.space is not None and v.finished:
-            keep = nxt.stage.keep if nxt is not None else DEFAULT_KEEP
-            margin = nxt.stage.margin if nxt is not None else DEFAULT_MARGIN
+            keep, margin = region_rule(spec, i)
             region = narrow(v.space, v.records, keep=keep, margin=margin, direction=spec.direction)
         out.append(dataclasses.replace(v, handed_on=region))
     return out
+
+
+def region_rule(spec: StudySpec, index: int) -> tuple[float, float]:
+    """The ``keep`` and ``margin`` stage ``index``'s region is narrowed with: the next
+    stage's, or for the last stage (where to look next) the defaults."""
+    if index + 1 < len(spec.stages):
+        nxt = spec.stages[index + 1]
+        return nxt.keep, nxt.margin
+    return DEFAULT_KEEP, DEFAULT_MARGIN
 
 
 def load_baselines(store: SearchStore, name: str) -> dict[str, SearchView]:

@@ -10,6 +10,7 @@ from hpsearch.regions import describe_range
 from hpsearch.report.analysis import DEFAULT_EVALUATOR, Report, StageReport, analyze
 from hpsearch.report.blocks import best_trials, counts_line, region_table
 from hpsearch.report.search import SearchView
+from hpsearch.spec import StageSpec
 
 
 def format_status(view: SearchView) -> str:
@@ -17,16 +18,17 @@ def format_status(view: SearchView) -> str:
     lines = [f"search {view.spec.name} ({view.spec.metric}, {view.spec.direction})"]
     for v in view.stages:
         c = v.counts
-        done = c["complete"] + c["diverged"] + c["failed"]
+        done = c["complete"] + c["diverged"] + c["failed"] + c["stopped"]
         state = "not started" if v.space is None else ("done" if v.done else "running")
         if v.stopped is not None:
             state = "stopped"
         best = rank(v.records, view.spec.direction)
         best_s = f"best {best[0].value:.4g}" if best and best[0].ok else "best -"
         lines.append(
-            f"  {v.stage.name:<12} {done:>4}/{v.stage.trials:<4} {state:<11} "
+            f"  {v.stage.name:<12} {done:>4}/{v.slots:<4} {state:<11} "
             f"running {c['running']:<3} diverged {c['diverged']:<3} failed {c['failed']:<3} "
             f"{best_s}"
+            + (f" stopped {c['stopped']} ({v.epochs_saved} epochs saved)" if c["stopped"] else "")
         )
         if v.stopped is not None:
             lines.append(f"    stopped: {summary(v.stopped)}")
@@ -43,9 +45,11 @@ def format_stage(report: Report, s: StageReport) -> str:
     spec, v = report.search.spec, s.view
     stage = v.stage
     head = (
-        f"stage {stage.name}: {len(v.finished)}/{stage.trials} trials x {stage.epochs} epoch(s), "
+        f"stage {stage.name}: {len(v.finished)}/{v.slots} trials x {stage.epochs} epoch(s), "
         f"{stage.sampler} sampler - {counts_line(v)}"
     )
+    if stage.stop_early:
+        head += f"\n  {early_stopping_text(stage)}"
     if v.space is None:
         return head + "\n  (not started)"
     lines = [head]
@@ -67,8 +71,29 @@ def format_stage(report: Report, s: StageReport) -> str:
             f"  promising region (top {len(v.handed_on.kept)} of {v.handed_on.considered}), {to}:"
         )
         lines += ["    " + line for line in region_table(s).text().splitlines()]
+        if s.sure is not None:
+            lines.append(f"  {s.sure.describe()}")
     lines += [f"  warning: {a.message}" for a in s.advice]
     return "\n".join(lines)
+
+
+def early_stopping_text(stage: StageSpec) -> str:
+    """What the stage's early stopping does, in a line (the report and ``--dry-run``)."""
+    budget = f"budget {stage.budget} epochs ({stage.trials} full runs' worth)"
+    if stage.stop_early == "asha":
+        rungs = []
+        e = stage.min_epochs
+        while e < stage.epochs:
+            rungs.append(str(e))
+            e *= stage.reduction_factor
+        return (
+            f"early stopping: asha, a run goes on past epoch {', '.join(rungs)} only in the "
+            f"top 1/{stage.reduction_factor} there; {budget}, stopped runs' epochs buy more runs"
+        )
+    return (
+        f"early stopping: median, a run stops from epoch {stage.min_epochs} on when worse "
+        f"than the median of finished runs there; {budget}, stopped runs' epochs buy more runs"
+    )
 
 
 def format_report(report: Report) -> str:

@@ -30,7 +30,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any, TypeVar
 
 from hpsearch.records import TrialRecord
-from hpsearch.reporter import TrialLost
+from hpsearch.reporter import TrialLost, TrialStopped
 from hpsearch.space import CategoricalParam, FloatParam, Param, SearchSpace
 from hpsearch.spec import StudySpec
 from hpsearch.store import policy
@@ -49,6 +49,7 @@ __all__ = [
     "SearchStore",
     "Slot",
     "Stage",
+    "StopEarly",
     "StorageBroken",
     "StorageUnusable",
     "stage_study_name",
@@ -133,6 +134,23 @@ class NewSlot:
     slot: int
     point: dict[str, Any]
     user_attrs: dict[str, Any]
+
+
+@dataclass(frozen=True)
+class StopEarly:
+    """How a stage stops runs early: Optuna's pruner, which decides after each reported
+    epoch, and the stage's epoch budget with the slots its unspent epochs buy.
+
+    ``more(first, n)`` is the stage's next ``n`` slots from slot number ``first`` on, a
+    pure function (``stages.stop_early``), so whichever worker appends them, they are the
+    same; ``space`` gives their points' distributions.
+    """
+
+    pruner: optuna.pruners.BasePruner = field(repr=False)
+    budget: int
+    epochs: int
+    space: SearchSpace
+    more: Callable[[int, int], list[NewSlot]] = field(repr=False)
 
 
 class SearchStore:
@@ -432,7 +450,9 @@ class SearchStore:
 
     # -- running -------------------------------------------------------------------------
 
-    def claim(self, stage: Stage, space: SearchSpace, *, worker: str) -> Slot | None:
+    def claim(
+        self, stage: Stage, space: SearchSpace, *, worker: str, stop_early: StopEarly | None = None
+    ) -> Slot | None:
         """Claim one WAITING slot of the stage for ``worker``, or None if none is left."""
         from hpsearch.store import slots
 
@@ -440,7 +460,7 @@ class SearchStore:
         claim = self._retry(
             lambda: slots.claim_slot(engine, stage.study_id, worker=worker), "claim slot"
         )
-        return None if claim is None else Slot(self, stage, claim, space)
+        return None if claim is None else Slot(self, stage, claim, space, stop_early)
 
     def recover(self, stage: Stage, grace_period: float, *, max_retry: int) -> int:
         """Fail trials whose worker is gone and re-queue their slots (same params).
@@ -676,6 +696,17 @@ class SearchStore:
             "edit spec",
         )
 
+    # -- early stopping: stopped runs and the epoch budget -------------------------------
+
+    def top_up(self, stage: Stage, stop_early: StopEarly) -> int:
+        """Append the slots the stage's unspent epochs buy (``slots.top_up``: one
+        transaction under the study's write lock, safe to race); how many."""
+        from hpsearch.store import slots
+
+        engine = self._rdb.engine
+        more = _top_up(stop_early)
+        return self._retry(lambda: slots.top_up(engine, stage.study_id, more), "append slots")
+
 
 def _history_entry(value: dict[str, Any], changes: list[str]) -> dict[str, Any]:
     return {"at": value.get("at"), "spec": value["spec"], "changes": changes}
@@ -686,6 +717,22 @@ def now_iso() -> str:
     import datetime
 
     return datetime.datetime.now(datetime.UTC).isoformat(timespec="seconds")
+
+
+def _top_up(stop_early: StopEarly) -> slots_module.TopUp:
+    """The raw layer's view of ``stop_early``: slots with their points' distributions."""
+    from hpsearch.store import slots
+
+    def more(first: int, n: int) -> list[slots_module.NewSlot]:
+        space = stop_early.space
+        return [
+            slots.NewSlot(
+                s.slot, s.point, {k: to_distribution(space[k]) for k in s.point}, s.user_attrs
+            )
+            for s in stop_early.more(first, n)
+        ]
+
+    return slots.TopUp(stop_early.budget, stop_early.epochs, more)
 
 
 class StoreLease:
@@ -731,13 +778,23 @@ class Slot:
     ``Trial``, whose sampler fills them at run time and sees their results.
     """
 
-    def __init__(self, store: SearchStore, stage: Stage, claim: Claim, space: SearchSpace) -> None:
+    def __init__(
+        self,
+        store: SearchStore,
+        stage: Stage,
+        claim: Claim,
+        space: SearchSpace,
+        stop_early: StopEarly | None = None,
+    ) -> None:
         import optuna
 
         self._store, self._stage = store, stage
         self.trial_id, self.number = claim.trial_id, claim.number
         self.attrs = claim.user_attrs
         self._trial: optuna.Trial | None = None
+        self._stop_early = stop_early
+        self.last: tuple[int, float] | None = None  # the last epoch reported, and its value
+        self.stopped_at: int | None = None  # the epoch after which early stopping stopped it
         if set(space.names) <= claim.params.keys():
             self.params = {name: claim.params[name] for name in space.names}
             return
@@ -750,16 +807,56 @@ class Slot:
         }
 
     def report(self, epoch: int, value: float) -> None:
-        """Record one epoch's value; TrialLost if the trial was finished elsewhere."""
+        """Record one epoch's value; TrialLost if the trial was finished elsewhere, and
+        TrialStopped if the stage's early-stopping rule stops it here (then again on any
+        later call: an objective that carried on is not recorded further)."""
         from optuna.exceptions import UpdateFinishedTrialError
 
+        if self.stopped_at is not None:
+            raise TrialStopped(f"trial {self.number} was stopped after epoch {self.stopped_at}")
         rdb = self._store._rdb
         try:
             self._store._retry(
                 lambda: rdb.set_trial_intermediate_value(self.trial_id, epoch, value), "report"
             )
+            self.last = (epoch, value)
+            if self._losing(epoch):
+                self.stopped_at = epoch
+                raise TrialStopped(f"trial {self.number} stopped early after epoch {epoch}")
         except UpdateFinishedTrialError as exc:
             raise TrialLost(f"trial {self.number} was finished elsewhere") from exc
+
+    def _losing(self, epoch: int) -> bool:
+        """The stage's pruner, asked as Optuna asks it: ``prune(study, frozen_trial)``, on
+        the stage study and this trial read fresh from the database (its intermediate
+        values, and the rung attrs successive halving keeps on every trial). Never at the
+        last epoch: a run that got there is finished, not stopped."""
+        stop = self._stop_early
+        if stop is None or epoch >= stop.epochs:
+            return False
+        rdb, study = self._store._rdb, self._stage.study
+        return self._store._retry(
+            lambda: stop.pruner.prune(study, rdb.get_trial(self.trial_id)), "stop early?"
+        )
+
+    def finish_stopped(self, attrs: dict[str, Any]) -> bool:
+        """Record the trial as stopped early (PRUNED with its last reported value, the
+        epochs it ran in ``epochs_run``) and append the slots the epochs it saved buy, in
+        one transaction (``slots.finish_stopped``). False if the trial was lost."""
+        from hpsearch.store import slots
+
+        assert self._stop_early is not None and self.stopped_at is not None
+        engine = self._store._rdb.engine
+        value = self.last[1] if self.last is not None else None
+        attrs = {**attrs, slots.EPOCHS_RUN: self.stopped_at}
+        more = _top_up(self._stop_early)
+        added = self._store._retry(
+            lambda: slots.finish_stopped(engine, self.trial_id, value, attrs, more),
+            "record stopped trial",
+        )
+        if added:
+            log.info("trial %d stopped early: %d slot(s) appended", self.number, added)
+        return added is not None
 
     def finish(self, value: float | None, attrs: dict[str, Any]) -> bool:
         """Record the value (a failure when None) and attrs; False if the trial was lost

@@ -40,6 +40,8 @@ from sqlalchemy import Column, Float, Integer, MetaData, String, Table, func, se
 from sqlalchemy.exc import IntegrityError
 
 if TYPE_CHECKING:
+    from collections.abc import Callable
+
     from sqlalchemy.engine import Connection, Engine
 
 log = logging.getLogger(__name__)
@@ -348,31 +350,35 @@ def enqueue_slots(engine: Engine, study_id: int, slots: list[NewSlot], lease: Le
     take-over), read which slot numbers exist, insert the missing ones with their params.
     Returns how many were inserted.
     """
-    from optuna.distributions import distribution_to_json
-
-    params_t = _models().TrialParamModel.__table__
     with engine.begin() as conn:
         lease.renew(conn)
         existing = _slot_numbers(conn, study_id)
         todo = [s for s in slots if s.slot not in existing]
         if not todo:
             return 0
-        number = _lock_study(conn, study_id)
-        for offset, s in enumerate(todo):
-            trial_id = _insert_waiting_trial(
-                conn, study_id, number=number + offset, user_attrs=s.user_attrs, system_attrs={}
-            )
-            for name, value in s.params.items():
-                dist = s.distributions[name]
-                conn.execute(
-                    params_t.insert().values(
-                        trial_id=trial_id,
-                        param_name=name,
-                        param_value=dist.to_internal_repr(value),
-                        distribution_json=distribution_to_json(dist),
-                    )
-                )
+        _insert_slots(conn, study_id, _lock_study(conn, study_id), todo)
     return len(todo)
+
+
+def _insert_slots(conn: Connection, study_id: int, number: int, slots: list[NewSlot]) -> None:
+    """Insert WAITING trials for ``slots``, numbered from ``number`` (see _lock_study)."""
+    from optuna.distributions import distribution_to_json
+
+    params_t = _models().TrialParamModel.__table__
+    for offset, s in enumerate(slots):
+        trial_id = _insert_waiting_trial(
+            conn, study_id, number=number + offset, user_attrs=s.user_attrs, system_attrs={}
+        )
+        for name, value in s.params.items():
+            dist = s.distributions[name]
+            conn.execute(
+                params_t.insert().values(
+                    trial_id=trial_id,
+                    param_name=name,
+                    param_value=dist.to_internal_repr(value),
+                    distribution_json=distribution_to_json(dist),
+                )
+            )
 
 
 def _slot_numbers(conn: Connection, study_id: int) -> set[int]:
@@ -851,3 +857,105 @@ def delete_study_attr(engine: Engine, study_id: int, key: str) -> None:
     table = _models().StudyUserAttributeModel.__table__
     with engine.begin() as conn:
         conn.execute(table.delete().where(table.c.study_id == study_id, table.c.key == key))
+
+
+# -- early stopping: stopped runs and the epoch budget they leave -----------------------
+#
+# A stage that stops runs early has a budget in epochs (``trials * epochs``): the epochs a
+# stopped run did not spend buy more runs. Slots are appended only inside a transaction
+# that first takes the study's write lock, so workers recording stops at once append one
+# after the other, each counting what the last one appended: never a slot too many.
+
+#: The user attr a stopped trial carries: the epochs it ran before it was stopped.
+EPOCHS_RUN = "epochs_run"
+
+
+def finish_stopped(
+    engine: Engine,
+    trial_id: int,
+    value: float | None,
+    user_attrs: dict[str, Any],
+    top_up: TopUp,
+) -> int | None:
+    """Record a trial stopped early as PRUNED (with ``value``, its last reported value,
+    as Optuna records a pruned trial, and ``user_attrs`` with :data:`EPOCHS_RUN`), and
+    append the slots the epochs it saved buy, in one transaction. Returns how many slots
+    were appended; None (nothing written) when the trial was re-queued meanwhile.
+
+    The state change comes first: a write, so that SQLite holds its write lock before the
+    budget is read, and the same lock order (trial, then study) as a heartbeat re-queue.
+    """
+    models = _models()
+    with engine.begin() as conn:
+        if not _move(conn, trial_id, "RUNNING", "PRUNED"):
+            return None
+        if value is not None:
+            stored, kind = models.TrialValueModel.value_to_stored_repr(value)
+            conn.execute(
+                models.TrialValueModel.__table__.insert().values(
+                    trial_id=trial_id, objective=0, value=stored, value_type=kind
+                )
+            )
+        user_t = models.TrialUserAttributeModel.__table__
+        for key, v in user_attrs.items():
+            _set_attr(conn, user_t, trial_id, key, v)
+        study_id, _ = _identify(conn, trial_id)
+        return _top_up(conn, study_id, top_up)
+
+
+def top_up(engine: Engine, study_id: int, more: TopUp) -> int:
+    """Append the slots the stage's unspent epochs buy (see :func:`finish_stopped`), on
+    its own: what a worker does before it leaves a stage, so that budget left by any path
+    (a stage given more trials by an edit, say) is still spent. How many were appended."""
+    studies = _models().StudyModel.__table__
+    with engine.begin() as conn:
+        # A write that changes nothing, for its lock: SQLite's write lock before the
+        # reads (a SELECT there takes none), the study row's lock on PostgreSQL.
+        conn.execute(
+            studies.update()
+            .where(studies.c.study_id == study_id)
+            .values(study_name=studies.c.study_name)
+        )
+        return _top_up(conn, study_id, more)
+
+
+@dataclass(frozen=True)
+class TopUp:
+    """What appending slots to a stage needs: its budget and run length in epochs, and
+    ``slots(first, n)``, the stage's next ``n`` slots from slot number ``first`` on (a pure
+    function: the same numbers give the same points, whoever appends them)."""
+
+    budget: int
+    epochs: int
+    slots: Callable[[int, int], list[NewSlot]]
+
+
+def committed_epochs(conn: Connection, study_id: int, epochs: int) -> tuple[int, int]:
+    """Epochs the stage's slots are spending or have spent, and the next slot number.
+
+    A slot counts ``epochs`` (waiting, running, complete, failed: a failed slot is
+    re-queued by a retry, at full length), except a stopped one, which counts the epochs
+    it ran. A slot re-queued after a lost worker is one slot however many attempts it had.
+    """
+    numbers = _slot_numbers(conn, study_id)
+    saved = conn.execute(
+        text(
+            "SELECT a.value_json FROM trial_user_attributes a "
+            "JOIN trials t ON t.trial_id = a.trial_id "
+            "WHERE t.study_id = :s AND t.state = 'PRUNED' AND a.key = :k"
+        ),
+        {"s": study_id, "k": EPOCHS_RUN},
+    )
+    unspent = sum(max(0, epochs - int(json.loads(v))) for (v,) in saved)
+    return len(numbers) * epochs - unspent, (max(numbers) + 1 if numbers else 0)
+
+
+def _top_up(conn: Connection, study_id: int, more: TopUp) -> int:
+    # The study row's lock before the count: on PostgreSQL a second worker recording a
+    # stop waits here and then reads what the first appended (read committed).
+    number = _lock_study(conn, study_id)
+    spent, first = committed_epochs(conn, study_id, more.epochs)
+    n = max(0, (more.budget - spent) // more.epochs)
+    if n:
+        _insert_slots(conn, study_id, number, more.slots(first, n))
+    return n
