@@ -103,10 +103,7 @@ def preflight(spec: StudySpec, device: str, source: str = "<spec>") -> None:
         return
     variants: list[tuple[dict[str, Any], str | None]] = [({}, None)]
     variants += [
-        ({p.name: choice}, p.name)
-        for p in spec.space
-        if not p.numeric
-        for choice in p.choices
+        ({p.name: choice}, p.name) for p in spec.space if not p.numeric for choice in p.choices
     ]
     # dicts as ordered sets: each variant may find the same problem again
     in_file: dict[tuple[str, str], None] = {}

@@ -105,10 +105,7 @@ def best_trials(spec: StudySpec, v: StageView, top: int = TOP) -> Table | None:
             (
                 str(r.number),
                 f"{r.value:.4g}",
-                *(
-                    space[n].format(r.params[n]) if n in r.params else "-"
-                    for n in space.names
-                ),
+                *(space[n].format(r.params[n]) if n in r.params else "-" for n in space.names),
             )
             for r in ranked
         ),
