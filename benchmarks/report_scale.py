@@ -117,7 +117,7 @@ def make_search(url: str, coarse: int, fine: int, kind: str = "stub") -> None:
         study = optuna.load_study(study_name=stage_ref.name, storage=url)
         for key, value in {**stage_attrs(spec, index, plan), st.ATTR_READY: True}.items():
             study.set_user_attr(key, value)
-        dists = {p.name: st.to_distribution(p) for p in plan.space}
+        dists = {p.name: p.to_distribution() for p in plan.space}
         points = random_points(plan.space, stage.trials, plan.seed)
         study.add_trials([fake_trial(p, stage.epochs, rng, dists, kind) for p in points])
         space, previous = plan.space, store.records(stage_ref, stage.name)

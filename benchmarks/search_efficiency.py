@@ -170,10 +170,10 @@ class _Report:
 def optuna_grid(space: Any, trials: int) -> dict[str, list[Any]]:
     """The grid hpsearch's baseline uses (same shape, same values), for GridSampler."""
     from hpsearch.compare import largest_grid
-    from hpsearch.points import grid_levels, grid_shape
+    from hpsearch.points import grid_shape
 
     shape = grid_shape(space, largest_grid(space, trials))
-    return {p.name: grid_levels(p, k) for p, k in zip(space, shape, strict=True)}
+    return {p.name: p.grid_levels(k) for p, k in zip(space, shape, strict=True)}
 
 
 def run_optuna(
@@ -185,7 +185,6 @@ def run_optuna(
 
     from hpsearch.loader import load_objective, prepare_params
     from hpsearch.points import derive_seed
-    from hpsearch.store import suggest
 
     fn = load_objective(spec.objective, spec.base_dir)
     max_epochs = problem.max_epochs
@@ -215,7 +214,7 @@ def run_optuna(
 
     def objective(trial: optuna.Trial) -> float:
         nonlocal spent
-        params = {p.name: suggest(trial, p) for p in spec.space}
+        params = {p.name: p.suggest(trial) for p in spec.space}
         last: list[float] = []
 
         def on_value(epoch: int, value: float) -> None:

@@ -13,7 +13,6 @@ from collections.abc import Callable
 from typing import Any
 
 from hpsearch.errors import UserError
-from hpsearch.space import CategoricalParam
 from hpsearch.spec import BUILTIN_OBJECTIVES, SpecError, StudySpec, objective_module
 
 Objective = Callable[[dict[str, Any], int, Any], float]
@@ -104,10 +103,7 @@ def preflight(spec: StudySpec, device: str, source: str = "<spec>") -> None:
         return
     variants: list[tuple[dict[str, Any], str | None]] = [({}, None)]
     variants += [
-        ({p.name: choice}, p.name)
-        for p in spec.space
-        if isinstance(p, CategoricalParam)
-        for choice in p.choices
+        ({p.name: choice}, p.name) for p in spec.space if not p.numeric for choice in p.choices
     ]
     # dicts as ordered sets: each variant may find the same problem again
     in_file: dict[tuple[str, str], None] = {}

@@ -17,7 +17,7 @@ from typing import Any
 import numpy as np
 
 from hpsearch.records import TrialRecord, rank
-from hpsearch.space import CategoricalParam, FloatParam, IntParam, Param, SearchSpace
+from hpsearch.space import Param, SearchSpace
 
 Point = dict[str, Any]
 
@@ -54,32 +54,6 @@ def sobol_points(space: SearchSpace, n: int, seed: int) -> list[Point]:
     return [space.from_unit(row.tolist()) for row in u]
 
 
-def grid_levels(p: Param, k: int) -> list[Any]:
-    """``k`` values of one parameter, evenly spaced in its scale, ends included."""
-    if isinstance(p, CategoricalParam):
-        return list(p.choices)
-    lo, hi = p.to_scale(p.low), p.to_scale(p.high)
-    if k == 1:
-        scaled = [(lo + hi) / 2]
-    else:
-        scaled = [lo + (hi - lo) * i / (k - 1) for i in range(k)]
-    if isinstance(p, FloatParam):
-        return [min(max(p.from_scale(s), p.low), p.high) for s in scaled]
-    return [p.snap(p.from_scale(s)) for s in scaled]
-
-
-def _max_levels(p: Param) -> int:
-    """How many distinct grid values a parameter can give."""
-    if isinstance(p, CategoricalParam):
-        return len(p.choices)
-    if isinstance(p, FloatParam):
-        return 1 << 30
-    k = p.size
-    while k > 1 and len(set(grid_levels(p, k))) < k:  # log ints bunch up at the low end
-        k -= 1
-    return k
-
-
 def _factorizations(m: int, caps: list[int]) -> list[tuple[int, ...]]:
     """Ordered factorizations of ``m`` into ``len(caps)`` factors, each in ``[2, cap]``."""
     if not caps:
@@ -107,14 +81,13 @@ def grid_shape(space: SearchSpace, n: int) -> tuple[int, ...]:
     Categoricals take all their choices; every numeric parameter gets at least 2 values,
     as evenly as ``n`` allows. Raises :class:`GridError` naming the nearest counts that work.
     """
-    cats = math.prod(len(p.choices) for p in space if isinstance(p, CategoricalParam))
-    numeric = [p for p in space if not isinstance(p, CategoricalParam)]
-    caps = [_max_levels(p) for p in numeric]
+    cats = math.prod(p.max_levels() for p in space if not p.numeric)
+    caps = [p.max_levels() for p in space if p.numeric]
     shape = _numeric_shape(n // cats, caps) if n % cats == 0 else None
     if shape is None:
         raise GridError(_grid_hint(space, n, cats, caps))
     it = iter(shape)
-    return tuple(len(p.choices) if isinstance(p, CategoricalParam) else next(it) for p in space)
+    return tuple(next(it) if p.numeric else p.max_levels() for p in space)
 
 
 def _grid_hint(space: SearchSpace, n: int, cats: int, caps: list[int]) -> str:
@@ -147,7 +120,7 @@ def grid_points(space: SearchSpace, n: int, seed: int) -> list[Point]:
         extra = 0
     except GridError:
         shape, extra = _largest_grid(space, n)
-    axes = [grid_levels(p, k) for p, k in zip(space, shape, strict=True)]
+    axes = [p.grid_levels(k) for p, k in zip(space, shape, strict=True)]
     pts = [dict(zip(space.names, combo, strict=True)) for combo in product(*axes)]
     order = np.random.default_rng(seed).permutation(len(pts))
     pts = [pts[i] for i in order]
@@ -212,20 +185,12 @@ def promoted_points(
 
 
 def _into(space: SearchSpace, params: dict[str, Any], fallback: dict[str, Any]) -> Point:
-    point: Point = {}
-    for p in space:
-        v = params.get(p.name, fallback.get(p.name))
-        if isinstance(p, CategoricalParam):
-            # by repr, as regions compares choices (1 and True are different choices)
-            kept = {repr(c): c for c in p.choices}
-            point[p.name] = kept.get(repr(v), kept.get(repr(fallback.get(p.name)), p.choices[0]))
-        elif isinstance(p, FloatParam):
-            point[p.name] = min(max(float(v), p.low), p.high)
-        else:
-            point[p.name] = p.snap(v)  # on the step grid, inside [low, high]
-    return point
+    return {
+        p.name: p.inside(params.get(p.name, fallback.get(p.name)), fallback.get(p.name))
+        for p in space
+    }
 
 
-def distinct_values(points: list[Point], p: IntParam | FloatParam | CategoricalParam) -> int:
+def distinct_values(points: list[Point], p: Param) -> int:
     """How many distinct values of ``p`` a point set tries (grid: ~n**(1/d); random: n)."""
     return len({repr(pt[p.name]) for pt in points if p.name in pt})

@@ -14,17 +14,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from hpsearch.records import TrialRecord, rank
-from hpsearch.space import (
-    CategoricalParam,
-    FloatParam,
-    IntParam,
-    NumericParam,
-    Param,
-    SearchSpace,
-    format_value,
-    param_from_dict,
-    param_to_dict,
-)
+from hpsearch.space import CategoricalParam, NumericParam, Param, SearchSpace, param_from_dict
 
 #: A best trial within this fraction of the range from a bound "presses" against it.
 EDGE_TOL = 0.1
@@ -71,7 +61,7 @@ class Region:
         return {
             "space": self.space.to_dict(),
             "params": {
-                p.name: {"before": param_to_dict(p.before), "edge": p.edge, "best": p.best}
+                p.name: {"before": p.before.to_dict(), "edge": p.edge, "best": p.best}
                 for p in self.params
             },
             "kept": list(self.kept),
@@ -103,11 +93,8 @@ class Region:
 
 
 def describe_range(p: Param) -> str:
-    if isinstance(p, CategoricalParam):
-        return "{" + ", ".join(map(str, p.choices)) + "}"
-    if p.log:
-        return f"10^{math.log10(p.low):.2f} .. 10^{math.log10(p.high):.2f}"
-    return f"{format_value(p, p.low)} .. {format_value(p, p.high)}"
+    """The range as the reports print it: ``10^-5.00 .. 10^0.00``, ``{a, b}``."""
+    return p.describe_range()
 
 
 def select_top(records: list[TrialRecord], keep: float, direction: str) -> list[TrialRecord]:
@@ -151,14 +138,12 @@ def narrow(
         return Region(space, same, (), considered, None, (warning,))
     best = top[0]
     regions = tuple(
-        _narrow_categorical(p, top, best)
-        if isinstance(p, CategoricalParam)
-        else _narrow_numeric(p, top, best, margin)
+        _narrow_numeric(p, top, best, margin) if p.numeric else _narrow_categorical(p, top, best)  # type: ignore[arg-type]
         for p in space
     )
     warnings = tuple(
         f"best trials press the {r.edge} bound of {r.name} "
-        f"({format_value(r.before, r.before.low if r.edge == 'low' else r.before.high)}); "
+        f"({r.before.format(r.before.low if r.edge == 'low' else r.before.high)}); "
         f"the next stage searches {'below' if r.edge == 'low' else 'above'} it"
         for r in regions
         if r.edge
@@ -176,9 +161,8 @@ def narrow(
 def _narrow_categorical(
     p: CategoricalParam, top: list[TrialRecord], best: TrialRecord
 ) -> ParamRegion:
-    seen = {repr(r.params[p.name]) for r in top if p.name in r.params}
-    kept = tuple(c for c in p.choices if repr(c) in seen) or p.choices
-    return ParamRegion(p, CategoricalParam(p.name, kept), None, best.params.get(p.name))
+    kept = p.keeping(r.params[p.name] for r in top if p.name in r.params)
+    return ParamRegion(p, kept if kept.choices else p, None, best.params.get(p.name))
 
 
 def _narrow_numeric(
@@ -208,39 +192,12 @@ def _narrow_numeric(
         edge, hi = "high", max(hi, hi_b + EXTEND * width)
     else:
         hi = min(hi, hi_b)
-    low, high = _within_limits(p, p.from_scale(lo), p.from_scale(hi))
+    low, high = p.within_limits(p.from_scale(lo), p.from_scale(hi))
     if low <= p.low and edge == "low" and (p.min is not None and p.low <= p.min):
         edge = None  # pressed against a hard limit: nothing to search past
     if high >= p.high and edge == "high" and (p.max is not None and p.high >= p.max):
         edge = None
-    return ParamRegion(p, _rebuild(p, low, high), edge, best.params[p.name])
-
-
-def _within_limits(p: NumericParam, low: float, high: float) -> tuple[float, float]:
-    if p.min is not None:
-        low = max(low, p.min)
-    if p.max is not None:
-        high = min(high, p.max)
-    return low, high
-
-
-def _rebuild(p: NumericParam, low: float, high: float) -> NumericParam:
-    if isinstance(p, FloatParam):
-        return FloatParam(p.name, low, high, p.log, p.min, p.max)
-    # Round outwards onto the step grid anchored at the original low; keep >= 1 for log.
-    s = p.step
-    lo_i = p.low + math.floor((low - p.low) / s) * s
-    hi_i = p.low + math.ceil((high - p.low) / s) * s
-    floor = max(1 if p.log else -(1 << 62), p.min if p.min is not None else -(1 << 62))
-    ceil = p.max if p.max is not None else 1 << 62
-    while lo_i < floor:
-        lo_i += s
-    while hi_i > ceil:
-        hi_i -= s
-    if hi_i <= lo_i:  # a single value left: give the fine stage a neighbour to compare
-        hi_i = lo_i + s if lo_i + s <= ceil else hi_i
-        lo_i = lo_i if hi_i > lo_i else lo_i - s
-    return IntParam(p.name, int(lo_i), int(hi_i), p.log, s, p.min, p.max)
+    return ParamRegion(p, p.with_range(low, high), edge, best.params[p.name])
 
 
 #: How many of a stage's best runs the region's sureness is measured on, and the fewest.
@@ -299,7 +256,7 @@ def contains(space: SearchSpace, point: dict[str, Any]) -> bool:
         if p.name not in point:
             continue
         v = point[p.name]
-        if isinstance(p, CategoricalParam):
+        if not p.numeric:
             if repr(v) not in {repr(c) for c in p.choices}:
                 return False
         elif not p.low <= v <= p.high:

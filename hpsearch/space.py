@@ -3,32 +3,76 @@
 Every numeric parameter has a *scale*: ``log10`` for ``log = true``, linear otherwise. All
 sampling and narrowing happens in that scale, on the unit interval, so that "uniform" means
 log-uniform for learning rates and regularization strengths, exactly as practitioners
-sample them by hand. This module is pure (no Optuna): the storage layer maps parameters to
-Optuna distributions.
+sample them by hand.
+
+What differs between the kinds lives on the parameter classes (as Optuna keeps it on its
+distributions): the rest of hpsearch asks a parameter (``numeric``, ``from_unit``,
+``grid_levels``, ``with_range``, ``format``, ``to_distribution``...) instead of switching on
+its class, so a new kind is one class here. The module stays pure: Optuna is imported only
+inside ``to_distribution`` and ``suggest``.
 """
 
 from __future__ import annotations
 
+import dataclasses
 import math
 from collections.abc import Iterable, Iterator
 from dataclasses import dataclass, field
-from typing import Any
+from typing import TYPE_CHECKING, Any, ClassVar
+
+if TYPE_CHECKING:
+    import optuna
 
 Choice = bool | int | float | str
 
 
 class _Scaled:
-    """The scale every sampling and narrowing step works in: log10 when ``log``."""
+    """What float and int parameters share: the scale every sampling and narrowing step
+    works in (log10 when ``log``), and the hard limits ``min``/``max``."""
 
+    numeric: ClassVar[bool] = True
+    name: str
     log: bool
     low: float
     high: float
+    min: float | None
+    max: float | None
 
     def to_scale(self, x: float) -> float:
         return math.log10(x) if self.log else float(x)
 
     def from_scale(self, s: float) -> float:
         return 10.0**s if self.log else float(s)
+
+    def within_limits(self, low: float, high: float) -> tuple[float, float]:
+        """``[low, high]`` cut to the hard limits ``min``/``max``."""
+        if self.min is not None:
+            low = max(low, self.min)
+        if self.max is not None:
+            high = min(high, self.max)
+        return low, high
+
+    def describe_range(self) -> str:
+        """``10^-5.00 .. 10^0.00`` for a log parameter, ``0 .. 0.5`` otherwise."""
+        if self.log:
+            return f"10^{math.log10(self.low):.2f} .. 10^{math.log10(self.high):.2f}"
+        return f"{self.format(self.low)} .. {self.format(self.high)}"
+
+    def format(self, x: Any) -> str:
+        return str(x)
+
+    def to_dict(self) -> dict[str, Any]:
+        """JSON-ready form (see :func:`param_from_dict`); limits only where set."""
+        d: dict[str, Any] = {"low": self.low, "high": self.high, "log": self.log}
+        d.update(self._extra_dict())
+        if self.min is not None:
+            d["min"] = self.min
+        if self.max is not None:
+            d["max"] = self.max
+        return d
+
+    def _extra_dict(self) -> dict[str, Any]:
+        return {}
 
 
 @dataclass(frozen=True)
@@ -50,8 +94,58 @@ class FloatParam(_Scaled):
 
     def from_unit(self, u: float) -> float:
         lo, hi = self.to_scale(self.low), self.to_scale(self.high)
-        # Clip: 10**log10(x) can land one ulp outside [low, high], which Optuna rejects.
-        return min(max(self.from_scale(lo + u * (hi - lo)), self.low), self.high)
+        return self.inside(self.from_scale(lo + u * (hi - lo)))
+
+    def inside(self, x: Any, fallback: Any = None) -> float:
+        """``x`` clipped into ``[low, high]``. (Clip: 10**log10(x) can land one ulp outside
+        the range, which Optuna rejects.)"""
+        return min(max(float(x), self.low), self.high)
+
+    def grid_levels(self, k: int) -> list[float]:
+        """``k`` values evenly spaced in the scale, ends included."""
+        return [self.inside(self.from_scale(s)) for s in _even(self, k)]
+
+    def max_levels(self) -> int:
+        """How many distinct grid values the parameter can give: as many as asked."""
+        return 1 << 30
+
+    def with_range(self, low: float, high: float) -> FloatParam:
+        """This parameter over ``[low, high]`` (a narrowed region), scale and limits kept."""
+        return FloatParam(self.name, low, high, self.log, self.min, self.max)
+
+    def outward(self, low: float, high: float) -> tuple[float, float]:
+        """``[low, high]`` rounded outwards to 2 significant digits: a range to write in a
+        study file."""
+        return _round(low, up=False), _round(high, up=True)
+
+    def spanned(self, values: list[Any]) -> FloatParam:
+        """This parameter over exactly the span of ``values``."""
+        return dataclasses.replace(self, low=float(min(values)), high=float(max(values)))
+
+    def format(self, x: Any) -> str:
+        """A compact human form: ``3.2e-04`` for log floats, 4 significant digits otherwise."""
+        return f"{x:.2e}" if self.log else f"{x:.4g}"
+
+    def to_distribution(self) -> optuna.distributions.FloatDistribution:
+        """The Optuna distribution: what the dashboard, importance and TPE read."""
+        from optuna.distributions import FloatDistribution
+
+        return FloatDistribution(self.low, self.high, log=self.log)
+
+    def suggest(self, trial: optuna.Trial) -> float:
+        """Ask Optuna's sampler for a value (a slot without params gets TPE's pick)."""
+        return trial.suggest_float(self.name, self.low, self.high, log=self.log)
+
+    @classmethod
+    def from_dict(cls, name: str, d: dict[str, Any]) -> FloatParam:
+        return cls(
+            name,
+            float(d["low"]),
+            float(d["high"]),
+            log=d.get("log", False),
+            min=d.get("min"),
+            max=d.get("max"),
+        )
 
 
 @dataclass(frozen=True)
@@ -73,6 +167,10 @@ class IntParam(_Scaled):
         k = round((x - self.low) / self.step)
         return int(min(max(self.low + k * self.step, self.low), self.high))
 
+    def inside(self, x: Any, fallback: Any = None) -> int:
+        """``x`` snapped onto the step grid, inside ``[low, high]``."""
+        return self.snap(x)
+
     def from_unit(self, u: float) -> int:
         # Widen by half a step each side so that the end values are as likely as the inner
         # ones (log ints have step 1 and low >= 1, so low - 0.5 stays positive).
@@ -85,6 +183,75 @@ class IntParam(_Scaled):
         """How many distinct values the parameter can take."""
         return (self.high - self.low) // self.step + 1
 
+    def grid_levels(self, k: int) -> list[int]:
+        """``k`` values evenly spaced in the scale, ends included, snapped onto the grid."""
+        return [self.snap(self.from_scale(s)) for s in _even(self, k)]
+
+    def max_levels(self) -> int:
+        """How many distinct grid values the parameter can give."""
+        k = self.size
+        while k > 1 and len(set(self.grid_levels(k))) < k:  # log ints bunch up at the low end
+            k -= 1
+        return k
+
+    def with_range(self, low: float, high: float) -> IntParam:
+        """This parameter over ``[low, high]`` rounded outwards onto the step grid anchored
+        at the original low, kept >= 1 for log and within the limits, and never a single
+        value (the fine stage needs a neighbour to compare)."""
+        s = self.step
+        lo_i = self.low + math.floor((low - self.low) / s) * s
+        hi_i = self.low + math.ceil((high - self.low) / s) * s
+        floor = max(
+            1 if self.log else -(1 << 62), self.min if self.min is not None else -(1 << 62)
+        )
+        ceil = self.max if self.max is not None else 1 << 62
+        while lo_i < floor:
+            lo_i += s
+        while hi_i > ceil:
+            hi_i -= s
+        if hi_i <= lo_i:  # a single value left: give the fine stage a neighbour to compare
+            hi_i = lo_i + s if lo_i + s <= ceil else hi_i
+            lo_i = lo_i if hi_i > lo_i else lo_i - s
+        return IntParam(self.name, int(lo_i), int(hi_i), self.log, s, self.min, self.max)
+
+    def outward(self, low: float, high: float) -> tuple[float, float]:
+        """``[low, high]`` rounded outwards onto the step grid (>= 1 for log): a range to
+        write in a study file."""
+        s = self.step
+        low = self.low + math.floor((low - self.low) / s) * s
+        high = self.low + math.ceil((high - self.low) / s) * s
+        return (max(low, 1) if self.log else low), high
+
+    def spanned(self, values: list[Any]) -> IntParam:
+        """This parameter over exactly the span of ``values``, on step 1 (values from stages
+        whose grids differ)."""
+        return dataclasses.replace(self, low=int(min(values)), high=int(max(values)), step=1)
+
+    def to_distribution(self) -> optuna.distributions.IntDistribution:
+        """The Optuna distribution: what the dashboard, importance and TPE read."""
+        from optuna.distributions import IntDistribution
+
+        return IntDistribution(self.low, self.high, log=self.log, step=self.step)
+
+    def suggest(self, trial: optuna.Trial) -> int:
+        """Ask Optuna's sampler for a value (a slot without params gets TPE's pick)."""
+        return trial.suggest_int(self.name, self.low, self.high, step=self.step, log=self.log)
+
+    def _extra_dict(self) -> dict[str, Any]:
+        return {"step": self.step}
+
+    @classmethod
+    def from_dict(cls, name: str, d: dict[str, Any]) -> IntParam:
+        return cls(
+            name,
+            d["low"],
+            d["high"],
+            log=d.get("log", False),
+            step=d["step"],
+            min=d.get("min"),
+            max=d.get("max"),
+        )
+
 
 @dataclass(frozen=True)
 class CategoricalParam:
@@ -94,13 +261,76 @@ class CategoricalParam:
     choices: tuple[Choice, ...]
 
     kind = "categorical"
+    numeric: ClassVar[bool] = False
 
     def from_unit(self, u: float) -> Choice:
         return self.choices[min(int(u * len(self.choices)), len(self.choices) - 1)]
 
+    def inside(self, x: Any, fallback: Any = None) -> Choice:
+        """``x`` if it is a choice, else ``fallback``, else the first choice. By repr, as
+        narrowing compares choices (1 and True are different choices)."""
+        kept = {repr(c): c for c in self.choices}
+        return kept.get(repr(x), kept.get(repr(fallback), self.choices[0]))
+
+    def grid_levels(self, k: int) -> list[Choice]:
+        """Every choice: a grid takes them all."""
+        return list(self.choices)
+
+    def max_levels(self) -> int:
+        return len(self.choices)
+
+    def keeping(self, values: Iterable[Any]) -> CategoricalParam:
+        """The choices among ``values`` (by repr), in this parameter's order."""
+        seen = {repr(v) for v in values}
+        return CategoricalParam(self.name, tuple(c for c in self.choices if repr(c) in seen))
+
+    def spanned(self, values: list[Any]) -> CategoricalParam:
+        """The choices tried."""
+        return self.keeping(values)
+
+    def describe_range(self) -> str:
+        return "{" + ", ".join(map(str, self.choices)) + "}"
+
+    def format(self, x: Any) -> str:
+        return str(x)
+
+    def to_distribution(self) -> optuna.distributions.CategoricalDistribution:
+        """The Optuna distribution: what the dashboard, importance and TPE read."""
+        from optuna.distributions import CategoricalDistribution
+
+        return CategoricalDistribution(list(self.choices))
+
+    def suggest(self, trial: optuna.Trial) -> Choice:
+        """Ask Optuna's sampler for a value (a slot without params gets TPE's pick)."""
+        return trial.suggest_categorical(self.name, list(self.choices))
+
+    def to_dict(self) -> dict[str, Any]:
+        return {"choices": list(self.choices)}
+
+    @classmethod
+    def from_dict(cls, name: str, d: dict[str, Any]) -> CategoricalParam:
+        return cls(name, tuple(d["choices"]))
+
 
 Param = FloatParam | IntParam | CategoricalParam
 NumericParam = FloatParam | IntParam
+
+
+def _even(p: NumericParam, k: int) -> list[float]:
+    """``k`` points evenly spaced over ``p``'s range in its scale, ends included (the
+    middle for one)."""
+    lo, hi = p.to_scale(p.low), p.to_scale(p.high)
+    if k == 1:
+        return [(lo + hi) / 2]
+    return [lo + (hi - lo) * i / (k - 1) for i in range(k)]
+
+
+def _round(x: float, *, up: bool) -> float:
+    """``x`` rounded to 2 significant digits, away from the range (down for a low end)."""
+    if x == 0:
+        return 0.0
+    q = 10.0 ** (math.floor(math.log10(abs(x))) - 1)
+    return float(f"{(math.ceil if up else math.floor)(x / q) * q:.2g}")
 
 
 @dataclass(frozen=True)
@@ -137,52 +367,18 @@ class SearchSpace:
 
     def to_dict(self) -> dict[str, dict[str, Any]]:
         """JSON-ready form, stored as a stage study's ``space`` user attr."""
-        return {p.name: param_to_dict(p) for p in self.params}
+        return {p.name: p.to_dict() for p in self.params}
 
     @classmethod
     def from_dict(cls, data: dict[str, dict[str, Any]]) -> SearchSpace:
         return cls(tuple(param_from_dict(name, d) for name, d in data.items()))
 
 
-def param_to_dict(p: Param) -> dict[str, Any]:
-    if isinstance(p, CategoricalParam):
-        return {"choices": list(p.choices)}
-    d: dict[str, Any] = {"low": p.low, "high": p.high, "log": p.log}
-    if isinstance(p, IntParam):
-        d["step"] = p.step
-    if p.min is not None:
-        d["min"] = p.min
-    if p.max is not None:
-        d["max"] = p.max
-    return d
-
-
 def param_from_dict(name: str, d: dict[str, Any]) -> Param:
-    """Inverse of :func:`param_to_dict`. Input is trusted (validated by ``spec``)."""
+    """Inverse of ``to_dict``; the keys tell the kind. Input is trusted (validated by
+    ``spec``)."""
     if "choices" in d:
-        return CategoricalParam(name, tuple(d["choices"]))
+        return CategoricalParam.from_dict(name, d)
     if isinstance(d["low"], int) and isinstance(d["high"], int) and "step" in d:
-        return IntParam(
-            name,
-            d["low"],
-            d["high"],
-            log=d.get("log", False),
-            step=d["step"],
-            min=d.get("min"),
-            max=d.get("max"),
-        )
-    return FloatParam(
-        name,
-        float(d["low"]),
-        float(d["high"]),
-        log=d.get("log", False),
-        min=d.get("min"),
-        max=d.get("max"),
-    )
-
-
-def format_value(p: Param, x: Any) -> str:
-    """A compact human form: ``3.2e-04`` for log floats, 4 significant digits otherwise."""
-    if isinstance(p, FloatParam):
-        return f"{x:.2e}" if p.log else f"{x:.4g}"
-    return str(x)
+        return IntParam.from_dict(name, d)
+    return FloatParam.from_dict(name, d)

@@ -28,7 +28,6 @@ from hpsearch.space import (
     IntParam,
     Param,
     SearchSpace,
-    param_to_dict,
 )
 from hpsearch.stage_spec import (
     DEFAULT_KEEP,
@@ -175,7 +174,7 @@ class StudySpec:
 
 def _stage_ranges(space: SearchSpace) -> dict[str, dict[str, Any]]:
     """A stage's own ranges as its [stage.space] tables hold them: only what it may set."""
-    return {p.name: {k: param_to_dict(p)[k] for k in STAGE_RANGE_KEYS} for p in space}
+    return {p.name: {k: p.to_dict()[k] for k in STAGE_RANGE_KEYS} for p in space}
 
 
 def _stop_early_dict(s: StageSpec) -> dict[str, Any]:
@@ -541,7 +540,7 @@ def _parse_stage_ranges(
                 )
             continue
         base = space[pname]
-        if isinstance(base, CategoricalParam):
+        if not base.numeric:
             c.error(fld, "a categorical parameter's choices are set in [space] only")
             continue
         if not isinstance(ptable, dict):
@@ -555,7 +554,7 @@ def _parse_stage_ranges(
         ptable = {k: v for k, v in ptable.items() if k in STAGE_RANGE_KEYS}
         if isinstance(base, FloatParam):  # the kind is [space]'s: `low = 0` is 0.0 here
             ptable = {k: float(v) if type(v) is int else v for k, v in ptable.items()}
-        inherited = {k: v for k, v in param_to_dict(base).items() if k not in STAGE_RANGE_KEYS}
+        inherited = {k: v for k, v in base.to_dict().items() if k not in STAGE_RANGE_KEYS}
         param = _parse_param(c, pname, {**inherited, **ptable}, where=fld)
         if param is not None:
             params.append(param)

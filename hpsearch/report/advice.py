@@ -19,7 +19,7 @@ from dataclasses import dataclass
 from hpsearch.records import TrialRecord
 from hpsearch.regions import ParamRegion, Region, select_top
 from hpsearch.report.curves import loss_curve
-from hpsearch.space import CategoricalParam, IntParam, SearchSpace
+from hpsearch.space import SearchSpace
 from hpsearch.spec import StageSpec
 from hpsearch.training import diagnostics
 
@@ -79,7 +79,7 @@ def edge_advice(
     """ "widen lr below 1e-05": for each parameter whose best trials pressed a bound, and
     with ``fix`` the exact lines to add to the study file to search past them."""
     out = []
-    pressed = [p for p in region.params if p.edge and not isinstance(p.before, CategoricalParam)]
+    pressed = [p for p in region.params if p.edge and p.before.numeric]
     for p in pressed:
         bound = p.before.low if p.edge == "low" else p.before.high  # type: ignore[union-attr]
         where = "below" if p.edge == "low" else "above"
@@ -126,31 +126,14 @@ def range_lines(p: ParamRegion) -> list[str]:
     (``p.after``); the other end is narrowing's. Rounded outwards to 2 significant digits
     (ints: onto the step grid) and kept within the parameter's hard limits."""
     before, after = p.before, p.after
-    assert not isinstance(before, CategoricalParam) and not isinstance(after, CategoricalParam)
+    assert before.numeric and after.numeric
     low, high = after.low, after.high
     if p.edge == "low":
         low = min(low, before.low / 10) if before.log else low
     else:
         high = max(high, before.high * 10) if before.log else high
-    if isinstance(before, IntParam):
-        low = before.low + math.floor((low - before.low) / before.step) * before.step
-        high = before.low + math.ceil((high - before.low) / before.step) * before.step
-        low = max(low, 1) if before.log else low
-    else:
-        low, high = _round(low, up=False), _round(high, up=True)
-    if before.min is not None:
-        low = max(low, before.min)
-    if before.max is not None:
-        high = min(high, before.max)
+    low, high = before.within_limits(*before.outward(low, high))
     return [f"[stage.space.{p.name}]", f"low = {_toml(low)}", f"high = {_toml(high)}"]
-
-
-def _round(x: float, *, up: bool) -> float:
-    """``x`` rounded to 2 significant digits, away from the range (down for a low end)."""
-    if x == 0:
-        return 0.0
-    q = 10.0 ** (math.floor(math.log10(abs(x))) - 1)
-    return float(f"{(math.ceil if up else math.floor)(x / q) * q:.2g}")
 
 
 def _toml(x: float | int) -> str:
@@ -316,7 +299,7 @@ def _divergence_cut(
         return None
     best: tuple[float, str, float] | None = None
     for p in space:
-        if isinstance(p, CategoricalParam) or any(p.name not in r.params for r in bad):
+        if not p.numeric or any(p.name not in r.params for r in bad):
             continue
         t = min(r.params[p.name] for r in bad)
         above = sum(1 for r in ok if r.params.get(p.name, -math.inf) >= t)

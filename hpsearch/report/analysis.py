@@ -16,7 +16,6 @@ from hpsearch.report.advice import Advice, EdgeFix, stage_advice
 from hpsearch.report.describe import RegionRow, region_rows
 from hpsearch.report.importance import Importance, param_importance
 from hpsearch.report.search import SearchView, StageView, region_rule
-from hpsearch.space import CategoricalParam
 from hpsearch.spec import StageSpec, StudySpec
 
 #: fANOVA for small stages, PED-ANOVA for large ones: see ``importance.AUTO_FANOVA_MAX``.
@@ -52,7 +51,7 @@ class Report:
     def key_params(self) -> list[str]:
         """Numeric parameters, most important first: by the earliest stage that could rank
         them (the widest ranges, where importance means most), else in the file's order."""
-        numeric = [p.name for p in self.search.spec.space if not isinstance(p, CategoricalParam)]
+        numeric = [p.name for p in self.search.spec.space if p.numeric]
         for s in self.stages:
             ranked = [n for n in s.importance.values if n in numeric]
             if len(ranked) >= min(2, len(numeric)):

@@ -16,7 +16,6 @@ from hpsearch.records import rank
 from hpsearch.report.analysis import StageReport
 from hpsearch.report.importance import Importance
 from hpsearch.report.search import StageView
-from hpsearch.space import format_value
 from hpsearch.spec import StudySpec
 
 #: Best trials a stage lists.
@@ -107,10 +106,7 @@ def best_trials(spec: StudySpec, v: StageView, top: int = TOP) -> Table | None:
             (
                 str(r.number),
                 f"{r.value:.4g}",
-                *(
-                    format_value(space[n], r.params[n]) if n in r.params else "-"
-                    for n in space.names
-                ),
+                *(space[n].format(r.params[n]) if n in r.params else "-" for n in space.names),
             )
             for r in ranked
         ),

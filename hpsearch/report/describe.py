@@ -11,7 +11,6 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 from hpsearch.regions import ParamRegion, Region, describe_range
-from hpsearch.space import CategoricalParam, format_value
 
 #: Characters in the position bar: enough to resolve a tenth of a range.
 BAR = 20
@@ -35,8 +34,8 @@ def region_rows(region: Region) -> list[RegionRow]:
 
 
 def _row(p: ParamRegion) -> RegionRow:
-    best = format_value(p.before, p.best) if p.best is not None else "-"
-    if isinstance(p.after, CategoricalParam):
+    best = p.before.format(p.best) if p.best is not None else "-"
+    if not p.after.numeric:
         total = len(p.before.choices)  # type: ignore[union-attr]
         return RegionRow(
             p.name,

@@ -19,7 +19,7 @@ from typing import TYPE_CHECKING, Any
 
 from hpsearch.errors import UserError
 from hpsearch.records import TrialRecord
-from hpsearch.space import CategoricalParam, FloatParam, Param, SearchSpace
+from hpsearch.space import Param, SearchSpace
 
 if TYPE_CHECKING:
     from optuna.distributions import BaseDistribution
@@ -161,17 +161,4 @@ def _evaluate(
 def _distribution(p: Param, rows: list[TrialRecord]) -> BaseDistribution:
     """The distribution spanned by the values tried: stored spaces are per stage, and a value
     outside a distribution is refused by ``create_trial``."""
-    from optuna.distributions import (
-        CategoricalDistribution,
-        FloatDistribution,
-        IntDistribution,
-    )
-
-    values = [r.params[p.name] for r in rows]
-    if isinstance(p, CategoricalParam):
-        seen = {repr(v) for v in values}
-        return CategoricalDistribution([c for c in p.choices if repr(c) in seen])
-    lo, hi = min(values), max(values)
-    if isinstance(p, FloatParam):
-        return FloatDistribution(float(lo), float(hi), log=p.log)
-    return IntDistribution(int(lo), int(hi), log=p.log)
+    return p.spanned([r.params[p.name] for r in rows]).to_distribution()

@@ -35,7 +35,6 @@ from hpsearch.report.plotdata import (
     subsample,
     trials,
 )
-from hpsearch.space import format_value
 
 log = logging.getLogger(__name__)
 
@@ -206,7 +205,7 @@ def trials_table(report: Report) -> str:
             cells.append(
                 "<td data-v=''></td>"
                 if x is None
-                else f"<td data-v='{_e(x)}'>{_e(format_value(p, x))}</td>"
+                else f"<td data-v='{_e(x)}'>{_e(p.format(x))}</td>"
             )
         for d in diags:
             x = r.attrs.get(d)

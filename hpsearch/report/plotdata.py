@@ -18,7 +18,7 @@ from hpsearch.regions import Region
 from hpsearch.report.analysis import StageReport
 from hpsearch.report.curves import trial_curves
 from hpsearch.report.search import SearchView
-from hpsearch.space import CategoricalParam, NumericParam, Param, format_value
+from hpsearch.space import NumericParam, Param
 from hpsearch.spec import StudySpec
 
 #: Points per scatter: plotly's SVG stays responsive, and the file small, up to about this.
@@ -59,7 +59,7 @@ def hover(r: TrialRecord, metric: str, space: list[Param]) -> str:
     """One trial in a tooltip: stage, number, value, params in their own format."""
     value = "diverged" if r.diverged else f"{r.value:.4g}" if r.value is not None else r.state
     params = ", ".join(
-        f"{p.name}={format_value(p, r.params[p.name])}" for p in space if p.name in r.params
+        f"{p.name}={p.format(r.params[p.name])}" for p in space if p.name in r.params
     )
     return f"{r.stage} #{r.number}: {metric} {value}<br>{params}"
 
@@ -154,15 +154,15 @@ def slice_data(
         region, kept = None, []
         if promising is not None and p.name in promising.space.names:
             after = promising.space[p.name]
-            if isinstance(after, CategoricalParam):
-                kept = list(after.choices)
+            if after.numeric:
+                region = (after.low, after.high)  # type: ignore[union-attr]
             else:
-                region = (after.low, after.high)
+                kept = list(after.choices)  # type: ignore[union-attr]
         out.append(
             SliceData(
                 p.name,
                 bool(getattr(p, "log", False)),
-                isinstance(p, CategoricalParam),
+                not p.numeric,
                 view.spec.metric,
                 series,
                 region,
@@ -282,7 +282,7 @@ def region_figure_data(spec: StudySpec, s: StageReport) -> RegionFigureData | No
     region, space = v.handed_on, v.space
     if region is None or space is None:
         return None
-    numeric = [p for p in space if not isinstance(p, CategoricalParam)]
+    numeric = [p for p in space if p.numeric]
     if not numeric:
         return None
     order = {p.name: i for i, p in enumerate(numeric)}

@@ -31,7 +31,7 @@ from typing import TYPE_CHECKING, Any, TypeVar
 
 from hpsearch.records import TrialRecord
 from hpsearch.reporter import TrialLost, TrialStopped
-from hpsearch.space import CategoricalParam, FloatParam, Param, SearchSpace
+from hpsearch.space import SearchSpace
 from hpsearch.spec import StudySpec
 from hpsearch.store import policy
 from hpsearch.store.policy import StorageBroken, StorageUnusable
@@ -53,7 +53,6 @@ __all__ = [
     "StorageBroken",
     "StorageUnusable",
     "stage_study_name",
-    "to_distribution",
 ]
 
 log = logging.getLogger(__name__)
@@ -103,17 +102,6 @@ def engine_kwargs(url: str) -> dict[str, Any]:
             f"-c lock_timeout={LOCK_TIMEOUT_MS}"
         }
     return kwargs
-
-
-def to_distribution(p: Param) -> optuna.distributions.BaseDistribution:
-    """The Optuna distribution of a parameter: what the dashboard and importance read."""
-    from optuna.distributions import CategoricalDistribution, FloatDistribution, IntDistribution
-
-    if isinstance(p, CategoricalParam):
-        return CategoricalDistribution(list(p.choices))
-    if isinstance(p, FloatParam):
-        return FloatDistribution(p.low, p.high, log=p.log)
-    return IntDistribution(p.low, p.high, log=p.log, step=p.step)
 
 
 @dataclass(frozen=True)
@@ -435,7 +423,7 @@ class SearchStore:
         engine = self._rdb.engine
         batch = [
             slots.NewSlot(
-                s.slot, s.point, {n: to_distribution(space[n]) for n in s.point}, s.user_attrs
+                s.slot, s.point, {n: space[n].to_distribution() for n in s.point}, s.user_attrs
             )
             for s in new
         ]
@@ -727,7 +715,7 @@ def _top_up(stop_early: StopEarly) -> slots_module.TopUp:
         space = stop_early.space
         return [
             slots.NewSlot(
-                s.slot, s.point, {k: to_distribution(space[k]) for k in s.point}, s.user_attrs
+                s.slot, s.point, {k: space[k].to_distribution() for k in s.point}, s.user_attrs
             )
             for s in stop_early.more(first, n)
         ]
@@ -757,15 +745,6 @@ class StoreLease:
 
     def release(self) -> None:
         self._store._retry(self.lease.release, f"release lease {self.lease.name}")
-
-
-def suggest(trial: optuna.Trial, p: Param) -> Any:
-    """Ask Optuna for ``p``: a slot without params gets TPE's pick."""
-    if isinstance(p, CategoricalParam):
-        return trial.suggest_categorical(p.name, list(p.choices))
-    if isinstance(p, FloatParam):
-        return trial.suggest_float(p.name, p.low, p.high, log=p.log)
-    return trial.suggest_int(p.name, p.low, p.high, step=p.step, log=p.log)
 
 
 class Slot:
@@ -803,7 +782,7 @@ class Slot:
         store._retry(lambda: study.get_trials(deepcopy=False), "list trials")
         self._trial = optuna.trial.Trial(study, claim.trial_id)
         self.params = {
-            p.name: store._retry(lambda p=p: suggest(self._trial, p), "suggest") for p in space
+            p.name: store._retry(lambda p=p: p.suggest(self._trial), "suggest") for p in space
         }
 
     def report(self, epoch: int, value: float) -> None:
