@@ -38,7 +38,7 @@ class Constraint:
         return value
 
     def hint(self, value: Any) -> str:
-        """Words after the bad value (a did-you-mean), or ""."""
+        """Words that close the message (a did-you-mean), or ""."""
         return ""
 
 
@@ -116,11 +116,14 @@ class Options(Constraint):
 
     def hint(self, value: Any) -> str:
         words = [o for o in self.options if isinstance(o, str)]
-        close = difflib.get_close_matches(value, words, n=1) if isinstance(value, str) else []
-        return f"; did you mean {close[0]!r}?" if close else ""
+        if len(words) < 2 or not isinstance(value, str):
+            return ""
+        close = difflib.get_close_matches(value, words, n=1)
+        return f"did you mean {close[0]!r}?" if close else ""
 
     def __str__(self) -> str:
-        return "one of " + ", ".join(repr(o) for o in self.options)
+        shown = ", ".join(repr(o) for o in self.options)
+        return shown if len(self.options) == 1 else f"one of {shown}"
 
 
 class Pattern(Options):
@@ -152,16 +155,22 @@ class Finite(Constraint):
         return "finite"
 
 
-def must_be(value: Any, *constraints: Constraint) -> str:
-    """The template: "must be X or Y, but got value" (and the first constraint's hint)."""
+def must_be(value: Any, *constraints: Constraint, fix: str = "") -> str:
+    """The template: "must be X or Y, but got value; fix; did you mean ...?" (the hint is
+    the first constraint's)."""
     wanted = " or ".join(str(c) for c in constraints)
-    return f"must be {wanted}, but got {value!r}{constraints[0].hint(value)}"
+    return _joined(f"must be {wanted}, but got {value!r}", fix, constraints[0].hint(value))
 
 
-def must_hold(rule: str, **values: Any) -> str:
-    """The template of a rule between values: "`rule` must hold, but got a = 1, b = 2"."""
+def must_hold(rule: str, when: str = "", fix: str = "", **values: Any) -> str:
+    """The template of a rule between values: "`rule` must hold [when], but got a = 1,
+    b = 2; fix"."""
     shown = ", ".join(f"{k} = {v!r}" for k, v in values.items())
-    return f"`{rule}` must hold, but got {shown}"
+    return _joined(f"`{rule}` must hold{' ' + when if when else ''}, but got {shown}", fix)
+
+
+def _joined(*parts: str) -> str:
+    return "; ".join(p for p in parts if p)
 
 
 class CheckError(ValueError):
@@ -187,13 +196,15 @@ class Checker:
         """Whether ``value`` satisfies one of ``constraints``; records the problem if not."""
         if any(c.is_satisfied_by(value) for c in constraints):
             return True
-        self.error(fld, must_be(value, *constraints) + (f"; {fix}" if fix else ""))
+        self.error(fld, must_be(value, *constraints, fix=fix))
         return False
 
-    def holds(self, fld: str, ok: bool, rule: str, fix: str = "", **values: Any) -> bool:
+    def holds(
+        self, fld: str, ok: bool, rule: str, when: str = "", fix: str = "", **values: Any
+    ) -> bool:
         """Records ``rule`` as broken unless ``ok``; ``values`` are the ones it relates."""
         if not ok:
-            self.error(fld, must_hold(rule, **values) + (f"; {fix}" if fix else ""))
+            self.error(fld, must_hold(rule, when, fix, **values))
         return ok
 
     def coerce(self, fld: str, value: Any, constraint: Constraint) -> Any:
