@@ -46,8 +46,8 @@ class InstanceOf(Constraint):
     """One of ``types``; a bool is no int here (TOML's ``true`` where a number belongs is a
     mistake, though Python counts it as one)."""
 
-    def __init__(self, *types: type) -> None:
-        self.types = types
+    def __init__(self, *types: type, words: str = "") -> None:
+        self.types, self.words = types, words
 
     def is_satisfied_by(self, value: Any) -> bool:
         if isinstance(value, bool) and bool not in self.types:
@@ -55,6 +55,8 @@ class InstanceOf(Constraint):
         return isinstance(value, self.types)
 
     def __str__(self) -> str:
+        if self.words:
+            return self.words
         shown = [t for t in self.types if not (t is int and float in self.types)]
         return " or ".join(_TYPE_NAMES.get(t, t.__name__) for t in shown)
 
@@ -138,7 +140,7 @@ class Pattern(Options):
         return isinstance(value, str) and self.regex.fullmatch(value) is not None
 
     def hint(self, value: Any) -> str:
-        return super().hint(value) if self.options else ""
+        return ""  # a near miss of `cuda:N` is no value to suggest
 
     def __str__(self) -> str:
         return self.words or super().__str__()
@@ -179,7 +181,9 @@ class CheckError(ValueError):
 
     def __init__(self, problems: list[tuple[str, str]]) -> None:
         self.problems = problems
-        super().__init__("; ".join(f"`{f}` {m}" if f else m for f, m in problems))
+        # A rule's message names its values itself ("`momentum > 0` must hold ...").
+        text = [m if m.startswith("`") or not f else f"`{f}` {m}" for f, m in problems]
+        super().__init__("; ".join(text))
 
 
 class Checker:
@@ -237,6 +241,13 @@ class Checker:
             return default
         value = table[key]
         return value if self.check(fld, value, InstanceOf(*types)) else default
+
+    def require(self, fld: str, value: Any, constraint: Constraint) -> Any:
+        """``value`` as ``constraint`` coerces it; raises :class:`CheckError` if it breaks it
+        (for one value checked on its own, outside a table or config)."""
+        value = self.coerce(fld, value, constraint)
+        self.raise_errors()
+        return value
 
     def raise_errors(self) -> None:
         """Raise :class:`CheckError` with every problem collected, if any."""

@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import dataclasses
 import datetime
-import difflib
 import importlib
 import tomllib
 from collections.abc import Iterable, Sequence
@@ -540,12 +539,12 @@ def _check_objective_params(
         c.unknown_keys({k: v for k, v in table.items() if k != "metric"}, settable, where)
     for key, value in fixed.items():
         option = declared.get(key)
-        if option is not None and not option.allows(value):
-            c.error(f"fixed.{key}", _choice_problem(option.choices, value, option.check is None))
+        if option is not None and option.constraint is not None:
+            c.check(f"fixed.{key}", value, option.constraint)
     first_choices: dict[str, Any] = {}
     for key, table in space.items():
         option = declared.get(key)
-        if option is None or not option.choices or not isinstance(table, dict):
+        if option is None or option.constraint is None or not isinstance(table, dict):
             continue
         choices = table.get("choices")
         if choices is None:
@@ -553,9 +552,7 @@ def _check_objective_params(
             c.error(f"space.{key}", f"takes one of {shown}; search it with choices = [...]")
         elif isinstance(choices, list) and choices:
             for i, ch in enumerate(choices):
-                if not option.allows(ch):
-                    problem = _choice_problem(option.choices, ch, option.check is None)
-                    c.error(f"space.{key}.choices[{i}]", problem)
+                c.check(f"space.{key}.choices[{i}]", ch, option.constraint)
             first_choices[key] = choices[0]
     if len(c.problems) != before:
         return
@@ -563,15 +560,6 @@ def _check_objective_params(
     # parameter (so that a searched data_dir or dataset counts as given).
     for key, message in module.check_params({**fixed, **first_choices}):
         c.error(f"space.{key}" if key in first_choices else f"fixed.{key}", message)
-
-
-def _choice_problem(choices: Sequence[Any], value: Any, hint: bool = True) -> str:
-    shown = ", ".join(repr(ch) for ch in choices)
-    words = [ch for ch in choices if isinstance(ch, str)]
-    close = difflib.get_close_matches(value, words, n=1) if hint and isinstance(value, str) else []
-    return f"must be one of {shown}, but got {value!r}" + (
-        f"; did you mean {close[0]!r}?" if close else ""
-    )
 
 
 def _check_stored_names(

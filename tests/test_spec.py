@@ -207,7 +207,7 @@ CASES = [
     (with_("space.optimizer", {"low": 0, "high": 1}), "space.optimizer", "choices = [...]"),
     (with_("fixed.metric", "val_accuracy"), "fixed.metric", "at the top of the study file"),
     (with_("fixed.depth", 9), "fixed.depth", "must be an integer in [1, 8], but got 9"),
-    (with_("fixed.batchnorm", "false"), "fixed.batchnorm", "must be true or false"),
+    (with_("fixed.batchnorm", "false"), "fixed.batchnorm", "must be true/false"),
     (with_("fixed.dataset", "cifar10"), "fixed.dataset", "needs `data_dir`"),
 ]
 
