@@ -221,6 +221,29 @@ def test_spec_errors_name_the_field_and_the_rule(data, field, match):
     assert match in text, text
 
 
+def test_every_bad_cnn_value_is_reported_at_once():
+    """The CNN's configs collect their problems as the study file's checker does, across
+    all three configs, so a user fixes them in one pass."""
+    fixed = {
+        "depth": 9,
+        "weight_decay": -1.0,
+        "val_fraction": 1.0,
+        "nesterov": True,
+        "momentum": 0.0,
+    }
+    with pytest.raises(SpecError) as info:
+        parse_spec(with_("fixed", fixed), source="study.toml")
+    assert info.value.problems == [
+        ("fixed.val_fraction", "must be a number in (0.0, 1.0), but got 1.0"),
+        ("fixed.depth", "must be an integer in [1, 8], but got 9"),
+        ("fixed.weight_decay", "must be a number in [0.0, inf), but got -1.0"),
+        (
+            "fixed.momentum",
+            "`momentum > 0` must hold for `nesterov = true`, but got momentum = 0.0",
+        ),
+    ]
+
+
 @pytest.mark.parametrize(
     "data",
     [
