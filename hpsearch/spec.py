@@ -331,8 +331,8 @@ def _parse_param(c: Checker, name: str, table: Any, where: str = "") -> Param | 
         where = f"space.{name[:40]}..."
         c.error(where, f"is {len(name)} characters; Optuna stores at most {MAX_STORED_NAME}")
         return None
-    if not isinstance(table, dict):
-        c.error(where, f"must be a table like [space.{name}] with low/high or choices")
+    shape = f"a table like [space.{name}] with low/high or choices"
+    if not c.check(where, table, InstanceOf(dict, words=shape)):
         return None
     c.unknown_keys(table, PARAM_KEYS, where)
     before = len(c.problems)
@@ -401,8 +401,7 @@ def _parse_stage(
     c: Checker, i: int, table: Any, space: SearchSpace, declared: Iterable[str]
 ) -> StageSpec | None:
     where = f"stage[{i}]"
-    if not isinstance(table, dict):
-        c.error(where, "must be a [[stage]] table")
+    if not c.check(where, table, InstanceOf(dict, words="a [[stage]] table")):
         return None
     before = len(c.problems)
     c.unknown_keys(table, STAGE_KEYS, where)
@@ -464,8 +463,8 @@ def _parse_stage_ranges(
         if isinstance(base, CategoricalParam):
             c.error(fld, "a categorical parameter's choices are set in [space] only")
             continue
-        if not isinstance(ptable, dict):
-            c.error(fld, f"must be a table like [stage.space.{pname}] with low and high")
+        shape = f"a table like [stage.space.{pname}] with low and high"
+        if not c.check(fld, ptable, InstanceOf(dict, words=shape)):
             continue
         for key in ptable:
             if key in PARAM_KEYS and key not in STAGE_RANGE_KEYS:
