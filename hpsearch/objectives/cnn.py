@@ -330,8 +330,9 @@ def check_data(params: dict[str, Any], device: str) -> list[tuple[str, str]]:
 
 
 def _blame(message: str, default: str) -> tuple[str, str]:
-    """The key a config's message names first (their template: "`key` must ..."), and the
-    message without that key when it leads it; ``default`` when none is named."""
+    """The key a data-loading error names first ("`key` ..."), and the message without that
+    key when it leads it; ``default`` when none is named. (The configs' own problems come
+    with their keys: :class:`~hpsearch.checks.CheckError`.)"""
     named = re.match(r"`(\w+)`\s*", message)
     if named and named.group(1) in PARAMS:
         return named.group(1), message[named.end() :]
