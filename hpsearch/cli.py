@@ -138,13 +138,11 @@ class DeviceType(click.ParamType):
         return f"[{'|'.join(DEVICES)}]"
 
     def convert(self, value: Any, param: click.Parameter | None, ctx: click.Context | None) -> str:
-        from hpsearch.training.config import DEVICES, check_device
+        from hpsearch.training.config import DEVICE
 
-        try:
-            return check_device("device", value)
-        except ValueError:
-            choices = ", ".join(repr(d) for d in DEVICES)
-            self.fail(f"{value!r} is not one of {choices}.", param, ctx)
+        if not DEVICE.is_satisfied_by(value):
+            self.fail(f"{value!r} is not {DEVICE}.", param, ctx)
+        return value
 
 
 def device_option(fn: Callable[..., Any]) -> Callable[..., Any]:

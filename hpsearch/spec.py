@@ -9,10 +9,7 @@ from __future__ import annotations
 
 import dataclasses
 import datetime
-import difflib
 import importlib
-import math
-import re
 import tomllib
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
@@ -20,6 +17,7 @@ from pathlib import Path
 from types import ModuleType
 from typing import Any
 
+from hpsearch.checks import Checker, Finite, InstanceOf, Interval, Options, Pattern
 from hpsearch.errors import UserError
 from hpsearch.plan import default_plan
 from hpsearch.space import (
@@ -42,21 +40,22 @@ SAMPLERS = ("random", "sobol", "grid", "tpe")
 DIRECTIONS = ("minimize", "maximize")
 BUILTIN_OBJECTIVES = {"cnn": "hpsearch.objectives.cnn:objective"}
 
-TOP_KEYS = (
-    "name",
-    "objective",
-    "metric",
-    "direction",
-    "seed",
-    "fixed",
-    "space",
-    "stage",
-    "budget",
-    "max_epochs",
-    "max_failures",
+#: The keys of a [space.NAME] table: the fields of the parameter kinds (but the name).
+PARAM_KEYS = tuple(
+    dict.fromkeys(
+        f.name
+        for cls in (FloatParam, IntParam, CategoricalParam)
+        for f in dataclasses.fields(cls)
+        if f.name != "name"
+    )
 )
-PARAM_KEYS = ("low", "high", "log", "step", "choices", "min", "max")
-NAME_RE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.\-]*$")
+#: A search's and a stage's name: it is part of the stored study names ``NAME/STAGE``.
+NAME = Pattern(
+    r"[A-Za-z0-9][A-Za-z0-9_.\-]*",
+    words="letters, digits, '_', '.', '-' (no '/'), starting with a letter or digit",
+)
+#: A ``module:function`` objective; the built-in ones are named by their key.
+OBJECTIVE_REF = Pattern(r"[\w.]+:\w+", words="'module:function'")
 
 #: Optuna stores study and parameter names as VARCHAR(512)
 #: (``optuna.storages._rdb.models.MAX_INDEXED_STRING_LENGTH``): PostgreSQL and MySQL refuse
@@ -81,6 +80,8 @@ class SpecError(UserError, ValueError):
 
 #: The keys of a [[stage]] table: StageSpec's fields, so that a new one cannot be missed.
 STAGE_KEYS = tuple(f.name for f in dataclasses.fields(StageSpec))
+#: A StudySpec field's key in a study file, where they differ.
+_FILE_KEYS = {"stages": "stage"}
 #: What ``[stage.space.NAME]`` may set; the rest (log, step, min, max) is [space]'s.
 STAGE_RANGE_KEYS = ("low", "high")
 
@@ -164,12 +165,18 @@ class StudySpec:
         spec = parse_spec(data, source="stored spec", base_dir=base_dir)
         if not planned:
             return spec
-        c = _Checker()
+        c = Checker()
         budget = c.typed(planned, "budget", (int,), "", required=True)
         max_epochs = c.typed(planned, "max_epochs", (int,), "", required=True)
         if c.problems:
             raise SpecError("stored spec", c.problems)
         return dataclasses.replace(spec, budget=budget, max_epochs=max_epochs)
+
+
+#: The top-level keys of a study file: StudySpec's fields, but where the file was found.
+TOP_KEYS = tuple(
+    _FILE_KEYS.get(f.name, f.name) for f in dataclasses.fields(StudySpec) if f.name != "base_dir"
+)
 
 
 def _stage_ranges(space: SearchSpace) -> dict[str, dict[str, Any]]:
@@ -198,101 +205,33 @@ def load_spec(path: str | Path) -> StudySpec:
     return parse_spec(data, source=str(path), base_dir=str(path.resolve().parent))
 
 
-class _Checker:
-    """Collects problems so that a file's errors are all reported at once."""
-
-    def __init__(self) -> None:
-        self.problems: list[tuple[str, str]] = []
-
-    def error(self, fld: str, msg: str) -> None:
-        self.problems.append((fld, msg))
-
-    def unknown_keys(self, table: dict[str, Any], allowed: tuple[str, ...], where: str) -> None:
-        for key in table:
-            if key not in allowed:
-                close = difflib.get_close_matches(key, allowed, n=1)
-                hint = f"; did you mean `{close[0]}`?" if close else ""
-                fld = f"{where}.{key}" if where else key
-                self.error(fld, f"unknown key{hint} (allowed: {', '.join(allowed)})")
-
-    def typed(
-        self,
-        table: dict[str, Any],
-        key: str,
-        types: tuple[type, ...],
-        where: str,
-        default: Any = None,
-        required: bool = False,
-    ) -> Any:
-        fld = f"{where}.{key}" if where else key
-        if key not in table:
-            if required:
-                self.error(fld, "is required")
-            return default
-        value = table[key]
-        # bool is an int in Python; a `true` where a number belongs is a mistake.
-        if isinstance(value, bool) and bool not in types:
-            self.error(fld, f"must be {_type_names(types)}, but got {value!r}")
-            return default
-        if not isinstance(value, types):
-            self.error(fld, f"must be {_type_names(types)}, but got {value!r}")
-            return default
-        return value
-
-
-def _type_names(types: tuple[type, ...]) -> str:
-    names = {
-        bool: "true/false",
-        int: "an integer",
-        float: "a number",
-        str: "a string",
-        list: "a list",
-        dict: "a table",
-    }
-    return " or ".join(
-        names.get(t, t.__name__) for t in types if not (t is int and float in types)
-    )
-
-
 def parse_spec(data: dict[str, Any], source: str = "<spec>", base_dir: str = ".") -> StudySpec:
     """Validate a parsed TOML document. Raises :class:`SpecError` listing every problem."""
-    c = _Checker()
+    c = Checker()
     c.unknown_keys(data, TOP_KEYS, "")
     name = c.typed(data, "name", (str,), "", required=True)
-    if isinstance(name, str) and not NAME_RE.match(name):
-        c.error("name", f"must be letters, digits, '_', '.', '-' (no '/'), but got {name!r}")
+    if isinstance(name, str):
+        c.check("name", name, NAME)
     objective = c.typed(data, "objective", (str,), "", default="cnn")
-    if (
-        isinstance(objective, str)
-        and objective not in BUILTIN_OBJECTIVES
-        and not re.match(r"^[\w.]+:\w+$", objective)
-    ):
-        c.error(
-            "objective",
-            f"must be a built-in ({', '.join(BUILTIN_OBJECTIVES)}) or 'module:function', "
-            f"but got {objective!r}",
-        )
+    if isinstance(objective, str):
+        c.check("objective", objective, Options(BUILTIN_OBJECTIVES), OBJECTIVE_REF)
     metric = c.typed(data, "metric", (str,), "", default="val_loss")
     direction = c.typed(data, "direction", (str,), "", default="minimize")
-    if direction not in DIRECTIONS:
-        c.error("direction", f"must be one of {', '.join(DIRECTIONS)}, but got {direction!r}")
+    if isinstance(direction, str):
+        c.check("direction", direction, Options(DIRECTIONS))
     # A built-in objective declares what it returns, and which way is better.
     metrics = getattr(objective_module(objective), "METRICS", None)
     if metrics and metric in metrics and direction in DIRECTIONS:
-        if direction != metrics[metric]:
-            c.error("direction", f"{metric} must be {metrics[metric]}d, but got {direction!r}")
-    elif metrics and isinstance(metric, str) and metric not in metrics:
-        c.error(
-            "metric",
-            f"the {objective} objective returns one of {', '.join(metrics)}; got {metric!r}",
+        better = "lower" if metrics[metric] == "minimize" else "higher"
+        c.check(
+            "direction", direction, Options([metrics[metric]]), fix=f"{metric}: {better} is better"
         )
+    elif metrics and isinstance(metric, str):
+        c.check("metric", metric, Options(metrics), fix=f"what the {objective} objective returns")
     seed = c.typed(data, "seed", (int,), "", default=0)
     max_failures = c.typed(data, "max_failures", (int,), "", default=DEFAULT_MAX_FAILURES)
-    if isinstance(max_failures, int) and max_failures < 0:
-        c.error(
-            "max_failures",
-            f"must be at least 0 (0: never stop on failures), but got {max_failures!r}",
-        )
+    if isinstance(max_failures, int):
+        c.check("max_failures", max_failures, Interval(int, 0, None), fix="0: never stop")
     fixed = c.typed(data, "fixed", (dict,), "", default={})
     for key, value in (fixed or {}).items():
         _check_value(c, f"fixed.{key}", value)
@@ -358,7 +297,7 @@ def parse_spec(data: dict[str, Any], source: str = "<spec>", base_dir: str = "."
     )
 
 
-def _parse_budget(c: _Checker, data: dict[str, Any]) -> tuple[int | None, int | None]:
+def _parse_budget(c: Checker, data: dict[str, Any]) -> tuple[int | None, int | None]:
     """``budget``/``max_epochs``: the alternative to [[stage]] tables (hpsearch plans)."""
     if "budget" not in data:
         if "max_epochs" in data:
@@ -383,27 +322,31 @@ def _parse_budget(c: _Checker, data: dict[str, Any]) -> tuple[int | None, int | 
             "give either `budget` (hpsearch plans the stages) or [[stage]] tables, not both; "
             "drop one (`hpsearch launch --dry-run FILE` prints the planned stages to copy)",
         )
-    if isinstance(max_epochs, int) and max_epochs < 1:
-        c.error("max_epochs", f"must be at least 1, but got {max_epochs!r}")
-    elif isinstance(budget, int) and isinstance(max_epochs, int) and budget < max_epochs:
-        c.error(
+    positive = isinstance(max_epochs, int) and c.check(
+        "max_epochs", max_epochs, Interval(int, 1, None)
+    )
+    if positive and isinstance(budget, int):
+        c.holds(
             "budget",
-            f"must be at least max_epochs = {max_epochs} (one full run), but got "
-            f"{budget!r}; raise budget or lower max_epochs",
+            budget >= max_epochs,
+            "budget >= max_epochs",
+            fix="a budget pays for one full run at least: raise budget or lower max_epochs",
+            budget=budget,
+            max_epochs=max_epochs,
         )
     if len(c.problems) != before:
         return None, None
     return budget, max_epochs
 
 
-def _parse_param(c: _Checker, name: str, table: Any, where: str = "") -> Param | None:
+def _parse_param(c: Checker, name: str, table: Any, where: str = "") -> Param | None:
     where = where or f"space.{name}"
     if len(name) > MAX_STORED_NAME:
         where = f"space.{name[:40]}..."
         c.error(where, f"is {len(name)} characters; Optuna stores at most {MAX_STORED_NAME}")
         return None
-    if not isinstance(table, dict):
-        c.error(where, f"must be a table like [space.{name}] with low/high or choices")
+    shape = f"a table like [space.{name}] with low/high or choices"
+    if not c.check(where, table, InstanceOf(dict, words=shape)):
         return None
     c.unknown_keys(table, PARAM_KEYS, where)
     before = len(c.problems)
@@ -418,9 +361,7 @@ def _parse_param(c: _Checker, name: str, table: Any, where: str = "") -> Param |
             c.error(f"{where}.choices", "must not be empty; list at least one value")
             return None
         for i, ch in enumerate(choices):
-            if not isinstance(ch, bool | int | float | str):
-                c.error(f"{where}.choices[{i}]", f"must be a number, string or bool, got {ch!r}")
-            else:
+            if c.check(f"{where}.choices[{i}]", ch, InstanceOf(int, float, str, bool)):
                 _check_value(c, f"{where}.choices[{i}]", ch)
         if len(set(map(repr, choices))) != len(choices):
             c.error(f"{where}.choices", f"has duplicates: {choices!r}")
@@ -435,29 +376,34 @@ def _parse_param(c: _Checker, name: str, table: Any, where: str = "") -> Param |
     if low is None or high is None or len(c.problems) != before:
         return None
     for key, v in (("low", low), ("high", high), ("min", lim_lo), ("max", lim_hi)):
-        if v is not None and not math.isfinite(v):
-            hint = "; leave it out for no limit" if key in ("min", "max") else ""
-            c.error(f"{where}.{key}", f"must be finite, but got {v!r}{hint}")
+        fix = "leave it out for no limit" if key in ("min", "max") else ""
+        if v is not None and not c.check(f"{where}.{key}", v, Finite(), fix=fix):
             return None
-    if low >= high:
-        c.error(where, f"`low < high` must hold, but got low = {low!r}, high = {high!r}")
-    if log and low <= 0:
-        c.error(f"{where}.low", f"`low > 0` must hold for `log = true`, but got low = {low!r}")
-    if lim_lo is not None and lim_lo > low:
-        c.error(f"{where}.min", f"`min <= low` must hold, but got min = {lim_lo!r}, low = {low!r}")
-    if lim_hi is not None and lim_hi < high:
-        c.error(f"{where}.max", f"`max >= high` must hold, got max = {lim_hi!r}, high = {high!r}")
+    c.holds(where, low < high, "low < high", low=low, high=high)
+    if log:
+        c.holds(f"{where}.low", low > 0, "low > 0", "for `log = true`", low=low)
+    if lim_lo is not None:
+        c.holds(f"{where}.min", lim_lo <= low, "min <= low", min=lim_lo, low=low)
+    if lim_hi is not None:
+        c.holds(f"{where}.max", lim_hi >= high, "max >= high", max=lim_hi, high=high)
     # TOML integers (1, not 1.0) make an int parameter; `typed` already refused bools.
     is_int = isinstance(low, int) and isinstance(high, int)
     if step is not None:
-        if step <= 0:
-            c.error(f"{where}.step", f"must be a positive integer, but got {step!r}")
+        c.check(f"{where}.step", step, Interval(int, 1, None))
         if not is_int:
             c.error(f"{where}.step", "needs integer low and high (write 1, not 1.0)")
-        if log and step != 1:
-            c.error(f"{where}.step", f"must be 1 with `log = true`, but got {step!r}")
-        elif is_int and step > 0 and (high - low) % step:
-            c.error(f"{where}.step", f"`high - low` must be a multiple of step {step}")
+        if log:
+            c.check(f"{where}.step", step, Options([1]), fix="`log = true` takes no other step")
+        elif is_int and step > 0:
+            c.holds(
+                f"{where}.step",
+                (high - low) % step == 0,
+                "(high - low) % step == 0",
+                fix="`high - low` must be a multiple of step",
+                low=low,
+                high=high,
+                step=step,
+            )
     if len(c.problems) != before:
         return None
     if is_int:
@@ -466,42 +412,43 @@ def _parse_param(c: _Checker, name: str, table: Any, where: str = "") -> Param |
 
 
 def _parse_stage(
-    c: _Checker, i: int, table: Any, space: SearchSpace, declared: Iterable[str]
+    c: Checker, i: int, table: Any, space: SearchSpace, declared: Iterable[str]
 ) -> StageSpec | None:
     where = f"stage[{i}]"
-    if not isinstance(table, dict):
-        c.error(where, "must be a [[stage]] table")
+    if not c.check(where, table, InstanceOf(dict, words="a [[stage]] table")):
         return None
     before = len(c.problems)
     c.unknown_keys(table, STAGE_KEYS, where)
     name = c.typed(table, "name", (str,), where, required=True)
-    if isinstance(name, str) and not NAME_RE.match(name):
-        c.error(f"{where}.name", f"must be letters, digits, '_', '.', '-', but got {name!r}")
+    if isinstance(name, str):
+        c.check(f"{where}.name", name, NAME)
     trials = c.typed(table, "trials", (int,), where, required=True)
-    if isinstance(trials, int) and trials < 1:
-        c.error(f"{where}.trials", f"must be at least 1, but got {trials!r}")
+    if isinstance(trials, int):
+        c.check(f"{where}.trials", trials, Interval(int, 1, None))
     epochs = c.typed(table, "epochs", (int,), where, default=1)
-    if isinstance(epochs, int) and epochs < 1:
-        c.error(f"{where}.epochs", f"must be at least 1, but got {epochs!r}")
+    if isinstance(epochs, int):
+        c.check(f"{where}.epochs", epochs, Interval(int, 1, None))
     sampler = c.typed(table, "sampler", (str,), where, default="random")
-    if sampler not in SAMPLERS:
-        close = difflib.get_close_matches(str(sampler), SAMPLERS, n=1)
-        hint = f"; did you mean {close[0]!r}?" if close else ""
-        c.error(f"{where}.sampler", f"must be one of {', '.join(SAMPLERS)}, got {sampler!r}{hint}")
+    if isinstance(sampler, str):
+        c.check(f"{where}.sampler", sampler, Options(SAMPLERS))
     keep = c.typed(table, "keep", (int, float), where, default=DEFAULT_KEEP)
-    if isinstance(keep, int | float) and not 0 < keep <= 1:
-        c.error(f"{where}.keep", f"must be in (0, 1], but got {keep!r}")
+    if isinstance(keep, int | float):
+        c.check(f"{where}.keep", keep, Interval(None, 0, 1, closed="right"))
     margin = c.typed(table, "margin", (int, float), where, default=DEFAULT_MARGIN)
-    if isinstance(margin, int | float) and not 0 <= margin <= 10:
-        c.error(f"{where}.margin", f"must be in [0, 10], but got {margin!r}")
+    if isinstance(margin, int | float):
+        c.check(f"{where}.margin", margin, Interval(None, 0, 10))
     promote = c.typed(table, "promote", (int,), where, default=0)
-    if isinstance(promote, int) and promote < 0:
-        c.error(f"{where}.promote", f"must be at least 0, but got {promote!r}")
-    elif isinstance(promote, int) and isinstance(trials, int) and promote > trials:
-        c.error(
+    some = isinstance(promote, int) and c.check(
+        f"{where}.promote", promote, Interval(int, 0, None)
+    )
+    if some and isinstance(trials, int):
+        c.holds(
             f"{where}.promote",
-            f"`promote <= trials` must hold (promoted runs fill this stage's slots), but got "
-            f"promote = {promote!r}, trials = {trials!r}; lower promote or raise trials",
+            promote <= trials,
+            "promote <= trials",
+            fix="promoted runs fill this stage's slots: lower promote or raise trials",
+            promote=promote,
+            trials=trials,
         )
     ranges = _parse_stage_ranges(c, where, table, space, declared)
     stop, factor, least = _parse_stop_early(c, table, where, epochs, sampler)
@@ -523,7 +470,7 @@ def _parse_stage(
 
 
 def _parse_stage_ranges(
-    c: _Checker, where: str, table: dict[str, Any], space: SearchSpace, declared: Iterable[str]
+    c: Checker, where: str, table: dict[str, Any], space: SearchSpace, declared: Iterable[str]
 ) -> SearchSpace | None:
     """``[stage.space.NAME]``: the range of a numeric parameter of [space] in this stage,
     checked as [space]'s are, with its kind, scale, step and limits taken from [space]."""
@@ -543,8 +490,8 @@ def _parse_stage_ranges(
         if not base.numeric:
             c.error(fld, "a categorical parameter's choices are set in [space] only")
             continue
-        if not isinstance(ptable, dict):
-            c.error(fld, f"must be a table like [stage.space.{pname}] with low and high")
+        shape = f"a table like [stage.space.{pname}] with low and high"
+        if not c.check(fld, ptable, InstanceOf(dict, words=shape)):
             continue
         for key in ptable:
             if key in PARAM_KEYS and key not in STAGE_RANGE_KEYS:
@@ -562,7 +509,7 @@ def _parse_stage_ranges(
 
 
 def _parse_stop_early(
-    c: _Checker, table: dict[str, Any], where: str, epochs: Any, sampler: Any
+    c: Checker, table: dict[str, Any], where: str, epochs: Any, sampler: Any
 ) -> tuple[str | None, int, int]:
     """``stop_early`` with its ``reduction_factor`` (asha) and ``min_epochs``."""
     rule = c.typed(table, "stop_early", (str,), where)
@@ -575,21 +522,23 @@ def _parse_stop_early(
                     f"{where}.{key}", f"applies with stop_early = {rules}; set it or drop {key}"
                 )
         return None, DEFAULT_REDUCTION_FACTOR, DEFAULT_MIN_EPOCHS
-    if rule not in STOP_RULES:
-        c.error(f"{where}.stop_early", f"must be one of {', '.join(STOP_RULES)}, got {rule!r}")
-    elif rule != "asha" and "reduction_factor" in table:
+    known = c.check(f"{where}.stop_early", rule, Options(STOP_RULES))
+    if known and rule != "asha" and "reduction_factor" in table:
         c.error(f"{where}.reduction_factor", 'applies with stop_early = "asha" only; drop it')
-    if isinstance(factor, int) and factor < 2:
-        c.error(f"{where}.reduction_factor", f"must be at least 2, but got {factor!r}")
+    if isinstance(factor, int):
+        c.check(f"{where}.reduction_factor", factor, Interval(int, 2, None))
     if isinstance(epochs, int) and epochs < 2:
         c.error(
             f"{where}.stop_early",
             f"a stage of {epochs} epoch has nothing to stop early; raise epochs or drop it",
         )
-    elif isinstance(least, int) and isinstance(epochs, int) and not 1 <= least < epochs:
-        c.error(
+    elif isinstance(least, int) and isinstance(epochs, int):
+        c.holds(
             f"{where}.min_epochs",
-            f"`1 <= min_epochs < epochs = {epochs}` must hold, but got {least!r}",
+            1 <= least < epochs,
+            "1 <= min_epochs < epochs",
+            min_epochs=least,
+            epochs=epochs,
         )
     if sampler == "grid":
         # a grid has exactly `trials` points: the epochs stopped runs leave cannot buy more
@@ -597,7 +546,7 @@ def _parse_stop_early(
     return rule, factor, least
 
 
-def _check_grid(c: _Checker, stage: StageSpec, space: SearchSpace) -> None:
+def _check_grid(c: Checker, stage: StageSpec, space: SearchSpace) -> None:
     """The first stage's space is known now, so its grid must come out at exactly
     ``trials`` points. Later grid stages run on a narrowed space that is only known at run
     time; there, a grid that cannot be exact is topped up with random points."""
@@ -609,7 +558,7 @@ def _check_grid(c: _Checker, stage: StageSpec, space: SearchSpace) -> None:
         c.error("stage[0].trials", str(exc))
 
 
-def _check_value(c: _Checker, fld: str, value: Any) -> None:
+def _check_value(c: Checker, fld: str, value: Any) -> None:
     """A value the spec stores (as JSON, compared on resume) and passes to the objective:
     a string, a finite number, true/false or a list of them. A TOML date or time has no
     JSON form, a table in ``[fixed]`` is no parameter value, and NaN never equals itself,
@@ -621,10 +570,10 @@ def _check_value(c: _Checker, fld: str, value: Any) -> None:
     elif isinstance(value, list):
         for i, item in enumerate(value):
             _check_value(c, f"{fld}[{i}]", item)
-    elif isinstance(value, float) and not math.isfinite(value):
-        c.error(fld, f"must be finite, but got {value!r}")
-    elif not isinstance(value, str | int | float):
-        c.error(fld, f"must be a string, number, true/false or a list, but got {value!r}")
+    elif isinstance(value, float):
+        c.check(fld, value, Finite())
+    else:
+        c.check(fld, value, InstanceOf(str, int, float, bool, list))
 
 
 def objective_module(objective: str) -> ModuleType | None:
@@ -636,7 +585,7 @@ def objective_module(objective: str) -> ModuleType | None:
 
 
 def _check_objective_params(
-    c: _Checker, objective: str, fixed: dict[str, Any], space: dict[str, Any]
+    c: Checker, objective: str, fixed: dict[str, Any], space: dict[str, Any]
 ) -> None:
     """Keys and values a built-in objective would refuse on its first trial, refused now:
     unknown keys (with did-you-mean), categorical values in ``[fixed]`` and in choices, and
@@ -654,12 +603,12 @@ def _check_objective_params(
         c.unknown_keys({k: v for k, v in table.items() if k != "metric"}, settable, where)
     for key, value in fixed.items():
         option = declared.get(key)
-        if option is not None and not option.allows(value):
-            c.error(f"fixed.{key}", _choice_problem(option.choices, value, option.check is None))
+        if option is not None and option.constraint is not None:
+            c.check(f"fixed.{key}", value, option.constraint)
     first_choices: dict[str, Any] = {}
     for key, table in space.items():
         option = declared.get(key)
-        if option is None or not option.choices or not isinstance(table, dict):
+        if option is None or option.constraint is None or not isinstance(table, dict):
             continue
         choices = table.get("choices")
         if choices is None:
@@ -667,9 +616,7 @@ def _check_objective_params(
             c.error(f"space.{key}", f"takes one of {shown}; search it with choices = [...]")
         elif isinstance(choices, list) and choices:
             for i, ch in enumerate(choices):
-                if not option.allows(ch):
-                    problem = _choice_problem(option.choices, ch, option.check is None)
-                    c.error(f"space.{key}.choices[{i}]", problem)
+                c.check(f"space.{key}.choices[{i}]", ch, option.constraint)
             first_choices[key] = choices[0]
     if len(c.problems) != before:
         return
@@ -679,17 +626,8 @@ def _check_objective_params(
         c.error(f"space.{key}" if key in first_choices else f"fixed.{key}", message)
 
 
-def _choice_problem(choices: Sequence[Any], value: Any, hint: bool = True) -> str:
-    shown = ", ".join(repr(ch) for ch in choices)
-    words = [ch for ch in choices if isinstance(ch, str)]
-    close = difflib.get_close_matches(value, words, n=1) if hint and isinstance(value, str) else []
-    return f"must be one of {shown}, but got {value!r}" + (
-        f"; did you mean {close[0]!r}?" if close else ""
-    )
-
-
 def _check_stored_names(
-    c: _Checker, name: str, stages: Sequence[StageSpec | None], listed: bool
+    c: Checker, name: str, stages: Sequence[StageSpec | None], listed: bool
 ) -> None:
     """Every study hpsearch stores for this search, ``NAME/STAGE`` (the baselines of
     ``hpsearch compare`` included), must fit Optuna's name column. ``listed``: the stages

@@ -47,7 +47,7 @@ CASES = [
     (with_("nme", "x"), "nme", "did you mean `name`"),
     (with_("name", ...), "name", "is required"),
     (with_("name", "a/b"), "name", "no '/'"),
-    (with_("direction", "min"), "direction", "minimize, maximize"),
+    (with_("direction", "min"), "direction", "'minimize', 'maximize'"),
     (with_("seed", 1.5), "seed", "must be an integer"),
     (with_("seed", True), "seed", "must be an integer"),
     (with_("space", {}), "space", "at least one parameter"),
@@ -75,9 +75,9 @@ CASES = [
     (with_("space.lr.min", 0.5), "space.lr.min", "`min <= low`"),
     (with_("fixed", {"lr": 0.1}), "fixed.lr", "also searched"),
     (with_("stage", []), "stage", "at least one"),
-    (with_("stage.0.trials", 0), "stage[0].trials", "at least 1"),
+    (with_("stage.0.trials", 0), "stage[0].trials", ">= 1, but got 0"),
     (with_("stage.0.trials", ...), "stage[0].trials", "is required"),
-    (with_("stage.0.epochs", 0), "stage[0].epochs", "at least 1"),
+    (with_("stage.0.epochs", 0), "stage[0].epochs", ">= 1, but got 0"),
     (with_("stage.0.sampler", "sobel"), "stage[0].sampler", "did you mean 'sobol'"),
     (with_("stage.0.trails", 3), "stage[0].trails", "did you mean `trials`"),
     (with_("stage.0.keep", 0.5), "stage[0].keep", "no previous stage"),
@@ -90,7 +90,7 @@ CASES = [
     (
         with_("stage", [{"name": "a", "trials": 8}, {"name": "b", "trials": 2, "promote": -1}]),
         "stage[1].promote",
-        "must be at least 0, but got -1",
+        "must be an integer >= 0, but got -1",
     ),
     (
         with_("stage", [{"name": "a", "trials": 8}, {"name": "b", "trials": 2, "promote": 1.0}]),
@@ -136,14 +136,14 @@ CASES = [
         "use trials = 6 or 8",
     ),
     (with_("objective", "not an objective"), "objective", "module:function"),
-    (with_("metric", "accuracy"), "metric", "the cnn objective returns one of val_loss"),
-    (with_("metric", "val_accuracy"), "direction", "val_accuracy must be maximized"),
+    (with_("metric", "accuracy"), "metric", "must be one of 'val_loss', 'val_accuracy'"),
+    (with_("metric", "val_accuracy"), "direction", "must be 'maximize', but got 'minimize'"),
     (with_("stage", ...), "stage", "or give `budget`"),
     (with_("budget", 90, with_("max_epochs", 9)), "budget", "not both"),
     (with_("budget", 8, with_("max_epochs", 9, with_("stage", ...))), "budget", "one full run"),
     (with_("budget", 90.5, with_("max_epochs", 9, with_("stage", ...))), "budget", "an integer"),
     (with_("budget", 90, with_("max_epochs", 2.5, with_("stage", ...))), "max_epochs", "integer"),
-    (with_("budget", 90, with_("max_epochs", 0, with_("stage", ...))), "max_epochs", "at least 1"),
+    (with_("budget", 90, with_("max_epochs", 0, with_("stage", ...))), "max_epochs", ">= 1"),
     (with_("budget", 90, with_("stage", ...)), "max_epochs", "required with `budget`"),
     (with_("max_epochs", 9), "max_epochs", "only applies with `budget"),
     (with_("budgt", 90), "budgt", "did you mean `budget`"),
@@ -207,7 +207,7 @@ CASES = [
     (with_("space.optimizer", {"low": 0, "high": 1}), "space.optimizer", "choices = [...]"),
     (with_("fixed.metric", "val_accuracy"), "fixed.metric", "at the top of the study file"),
     (with_("fixed.depth", 9), "fixed.depth", "must be an integer in [1, 8], but got 9"),
-    (with_("fixed.batchnorm", "false"), "fixed.batchnorm", "must be true or false"),
+    (with_("fixed.batchnorm", "false"), "fixed.batchnorm", "must be true/false"),
     (with_("fixed.dataset", "cifar10"), "fixed.dataset", "needs `data_dir`"),
 ]
 
@@ -219,6 +219,29 @@ def test_spec_errors_name_the_field_and_the_rule(data, field, match):
     text = str(info.value)
     assert f"study.toml: {field}: " in text, text
     assert match in text, text
+
+
+def test_every_bad_cnn_value_is_reported_at_once():
+    """The CNN's configs collect their problems as the study file's checker does, across
+    all three configs, so a user fixes them in one pass."""
+    fixed = {
+        "depth": 9,
+        "weight_decay": -1.0,
+        "val_fraction": 1.0,
+        "nesterov": True,
+        "momentum": 0.0,
+    }
+    with pytest.raises(SpecError) as info:
+        parse_spec(with_("fixed", fixed), source="study.toml")
+    assert info.value.problems == [
+        ("fixed.val_fraction", "must be a number in (0.0, 1.0), but got 1.0"),
+        ("fixed.depth", "must be an integer in [1, 8], but got 9"),
+        ("fixed.weight_decay", "must be a number in [0.0, inf), but got -1.0"),
+        (
+            "fixed.momentum",
+            "`momentum > 0` must hold for `nesterov = true`, but got momentum = 0.0",
+        ),
+    ]
 
 
 @pytest.mark.parametrize(

@@ -293,11 +293,11 @@ BASE = {
 @pytest.mark.parametrize(
     ("stage", "field", "fragment"),
     [
-        ({"stop_early": "hyperband"}, "stage[0].stop_early", "must be one of asha, median"),
+        ({"stop_early": "hyperband"}, "stage[0].stop_early", "must be one of 'asha', 'median'"),
         ({"stop_early": True}, "stage[0].stop_early", "must be a string"),
         ({"stop_early": "asha", "epochs": 1}, "stage[0].stop_early", "nothing to stop early"),
-        ({"stop_early": "asha", "min_epochs": 9}, "stage[0].min_epochs", "`1 <= min_epochs < epochs = 9`"),
-        ({"stop_early": "asha", "reduction_factor": 1}, "stage[0].reduction_factor", "at least 2"),
+        ({"stop_early": "asha", "min_epochs": 9}, "stage[0].min_epochs", "`1 <= min_epochs < epochs` must hold, but got min_epochs = 9, epochs = 9"),
+        ({"stop_early": "asha", "reduction_factor": 1}, "stage[0].reduction_factor", ">= 2, but got 1"),
         ({"stop_early": "median", "reduction_factor": 3}, "stage[0].reduction_factor", '"asha" only'),
         ({"reduction_factor": 3}, "stage[0].reduction_factor", 'applies with stop_early = "asha"'),
         ({"min_epochs": 2}, "stage[0].min_epochs", 'applies with stop_early = "asha" or "median"'),
@@ -335,5 +335,5 @@ def test_a_bad_stop_early_exits_2_and_writes_nothing(tmp_path, stub_study):
         env={**env_for(f"sqlite:///{db}"), "PYTHONPATH": child_pythonpath()},
     )
     assert proc.returncode == 2, proc.stderr
-    assert "stage[0].stop_early: must be one of asha, median" in proc.stderr
+    assert "stage[0].stop_early: must be one of 'asha', 'median'" in proc.stderr
     assert not db.exists()

@@ -55,17 +55,17 @@ import logging
 import math
 import os
 import re
-from collections.abc import Callable
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
+from hpsearch.checks import Checker, CheckError, Constraint, Options
 from hpsearch.reporter import SAVE_PATH_KEY
 
 # Torch-free: a study file is validated against PARAMS before torch is imported.
 from hpsearch.training.config import (
     ACTIVATIONS,
     DATASETS,
-    DEVICES,
+    DEVICE,
     HEADS,
     INITS,
     OPTIMIZERS,
@@ -73,8 +73,6 @@ from hpsearch.training.config import (
     CNNConfig,
     DataConfig,
     TrainConfig,
-    check_choice,
-    check_device,
 )
 
 if TYPE_CHECKING:
@@ -109,22 +107,17 @@ _MODEL_KEYS = tuple(f.name for f in dataclasses.fields(CNNConfig) if f.name not 
 @dataclass(frozen=True)
 class Option:
     """One key the CNN accepts in ``params``: what it is when absent and, for a categorical
-    one, the values it takes (``choices``; ``check`` where they are a pattern)."""
+    one, the values it takes (``choices``; ``pattern`` where they are a pattern)."""
 
     default: Any
     choices: tuple[Any, ...] = ()
-    check: Callable[[str, Any], Any] | None = None
+    pattern: Constraint | None = None
 
-    def allows(self, value: Any) -> bool:
-        """Whether ``value`` is one of the choices (of the same type: TOML's ``1`` is not
-        ``true``); any value passes a non-categorical option here (its config checks it)."""
-        if self.check is not None:
-            try:
-                self.check("value", value)
-            except ValueError:
-                return False
-            return True
-        return not self.choices or any(type(value) is type(c) and value == c for c in self.choices)
+    @property
+    def constraint(self) -> Constraint | None:
+        """What a categorical option's value must be (of the same type: TOML's ``1`` is
+        not ``true``); None for a non-categorical one (its config checks it)."""
+        return self.pattern or (Options(self.choices) if self.choices else None)
 
 
 def _declare() -> dict[str, Option]:
@@ -146,7 +139,7 @@ def _declare() -> dict[str, Option]:
     return {
         **{name: Option(default, choices.get(name, ())) for name, default in fields.items()},
         # None: the worker's --device decides (report.device).
-        "device": Option(None, DEVICES, check_device),
+        "device": Option(None, DEVICE.options, DEVICE),
         "metric": Option("val_loss", tuple(METRICS)),
     }
 
@@ -256,7 +249,8 @@ def parse_params(
 ) -> tuple[DataConfig, dict[str, Any], TrainConfig, str | None, str]:
     """Split ``params`` into the data config, model kwargs, train config, device, metric.
 
-    Every value is validated here (by the config dataclasses), before anything is loaded.
+    Every value is validated here (by the config dataclasses), before anything is loaded;
+    the :class:`~hpsearch.checks.CheckError` raised lists every bad value, of all configs.
     """
     unknown = sorted(set(params) - set(PARAM_KEYS))
     if unknown:
@@ -264,16 +258,26 @@ def parse_params(
             f"Unknown parameter(s) {', '.join(repr(k) for k in unknown)} for the built-in "
             f"CNN objective; known parameters: {', '.join(PARAM_KEYS)}."
         )
+    c = Checker()
     metric = params.get("metric", "val_loss")
-    check_choice("metric", metric, tuple(METRICS))
+    c.check("metric", metric, Options(METRICS))
     device = params.get("device")
     if device is not None:
-        check_device("device", device)
-    data_cfg = DataConfig(**{k: params[k] for k in _DATA_KEYS if k in params})
+        c.check("device", device, DEVICE)
+    configs = {}
+    # The model is validated now, not after the data has loaded.
+    for cls, keys in (
+        (DataConfig, _DATA_KEYS),
+        (CNNConfig, _MODEL_KEYS),
+        (TrainConfig, _TRAIN_KEYS),
+    ):
+        try:
+            configs[cls] = cls(**{k: params[k] for k in keys if k in params})
+        except CheckError as exc:
+            c.problems.extend(exc.problems)
+    c.raise_errors()
     model_kwargs = {k: params[k] for k in _MODEL_KEYS if k in params}
-    CNNConfig(**model_kwargs)  # validate now, not after the data has loaded
-    train_cfg = TrainConfig(**{k: params[k] for k in _TRAIN_KEYS if k in params})
-    return data_cfg, model_kwargs, train_cfg, device, metric
+    return configs[DataConfig], model_kwargs, configs[TrainConfig], device, metric
 
 
 def prepare_params(spec: StudySpec, params: dict[str, Any]) -> dict[str, Any]:
@@ -295,12 +299,11 @@ def prepare_params(spec: StudySpec, params: dict[str, Any]) -> dict[str, Any]:
 
 def check_params(params: dict[str, Any]) -> list[tuple[str, str]]:
     """``(key, problem)`` for what :func:`parse_params` refuses in ``params`` (torch-free:
-    study-file validation asks this before anything is stored). The configs stop at the
-    first bad value, so there is at most one."""
+    study-file validation asks this before anything is stored): every bad value."""
     try:
         parse_params(params)
-    except ValueError as exc:
-        return [_blame(str(exc), "dataset")]
+    except CheckError as exc:
+        return exc.problems
     return []
 
 
@@ -327,8 +330,9 @@ def check_data(params: dict[str, Any], device: str) -> list[tuple[str, str]]:
 
 
 def _blame(message: str, default: str) -> tuple[str, str]:
-    """The key a config's message names first (their template: "`key` must ..."), and the
-    message without that key when it leads it; ``default`` when none is named."""
+    """The key a data-loading error names first ("`key` ..."), and the message without that
+    key when it leads it; ``default`` when none is named. (The configs' own problems come
+    with their keys: :class:`~hpsearch.checks.CheckError`.)"""
     named = re.match(r"`(\w+)`\s*", message)
     if named and named.group(1) in PARAMS:
         return named.group(1), message[named.end() :]

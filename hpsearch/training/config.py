@@ -3,19 +3,19 @@
 The three frozen configs are what the objective builds from a trial's params, and what a
 study file is validated against before anything runs (:mod:`hpsearch.objectives.cnn`
 declares their fields as the CNN's parameters), so they live here, apart from the torch
-code that uses them. The checks are the training package's one error template: every bad
-value fails as "`name` must be ..., but got ...".
+code that uses them. Each config checks all of its fields with :mod:`hpsearch.checks`
+(the study file's template) and raises one :class:`~hpsearch.checks.CheckError` listing
+every bad value as "`name` must be ..., but got ...".
 """
 
 from __future__ import annotations
 
 import math
-import numbers
-import re
-from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
+
+from hpsearch.checks import Checker, Constraint, InstanceOf, Interval, Options, Pattern
 
 ACTIVATIONS = ("relu", "leaky_relu", "elu", "tanh", "sigmoid")
 INITS = ("small", "xavier", "he")
@@ -38,67 +38,17 @@ DEFAULT_LR = {"sgd": 0.05, "adam": 1e-3}
 
 #: Device names: ``auto`` picks CUDA when torch sees it; ``cuda:N`` is one GPU of several.
 DEVICES = ("auto", "cpu", "cuda", "cuda:N", "mps")
-_DEVICE_RE = re.compile(r"auto|cpu|cuda(:\d+)?|mps")
 
 
-def check_choice(name: str, value: Any, allowed: Sequence[Any]) -> None:
-    """Raise ``ValueError`` unless ``value`` is one of ``allowed``."""
-    if value not in allowed:
-        choices = ", ".join(repr(a) for a in allowed)
-        raise ValueError(f"`{name}` must be one of {choices}, but got {value!r}.")
+#: A device name: :data:`DEVICES` with any GPU number for ``cuda:N``.
+DEVICE = Pattern(r"auto|cpu|cuda(:\d+)?|mps", shown=DEVICES)
 
 
-def check_int(name: str, value: Any, low: int, high: int | None = None) -> int:
-    """Return ``value`` as an int in ``[low, high]``; integral floats (and numpy scalars)
-    are accepted because TOML and some samplers hand over ``16.0`` for ``16``. Raises
-    ``ValueError`` otherwise."""
-    ok = isinstance(value, numbers.Real) and not isinstance(value, bool)
-    ok = ok and math.isfinite(value) and float(value).is_integer()
-    if ok:
-        value = int(value)
-        ok = value >= low and (high is None or value <= high)
-    if not ok:
-        rule = f"an integer >= {low}" if high is None else f"an integer in [{low}, {high}]"
-        raise ValueError(f"`{name}` must be {rule}, but got {value!r}.")
-    return int(value)
-
-
-def check_float(
-    name: str,
-    value: Any,
-    low: float,
-    high: float,
-    *,
-    low_open: bool = False,
-    high_open: bool = False,
-) -> float:
-    """Return ``value`` as a finite float in the given interval, else raise ``ValueError``."""
-    ok = isinstance(value, numbers.Real) and not isinstance(value, bool)
-    if ok:
-        value = float(value)
-        above = value > low if low_open else value >= low
-        below = value < high if high_open else value <= high
-        ok = math.isfinite(value) and above and below
-    if not ok:
-        interval = f"{'(' if low_open else '['}{low}, {high}{')' if high_open else ']'}"
-        raise ValueError(f"`{name}` must be a number in {interval}, but got {value!r}.")
-    return float(value)
-
-
-def check_bool(name: str, value: Any) -> bool:
-    """Return ``value`` if it is a bool; a string "false" would otherwise be truthy."""
-    if not isinstance(value, bool):
-        raise ValueError(f"`{name}` must be true or false, but got {value!r}.")
-    return value
-
-
-def check_device(name: str, value: Any) -> str:
-    """Return ``value`` if it names a device (:data:`DEVICES`), else raise ``ValueError``.
-    Whether the machine has that device is torch's to say, at run time."""
-    if not isinstance(value, str) or not _DEVICE_RE.fullmatch(value):
-        choices = ", ".join(repr(d) for d in DEVICES)
-        raise ValueError(f"`{name}` must be one of {choices}, but got {value!r}.")
-    return value
+def _coerce_fields(config: Any, rules: dict[str, Constraint], c: Checker) -> None:
+    """Check each field of a frozen ``config`` against its constraint and assign the
+    coerced value back, so that "depth = 2.0" from a sampler works; problems go to ``c``."""
+    for key, constraint in rules.items():
+        object.__setattr__(config, key, c.coerce(key, getattr(config, key), constraint))
 
 
 @dataclass(frozen=True)
@@ -121,21 +71,21 @@ class CNNConfig:
     head: str = "global_avg"  # parameter count independent of image size; flatten is an option
 
     def __post_init__(self) -> None:
-        # Assigning the coerced values back lets "depth = 2.0" from a sampler work.
-        coerced = {
-            "in_channels": check_int("in_channels", self.in_channels, 1),
-            "image_size": check_int("image_size", self.image_size, 1),
-            "num_classes": check_int("num_classes", self.num_classes, 2),
-            "depth": check_int("depth", self.depth, 1, 8),
-            "width": check_int("width", self.width, 1, 1024),
-            "batchnorm": check_bool("batchnorm", self.batchnorm),
-            "dropout": check_float("dropout", self.dropout, 0.0, 1.0, high_open=True),
+        c = Checker()
+        rules = {
+            "in_channels": Interval(int, 1, None),
+            "image_size": Interval(int, 1, None),
+            "num_classes": Interval(int, 2, None),
+            "depth": Interval(int, 1, 8),
+            "width": Interval(int, 1, 1024),
+            "batchnorm": InstanceOf(bool),
+            "dropout": Interval(float, 0.0, 1.0, closed="left"),
+            "activation": Options(ACTIVATIONS),
+            "init": Options(INITS),
+            "head": Options(HEADS),
         }
-        check_choice("activation", self.activation, ACTIVATIONS)
-        check_choice("init", self.init, INITS)
-        check_choice("head", self.head, HEADS)
-        for key, value in coerced.items():
-            object.__setattr__(self, key, value)
+        _coerce_fields(self, rules, c)
+        c.raise_errors()
 
     def block_sizes(self) -> list[int]:
         """Spatial size at the output of each block: halved by pooling, except that a block
@@ -165,26 +115,28 @@ class DataConfig:
     max_train: int | None = None  # subsample the training split for quick CIFAR runs
 
     def __post_init__(self) -> None:
-        check_choice("dataset", self.dataset, DATASETS)
-        check_choice("preprocess", self.preprocess, PREPROCESS)
-        object.__setattr__(self, "split_seed", check_int("split_seed", self.split_seed, 0))
-        fraction = check_float(
-            "val_fraction", self.val_fraction, 0.0, 1.0, low_open=True, high_open=True
-        )
-        object.__setattr__(self, "val_fraction", fraction)
+        c = Checker()
+        rules: dict[str, Constraint] = {
+            "dataset": Options(DATASETS),
+            "preprocess": Options(PREPROCESS),
+            "split_seed": Interval(int, 0, None),
+            "val_fraction": Interval(float, 0.0, 1.0, closed="neither"),
+        }
         if self.max_train is not None:
-            object.__setattr__(self, "max_train", check_int("max_train", self.max_train, 1))
-        if self.data_dir is not None:
-            if not isinstance(self.data_dir, str | Path):
-                raise ValueError(f"`data_dir` must be a path, but got {self.data_dir!r}.")
+            rules["max_train"] = Interval(int, 1, None)
+        _coerce_fields(self, rules, c)
+        if self.data_dir is not None and c.check(
+            "data_dir", self.data_dir, InstanceOf(str, Path, words="a path")
+        ):
             # A resolved string makes equal folders equal cache keys.
             object.__setattr__(self, "data_dir", str(Path(self.data_dir).expanduser().resolve()))
         if self.dataset == "cifar10" and self.data_dir is None:
-            raise ValueError(
-                "`dataset = 'cifar10'` needs `data_dir`: the folder holding the CIFAR-10 "
-                f"python batches ({', '.join(CIFAR10_TRAIN_FILES)}); get them from "
-                f"{CIFAR10_URL}."
+            c.error(
+                "dataset",
+                "needs `data_dir`: the folder holding the CIFAR-10 python batches "
+                f"({', '.join(CIFAR10_TRAIN_FILES)}); get them from {CIFAR10_URL}",
             )
+        c.raise_errors()
 
 
 @dataclass(frozen=True)
@@ -201,20 +153,19 @@ class TrainConfig:
     amp: bool = False  # mixed precision; only used on CUDA
 
     def __post_init__(self) -> None:
-        check_choice("optimizer", self.optimizer, OPTIMIZERS)
-        lr = DEFAULT_LR[self.optimizer] if self.lr is None else self.lr
-        coerced = {
-            "lr": check_float("lr", lr, 0.0, math.inf, low_open=True, high_open=True),
-            "momentum": check_float("momentum", self.momentum, 0.0, 1.0, high_open=True),
-            "nesterov": check_bool("nesterov", self.nesterov),
-            "weight_decay": check_float(
-                "weight_decay", self.weight_decay, 0.0, math.inf, high_open=True
-            ),
-            "lr_decay": check_float("lr_decay", self.lr_decay, 0.0, 1.0, low_open=True),
-            "batch_size": check_int("batch_size", self.batch_size, 1),
-            "amp": check_bool("amp", self.amp),
+        c = Checker()
+        if c.check("optimizer", self.optimizer, Options(OPTIMIZERS)) and self.lr is None:
+            object.__setattr__(self, "lr", DEFAULT_LR[self.optimizer])
+        rules = {
+            "lr": Interval(float, 0.0, math.inf, closed="neither"),
+            "momentum": Interval(float, 0.0, 1.0, closed="left"),
+            "nesterov": InstanceOf(bool),
+            "weight_decay": Interval(float, 0.0, math.inf, closed="left"),
+            "lr_decay": Interval(float, 0.0, 1.0, closed="right"),
+            "batch_size": Interval(int, 1, None),
+            "amp": InstanceOf(bool),
         }
-        if coerced["nesterov"] and coerced["momentum"] == 0:
-            raise ValueError("`nesterov = true` needs `momentum > 0`, but got momentum 0.")
-        for key, value in coerced.items():
-            object.__setattr__(self, key, value)
+        _coerce_fields(self, rules, c)
+        if self.nesterov is True and self.momentum == 0:
+            c.holds("momentum", False, "momentum > 0", "for `nesterov = true`", momentum=0.0)
+        c.raise_errors()

@@ -18,8 +18,9 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from hpsearch.checks import Checker, Interval
 from hpsearch.training import diagnostics
-from hpsearch.training.config import TrainConfig, check_device, check_int
+from hpsearch.training.config import DEVICE, TrainConfig
 from hpsearch.training.data import Dataset
 from hpsearch.training.model import CNN, RELU_FAMILY
 
@@ -67,7 +68,7 @@ def resolve_device(name: str) -> torch.device:
     """``"auto"`` means CUDA when available, else CPU. Asking for a device the machine does
     not have (``cuda``, ``cuda:N`` past the last GPU, ``mps``) is an error rather than a
     silent fall-back, so timings are never mislabelled."""
-    check_device("device", name)
+    Checker().require("device", name, DEVICE)
     if name == "auto":
         name = "cuda" if torch.cuda.is_available() else "cpu"
     device = torch.device(name)
@@ -166,7 +167,7 @@ def fit(
         device: Where to train.
         on_epoch: Receives each completed epoch's :class:`EpochStats`.
     """
-    check_int("epochs", epochs, 1)
+    Checker().require("epochs", epochs, Interval(int, 1, None))
     start = time.perf_counter()
     x_train, y_train = data.x_train.to(device), data.y_train.to(device)
     x_val, y_val = data.x_val.to(device), data.y_val.to(device)

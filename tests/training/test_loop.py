@@ -49,8 +49,8 @@ def test_lr_defaults_per_optimizer(optimizer: str) -> None:
         ({"lr_decay": 1.5}, "`lr_decay` must be a number"),
         ({"weight_decay": -1e-4}, "`weight_decay` must be a number"),
         ({"batch_size": 0}, "`batch_size` must be an integer >= 1"),
-        ({"nesterov": True, "momentum": 0.0}, "`nesterov = true` needs `momentum > 0`"),
-        ({"amp": 1}, "`amp` must be true or false"),
+        ({"nesterov": True, "momentum": 0.0}, "`momentum > 0` must hold for `nesterov = true`"),
+        ({"amp": 1}, "`amp` must be true/false"),
     ],
 )
 def test_bad_train_config(kwargs: dict, match: str) -> None:

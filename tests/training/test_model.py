@@ -96,7 +96,7 @@ def test_integral_floats_are_accepted_for_integer_fields() -> None:
         ({"width": "16"}, "`width` must be an integer"),
         ({"dropout": 1.0}, r"`dropout` must be a number in \[0.0, 1.0\), but got 1.0"),
         ({"dropout": -0.1}, "`dropout` must be a number"),
-        ({"batchnorm": "false"}, "`batchnorm` must be true or false, but got 'false'"),
+        ({"batchnorm": "false"}, "`batchnorm` must be true/false, but got 'false'"),
         ({"num_classes": 1}, "`num_classes` must be an integer >= 2"),
     ],
 )
