@@ -31,16 +31,22 @@ GRACE = 3  # seconds: a dead worker's trial is re-queued within this
 
 
 def env_for(url: str, sleep: float = 0.05) -> dict[str, str]:
+    """The environment of a worker process: an existing ``$PYTHONPATH`` is kept after the
+    tests folder, so that a checkout put first on it is the code the workers run."""
     env = {k: v for k, v in os.environ.items() if k != "HPSEARCH_STORAGE"}
-    env.update(PYTHONPATH=str(TESTS), HPSEARCH_STORAGE=url, STUB_SLEEP=str(sleep))
+    path = os.pathsep.join(p for p in (str(TESTS), os.environ.get("PYTHONPATH")) if p)
+    env.update(PYTHONPATH=path, HPSEARCH_STORAGE=url, STUB_SLEEP=str(sleep))
     return env
 
 
-def start_worker(url: str, name: str = "toy", sleep: float = 0.05) -> subprocess.Popen:
+def start_worker(
+    url: str, name: str = "toy", sleep: float = 0.05, grace: int = GRACE
+) -> subprocess.Popen:
     return subprocess.Popen(
         [sys.executable, "-m", "hpsearch.cli", "-v", "worker", name, "--threads", "1",
-         "--grace-period", str(GRACE), "--no-progress"],
+         "--grace-period", str(grace), "--no-progress"],
         env=env_for(url, sleep),
+        cwd=TESTS,  # not the checkout: `python -m` puts the folder it runs in first on the path
         stdout=subprocess.PIPE,
         stderr=subprocess.STDOUT,
         text=True,

@@ -649,20 +649,29 @@ def _check_sqlite_file(url: str, path: Path, readonly: bool) -> str:
     """Refuse an SQLite path that can never work before SQLAlchemy retries it, and the URL
     to open: a read-only command never creates the file, and opens a read-only file in
     SQLite's read-only mode (else SQLite fails with "attempt to write a readonly database"
-    on the first read of a WAL database)."""
+    on the first read of a WAL database).
+
+    SQLite opens a WAL database read-only only if its ``-shm`` index exists or can be
+    created beside it. In a read-only folder without one (the writers closed cleanly and
+    took their ``-wal`` with them) it fails with "unable to open database file"; there no
+    process can be writing the file in WAL mode, so it is opened ``immutable``, which
+    needs no index."""
     where = f"--storage {mask_url(url)}"
-    if readonly:
-        if not path.exists():
-            raise StorageUnusable(
-                f"{where}: no such SQLite file {path}; run in the folder where the search "
-                "was launched, or pass its --storage URL (reading never creates one)"
-            )
-        if not os.access(path, os.W_OK) or not os.access(path.parent, os.W_OK):
-            return f"sqlite:///file:{path.resolve()}?mode=ro&uri=true"
-        return url
     if not path.parent.is_dir():
         raise StorageUnusable(
             f"{where}: the folder {path.parent} does not exist; create it or pass another "
             "--storage"
         )
-    return url
+    if not readonly:
+        return url
+    if not path.exists():
+        raise StorageUnusable(
+            f"{where}: no such SQLite file {path}; run in the folder where the search "
+            "was launched, or pass its --storage URL (reading never creates one)"
+        )
+    folder_writable = os.access(path.parent, os.W_OK)
+    if folder_writable and os.access(path, os.W_OK):
+        return url
+    index = Path(f"{path}-shm")
+    immutable = "" if folder_writable or index.exists() else "&immutable=1"
+    return f"sqlite:///file:{path.resolve()}?mode=ro{immutable}&uri=true"
