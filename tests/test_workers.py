@@ -17,6 +17,7 @@ from pathlib import Path
 
 import optuna
 import pytest
+from stored import TrialCounter
 from stubs import toy_study
 
 from hpsearch import store as st
@@ -173,14 +174,13 @@ def test_a_worker_killed_mid_trial_has_its_slot_rerun(storage_url, stub_study):
 
 def test_a_killed_stage_preparer_is_taken_over(storage_url, stub_study):
     register(storage_url, stub_study(toy_study(coarse=300, fine=2)))
+    count = TrialCounter(storage_url, "toy/coarse")
     preparer = start_worker(storage_url)
-    wait_for(
-        lambda: len(trials_of(storage_url, "toy/coarse")) >= 10 if _exists(storage_url) else 0,
-        what="preparation under way",
-    )
+    count.wait_for_some()
     preparer.send_signal(signal.SIGKILL)
     preparer.wait()
-    partial = len(trials_of(storage_url, "toy/coarse"))
+    partial = count()
+    count.close()
     assert partial < 300, "preparation finished before the kill; the test proves nothing"
     out = finish([start_worker(storage_url)], timeout=180)[0]
     assert "took over expired lease" in out

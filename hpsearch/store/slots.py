@@ -328,10 +328,17 @@ def enqueue_slots(engine: Engine, study_id: int, slots: list[NewSlot], lease: Le
     anything is written, and the renewal's row lock orders this transaction after a
     take-over), read which slot numbers exist, insert the missing ones with their params.
     Returns how many were inserted.
+
+    The rows go in with one INSERT per table for the whole batch (an executemany; the
+    trials' RETURNING in parameter order gives each slot its trial id). A statement per
+    row kept a 100-slot transaction open for 0.3 s: with connections dropped every
+    0.25 s, every attempt was rolled back and the stage was never prepared.
     """
     from optuna.distributions import distribution_to_json
+    from optuna.trial import TrialState
 
-    params_t = _models().TrialParamModel.__table__
+    models = _models()
+    trials = models.TrialModel.__table__
     with engine.begin() as conn:
         lease.renew(conn)
         existing = _slot_numbers(conn, study_id)
@@ -339,20 +346,34 @@ def enqueue_slots(engine: Engine, study_id: int, slots: list[NewSlot], lease: Le
         if not todo:
             return 0
         number = _lock_study(conn, study_id)
-        for offset, s in enumerate(todo):
-            trial_id = _insert_waiting_trial(
-                conn, study_id, number=number + offset, user_attrs=s.user_attrs, system_attrs={}
-            )
-            for name, value in s.params.items():
-                dist = s.distributions[name]
-                conn.execute(
-                    params_t.insert().values(
-                        trial_id=trial_id,
-                        param_name=name,
-                        param_value=dist.to_internal_repr(value),
-                        distribution_json=distribution_to_json(dist),
-                    )
-                )
+        rows = [
+            {"study_id": study_id, "number": number + i, "state": TrialState.WAITING}
+            for i in range(len(todo))
+        ]
+        ids = conn.execute(
+            trials.insert().returning(trials.c.trial_id, sort_by_parameter_order=True), rows
+        ).scalars()
+        attrs, params = [], []
+        for trial_id, s in zip(ids, todo, strict=True):
+            attrs += [
+                {"trial_id": trial_id, "key": key, "value_json": json.dumps(value)}
+                for key, value in s.user_attrs.items()
+            ]
+            params += [
+                {
+                    "trial_id": trial_id,
+                    "param_name": name,
+                    "param_value": s.distributions[name].to_internal_repr(value),
+                    "distribution_json": distribution_to_json(s.distributions[name]),
+                }
+                for name, value in s.params.items()
+            ]
+        for table, values in (
+            (models.TrialUserAttributeModel.__table__, attrs),
+            (models.TrialParamModel.__table__, params),
+        ):
+            if values:
+                conn.execute(table.insert(), values)
     return len(todo)
 
 
