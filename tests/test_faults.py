@@ -274,7 +274,7 @@ def test_a_wrong_postgresql_database_or_role_fails_at_once(postgres_url, tmp_pat
 
 
 def test_of_two_specs_registered_at_once_under_one_name_exactly_one_wins(storage_url, tmp_path):
-    rounds = 6
+    rounds = 10
     outcomes: dict[int, list[object]] = {i: [] for i in range(rounds)}
 
     def spec(i: int, seed: int):

@@ -389,6 +389,17 @@ def _slot_numbers(conn: Connection, study_id: int) -> set[int]:
     return {int(json.loads(value)) for (value,) in rows}
 
 
+def trial_ids(engine: Engine, study_id: int) -> list[int]:
+    """The study's trial ids, in order."""
+    with engine.connect() as conn:
+        return list(
+            conn.execute(
+                text("SELECT trial_id FROM trials WHERE study_id = :s ORDER BY trial_id"),
+                {"s": study_id},
+            ).scalars()
+        )
+
+
 def count_open(engine: Engine, study_id: int) -> int:
     """Trials of the study still WAITING or RUNNING: zero means the stage is finished."""
     with engine.connect() as conn:
