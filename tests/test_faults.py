@@ -140,6 +140,30 @@ def test_workers_survive_connections_dropped_while_preparing_and_at_the_barrier(
         assert set(slot_counts(postgres_url, stage).values()) == {1}, stage
 
 
+@pytest.mark.postgres
+def test_a_connection_dropped_while_the_lease_table_is_created_is_retried(postgres_url):
+    """Found by the fault benchmark: a worker starting while sessions were killed died
+    with AdminShutdown, because creating the lease table ran outside the retry policy."""
+    import sqlalchemy as sa
+
+    store = st.SearchStore.open(postgres_url)
+    admin = sa.create_engine(os.environ[PG_ENV], isolation_level="AUTOCOMMIT")
+    dropped: list[int] = []
+
+    @sa.event.listens_for(store.dashboard_storage().engine, "before_cursor_execute")
+    def drop_this_session(conn, cursor, statement, *args) -> None:
+        if "hpsearch_leases" in statement and not dropped:
+            dropped.append(cursor.connection.info.backend_pid)
+            with admin.connect() as c:
+                c.exec_driver_sql(f"SELECT pg_terminate_backend({dropped[0]})")
+            time.sleep(0.2)  # the session is gone before its statement arrives
+
+    lease = store.lease("toy/coarse", owner="test", duration_s=LEASE_S)
+    admin.dispose()
+    assert dropped, "the lease table was not created here; the test proves nothing"
+    assert lease.acquire()
+
+
 # -- 4. damaged and read-only SQLite files ----------------------------------------------
 
 
