@@ -18,6 +18,7 @@ from pathlib import Path
 import optuna
 import pytest
 from cli_runner import child_pythonpath
+from stored import TrialCounter
 from stubs import toy_study
 
 from hpsearch import store as st
@@ -28,20 +29,26 @@ from hpsearch.stages import prepare_stage, register_search
 from hpsearch.store.slots import claim_slot
 from hpsearch.worker import WorkerConfig, run_worker
 
+TESTS = Path(__file__).parent
 GRACE = 3  # seconds: a dead worker's trial is re-queued within this
 
 
 def env_for(url: str, sleep: float = 0.05) -> dict[str, str]:
+    """The environment of a worker process: an existing ``$PYTHONPATH`` is kept after the
+    tests folder, so that a checkout put first on it is the code the workers run."""
     env = {k: v for k, v in os.environ.items() if k != "HPSEARCH_STORAGE"}
     env.update(PYTHONPATH=child_pythonpath(), HPSEARCH_STORAGE=url, STUB_SLEEP=str(sleep))
     return env
 
 
-def start_worker(url: str, name: str = "toy", sleep: float = 0.05) -> subprocess.Popen:
+def start_worker(
+    url: str, name: str = "toy", sleep: float = 0.05, grace: int = GRACE
+) -> subprocess.Popen:
     return subprocess.Popen(
         [sys.executable, "-m", "hpsearch.cli", "-v", "worker", name, "--threads", "1",
-         "--grace-period", str(GRACE), "--no-progress"],
+         "--grace-period", str(grace), "--no-progress"],
         env=env_for(url, sleep),
+        cwd=TESTS,  # not the checkout: `python -m` puts the folder it runs in first on the path
         stdout=subprocess.PIPE,
         stderr=subprocess.STDOUT,
         text=True,
@@ -170,21 +177,19 @@ def test_a_worker_killed_mid_trial_has_its_slot_rerun(storage_url, stub_study):
 
 @pytest.mark.slow
 def test_a_killed_stage_preparer_is_taken_over(storage_url, stub_study):
-    # Slots are enqueued 100 to a transaction: enough of them that the kill lands mid-way.
-    register(storage_url, stub_study(toy_study(coarse=3000, fine=2)))
+    register(storage_url, stub_study(toy_study(coarse=300, fine=2)))
+    count = TrialCounter(storage_url, "toy/coarse")
     preparer = start_worker(storage_url)
-    wait_for(
-        lambda: len(trials_of(storage_url, "toy/coarse")) >= 10 if _exists(storage_url) else 0,
-        what="preparation under way",
-    )
+    count.wait_for_some()
     preparer.send_signal(signal.SIGKILL)
     preparer.wait()
-    partial = len(trials_of(storage_url, "toy/coarse"))
-    assert partial < 3000, "preparation finished before the kill; the test proves nothing"
+    partial = count()
+    count.close()
+    assert partial < 300, "preparation finished before the kill; the test proves nothing"
     out = finish([start_worker(storage_url)], timeout=180)[0]
     assert "took over expired lease" in out
     assert_exact(storage_url)
-    assert len(trials_of(storage_url, "toy/coarse")) == 3000  # no slot enqueued twice
+    assert len(trials_of(storage_url, "toy/coarse")) == 300  # no slot enqueued twice
 
 
 def _exists(url: str) -> bool:

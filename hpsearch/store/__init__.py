@@ -82,6 +82,10 @@ IDLE_IN_TRANSACTION_MS = 30_000
 LOCK_TIMEOUT_MS = 15_000
 #: Slots inserted per fenced transaction: short transactions keep the lease row lock brief.
 ENQUEUE_BATCH = 100
+#: Trials per query when a whole stage is read (see :meth:`SearchStore.records`): 30 ms
+#: a query on an idle machine. 500 took 130 ms, several times that on a loaded one, and
+#: with connections dropped every 0.1 s no attempt got through in 120 s.
+READ_BATCH = 100
 
 
 def stage_study_name(search: str, stage: str) -> str:
@@ -379,13 +383,32 @@ class SearchStore:
         """All trials of a stage as records, re-queued ones marked ``superseded``.
 
         Read from the database each time, past Optuna's per-process trial cache: a worker
-        that read a 5,000-trial stage through the cache kept every trial in memory.
+        that read a 5,000-trial stage through the cache kept every trial in memory. Read
+        ``READ_BATCH`` trials per query, each query retried on its own: Optuna's ORM builds
+        every row of a query at once (93 MB at its peak for 5,000 trials, which the
+        worker's heap then kept), and a long query never completes while connections drop.
         """
-        trials = self._retry(
-            lambda: self._rdb.get_all_trials(stage.study_id, deepcopy=False), "read trials"
-        )
-        retried = {n for t in trials for n in t.system_attrs.get("retry_history", [])}
-        return [_to_record(t, stage_name, superseded=t.number in retried) for t in trials]
+        from dataclasses import replace
+
+        from hpsearch.store import slots
+
+        engine = self._rdb.engine
+        ids = self._retry(lambda: slots.trial_ids(engine, stage.study_id), "list trials")
+        records, retried = [], set()
+        for i in range(0, len(ids), READ_BATCH):
+            batch = set(ids[i : i + READ_BATCH])
+            # Optuna's one paged read (its cache's): the trials listed, plus every trial
+            # after the id given; after the last id listed there are none or new ones,
+            # which are not this read's.
+            trials = self._retry(
+                lambda b=batch: self._rdb._get_trials(stage.study_id, None, b, ids[-1]),
+                "read trials",
+            )
+            for t in trials:
+                if t._trial_id in batch:
+                    retried.update(t.system_attrs.get("retry_history", []))
+                    records.append(_to_record(t, stage_name))
+        return [replace(r, superseded=True) if r.number in retried else r for r in records]
 
     def open_count(self, stage: Stage) -> int:
         """Slots of the stage still WAITING or RUNNING (zero: the stage is finished)."""
@@ -405,10 +428,15 @@ class SearchStore:
     # -- preparation ---------------------------------------------------------------------
 
     def lease(self, name: str, *, owner: str, duration_s: float) -> StoreLease:
-        """A named, expiring lock with a fencing token (see ``slots.Lease``)."""
+        """A named, expiring lock with a fencing token (see ``slots.Lease``). Its first
+        use in a process creates the lease table, under the policy like any other call."""
         from hpsearch.store.slots import Lease
 
-        return StoreLease(self, Lease(self._rdb.engine, name, duration_s=duration_s, owner=owner))
+        engine = self._rdb.engine
+        lease = self._retry(
+            lambda: Lease(engine, name, duration_s=duration_s, owner=owner), "create lease table"
+        )
+        return StoreLease(self, lease)
 
     def enqueue(
         self, stage: Stage, space: SearchSpace, new: list[NewSlot], lease: StoreLease
@@ -907,7 +935,7 @@ class Slot:
             thread.join()
 
 
-def _to_record(t: Any, stage: str, superseded: bool = False) -> TrialRecord:
+def _to_record(t: Any, stage: str) -> TrialRecord:
     """FrozenTrial -> the pure core's TrialRecord."""
     duration = None
     if t.datetime_start is not None and t.datetime_complete is not None:
@@ -920,7 +948,6 @@ def _to_record(t: Any, stage: str, superseded: bool = False) -> TrialRecord:
         value=t.value if t.state.name == "COMPLETE" else None,
         attrs=dict(t.user_attrs),
         intermediate=dict(t.intermediate_values),
-        superseded=superseded,
         slot=t.user_attrs.get("slot"),
         epochs=int(t.user_attrs.get("epochs", 0)),
         duration_s=duration,
@@ -931,20 +958,29 @@ def _check_sqlite_file(url: str, path: Path, readonly: bool) -> str:
     """Refuse an SQLite path that can never work before SQLAlchemy retries it, and the URL
     to open: a read-only command never creates the file, and opens a read-only file in
     SQLite's read-only mode (else SQLite fails with "attempt to write a readonly database"
-    on the first read of a WAL database)."""
+    on the first read of a WAL database).
+
+    SQLite opens a WAL database read-only only if its ``-shm`` index exists or can be
+    created beside it. In a read-only folder without one (the writers closed cleanly and
+    took their ``-wal`` with them) it fails with "unable to open database file"; there no
+    process can be writing the file in WAL mode, so it is opened ``immutable``, which
+    needs no index."""
     where = f"--storage {mask_url(url)}"
-    if readonly:
-        if not path.exists():
-            raise StorageUnusable(
-                f"{where}: no such SQLite file {path}; run in the folder where the search "
-                "was launched, or pass its --storage URL (reading never creates one)"
-            )
-        if not os.access(path, os.W_OK) or not os.access(path.parent, os.W_OK):
-            return f"sqlite:///file:{path.resolve()}?mode=ro&uri=true"
-        return url
     if not path.parent.is_dir():
         raise StorageUnusable(
             f"{where}: the folder {path.parent} does not exist; create it or pass another "
             "--storage"
         )
-    return url
+    if not readonly:
+        return url
+    if not path.exists():
+        raise StorageUnusable(
+            f"{where}: no such SQLite file {path}; run in the folder where the search "
+            "was launched, or pass its --storage URL (reading never creates one)"
+        )
+    folder_writable = os.access(path.parent, os.W_OK)
+    if folder_writable and os.access(path, os.W_OK):
+        return url
+    index = Path(f"{path}-shm")
+    immutable = "" if folder_writable or index.exists() else "&immutable=1"
+    return f"sqlite:///file:{path.resolve()}?mode=ro{immutable}&uri=true"

@@ -349,6 +349,11 @@ def enqueue_slots(engine: Engine, study_id: int, slots: list[NewSlot], lease: Le
     anything is written, and the renewal's row lock orders this transaction after a
     take-over), read which slot numbers exist, insert the missing ones with their params.
     Returns how many were inserted.
+
+    The rows go in with one INSERT per table for the whole batch (an executemany; the
+    trials' RETURNING in parameter order gives each slot its trial id). A statement per
+    row kept a 100-slot transaction open for 0.3 s: with connections dropped every
+    0.25 s, every attempt was rolled back and the stage was never prepared.
     """
     with engine.begin() as conn:
         lease.renew(conn)
@@ -361,24 +366,41 @@ def enqueue_slots(engine: Engine, study_id: int, slots: list[NewSlot], lease: Le
 
 
 def _insert_slots(conn: Connection, study_id: int, number: int, slots: list[NewSlot]) -> None:
-    """Insert WAITING trials for ``slots``, numbered from ``number`` (see _lock_study)."""
+    """Insert WAITING trials for ``slots``, numbered from ``number`` (see _lock_study),
+    with one INSERT per table for the whole batch (see :func:`enqueue_slots`)."""
     from optuna.distributions import distribution_to_json
+    from optuna.trial import TrialState
 
-    params_t = _models().TrialParamModel.__table__
-    for offset, s in enumerate(slots):
-        trial_id = _insert_waiting_trial(
-            conn, study_id, number=number + offset, user_attrs=s.user_attrs, system_attrs={}
-        )
-        for name, value in s.params.items():
-            dist = s.distributions[name]
-            conn.execute(
-                params_t.insert().values(
-                    trial_id=trial_id,
-                    param_name=name,
-                    param_value=dist.to_internal_repr(value),
-                    distribution_json=distribution_to_json(dist),
-                )
-            )
+    models = _models()
+    trials = models.TrialModel.__table__
+    rows = [
+        {"study_id": study_id, "number": number + i, "state": TrialState.WAITING}
+        for i in range(len(slots))
+    ]
+    ids = conn.execute(
+        trials.insert().returning(trials.c.trial_id, sort_by_parameter_order=True), rows
+    ).scalars()
+    attrs, params = [], []
+    for trial_id, s in zip(ids, slots, strict=True):
+        attrs += [
+            {"trial_id": trial_id, "key": key, "value_json": json.dumps(value)}
+            for key, value in s.user_attrs.items()
+        ]
+        params += [
+            {
+                "trial_id": trial_id,
+                "param_name": name,
+                "param_value": s.distributions[name].to_internal_repr(value),
+                "distribution_json": distribution_to_json(s.distributions[name]),
+            }
+            for name, value in s.params.items()
+        ]
+    for table, values in (
+        (models.TrialUserAttributeModel.__table__, attrs),
+        (models.TrialParamModel.__table__, params),
+    ):
+        if values:
+            conn.execute(table.insert(), values)
 
 
 def _slot_numbers(conn: Connection, study_id: int) -> set[int]:
@@ -391,6 +413,17 @@ def _slot_numbers(conn: Connection, study_id: int) -> set[int]:
         {"s": study_id},
     )
     return {int(json.loads(value)) for (value,) in rows}
+
+
+def trial_ids(engine: Engine, study_id: int) -> list[int]:
+    """The study's trial ids, in order."""
+    with engine.connect() as conn:
+        return list(
+            conn.execute(
+                text("SELECT trial_id FROM trials WHERE study_id = :s ORDER BY trial_id"),
+                {"s": study_id},
+            ).scalars()
+        )
 
 
 def count_open(engine: Engine, study_id: int) -> int:

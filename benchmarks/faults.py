@@ -1,0 +1,384 @@
+"""Fault benchmark: the heavier fault scenarios of issue 10, several rounds each.
+
+1. **Connection kills during preparation**: 4 workers (``hpsearch worker``) on PostgreSQL
+   prepare and run a 1,000-slot stage and a 200-slot second stage while every session
+   of the search's database is terminated (``pg_terminate_backend``) every 0.1 s (from
+   before the workers start, so preparation, the runs and the stage barrier all see it).
+2. **A frozen preparer**: the worker preparing an 800-slot stage is stopped (SIGSTOP)
+   after its first batch of slots, a second worker takes its lease over when it expires
+   and finishes the preparation, then the first is woken (SIGCONT). On PostgreSQL the
+   take-over waits for the frozen session's idle-in-transaction timeout; on SQLite a
+   process frozen inside a transaction keeps the only write lock until it is woken.
+3. **Soak**: a 5,000-trial stage (and a 50-trial second stage) of a no-op objective, 2
+   workers on PostgreSQL, each worker's RSS (``VmRSS`` in ``/proc/PID/status``) sampled
+   every 0.5 s. Growth: the peak after the worker's first 100 trials minus its RSS then
+   (imports and connection pools are in place by that time), over the whole run (the
+   stage's end included: the note, the next stage's preparation) and while the stage
+   runs. Target: < 50 MB.
+
+Every run is audited from the database at the end: each stage finished exactly its slots
+(none lost), each slot once (none duplicated), nothing left WAITING or RUNNING, and every
+worker exited 0. Prints one markdown table.
+
+    python benchmarks/faults.py [--quick] [--rounds 3] [--url postgresql://...]
+
+``--quick`` (the test suite's smoke run): one round each, smaller stages, kills every
+0.25 s, the frozen preparer on SQLite only (on PostgreSQL each round waits out the 30 s
+idle-in-transaction timeout), a 500-trial soak.
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import signal
+import subprocess
+import sys
+import tempfile
+import threading
+import time
+import uuid
+from collections import Counter
+from collections.abc import Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass, field
+from pathlib import Path
+
+HERE = Path(__file__).resolve().parent
+SPACE = {
+    "lr": {"low": 1e-5, "high": 1.0, "log": True},
+    "wd": {"low": 1e-6, "high": 1e-2, "log": True},
+    "act": {"choices": ["relu", "tanh"]},
+}
+GRACE = 3  # --grace-period: a worker's lease is max(10, grace) = 10 s
+LEASE_S = 10
+RSS_EVERY_S = 0.5
+WARM_TRIALS = 100  # RSS growth is measured from a worker's 100th trial on
+
+
+def noop_objective(params: dict, epochs: int, report) -> float:
+    report(1, params["lr"])
+    return params["lr"]
+
+
+@dataclass
+class Run:
+    """One run of a scenario: what the audit found and what was measured."""
+
+    problems: list[str] = field(default_factory=list)  # lost / duplicated / left open
+    bad_exits: int = 0
+    rss_growth_mb: list[float] = field(default_factory=list)  # one per worker
+    note: str = ""
+
+
+# -- databases and workers --------------------------------------------------------------
+
+
+@contextmanager
+def database(backend: str, admin_url: str) -> Iterator[str]:
+    """A fresh database for one run, dropped afterwards."""
+    if backend == "sqlite":
+        with tempfile.TemporaryDirectory() as tmp:
+            yield f"sqlite:///{tmp}/faults.db"
+        return
+    import sqlalchemy as sa
+
+    admin = sa.create_engine(admin_url, isolation_level="AUTOCOMMIT")
+    name = f"faults_{uuid.uuid4().hex[:10]}"
+    with admin.connect() as c:
+        c.exec_driver_sql(f"CREATE DATABASE {name}")
+    try:
+        yield admin_url.rsplit("/", 1)[0] + "/" + name
+    finally:
+        with admin.connect() as c:
+            c.exec_driver_sql(
+                "SELECT pg_terminate_backend(pid) FROM pg_stat_activity "
+                f"WHERE datname = '{name}' AND pid <> pg_backend_pid()"
+            )
+            c.exec_driver_sql(f"DROP DATABASE {name}")
+        admin.dispose()
+
+
+def register(url: str, stages: list[int]) -> None:
+    from hpsearch import store as st
+    from hpsearch.spec import parse_spec
+    from hpsearch.stages import register_search
+
+    spec = parse_spec(
+        {
+            "name": "faults",
+            "objective": "faults:noop_objective",
+            "metric": "value",
+            "space": SPACE,
+            "stage": [
+                {"name": f"s{i}", "trials": n, "epochs": 1, "sampler": "random"}
+                for i, n in enumerate(stages)
+            ],
+        },
+        base_dir=str(HERE),
+    )
+    register_search(st.SearchStore.open(url), spec)
+
+
+class Workers:
+    """``hpsearch worker`` processes, each logging to its own file (read by the caller)."""
+
+    def __init__(self, url: str, logs: Path) -> None:
+        self.url, self.logs = url, logs
+        self.procs: list[subprocess.Popen[bytes]] = []
+
+    def start(self) -> subprocess.Popen[bytes]:
+        log = (self.logs / f"worker{len(self.procs)}.log").open("wb")
+        cmd = [sys.executable, "-m", "hpsearch.cli", "-v", "worker", "faults", "--threads",
+               "1", "--grace-period", str(GRACE), "--no-progress"]  # fmt: skip
+        env = {**os.environ, "HPSEARCH_STORAGE": self.url}
+        proc = subprocess.Popen(cmd, env=env, stdout=log, stderr=subprocess.STDOUT)
+        self.procs.append(proc)
+        return proc
+
+    def wait(self, timeout: float = 600) -> int:
+        """Wait for every worker; how many exited with a non-zero code (or hung)."""
+        bad = 0
+        for p in self.procs:
+            try:
+                bad += p.wait(timeout=timeout) != 0
+            except subprocess.TimeoutExpired:
+                p.kill()
+                p.wait()
+                bad += 1
+        return bad
+
+    def log(self, i: int) -> str:
+        return (self.logs / f"worker{i}.log").read_text(errors="replace")
+
+
+def audit(url: str) -> list[str]:
+    """What the search lost, ran twice or left open, per stage; empty if exact."""
+    from hpsearch import store as st
+    from hpsearch.report.search import load_search
+
+    problems = []
+    for v in load_search(st.SearchStore.open(url, readonly=True), "faults").stages:
+        slots = Counter(r.slot for r in v.finished)
+        lost = [s for s in range(v.stage.trials) if s not in slots]
+        twice = [s for s, n in slots.items() if n > 1 or s not in range(v.stage.trials)]
+        left = [r.number for r in v.records if r.state in ("WAITING", "RUNNING")]
+        for what, items in (("lost", lost), ("duplicated", twice), ("left open", left)):
+            if items:
+                problems.append(f"{v.stage.name}: {len(items)} {what}")
+    return problems
+
+
+class Stage:
+    """A stage's slot count and ``ready`` flag, read through the store (cheap to poll)."""
+
+    def __init__(self, url: str, stage: str = "s0") -> None:
+        from hpsearch import store as st
+
+        self.store = st.SearchStore.open(url, wait_s=5.0)
+        self.name = stage
+        self._stage = None
+
+    def _found(self):
+        if self._stage is None:
+            self._stage = self.store.find_stage("faults", self.name)
+        return self._stage
+
+    def slots(self) -> int:
+        """Slots enqueued so far (before the stage is ready, none has run)."""
+        stage = self._found()
+        return 0 if stage is None else self.store.open_count(stage)
+
+    def ready(self) -> bool:
+        from hpsearch import store as st
+
+        stage = self._found()
+        return stage is not None and bool(self.store.stage_attrs(stage).get(st.ATTR_READY))
+
+
+# -- 1. connection kills -----------------------------------------------------------------
+
+
+class Killer(threading.Thread):
+    """Terminates every session on the search's PostgreSQL database every ``every`` s."""
+
+    def __init__(self, admin_url: str, url: str, every: float) -> None:
+        import sqlalchemy as sa
+
+        super().__init__(daemon=True)
+        self.admin = sa.create_engine(admin_url, isolation_level="AUTOCOMMIT")
+        self.db, self.every = url.rsplit("/", 1)[1], every
+        self.killed = 0
+        self.done = threading.Event()
+
+    def run(self) -> None:
+        with self.admin.connect() as conn:
+            while not self.done.wait(self.every):
+                self.killed += conn.exec_driver_sql(
+                    "SELECT count(pg_terminate_backend(pid)) FROM pg_stat_activity "
+                    f"WHERE datname = '{self.db}' AND pid <> pg_backend_pid()"
+                ).scalar()
+
+    def stop(self) -> int:
+        self.done.set()
+        self.join()
+        self.admin.dispose()
+        return self.killed
+
+
+def kills(admin_url: str, stages: list[int], workers: int = 4, every: float = 0.1) -> Run:
+    run = Run()
+    with database("postgres", admin_url) as url, tempfile.TemporaryDirectory() as logs:
+        register(url, stages)
+        killer = Killer(admin_url, url, every)
+        killer.start()
+        pool = Workers(url, Path(logs))
+        try:
+            for _ in range(workers):
+                pool.start()
+            run.bad_exits = pool.wait()
+        finally:
+            killed = killer.stop()
+        retried = sum(pool.log(i).count("retrying in") for i in range(workers))
+        run.problems = audit(url)
+        run.note = f"{killed} sessions killed, {retried} calls retried"
+    return run
+
+
+# -- 2. a frozen preparer ---------------------------------------------------------------
+
+
+def frozen(backend: str, admin_url: str, slots: int, attempts: int = 5) -> Run:
+    """Freeze the preparer after its first batch; another worker takes over; wake it."""
+    for _ in range(attempts):
+        with database(backend, admin_url) as url, tempfile.TemporaryDirectory() as logs:
+            register(url, [slots, 8])
+            stage = Stage(url)
+            pool = Workers(url, Path(logs))
+            preparer = pool.start()
+            deadline = time.monotonic() + 60
+            while (at := stage.slots()) == 0 and time.monotonic() < deadline:
+                time.sleep(0.001)
+            preparer.send_signal(signal.SIGSTOP)
+            if stage.slots() >= slots:  # it finished before the freeze: try again
+                preparer.send_signal(signal.SIGCONT)
+                pool.wait()
+                continue
+            start = time.monotonic()
+            pool.start()
+            limit = LEASE_S + 6 if backend == "sqlite" else 90
+            while not stage.ready() and time.monotonic() - start < limit:
+                time.sleep(0.1)
+            waited = time.monotonic() - start
+            took_over = stage.ready()
+            preparer.send_signal(signal.SIGCONT)
+            run = Run(bad_exits=pool.wait())
+            run.problems = audit(url)
+            if not took_over and backend != "sqlite":
+                run.problems.append("the frozen preparer blocked the other worker")
+            how = f"taken over in {waited:.0f} s" if took_over else "kept SQLite's write lock"
+            run.note = f"froze at {at} slots, {how}"
+            return run
+    raise RuntimeError(f"the preparer finished {slots} slots before it could be frozen")
+
+
+# -- 3. soak with RSS sampled -----------------------------------------------------------
+
+
+def rss_kb(pid: int) -> int | None:
+    try:
+        for line in Path(f"/proc/{pid}/status").read_text().splitlines():
+            if line.startswith("VmRSS:"):
+                return int(line.split()[1])
+    except FileNotFoundError:
+        pass
+    return None
+
+
+def soak(admin_url: str, trials: int, workers: int = 2) -> Run:
+    """RSS growth of each worker: over the whole run (the worst is the table's figure),
+    and while the big stage runs (its trials only, before its end: a leak shows here)."""
+    from hpsearch import store as st
+
+    with database("postgres", admin_url) as url, tempfile.TemporaryDirectory() as logs:
+        register(url, [trials, 50])
+        pool = Workers(url, Path(logs))
+        procs = [pool.start() for _ in range(workers)]
+        samples: dict[int, list[tuple[int, int]]] = {p.pid: [] for p in procs}  # (done, kB)
+        store = st.SearchStore.open(url, wait_s=5.0)
+        while any(p.poll() is None for p in procs):
+            done = store.finished_counts("faults").get("s0", 0)
+            for p in procs:
+                kb = rss_kb(p.pid) if p.poll() is None else None
+                if kb is not None:
+                    samples[p.pid].append((done, kb))
+            time.sleep(RSS_EVERY_S)
+        run = Run(bad_exits=pool.wait())
+        run.problems = audit(url)
+        during, peaks = [], []
+        for series in samples.values():
+            warm = [(done, kb) for done, kb in series if done >= WARM_TRIALS * workers]
+            if not warm:
+                continue
+            base = warm[0][1]
+            run.rss_growth_mb.append((max(kb for _, kb in warm) - base) / 1024)
+            running = [kb for done, kb in warm if done < trials]
+            during.append((max(running, default=base) - base) / 1024)
+            peaks.append(max(kb for _, kb in warm) / 1024)
+        notes = sum(pool.log(i).count("wrote the dashboard note") for i in range(workers))
+        run.note = (
+            f"{trials} + 50 trials; growth while the stage ran: "
+            f"{', '.join(f'{g:.1f}' for g in during)} MB; whole run: "
+            f"{', '.join(f'{g:.0f}' for g in run.rss_growth_mb)} MB "
+            f"({notes} stage notes written); peak RSS {max(peaks, default=0):.0f} MB"
+        )
+    return run
+
+
+# -- the table --------------------------------------------------------------------------
+
+
+def row(scenario: str, backend: str, runs: list[Run]) -> str:
+    bad = sum(bool(r.problems) for r in runs)
+    exits = sum(r.bad_exits for r in runs)
+    growth = [g for r in runs for g in r.rss_growth_mb]
+    worst = f"{max(growth):.1f} MB" if growth else "-"
+    details = "; ".join(dict.fromkeys(p for r in runs for p in r.problems))
+    notes = "; ".join(r.note for r in runs)
+    return (
+        f"| {scenario} | {backend} | {len(runs)} | {bad}{f' ({details})' if details else ''} "
+        f"| {exits} | {worst} | {notes} |"
+    )
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--url", default=os.environ.get(
+        "HPSEARCH_TEST_POSTGRES_URL", "postgresql://postgres@127.0.0.1:5432/test"))  # fmt: skip
+    parser.add_argument("--quick", action="store_true", help="smoke run: one small round each")
+    parser.add_argument("--rounds", type=int, default=3)
+    args = parser.parse_args()
+    rounds = 1 if args.quick else args.rounds
+    print("| scenario | storage | runs | runs that lost or duplicated anything "
+          "| worker exits != 0 | worst RSS growth | details |")  # fmt: skip
+    print("| --- | --- | ---: | ---: | ---: | ---: | --- |")
+    kill_stages, every = ([100, 20], 0.25) if args.quick else ([1000, 200], 0.1)
+    runs = [kills(args.url, kill_stages, every=every) for _ in range(rounds)]
+    scenario = (
+        f"sessions killed every {every:g} s, 4 workers, {'+'.join(map(str, kill_stages))} slots"
+    )
+    print(row(scenario, "PostgreSQL", runs), flush=True)
+    slots = 300 if args.quick else 800
+    for backend, name in (("postgres", "PostgreSQL"), ("sqlite", "SQLite")):
+        if args.quick and backend == "postgres":
+            continue  # its take-over waits out the 30 s idle-in-transaction timeout
+        runs = [frozen(backend, args.url, slots) for _ in range(rounds)]
+        scenario = f"preparer frozen (SIGSTOP) past its lease, {slots} slots"
+        print(row(scenario, name, runs), flush=True)
+    trials = 500 if args.quick else 5000
+    runs = [soak(args.url, trials)]
+    print(row(f"soak: {trials:,}-trial stage, 2 workers, no-op objective", "PostgreSQL", runs))
+
+
+if __name__ == "__main__":
+    main()
