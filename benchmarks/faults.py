@@ -307,7 +307,8 @@ def soak(admin_url: str, trials: int, workers: int = 2) -> Run:
         samples: dict[int, list[tuple[int, int]]] = {p.pid: [] for p in procs}  # (done, kB)
         store = st.SearchStore.open(url, wait_s=5.0)
         while any(p.poll() is None for p in procs):
-            done = store.finished_counts("faults").get("s0", 0)
+            counts = store.stage_counts("faults")
+            done = counts["s0"].done if "s0" in counts else 0
             for p in procs:
                 kb = rss_kb(p.pid) if p.poll() is None else None
                 if kb is not None:

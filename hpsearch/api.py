@@ -180,7 +180,7 @@ def _run_here(
 
     from hpsearch.local_workers import threads_per_worker
     from hpsearch.progress import Display, Watcher
-    from hpsearch.report.note import on_worker_event
+    from hpsearch.report.note import on_worker_event_in_child
     from hpsearch.store import SearchStore
     from hpsearch.worker import WorkerConfig, run_worker
 
@@ -197,7 +197,9 @@ def _run_here(
         reader = SearchStore.open(url, wait_s=10.0, readonly=True)
         watching = Watcher(lambda: reader.stage_counts(spec.name), Display(spec))
     with watching:
-        return run_worker(config, stop=stop, on_event=on_worker_event, objective=objective)
+        return run_worker(
+            config, stop=stop, on_event=on_worker_event_in_child, objective=objective
+        )
 
 
 def launch(

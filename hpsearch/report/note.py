@@ -15,7 +15,11 @@ a note that is there (a person's included).
 
 from __future__ import annotations
 
+import json
 import logging
+import subprocess
+import sys
+from collections.abc import Callable
 from typing import TYPE_CHECKING, Any
 
 from hpsearch.records import TrialRecord
@@ -104,9 +108,24 @@ def stage_note(spec: StudySpec, s: StageReport) -> str:
 
 def on_worker_event(kind: str, info: dict[str, Any]) -> None:
     """The worker event hook that gives each finished stage its note (``stage_done``
-    carries the worker's store, the spec it ran, the stage's index and the worker's id)."""
+    carries the worker's store, the spec it ran, the stage's index and the worker's id),
+    drawn in this process."""
     if kind == "stage_done":
         write_stage_note(info["store"], info["spec"], info["index"], owner=info["worker"])
+
+
+def on_worker_event_in_child(kind: str, info: dict[str, Any]) -> None:
+    """:func:`on_worker_event`, with the note drawn in a short-lived child process (what
+    ``api.run`` installs). Drawing imports ``optuna.importance`` (and with it scikit-learn)
+    and optuna-dashboard: 184 MB that a worker kept for the rest of the search
+    (``benchmarks/faults.py``'s 5,000-trial soak), for a note written once per stage. The
+    lease is still taken here, so only the writer pays the child's start-up."""
+    if kind == "stage_done":
+        spec, index = info["spec"], info["index"]
+        try:
+            _write(info["store"], spec, index, info["worker"], draw=_draw_in_child)
+        except Exception:
+            log.warning("could not write the dashboard note of stage %d", index, exc_info=True)
 
 
 def write_stage_note(store: SearchStore, spec: StudySpec, index: int, *, owner: str) -> bool:
@@ -126,11 +145,12 @@ def write_stage_note(store: SearchStore, spec: StudySpec, index: int, *, owner: 
         return False
 
 
-def _write(store: SearchStore, spec: StudySpec, index: int, owner: str) -> bool:
-    from hpsearch.report.figures import draw_region_figure, stage_colors
-    from hpsearch.report.plotdata import region_figure_data
-    from hpsearch.report.search import load_stage
+Draw = Callable[["SearchStore", "StudySpec", int], bool]
 
+
+def _write(
+    store: SearchStore, spec: StudySpec, index: int, owner: str, draw: Draw | None = None
+) -> bool:
     stage = store.find_stage(spec.name, spec.stages[index].name)
     if stage is None:
         return False
@@ -138,19 +158,61 @@ def _write(store: SearchStore, spec: StudySpec, index: int, owner: str) -> bool:
     if not lease.acquire():
         return False  # another worker is writing it
     try:
-        if store.note(stage):
-            return False  # written already, by a worker or by a person
-        v = load_stage(store, spec, index)
-        if not v.done:
-            return False
-        report = analyze_stage(spec, v, DEFAULT_EVALUATOR)
-        data = region_figure_data(spec, report)
-        figure = None
-        if data is not None:
-            color = stage_colors([s.name for s in spec.stages])[v.stage.name]
-            figure = draw_region_figure(data, color)
-        store.save_note(stage, stage_note(spec, report), figure, FIGURE_ID)
+        wrote = (draw or _draw)(store, spec, index)
     finally:
         lease.release()
-    log.info("wrote the dashboard note of %s", stage.name)
+    if wrote:
+        log.info("wrote the dashboard note of %s", stage.name)
+    return wrote
+
+
+def _draw(store: SearchStore, spec: StudySpec, index: int) -> bool:
+    """Draw and save the note and figure of a finished stage that has no note yet."""
+    from hpsearch.report.figures import draw_region_figure, stage_colors
+    from hpsearch.report.plotdata import region_figure_data
+    from hpsearch.report.search import load_stage
+
+    stage = store.find_stage(spec.name, spec.stages[index].name)
+    if stage is None or store.note(stage):
+        return False  # written already, by a worker or by a person
+    v = load_stage(store, spec, index)
+    if not v.done:
+        return False
+    report = analyze_stage(spec, v, DEFAULT_EVALUATOR)
+    data = region_figure_data(spec, report)
+    figure = None
+    if data is not None:
+        color = stage_colors([s.name for s in spec.stages])[v.stage.name]
+        figure = draw_region_figure(data, color)
+    store.save_note(stage, stage_note(spec, report), figure, FIGURE_ID)
     return True
+
+
+def _draw_in_child(store: SearchStore, spec: StudySpec, index: int) -> bool:
+    """:func:`_draw` in ``python -m hpsearch.report.note``, the job handed over on stdin."""
+    job = {"url": store.url, "spec": spec.to_dict(), "base_dir": spec.base_dir, "index": index}
+    done = subprocess.run(
+        [sys.executable, "-m", "hpsearch.report.note"],
+        input=json.dumps(job),
+        text=True,
+        capture_output=True,
+        timeout=NOTE_LEASE_S,
+        check=False,
+    )
+    if done.returncode != 0:
+        log.warning("the dashboard note of stage %d was not written:\n%s", index, done.stderr)
+    return done.returncode == 0 and done.stdout.strip() == "wrote"
+
+
+def _main() -> None:
+    from hpsearch.spec import StudySpec
+    from hpsearch.store import SearchStore
+
+    job = json.loads(sys.stdin.read())
+    spec = StudySpec.from_dict(job["spec"], base_dir=job["base_dir"])
+    if _draw(SearchStore.open(job["url"]), spec, job["index"]):
+        print("wrote")
+
+
+if __name__ == "__main__":
+    _main()
