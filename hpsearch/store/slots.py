@@ -139,21 +139,28 @@ def finish_trial(
     change is a compare-and-swap on RUNNING: False (nothing written) when the trial was
     failed and re-queued while this worker was away.
     """
-    models = _models()
     with engine.begin() as conn:
         if not _move(conn, trial_id, "RUNNING", "FAIL" if value is None else "COMPLETE"):
             return False
-        if value is not None:
-            stored, kind = models.TrialValueModel.value_to_stored_repr(value)
-            conn.execute(
-                models.TrialValueModel.__table__.insert().values(
-                    trial_id=trial_id, objective=0, value=stored, value_type=kind
-                )
-            )
-        user_t = models.TrialUserAttributeModel.__table__
-        for key, v in user_attrs.items():
-            _set_attr(conn, user_t, trial_id, key, v)
+        _write_result(conn, trial_id, value, user_attrs)
     return True
+
+
+def _write_result(
+    conn: Connection, trial_id: int, value: float | None, user_attrs: dict[str, Any]
+) -> None:
+    """A finished trial's value (none for a failure) and user attrs, in ``conn``."""
+    models = _models()
+    if value is not None:
+        stored, kind = models.TrialValueModel.value_to_stored_repr(value)
+        conn.execute(
+            models.TrialValueModel.__table__.insert().values(
+                trial_id=trial_id, objective=0, value=stored, value_type=kind
+            )
+        )
+    user_t = models.TrialUserAttributeModel.__table__
+    for key, v in user_attrs.items():
+        _set_attr(conn, user_t, trial_id, key, v)
 
 
 def stale_trials(engine: Engine, study_id: int, grace_period: float) -> list[int]:
@@ -918,20 +925,10 @@ def finish_stopped(
     The state change comes first: a write, so that SQLite holds its write lock before the
     budget is read, and the same lock order (trial, then study) as a heartbeat re-queue.
     """
-    models = _models()
     with engine.begin() as conn:
         if not _move(conn, trial_id, "RUNNING", "PRUNED"):
             return None
-        if value is not None:
-            stored, kind = models.TrialValueModel.value_to_stored_repr(value)
-            conn.execute(
-                models.TrialValueModel.__table__.insert().values(
-                    trial_id=trial_id, objective=0, value=stored, value_type=kind
-                )
-            )
-        user_t = models.TrialUserAttributeModel.__table__
-        for key, v in user_attrs.items():
-            _set_attr(conn, user_t, trial_id, key, v)
+        _write_result(conn, trial_id, value, user_attrs)
         study_id, _ = _identify(conn, trial_id)
         return _top_up(conn, study_id, top_up)
 
