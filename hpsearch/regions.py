@@ -40,7 +40,7 @@ class ParamRegion:
 
     def describe(self) -> str:
         """``lr 10^-3.40 .. 10^-2.10 (was 10^-5.00 .. 10^0.00)`` and friends."""
-        return f"{self.name} {describe_range(self.after)} (was {describe_range(self.before)})"
+        return f"{self.name} {self.after.describe_range()} (was {self.before.describe_range()})"
 
 
 @dataclass(frozen=True)
@@ -90,11 +90,6 @@ class Region:
             d["best_value"],
             tuple(d.get("warnings", ())),
         )
-
-
-def describe_range(p: Param) -> str:
-    """The range as the reports print it: ``10^-5.00 .. 10^0.00``, ``{a, b}``."""
-    return p.describe_range()
 
 
 def select_top(records: list[TrialRecord], keep: float, direction: str) -> list[TrialRecord]:

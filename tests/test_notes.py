@@ -17,7 +17,6 @@ from stubs import toy_study
 import hpsearch
 from hpsearch import store as st
 from hpsearch.records import TrialRecord, rank
-from hpsearch.regions import describe_range
 from hpsearch.report.analysis import analyze, analyze_stage
 from hpsearch.report.figures import draw_region_figure
 from hpsearch.report.importance import Importance
@@ -62,7 +61,9 @@ def test_worker_writes_each_finished_stage_the_reports_facts(storage_url, stub_s
         best = rank(v.records, "minimize")[0]
         assert f"| {best.number} | {best.value:.4g} |" in note
         for p in v.handed_on.params:
-            assert f"| {p.name} | {describe_range(p.after)} | {describe_range(p.before)} |" in note
+            assert (
+                f"| {p.name} | {p.after.describe_range()} | {p.before.describe_range()} |" in note
+            )
         # Deterministic from the stored results: any worker would have written the same.
         assert note == expected_note(spec, v)
         figure = json.loads(

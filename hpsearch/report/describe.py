@@ -10,7 +10,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from hpsearch.regions import ParamRegion, Region, describe_range
+from hpsearch.regions import ParamRegion, Region
 
 #: Characters in the position bar: enough to resolve a tenth of a range.
 BAR = 20
@@ -39,8 +39,8 @@ def _row(p: ParamRegion) -> RegionRow:
         total = len(p.before.choices)  # type: ignore[union-attr]
         return RegionRow(
             p.name,
-            describe_range(p.after),
-            describe_range(p.before),
+            p.after.describe_range(),
+            p.before.describe_range(),
             "",
             len(p.after.choices) / total,
             best,
@@ -51,8 +51,8 @@ def _row(p: ParamRegion) -> RegionRow:
     lo_a, hi_a = after.to_scale(after.low), after.to_scale(after.high)
     return RegionRow(
         p.name,
-        describe_range(after),
-        describe_range(before),
+        after.describe_range(),
+        before.describe_range(),
         position_bar(lo_b, hi_b, lo_a, hi_a),
         (hi_a - lo_a) / (hi_b - lo_b) if hi_b > lo_b else 1.0,
         best,

@@ -6,7 +6,6 @@ import datetime
 
 from hpsearch.failfast import summary
 from hpsearch.records import rank
-from hpsearch.regions import describe_range
 from hpsearch.report.analysis import DEFAULT_EVALUATOR, Report, StageReport, analyze
 from hpsearch.report.blocks import best_trials, counts_line, region_table
 from hpsearch.report.search import SearchView
@@ -54,7 +53,7 @@ def format_stage(report: Report, s: StageReport) -> str:
         return head + "\n  (not started)"
     lines = [head]
     if v.region_in is not None:
-        lines.append("  searched: " + ", ".join(f"{p.name} {describe_range(p)}" for p in v.space))
+        lines.append("  searched: " + ", ".join(f"{p.name} {p.describe_range()}" for p in v.space))
     best = best_trials(spec, v)
     if best is not None:
         lines += ["  " + line for line in best.text().splitlines()]
