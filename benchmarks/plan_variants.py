@@ -11,96 +11,49 @@ import dataclasses
 import math
 from collections.abc import Callable
 
-from hpsearch.plan import default_plan
+from hpsearch import plan as default
 from hpsearch.spec import StageSpec
 
 Plan = Callable[[int, int], tuple[StageSpec, ...]]
 
 
-def _asha(stage: StageSpec, min_epochs: int = 1) -> StageSpec:
-    return dataclasses.replace(stage, stop_early="asha", reduction_factor=3, min_epochs=min_epochs)
+def previous(budget: int, max_epochs: int) -> tuple[StageSpec, ...]:
+    """The default plan before early stopping: a fifth of the budget on 1-epoch Sobol runs
+    (a ninth of a full run), then full-length TPE in the box of the best 3 (2% past 150
+    runs), margin 0.5, those 3 promoted first; one full-length stage below 6 coarse runs."""
+    short = max(1, round(max_epochs / 9))
+    fine = max(1, math.floor(budget * 4 / 5) // max_epochs)
+    coarse = (budget - fine * max_epochs) // short
+    if coarse < 6:
+        return (StageSpec("full", budget // max_epochs, max_epochs, "sobol"),)
+    keep = min(1.0, max(0.02, 3 / coarse))
+    return (
+        StageSpec("coarse", coarse, short, "sobol"),
+        StageSpec(
+            "fine", fine, max_epochs, "tpe", keep=keep, margin=0.5, promote=min(3, (fine + 1) // 2)
+        ),
+    )
 
 
-def fine_asha(budget: int, max_epochs: int) -> tuple[StageSpec, ...]:
-    """The plan of before, its full-length stage stopping runs early (ASHA, 1 epoch on)."""
-    stages = default_plan(budget, max_epochs)
-    return (*stages[:-1], _asha(stages[-1]))
-
-
-def fine_asha_third(budget: int, max_epochs: int) -> tuple[StageSpec, ...]:
-    """As ``fine_asha``, its one rung at a third of a full run: short runs' bias hurts less."""
-    stages = default_plan(budget, max_epochs)
-    return (*stages[:-1], _asha(stages[-1], min_epochs=max(1, max_epochs // 3)))
-
-
-def fine_median(budget: int, max_epochs: int) -> tuple[StageSpec, ...]:
-    """As ``fine_asha``, with the median rule from a third of a full run on."""
-    stages = default_plan(budget, max_epochs)
-    fine = dataclasses.replace(stages[-1], stop_early="median", min_epochs=max(1, max_epochs // 3))
-    return (*stages[:-1], fine)
-
-
-def _coarse_asha(share: float, keep: float, fine_sampler: str = "tpe") -> Plan:
-    """Coarse: ``share`` of the budget on full-length Sobol runs that ASHA stops from
-    epoch 1 on, over the whole space; fine: TPE with ASHA in the box of the best
-    ``keep`` of the coarse runs that went the distance, the best 3 promoted first."""
+def _promoting(min_epochs: int | None = None) -> Plan:
+    """The default plan, its fine stage first re-running the best 3 coarse runs (promotion,
+    as the previous plan did), stopping runs from ``min_epochs`` on if given."""
 
     def plan(budget: int, max_epochs: int) -> tuple[StageSpec, ...]:
-        coarse = max(1, math.floor(budget * share) // max_epochs)
-        fine = budget // max_epochs - coarse
-        return (
-            _asha(StageSpec("coarse", coarse, max_epochs, "sobol")),
-            _asha(
-                StageSpec(
-                    "fine",
-                    fine,
-                    max_epochs,
-                    fine_sampler,
-                    keep=keep,
-                    margin=0.5,
-                    promote=min(3, (fine + 1) // 2),
-                )
-            ),
+        *before, last = default.default_plan(budget, max_epochs)
+        last = dataclasses.replace(
+            last,
+            min_epochs=min_epochs or last.min_epochs,
+            promote=min(3, (last.trials + 1) // 2),
         )
-
-    return plan
-
-
-def short_then_asha(budget: int, max_epochs: int) -> tuple[StageSpec, ...]:
-    """A fifth on 1-epoch Sobol runs as before, then TPE + ASHA in a wider box (keep
-    the best 5%, margin 1): short runs' bias hurts less when the box is wider."""
-    coarse, fine = default_plan(budget, max_epochs)
-    keep = max(0.05, 5 / coarse.trials)
-    return coarse, _asha(dataclasses.replace(fine, keep=keep, margin=1.0))
-
-
-def _wide(fine_rule: str | None, min_share: float = 1 / 3) -> Plan:
-    """A fifth on 1-epoch Sobol runs as before, then TPE in the wider box of the best 5%
-    (margin 1), stopping runs early by ``fine_rule`` from ``min_share`` of a run on."""
-
-    def plan(budget: int, max_epochs: int) -> tuple[StageSpec, ...]:
-        stages = default_plan(budget, max_epochs)
-        if len(stages) == 1:
-            return stages
-        coarse, fine = stages
-        fine = dataclasses.replace(fine, keep=max(0.05, 5 / coarse.trials), margin=1.0)
-        if fine_rule is not None:
-            least = max(1, round(max_epochs * min_share))
-            fine = dataclasses.replace(fine, stop_early=fine_rule, min_epochs=least)
-        return coarse, fine
+        return (*before, last)
 
     return plan
 
 
 VARIANTS: dict[str, Plan] = {
-    "wide": _wide(None),
-    "wide-asha-third": _wide("asha"),
-    "before": default_plan,
-    "fine-asha": fine_asha,
-    "fine-asha-third": fine_asha_third,
-    "fine-median": fine_median,
-    "coarse-asha-third": _coarse_asha(1 / 3, 0.5),
-    "coarse-asha-half": _coarse_asha(1 / 2, 0.5),
-    "coarse-asha-third-keep25": _coarse_asha(1 / 3, 0.25),
-    "short-then-asha": short_then_asha,
+    "default": default.default_plan,
+    "previous": previous,
+    "fine-from-epoch-1-promote-3": _promoting(min_epochs=1),
+    "promote-3": _promoting(),
 }

@@ -492,7 +492,9 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--processes", type=int, default=min(2, os.cpu_count() or 1))
     ap.add_argument("--out", type=Path, help="also write the tables (markdown) here")
     ap.add_argument("--raw", type=Path, help="also write every run's trace (JSON) here")
-    ap.add_argument("--load", type=Path, help="tabulate a --raw file instead of running")
+    ap.add_argument(
+        "--load", type=Path, nargs="+", help="tabulate --raw files (one run's or several's)"
+    )
     args = ap.parse_args(argv)
     seeds = args.seeds or (2 if args.quick else 30)
     # Quick: a quarter of the budget; Hartmann-6 needs 64 full runs for a grid, so it and
@@ -510,7 +512,8 @@ def main(argv: list[str] | None = None) -> int:
     tasks.sort(key=lambda t: (t[0] != CNN_PROBLEM.name, t[1] != "hpsearch plan"))
     start = time.perf_counter()
     if args.load:
-        results = [r for r in json.loads(args.load.read_text()) if r["task"][0] in problems]
+        loaded = [r for path in args.load for r in json.loads(path.read_text())]
+        results = [r for r in loaded if r["task"][0] in problems]
     elif args.processes > 1:
         with multiprocessing.get_context("fork").Pool(args.processes) as pool:
             results = pool.map(run_task, tasks, chunksize=1)

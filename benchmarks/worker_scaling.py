@@ -18,11 +18,9 @@ import statistics
 import subprocess
 import sys
 import time
-import uuid
 from pathlib import Path
 
 import optuna
-import sqlalchemy as sa
 
 from hpsearch import store as st
 from hpsearch.spec import parse_spec
@@ -31,6 +29,10 @@ from hpsearch.urls import ENV_STORAGE
 from hpsearch.worker import WorkerConfig, run_worker
 
 HERE = Path(__file__).resolve().parent
+sys.path.insert(0, str(HERE))
+
+from faults import database  # noqa: E402  (one fresh-database helper for both benchmarks)
+
 SLEEP = 0.5
 SPACE = {
     "lr": {"low": 1e-5, "high": 1.0, "log": True},
@@ -49,29 +51,6 @@ def noop_objective(params: dict, epochs: int, report) -> float:
     return params["lr"]
 
 
-class Database:
-    """A fresh PostgreSQL database per measurement, dropped afterwards."""
-
-    def __init__(self, admin_url: str) -> None:
-        self.admin = sa.create_engine(admin_url, isolation_level="AUTOCOMMIT")
-        self.name = f"bench_{uuid.uuid4().hex[:10]}"
-        self.url = admin_url.rsplit("/", 1)[0] + "/" + self.name
-
-    def __enter__(self) -> str:
-        with self.admin.connect() as c:
-            c.exec_driver_sql(f"CREATE DATABASE {self.name}")
-        return self.url
-
-    def __exit__(self, *exc: object) -> None:
-        with self.admin.connect() as c:
-            c.exec_driver_sql(
-                "SELECT pg_terminate_backend(pid) FROM pg_stat_activity "
-                f"WHERE datname = '{self.name}' AND pid <> pg_backend_pid()"
-            )
-            c.exec_driver_sql(f"DROP DATABASE {self.name}")
-        self.admin.dispose()
-
-
 def register(url: str, objective: str, trials: int) -> None:
     spec = parse_spec(
         {
@@ -88,7 +67,7 @@ def register(url: str, objective: str, trials: int) -> None:
 
 def scaling(admin_url: str, workers: int, per_worker: int) -> float:
     """Fraction of the ideal throughput N workers reach."""
-    with Database(admin_url) as url:
+    with database("postgres", admin_url) as url:
         register(url, "worker_scaling:sleep_objective", workers * per_worker)
         env = {**os.environ, ENV_STORAGE: url}
         cmd = [sys.executable, "-m", "hpsearch.cli", "worker", "bench", "--threads", "1",
@@ -133,7 +112,7 @@ def per_trial(url: str, study: str) -> float:
 
 def overhead(admin_url: str, trials: int) -> tuple[float, float]:
     """Seconds per trial: hpsearch's worker vs raw study.optimize, no-op objective."""
-    with Database(admin_url) as url:
+    with database("postgres", admin_url) as url:
         register(url, "worker_scaling:noop_objective", trials)
         storage = optuna.storages.RDBStorage(url, engine_kwargs=st.engine_kwargs(url))
         run_worker(WorkerConfig(url, "bench"))

@@ -350,16 +350,22 @@ def format_plan(spec: Any) -> str:
 
     lines = [f"search {spec.name}: {spec.metric} ({spec.direction}), seed {spec.seed}"]
     if spec.budget is not None:
+        from hpsearch.plan import WHY
+
         lines.append(
             f"  plan built from budget = {spec.budget} epochs, max_epochs = {spec.max_epochs} "
             "(hpsearch's default plan; list [[stage]] tables instead to set it yourself)"
         )
+        lines.append(f"  {WHY}")
     for i, s in enumerate(spec.stages):
         keep = ""
         if i:
-            prev = spec.stages[i - 1].trials
-            kept = max(1, math.ceil(s.keep * prev))  # as regions.select_top counts them
-            keep = f", in the box of the best {kept} of {prev} (margin {s.margin:g})"
+            prev = spec.stages[i - 1]
+            if prev.stop_early:  # select_top counts the runs that went the distance
+                kept = f"{s.keep:.0%} of the {prev.name} runs that went the distance"
+            else:
+                kept = f"{max(1, math.ceil(s.keep * prev.trials))} of {prev.trials}"
+            keep = f", in the box of the best {kept} (margin {s.margin:g})"
             if s.promote:
                 keep += f", the best {s.promote} promoted first"
         if s.space:

@@ -14,6 +14,7 @@ import random
 import shutil
 import signal
 import subprocess
+import sys
 import threading
 import time
 from collections import Counter
@@ -29,6 +30,10 @@ from test_workers import assert_exact, finish, register, start_worker
 from hpsearch import store as st
 from hpsearch.spec import parse_spec
 from hpsearch.stages import SpecMismatch, register_search
+
+# The fault benchmark's session killer, one copy for the benchmark and these tests.
+sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "benchmarks"))
+from faults import Killer  # noqa: E402
 
 PG_ENV = "HPSEARCH_TEST_POSTGRES_URL"
 #: The shortest lease a worker takes: max(10, --grace-period) seconds.
@@ -92,40 +97,12 @@ def test_postgresql_sessions_time_out_so_a_frozen_process_cannot_hold_locks(post
 # -- 2. dropped connections during preparation and at the stage barrier -------------------
 
 
-class ConnectionKiller(threading.Thread):
-    """Terminates every session on one PostgreSQL database every ``every`` seconds."""
-
-    def __init__(self, url: str, every: float = 0.25) -> None:
-        import sqlalchemy as sa
-
-        super().__init__(daemon=True)
-        self.admin = sa.create_engine(os.environ[PG_ENV], isolation_level="AUTOCOMMIT")
-        self.db = url.rsplit("/", 1)[1]
-        self.every = every
-        self.killed = 0
-        self.done = threading.Event()
-
-    def run(self) -> None:
-        with self.admin.connect() as conn:
-            while not self.done.wait(self.every):
-                self.killed += conn.exec_driver_sql(
-                    "SELECT count(pg_terminate_backend(pid)) FROM pg_stat_activity "
-                    f"WHERE datname = '{self.db}' AND pid <> pg_backend_pid()"
-                ).scalar()
-
-    def stop(self) -> int:
-        self.done.set()
-        self.join()
-        self.admin.dispose()
-        return self.killed
-
-
 @pytest.mark.postgres
 def test_workers_survive_connections_dropped_while_preparing_and_at_the_barrier(
     postgres_url, stub_study
 ):
     register(postgres_url, stub_study(toy_study(coarse=200, fine=8)))
-    killer = ConnectionKiller(postgres_url)
+    killer = Killer(os.environ[PG_ENV], postgres_url, every=0.25)
     killer.start()
     try:
         procs = [start_worker(postgres_url, sleep=0.02) for _ in range(4)]

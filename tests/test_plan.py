@@ -8,7 +8,7 @@ import math
 import pytest
 
 from hpsearch.edits import classify
-from hpsearch.plan import coarse_epochs, default_plan
+from hpsearch.plan import WHY, default_plan
 from hpsearch.spec import StudySpec, parse_spec
 
 BUDGETS = [9, 10, 18, 40, 100, 270, 576, 1000, 5000]
@@ -37,74 +37,57 @@ def test_runs_get_longer_and_the_last_stage_is_full_length(budget, max_epochs):
     assert len({s.name for s in stages}) == len(stages)
 
 
-def test_a_fifth_on_sobol_coarse_runs_the_rest_on_full_runs_promoted_then_tpe():
+def test_a_third_on_sobol_runs_stopped_early_then_tpe_in_the_survivors_box():
     coarse, fine = default_plan(576, 9)
     assert (coarse.name, coarse.trials, coarse.epochs, coarse.sampler) == (
         "coarse",
-        117,
-        1,
+        21,
+        9,
         "sobol",
     )
-    assert (fine.name, fine.trials, fine.epochs, fine.sampler, fine.promote) == (
-        "fine",
-        51,
-        9,
-        "tpe",
-        3,
-    )
-    assert coarse.trials * coarse.epochs <= 576 / 5 + 9
+    assert (coarse.stop_early, coarse.reduction_factor, coarse.min_epochs) == ("asha", 3, 1)
+    assert (fine.name, fine.trials, fine.epochs, fine.sampler) == ("fine", 43, 9, "tpe")
+    assert (fine.stop_early, fine.min_epochs, fine.keep, fine.margin) == ("asha", 3, 0.5, 0.5)
+    assert fine.promote == 0  # the coarse survivors already ran at full length
 
 
 @pytest.mark.parametrize(("budget", "max_epochs"), GRID)
-def test_at_most_half_the_fine_runs_are_promoted(budget, max_epochs):
-    stages = default_plan(budget, max_epochs)
-    if len(stages) == 1:
-        assert stages[0].promote == 0
-        return
-    coarse, fine = stages
-    assert coarse.promote == 0
-    assert 1 <= fine.promote <= min(3, (fine.trials + 1) // 2)
+def test_runs_are_stopped_early_wherever_a_run_has_a_rung(budget, max_epochs):
+    for s in default_plan(budget, max_epochs):
+        if max_epochs == 1:
+            assert s.stop_early is None  # a 1-epoch run has nothing to stop
+        else:
+            assert s.stop_early == "asha" and 1 <= s.min_epochs < s.epochs
+        assert s.promote == 0
 
 
-def test_the_fine_stage_starts_with_the_best_coarse_runs_at_full_length():
+def test_the_fine_box_spans_the_best_half_of_the_coarse_runs_that_went_the_distance():
     from hpsearch.records import TrialRecord
     from hpsearch.stages import plan_stage
 
     spec = parse_spec(SPEC)
-    coarse, fine = spec.stages
-    lrs = [10 ** (-5 + 5 * i / coarse.trials) for i in range(coarse.trials)]
-    # the best coarse runs sit around 1e-2; values rise away from it
+    lrs = [10.0 ** (-5 + i / 4) for i in range(20)]
+    # ten runs went the distance (values best near 1e-2); ten stopped runs sit at 1e-5..1e-3
+    # with values that would win if a stopped run's value counted
     records = [
         TrialRecord(i, "coarse", "COMPLETE", {"lr": lr}, abs(math.log10(lr) + 2))
+        if i >= 10
+        else TrialRecord(i, "coarse", "PRUNED", {"lr": lr}, -1.0)
         for i, lr in enumerate(lrs)
     ]
     plan = plan_stage(spec, 1, spec.space, records)
-    best = sorted(records, key=lambda r: r.value)[: fine.promote]
-    assert plan.points[: fine.promote] == [r.params for r in best]
-    assert plan.points[fine.promote :] == [{}] * (fine.trials - fine.promote)  # TPE's slots
-    lo, hi = plan.space["lr"].low, plan.space["lr"].high
-    assert all(lo <= p["lr"] <= hi for p in plan.points[: fine.promote])
-
-
-@pytest.mark.parametrize(("budget", "max_epochs"), GRID)
-def test_the_fine_box_comes_from_a_few_best_coarse_runs(budget, max_epochs):
-    stages = default_plan(budget, max_epochs)
-    if len(stages) == 1:
-        return
-    coarse, fine = stages
-    kept = math.ceil(fine.keep * coarse.trials)
-    assert 3 <= kept <= max(3, math.ceil(0.02 * coarse.trials))
-    assert 0 < fine.keep <= 1
-
-
-def test_coarse_runs_are_a_ninth_of_a_full_run():
-    assert [coarse_epochs(e) for e in (1, 3, 9, 10, 27, 50)] == [1, 1, 1, 1, 3, 6]
-    assert [s.epochs for s in default_plan(1000, 27)] == [3, 27]
+    kept = sorted((r for r in records if r.state == "COMPLETE"), key=lambda r: r.value)[:5]
+    span = [math.log10(r.params["lr"]) for r in kept]
+    lo, hi = math.log10(plan.space["lr"].low), math.log10(plan.space["lr"].high)
+    pad = 0.5 * (max(span) - min(span))
+    assert lo == pytest.approx(min(span) - pad) and hi == pytest.approx(max(span) + pad)
+    assert plan.points == [{}] * spec.stages[1].trials  # TPE's slots
 
 
 def test_a_small_budget_is_one_stage_of_full_runs():
     assert [(s.name, s.trials, s.epochs) for s in default_plan(9, 9)] == [("full", 1, 9)]
-    assert [(s.trials, s.epochs) for s in default_plan(10, 1)] == [(10, 1)]
+    assert [(s.name, s.trials) for s in default_plan(45, 9)] == [("full", 5)]
+    assert [(s.trials, s.epochs) for s in default_plan(10, 1)] == [(3, 1), (7, 1)]
 
 
 def test_the_plan_is_deterministic():
@@ -183,8 +166,11 @@ def test_dry_run_prints_the_plan_built_from_the_budget(tmp_path):
     result = CliRunner().invoke(main, ["launch", "--dry-run", str(path)])
     assert result.exit_code == 0, result.output
     assert "plan built from budget = 270 epochs, max_epochs = 9" in result.output
-    assert "coarse: 54 trials x 1 epoch(s), sobol" in result.output
+    assert WHY in result.output
+    assert "coarse: 10 trials x 9 epoch(s), sobol" in result.output
+    assert "a run goes on past epoch 1, 3 only in the top 1/3 there" in result.output
     assert (
-        "fine: 24 trials x 9 epoch(s), tpe, in the box of the best 3 of 54 (margin 0.5), "
-        "the best 3 promoted first"
+        "fine: 20 trials x 9 epoch(s), tpe, in the box of the best 50% of the coarse runs "
+        "that went the distance (margin 0.5)"
     ) in result.output
+    assert "a run goes on past epoch 3 only in the top 1/3 there" in result.output
