@@ -427,15 +427,17 @@ def region_lines(name: str, t: dict[str, Any]) -> list[str]:
     return lines + ["", *calibration_lines([m for f in facts for m in f["stages"] if m])]
 
 
-#: Buckets of the sureness a region states (its share of best runs inside, left out).
+#: Buckets of the count a region's report line states (the share of its 10 best runs that
+#: fall inside the region narrowed without them).
 SURE_BUCKETS = ((0.9, 1.01), (0.7, 0.9), (0.5, 0.7), (0.0, 0.5))
 
 
 def calibration_lines(measures: list[dict[str, Any]]) -> list[str]:
-    """How often a region that states a sureness contains an optimum, every stage's
-    region pooled: a claim of 90% should come true 80-100% of the time."""
+    """How often a region whose report line counts a share of its best runs inside (left
+    out in turn) contains an optimum, every stage's region pooled: were the count a
+    probability, a region at 90% would contain one 80-100% of the time."""
     lines = [
-        "| stated sureness | regions | stated (mean) | contains an optimum |",
+        "| best runs inside, left out | regions | mean share | contains an optimum |",
         "| --- | --- | --- | --- |",
     ]
     for lo, hi in SURE_BUCKETS:

@@ -149,14 +149,14 @@ def start_workers(
 
 
 def search_completed(store: SearchStore, key: str) -> bool:
-    """Every slot of every stage of ``key`` has a finished trial, as the database says.
+    """Every stage of ``key`` is complete (``StageView.complete``), as the database says.
 
     Exact where the progress counts are not: a trial failed because its worker died
-    counts there, though its slot is re-queued and still to run."""
+    counts there, though its slot is re-queued and still to run; and a stage that stopped
+    runs early has more slots than its ``trials``."""
     from hpsearch.report.search import load_search
 
-    view = load_search(store, key)
-    return all({r.slot for r in v.finished} == set(range(v.stage.trials)) for v in view.stages)
+    return all(v.complete for v in load_search(store, key).stages)
 
 
 def exit_reason(returncode: int) -> str:

@@ -154,6 +154,21 @@ def test_one_worker_spends_the_exact_epoch_budget(storage_url, stub_study):
     assert len(stages["coarse"]) > 12 and len(stages["fine"]) > 6
 
 
+def test_a_launch_of_two_workers_on_stages_that_stopped_runs_completes_and_exits_0(
+    tmp_path, stub_study
+):
+    """Its stages have more slots than their ``trials``: the launch must still see the
+    search complete (it once said "did not complete" and exited 1)."""
+    from cli_runner import hpsearch
+
+    path = stub_study(study(coarse=8, fine=4))
+    r = hpsearch("launch", path.name, "--workers", "2", "--no-progress", cwd=tmp_path)
+    assert r.returncode == 0, r.stderr
+    assert "did not complete" not in r.stderr
+    stages = assert_exact_epochs(f"sqlite:///{tmp_path}/hpsearch.db")
+    assert len(stages["coarse"]) > 8  # runs were stopped and their epochs bought more
+
+
 @pytest.mark.slow
 def test_four_workers_spend_the_exact_epoch_budget(storage_url, stub_study):
     path = stub_study(study(objective="sleepy", coarse=16, fine=6))

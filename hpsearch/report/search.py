@@ -81,6 +81,25 @@ class StageView:
         c = self.counts
         return self.space is not None and c["running"] == 0 and c["waiting"] == 0
 
+    @property
+    def complete(self) -> bool:
+        """Every slot the stage has holds a finished trial, and no more are owed: at least
+        ``trials`` of them, and with early stopping an unspent budget too small for one
+        more run (``store.slots.committed_epochs`` counts the same way: a stopped run its
+        epochs, any other its stage's). What a launch waits for."""
+        slots = {r.slot for r in self.finished}
+        if self.space is None or slots != set(range(self.slots)):
+            return False
+        if not self.stage.stop_early:
+            return True
+        spent = sum(
+            int(r.attrs.get("epochs_run", self.stage.epochs))
+            if r.state == "PRUNED"
+            else self.stage.epochs
+            for r in self.finished
+        )
+        return self.stage.budget - spent < self.stage.epochs
+
 
 @dataclass(frozen=True)
 class Edit:
