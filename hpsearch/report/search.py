@@ -92,12 +92,8 @@ class StageView:
             return False
         if not self.stage.stop_early:
             return True
-        spent = sum(
-            int(r.attrs.get("epochs_run", self.stage.epochs))
-            if r.state == "PRUNED"
-            else self.stage.epochs
-            for r in self.finished
-        )
+        # one finished trial per slot here, so the slots' epochs less what stopping saved
+        spent = self.slots * self.stage.epochs - self.epochs_saved
         return self.stage.budget - spent < self.stage.epochs
 
 
