@@ -45,6 +45,10 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 HERE = Path(__file__).resolve().parent
+#: The PostgreSQL each run creates its database in (``--url``): the tests' one, else local.
+ADMIN_URL = os.environ.get(
+    "HPSEARCH_TEST_POSTGRES_URL", "postgresql://postgres@127.0.0.1:5432/test"
+)
 SPACE = {
     "lr": {"low": 1e-5, "high": 1.0, "log": True},
     "wd": {"low": 1e-6, "high": 1e-2, "log": True},
@@ -354,8 +358,7 @@ def row(scenario: str, backend: str, runs: list[Run]) -> str:
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--url", default=os.environ.get(
-        "HPSEARCH_TEST_POSTGRES_URL", "postgresql://postgres@127.0.0.1:5432/test"))  # fmt: skip
+    parser.add_argument("--url", default=ADMIN_URL)
     parser.add_argument("--quick", action="store_true", help="smoke run: one small round each")
     parser.add_argument("--rounds", type=int, default=3)
     args = parser.parse_args()

@@ -31,7 +31,7 @@ from hpsearch.worker import WorkerConfig, run_worker
 HERE = Path(__file__).resolve().parent
 sys.path.insert(0, str(HERE))
 
-from faults import database  # noqa: E402  (one fresh-database helper for both benchmarks)
+from faults import ADMIN_URL, database  # noqa: E402  (one fresh-database helper for both benchmarks)
 
 SLEEP = 0.5
 SPACE = {
@@ -133,8 +133,7 @@ def overhead(admin_url: str, trials: int) -> tuple[float, float]:
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--url", default=os.environ.get(
-        "HPSEARCH_TEST_POSTGRES_URL", "postgresql://postgres@127.0.0.1:5432/test"))  # fmt: skip
+    parser.add_argument("--url", default=ADMIN_URL)
     parser.add_argument("--quick", action="store_true", help="smoke run: 1-2 workers")
     parser.add_argument("--runs", type=int, default=3)
     args = parser.parse_args()
