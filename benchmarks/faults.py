@@ -70,7 +70,7 @@ class Run:
     """One run of a scenario: what the audit found and what was measured."""
 
     problems: list[str] = field(default_factory=list)  # lost / duplicated / left open
-    bad_exits: int = 0
+    bad_exits: list[str] = field(default_factory=list)  # one line per worker that failed
     rss_growth_mb: list[float] = field(default_factory=list)  # one per worker
     note: str = ""
 
@@ -140,16 +140,20 @@ class Workers:
         self.procs.append(proc)
         return proc
 
-    def wait(self, timeout: float = 600) -> int:
-        """Wait for every worker; how many exited with a non-zero code (or hung)."""
-        bad = 0
-        for p in self.procs:
+    def wait(self, timeout: float = 600) -> list[str]:
+        """Wait for every worker; one line (exit code, last log line) per worker that
+        exited with a non-zero code or hung."""
+        bad = []
+        for i, p in enumerate(self.procs):
             try:
-                bad += p.wait(timeout=timeout) != 0
+                code = p.wait(timeout=timeout)
             except subprocess.TimeoutExpired:
                 p.kill()
                 p.wait()
-                bad += 1
+                code = "hung"
+            if code != 0:
+                last = next((ln for ln in reversed(self.log(i).splitlines()) if ln.strip()), "")
+                bad.append(f"worker {i} exited {code}: {last.strip()[:300]}")
         return bad
 
     def log(self, i: int) -> str:
@@ -345,11 +349,11 @@ def soak(admin_url: str, trials: int, workers: int = 2) -> Run:
 
 def row(scenario: str, backend: str, runs: list[Run]) -> str:
     bad = sum(bool(r.problems) for r in runs)
-    exits = sum(r.bad_exits for r in runs)
+    exits = sum(len(r.bad_exits) for r in runs)
     growth = [g for r in runs for g in r.rss_growth_mb]
     worst = f"{max(growth):.1f} MB" if growth else "-"
     details = "; ".join(dict.fromkeys(p for r in runs for p in r.problems))
-    notes = "; ".join(r.note for r in runs)
+    notes = "; ".join([r.note for r in runs] + [e for r in runs for e in r.bad_exits])
     return (
         f"| {scenario} | {backend} | {len(runs)} | {bad}{f' ({details})' if details else ''} "
         f"| {exits} | {worst} | {notes} |"

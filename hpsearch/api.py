@@ -135,7 +135,9 @@ def run(
     from hpsearch.failfast import find_stop
     from hpsearch.store import SearchStore
 
-    reader = SearchStore.open(url, wait_s=10.0, readonly=True)
+    # The worker's patience, not a command's: this reader finds the spec and, at the end,
+    # whether the search stopped; a worker must not exit on a blip the store rides out.
+    reader = SearchStore.open(url, readonly=True)
     spec = reader.find_spec(key)
     if spec is None:
         raise UserError(f"no search named {key!r} in {reader.masked_url}")
@@ -194,7 +196,7 @@ def _run_here(
     )
     watching: contextlib.AbstractContextManager[Any] = contextlib.nullcontext()
     if options.progress:
-        reader = SearchStore.open(url, wait_s=10.0, readonly=True)
+        reader = SearchStore.open(url, readonly=True)  # opened as patiently as the worker
         watching = Watcher(lambda: reader.stage_counts(spec.name), Display(spec))
     with watching:
         return run_worker(

@@ -251,9 +251,12 @@ def run_local_workers(
     finally:
         if display is not None:
             display.close()
-    if find_stop(store, spec) is not None:
+    # The outcome is read with a worker's patience: a blip now must not turn a search
+    # that completed into exit 1 (the progress store above gives up after 5 s).
+    judge = SearchStore.open(url)
+    if find_stop(judge, spec) is not None:
         return 1  # stopped on failures: the caller says why, once
-    if search_completed(store, key):
+    if search_completed(judge, key):
         if pool.dead:
             click.echo(
                 f"warning: worker(s) {pool.describe_dead()} died; the search completed without "

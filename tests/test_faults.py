@@ -117,6 +117,39 @@ def test_workers_survive_connections_dropped_while_preparing_and_at_the_barrier(
         assert set(slot_counts(postgres_url, stage).values()) == {1}, stage
 
 
+@pytest.mark.slow  # the outage must outlast the 10 s a one-shot command waits
+@pytest.mark.postgres
+def test_a_worker_started_during_a_database_outage_waits_it_out(postgres_url, stub_study):
+    """Found by the fault benchmark on CI: a worker whose database was away for more than
+    10 s as it started exited 1, because the read that finds its spec waited only as long
+    as a one-shot command does, not as long as the worker."""
+    import sqlalchemy as sa
+
+    from hpsearch.cli import COMMAND_WAIT_S
+
+    register(postgres_url, stub_study(toy_study(coarse=20, fine=4)))
+    name = postgres_url.rsplit("/", 1)[1]
+    admin = sa.create_engine(os.environ[PG_ENV], isolation_level="AUTOCOMMIT")
+    with admin.connect() as c:  # the server refuses the database, as while it restarts
+        c.exec_driver_sql(f"ALTER DATABASE {name} ALLOW_CONNECTIONS false")
+        c.exec_driver_sql(
+            "SELECT pg_terminate_backend(pid) FROM pg_stat_activity "
+            f"WHERE datname = '{name}' AND pid <> pg_backend_pid()"
+        )
+    try:
+        worker = start_worker(postgres_url, sleep=0.01)
+        time.sleep(COMMAND_WAIT_S + 5)
+        assert worker.poll() is None, worker.communicate()[0][-3000:]
+    finally:
+        with admin.connect() as c:
+            c.exec_driver_sql(f"ALTER DATABASE {name} ALLOW_CONNECTIONS true")
+        admin.dispose()
+    [out] = finish([worker])
+    assert worker.returncode == 0, out[-3000:]
+    assert "retrying in" in out, "the worker never met the outage; the test proves nothing"
+    assert_exact(postgres_url)
+
+
 @pytest.mark.postgres
 def test_a_connection_dropped_while_the_lease_table_is_created_is_retried(postgres_url):
     """Found by the fault benchmark: a worker starting while sessions were killed died

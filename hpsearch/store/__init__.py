@@ -74,6 +74,10 @@ ATTR_READY = "ready"
 ATTR_BASELINE = "baseline"  # on a compare baseline's study: "grid" or "random"
 ATTR_STOPPED = "stopped"  # on a stage study whose failures stopped the search (failfast)
 
+#: How long a worker, and every read the run of one makes (its spec, whether it stopped),
+#: waits for an unreachable database: long enough to outlive a server restart. One-shot
+#: commands give up sooner (``cli.COMMAND_WAIT_S``).
+WORKER_WAIT_S = 120.0
 #: PostgreSQL session limits, so that a frozen process (SIGSTOP, a swapped-out VM) cannot
 #: hold row locks for the whole freeze and block every other worker: the server ends a
 #: session idle inside a transaction after this long, and a statement waiting for a lock
@@ -157,7 +161,9 @@ class SearchStore:
     # -- opening -------------------------------------------------------------------------
 
     @classmethod
-    def open(cls, url: str, *, wait_s: float = 120.0, readonly: bool = False) -> SearchStore:
+    def open(
+        cls, url: str, *, wait_s: float = WORKER_WAIT_S, readonly: bool = False
+    ) -> SearchStore:
         """Open the database at ``url``.
 
         ``readonly`` is for commands that only look (status, report, best, list, the
