@@ -96,6 +96,26 @@ def test_a_note_is_written_once_and_a_persons_note_is_kept(sqlite_url, stub_stud
     assert get_note(study) == "reviewed: lr matters, wd does not"
 
 
+def test_a_stage_extended_after_its_note_gets_it_drawn_again(sqlite_url, stub_study):
+    finished_search(sqlite_url, stub_study, coarse=8, fine=3)
+    before = get_note(stage_study(sqlite_url, "toy", "coarse"))
+    fine_before = study_system_attrs(sqlite_url, "toy/fine")["dashboard:note_ver"]
+    spec = finished_search(sqlite_url, stub_study, coarse=12, fine=3)  # the relaunch's edit
+    view = load_search(st.SearchStore.open(sqlite_url), "toy")
+    after = get_note(stage_study(sqlite_url, "toy", "coarse"))
+    assert after != before and len(view.stages[0].finished) == 12
+    assert after == expected_note(spec, view.stages[0])
+    # the fine stage got no trial: its note stands, not drawn again
+    assert study_system_attrs(sqlite_url, "toy/fine")["dashboard:note_ver"] == fine_before
+
+
+def test_a_persons_note_survives_an_extension(sqlite_url, stub_study):
+    finished_search(sqlite_url, stub_study, coarse=8, fine=3)
+    save_note(stage_study(sqlite_url, "toy", "coarse"), "reviewed: lr matters")
+    finished_search(sqlite_url, stub_study, coarse=12, fine=3)
+    assert get_note(stage_study(sqlite_url, "toy", "coarse")) == "reviewed: lr matters"
+
+
 def test_the_worker_leaves_notes_to_whoever_runs_it(sqlite_url, stub_study):
     spec = load_spec(stub_study(toy_study(coarse=4, fine=2)))
     register_search(st.SearchStore.open(sqlite_url), spec)

@@ -9,8 +9,9 @@ The worker does not know about notes: it emits a ``stage_done`` event, and the c
 that run workers (``api.run``, which ``hpsearch launch`` and ``hpsearch worker`` go
 through) install :func:`on_worker_event`, which writes the note. The note is computed from
 the stored results of that stage alone and is deterministic; the first worker to finish
-the stage writes it (it takes the note's lease), the others go on, and nobody overwrites
-a note that is there (a person's included).
+the stage writes it (it takes the note's lease), the others go on. A stage finished
+again after more trials (an extension, a retry) gets its note drawn again; a note a
+person wrote or edited in the dashboard is never overwritten.
 """
 
 from __future__ import annotations
@@ -129,7 +130,8 @@ def on_worker_event_in_child(kind: str, info: dict[str, Any]) -> None:
 
 
 def write_stage_note(store: SearchStore, spec: StudySpec, index: int, *, owner: str) -> bool:
-    """Write stage ``index``'s note and region figure unless its study has a note already.
+    """Write stage ``index``'s note and region figure, unless its note is a person's or
+    is drawn from the trials the stage has now.
 
     Returns True if this call wrote them. Workers finishing a stage together do not all
     compute it: the first to take the note's lease (decided in the database) writes it
@@ -167,14 +169,21 @@ def _write(
 
 
 def _draw(store: SearchStore, spec: StudySpec, index: int) -> bool:
-    """Draw and save the note and figure of a finished stage that has no note yet."""
+    """Draw and save the note and figure of a finished stage, unless its note is a
+    person's or was drawn from the trials the stage has now. A stage that got trials since
+    its note (an extension, a retry of failed trials) is drawn again when it finishes:
+    the note it had described results that are not the stage's any more."""
     from hpsearch.report.figures import draw_region_figure, stage_colors
     from hpsearch.report.plotdata import region_figure_data
     from hpsearch.report.search import load_stage
 
     stage = store.find_stage(spec.name, spec.stages[index].name)
-    if stage is None or store.note(stage):
-        return False  # written already, by a worker or by a person
+    if stage is None:
+        return False
+    state = store.note_state(stage)
+    trials = store.trial_count(stage)
+    if state.by_a_person or (state.version and state.trials == trials):
+        return False  # a person's note, or drawn from these trials already
     v = load_stage(store, spec, index)
     if not v.done:
         return False
@@ -184,7 +193,9 @@ def _draw(store: SearchStore, spec: StudySpec, index: int) -> bool:
     if data is not None:
         color = stage_colors([s.name for s in spec.stages])[v.stage.name]
         figure = draw_region_figure(data, color)
-    store.save_note(stage, stage_note(spec, report), figure, FIGURE_ID)
+    store.save_note(
+        stage, stage_note(spec, report), trials=trials, figure=figure, figure_id=FIGURE_ID
+    )
     return True
 
 

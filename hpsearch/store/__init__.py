@@ -73,6 +73,9 @@ ATTR_PROMOTED = "n_promoted"  # the first slots: the previous stage's best trial
 ATTR_READY = "ready"
 ATTR_BASELINE = "baseline"  # on a compare baseline's study: "grid" or "random"
 ATTR_STOPPED = "stopped"  # on a stage study whose failures stopped the search (failfast)
+#: Study system attrs: optuna-dashboard's note version, and hpsearch's mark of its own.
+NOTE_VERSION = "dashboard:note_ver"
+ATTR_NOTE_MARK = "hpsearch:note"
 
 #: How long a worker, and every read the run of one makes (its spec, whether it stopped),
 #: waits for an unreachable database: long enough to outlive a server restart. One-shot
@@ -120,6 +123,22 @@ class Stage:
     name: str  # the study name, NAME/STAGE
     study_id: int
     study: optuna.Study = field(repr=False, compare=False)
+
+
+@dataclass(frozen=True)
+class NoteState:
+    """A stage note's version (optuna-dashboard counts one per save, a person's in the
+    dashboard included; 0: no note) and hpsearch's mark of the version it wrote last, with
+    the stage's trial count it was drawn from (None: hpsearch never wrote one)."""
+
+    version: int
+    ours: int | None
+    trials: int | None
+
+    @property
+    def by_a_person(self) -> bool:
+        """A note that hpsearch did not write, or edited since: never overwritten."""
+        return self.version > 0 and self.version != self.ours
 
 
 @dataclass(frozen=True)
@@ -512,14 +531,31 @@ class SearchStore:
 
     # -- notes for the dashboard ---------------------------------------------------------
 
-    def note(self, stage: Stage) -> str:
-        from optuna_dashboard import get_note
+    def trial_count(self, stage: Stage) -> int:
+        """Trials of the stage in any state (``slots.count_trials``): one query."""
+        from hpsearch.store import slots
 
-        return self._retry(lambda: get_note(stage.study), "read note")
+        engine = self._rdb.engine
+        return self._retry(lambda: slots.count_trials(engine, stage.study_id), "count trials")
 
-    def save_note(self, stage: Stage, body: str, figure: Any = None, figure_id: str = "") -> None:
-        """The stage's markdown note, and a plotly figure saved first (so that a writer
-        dying in between leaves no note, and the next writer writes both again)."""
+    def note_state(self, stage: Stage) -> NoteState:
+        """Whose the stage's note is and what it was drawn from (see :class:`NoteState`)."""
+        attrs = self._retry(
+            lambda: self._rdb.get_study_system_attrs(stage.study_id), "read note state"
+        )
+        mark = attrs.get(ATTR_NOTE_MARK) or {}
+        return NoteState(int(attrs.get(NOTE_VERSION, 0)), mark.get("version"), mark.get("trials"))
+
+    def save_note(
+        self, stage: Stage, body: str, *, trials: int, figure: Any = None, figure_id: str = ""
+    ) -> None:
+        """The stage's markdown note drawn from its ``trials`` trials, and a plotly figure
+        saved first (so that a writer dying in between leaves no note, and the next writer
+        writes both again). The note's version is marked as hpsearch's, so that a later
+        draw knows it may replace it and a person's edit (a newer version) is kept. The
+        mark follows the note (optuna-dashboard saves a note in several writes, none of
+        them ours to join): a writer killed between the two leaves a right note that
+        counts as a person's, so it is kept, and not redrawn after a later extension."""
         from optuna_dashboard import save_note, save_plotly_graph_object
 
         if figure is not None:
@@ -528,6 +564,12 @@ class SearchStore:
                 "save figure",
             )
         self._retry(lambda: save_note(stage.study, body), "save note")
+        version = self.note_state(stage).version
+        mark = {"version": version, "trials": trials}
+        self._retry(
+            lambda: self._rdb.set_study_system_attr(stage.study_id, ATTR_NOTE_MARK, mark),
+            "mark note",
+        )
 
     # -- managing searches (list, delete) ------------------------------------------------
 

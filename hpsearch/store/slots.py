@@ -445,6 +445,15 @@ def count_open(engine: Engine, study_id: int) -> int:
         ).scalar_one()
 
 
+def count_trials(engine: Engine, study_id: int) -> int:
+    """Every trial of the study, in any state: it only grows, so an unchanged count means
+    nothing was added (an extension adds slots, a retry fresh copies of failed ones)."""
+    with engine.connect() as conn:
+        return conn.execute(
+            text("SELECT COUNT(*) FROM trials WHERE study_id = :s"), {"s": study_id}
+        ).scalar_one()
+
+
 def add_study_attr(engine: Engine, study_id: int, key: str, value: Any) -> bool:
     """Write a study user attr only if it is absent, atomically: Optuna's table has a
     unique (study_id, key), so of two writers racing one insert fails. True if written."""
