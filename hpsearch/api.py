@@ -197,7 +197,8 @@ def _run_here(
     watching: contextlib.AbstractContextManager[Any] = contextlib.nullcontext()
     if options.progress:
         reader = SearchStore.open(url, readonly=True)  # opened as patiently as the worker
-        watching = Watcher(lambda: reader.stage_counts(spec.name), Display(spec))
+        display = Display(spec, reload=lambda: reader.current_spec(spec))
+        watching = Watcher(lambda: reader.stage_counts(spec.name), display)
     with watching:
         return run_worker(
             config, stop=stop, on_event=on_worker_event_in_child, objective=objective

@@ -238,7 +238,7 @@ def run_local_workers(
             max_failures=max_failures,
         )
     )
-    display = Display(spec) if progress else None
+    display = Display(spec, reload=lambda: store.current_spec(spec)) if progress else None
     try:
         with stop_signals_interrupt():
             for i in range(workers):

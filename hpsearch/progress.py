@@ -10,6 +10,11 @@ workers on other machines count, and ``launch --workers N`` shows what ``launch`
   display has seen, so the first ETA of a resumed stage was far off.
 - Elsewhere (a Slurm log, ``| tee``): one line every ``every_n`` trials or every
   ``every_s`` seconds, whichever comes first, with the same facts.
+
+A relaunch may edit the search while a display runs (a stage given more trials, a stage
+appended): the display reads the stored spec again every ``reload_s`` seconds and before
+it shows a stage finished, so its totals follow, and a bar closed at the old total opens
+again.
 """
 
 from __future__ import annotations
@@ -79,14 +84,44 @@ class Display:
     tty: bool | None = None  # None: ask the stream
     every_n: int | None = None  # None: a tenth of the stage
     every_s: float = 30.0
+    reload: Callable[[], StudySpec] | None = None  # the stored spec, as an edit left it
+    reload_s: float = 10.0
     _bars: dict[str, Any] = field(default_factory=dict, init=False)
     _said: dict[str, tuple[int, float]] = field(default_factory=dict, init=False)
+    _loaded: float = field(default=0.0, init=False)  # when the spec was read
+    _finished: set[str] = field(default_factory=set, init=False)  # stages shown finished
 
     def __post_init__(self) -> None:
         if self.tty is None:
             self.tty = bool(getattr(self.stream, "isatty", lambda: False)())
+        self._loaded = time.monotonic()
 
     def update(self, counts: dict[str, StageCounts]) -> None:
+        if self.reload is not None and time.monotonic() - self._loaded >= self.reload_s:
+            self._reload()
+        facts = self._facts(counts)
+        if self.reload is not None and any(
+            f.done >= f.total and f.name not in self._finished for f in facts
+        ):  # before a stage is shown finished: an edit may have given it more trials
+            self._reload()
+            facts = self._facts(counts)
+        for f in facts:
+            if self.tty:
+                self._draw(f)
+            else:
+                self._log(f)
+            if f.done >= f.total:
+                self._finished.add(f.name)
+            else:
+                self._finished.discard(f.name)
+
+    def _reload(self) -> None:
+        assert self.reload is not None
+        self.spec = self.reload()
+        self._loaded = time.monotonic()
+
+    def _facts(self, counts: dict[str, StageCounts]) -> list[StageFacts]:
+        out = []
         for stage in self.spec.stages:
             c = counts.get(stage.name)
             if c is None or c.done + c.running + c.waiting == 0:
@@ -95,16 +130,15 @@ class Display:
             total = stage.trials
             if stage.stop_early:
                 total = max(total, c.done + c.running + c.waiting)
-            facts = StageFacts.of(stage.name, total, c, self.spec.direction)
-            if self.tty:
-                self._draw(facts)
-            else:
-                self._log(facts)
+            out.append(StageFacts.of(stage.name, total, c, self.spec.direction))
+        return out
 
     def _draw(self, f: StageFacts) -> None:
         from tqdm import tqdm
 
         bar = self._bars.get(f.name)
+        if bar is not None and bar.disable and f.done < f.total:  # an edit re-opened it
+            bar = None
         if bar is None:
             bar = tqdm(
                 total=f.total,
@@ -117,6 +151,7 @@ class Display:
             self._bars[f.name] = bar
         if bar.disable:  # closed: the stage was done
             return
+        bar.total = f.total
         bar.update(f.done - bar.n)
         bar.set_postfix_str(f.postfix(), refresh=True)
         if f.done >= f.total:

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import io
 
+import pytest
 from stubs import toy_study
 
 from hpsearch.progress import Display, StageFacts, format_duration
@@ -48,7 +49,7 @@ def test_a_log_gets_a_line_every_tenth_of_a_stage_and_at_its_end():
 def test_a_log_gets_a_line_every_30_seconds_when_trials_are_slow(monkeypatch):
     import hpsearch.progress as progress
 
-    clock = iter([0.0, 10.0, 31.0, 40.0])
+    clock = iter([0.0, 0.0, 10.0, 31.0, 40.0])  # the first: the display's creation
     monkeypatch.setattr(progress.time, "monotonic", lambda: next(clock))
     out = io.StringIO()
     display = Display(spec(), stream=out, tty=False)
@@ -67,6 +68,61 @@ def test_a_terminal_bar_starts_at_the_done_count_of_a_resumed_stage():
     text = out.getvalue()
     assert "stage coarse: 6/20" in text and "stage coarse: 20/20" in text
     assert "best 0.5" in text and "running" in text
+
+
+def edited():
+    """The toy spec after a relaunch gave its coarse stage 30 trials instead of 20."""
+    import tomllib
+
+    return parse_spec(tomllib.loads(toy_study(coarse=30, fine=8)))
+
+
+@pytest.fixture
+def stored(monkeypatch):
+    """The stored spec a display reloads, which a test edits, and the clock it reads."""
+    import hpsearch.progress as progress
+
+    state = {"spec": spec(), "now": 0.0}
+    monkeypatch.setattr(progress.time, "monotonic", lambda: state["now"])
+    return state
+
+
+def test_a_log_follows_an_edit_that_extends_a_stage(stored):
+    out = io.StringIO()
+    display = Display(
+        spec(), stream=out, tty=False, every_s=3600, reload=lambda: stored["spec"], reload_s=10
+    )
+    display.update({"coarse": counts(20, running=0)})
+    stored["spec"], stored["now"] = edited(), 11.0  # a relaunch, 11 s later
+    display.update({"coarse": counts(25, running=2, waiting=3)})
+    display.update({"coarse": counts(30, running=0)})
+    lines = [line.split(":")[1].split()[0] for line in out.getvalue().splitlines()]
+    assert lines == ["20/20", "25/30", "30/30"]
+
+
+def test_a_stage_is_shown_finished_only_once_the_stored_spec_agrees(stored):
+    out = io.StringIO()
+    display = Display(spec(), stream=out, tty=True, reload=lambda: stored["spec"], reload_s=10)
+    display.update({"coarse": counts(18)})
+    stored["spec"] = edited()  # no time has passed: only the check before finishing reads it
+    display.update({"coarse": counts(20, running=2, waiting=8)})
+    display.update({"coarse": counts(30, running=0)})
+    display.close()
+    text = out.getvalue()
+    assert "stage coarse: 20/30" in text and "stage coarse: 30/30" in text
+    assert "stage coarse: 20/20" not in text
+
+
+def test_a_terminal_bar_closed_at_the_old_total_opens_again_after_an_edit(stored):
+    out = io.StringIO()
+    display = Display(spec(), stream=out, tty=True, reload=lambda: stored["spec"], reload_s=10)
+    display.update({"coarse": counts(20, running=0)})
+    stored["spec"], stored["now"] = edited(), 11.0
+    display.update({"coarse": counts(25, running=2, waiting=3)})
+    display.update({"coarse": counts(30, running=0)})
+    display.close()
+    text = out.getvalue()
+    assert "stage coarse: 20/20" in text and "stage coarse: 30/30" in text
 
 
 def test_a_launch_into_a_log_shows_each_stage_moving_with_its_best(tmp_path):

@@ -258,6 +258,10 @@ def test_two_local_workers_keep_exact_counts_while_an_edit_lands(storage_url, st
     assert first.returncode == 0, err1
     assert second.returncode == 0, err2
     assert "edited search toy: coarse trials 16 -> 20 (4 slots appended)" in err2
+    # the first launch's progress follows the edit (its fine stage ran only after it landed)
+    fine = [line for line in err1.splitlines() if line.startswith("stage fine: ")]
+    assert fine and fine[-1].startswith("stage fine: 6/6 trials"), err1
+    assert not [line for line in fine if line.startswith("stage fine: 4/4")], err1
 
     for stage, n in (("coarse", 20), ("fine", 6), ("extra", 2)):
         assert slots(storage_url, stage)[1] == dict.fromkeys(range(n), 1), stage
