@@ -274,6 +274,40 @@ def test_the_median_rule_stops_runs_and_spends_the_budget(sqlite_url, stub_study
     assert_exact_epochs(sqlite_url)
 
 
+@pytest.mark.parametrize("rule", ["asha", "median"])
+def test_the_pruners_lean_view_holds_what_the_study_holds_and_decides_alike(
+    storage_url, stub_study, rule
+):
+    """``store.PruningStudy`` serves pruners a lean read instead of the whole study; it
+    must give them the same trials, curves and rung values, so the same decisions."""
+    from optuna.trial import TrialState
+
+    from hpsearch.stages import pruner
+
+    path = stub_study(study(rule=rule, coarse=16, fine=4))
+    launch(storage_url, path)
+    store = st.SearchStore.open(storage_url)
+    stage = store.find_stage("toy", "coarse")
+    view = st.PruningStudy(store.dashboard_storage(), stage.study)
+    full = [t for t in stage.study.get_trials(deepcopy=False) if t.state != TrialState.WAITING]
+    lean = view.get_trials(deepcopy=False)
+    assert [t.number for t in lean] == [t.number for t in full]
+    assert any(t.state == TrialState.PRUNED for t in full)
+    for t, mine in zip(full, lean, strict=True):
+        rungs = {k: v for k, v in t.system_attrs.items() if k.startswith("completed_rung_")}
+        assert (mine.state, mine.intermediate_values, mine.system_attrs) == (
+            t.state, t.intermediate_values, rungs,
+        )  # fmt: skip
+    complete = view.get_trials(deepcopy=False, states=(TrialState.COMPLETE,))
+    assert [t.number for t in complete] == [t.number for t in full if t.state.name == "COMPLETE"]
+    assert view.get_trials(deepcopy=False, states=(TrialState.WAITING,)) == []
+    if rule == "median":  # successive halving writes its rung attr: only finished trials here
+        rule_of = pruner(load_spec(path).stages[0])
+        assert [rule_of.prune(view, t) for t in full] == [
+            rule_of.prune(stage.study, t) for t in full
+        ]
+
+
 def test_continued_points_leave_the_first_ones_unchanged():
     space = SearchSpace((FloatParam("a", 0.0, 1.0), FloatParam("b", 1e-5, 1.0, log=True)))
     for sampler in ("random", "sobol"):

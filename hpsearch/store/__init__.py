@@ -24,7 +24,7 @@ import logging
 import os
 import threading
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Container, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, TypeVar
@@ -823,6 +823,39 @@ class StoreLease:
         self._store._retry(self.lease.release, f"release lease {self.lease.name}")
 
 
+class PruningStudy:
+    """What Optuna's pruners read of a study (``direction``, ``get_trials``, ``_storage``
+    for the rung attr successive halving writes), with the trials read lean.
+
+    Why not the stage's ``optuna.Study``: a pruner lists the whole study at every reported
+    epoch, and Optuna's cached storage reads every unfinished trial again each time, with
+    its params and attrs. A stage queues its slots up front and a stopped run appends more,
+    so that was every WAITING slot at every epoch: a 300-trial ASHA stage of a no-op
+    objective took 173 s against 21 s without ASHA. This view serves ``get_trials`` from
+    ``slots.pruning_trials`` (trials that have run: a WAITING slot reported nothing)."""
+
+    def __init__(self, storage: RDBStorage, study: optuna.Study) -> None:
+        self._storage, self._study = storage, study
+
+    @property
+    def direction(self) -> optuna.study.StudyDirection:
+        return self._study.direction
+
+    def get_trials(
+        self, deepcopy: bool = True, states: Container[optuna.trial.TrialState] | None = None
+    ) -> list[optuna.trial.FrozenTrial]:
+        from optuna.trial import TrialState
+
+        from hpsearch.store import slots
+
+        wanted = tuple(
+            n for n in slots.PRUNING_STATES if states is None or TrialState[n] in states
+        )
+        if not wanted:
+            return []
+        return slots.pruning_trials(self._storage.engine, self._study._study_id, wanted)
+
+
 class Slot:
     """A claimed trial: its params, and the writes a worker makes while it runs.
 
@@ -883,13 +916,13 @@ class Slot:
 
     def _losing(self, epoch: int) -> bool:
         """The stage's pruner, asked as Optuna asks it: ``prune(study, frozen_trial)``, on
-        the stage study and this trial read fresh from the database (its intermediate
-        values, and the rung attrs successive halving keeps on every trial). Never at the
-        last epoch: a run that got there is finished, not stopped."""
+        a :class:`PruningStudy` of the stage and this trial read fresh from the database
+        (its intermediate values, and the rung attrs successive halving keeps on every
+        trial). Never at the last epoch: a run that got there is finished, not stopped."""
         stop = self._stop_early
         if stop is None or epoch >= stop.epochs:
             return False
-        rdb, study = self._store._rdb, self._stage.study
+        rdb, study = self._store._rdb, PruningStudy(self._store._rdb, self._stage.study)
         return self._store._retry(
             lambda: stop.pruner.prune(study, rdb.get_trial(self.trial_id)), "stop early?"
         )

@@ -36,7 +36,18 @@ from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import TYPE_CHECKING, Any
 
-from sqlalchemy import Column, Float, Integer, MetaData, String, Table, func, select, text
+from sqlalchemy import (
+    Column,
+    Float,
+    Integer,
+    MetaData,
+    String,
+    Table,
+    bindparam,
+    func,
+    select,
+    text,
+)
 from sqlalchemy.exc import IntegrityError
 
 if TYPE_CHECKING:
@@ -443,6 +454,66 @@ def count_open(engine: Engine, study_id: int) -> int:
             ),
             {"s": study_id},
         ).scalar_one()
+
+
+#: The states of the trials a pruner may compare with: a WAITING slot has reported nothing.
+PRUNING_STATES = ("RUNNING", "COMPLETE", "PRUNED")
+
+
+def pruning_trials(engine: Engine, study_id: int, states: tuple[str, ...]) -> list[Any]:
+    """The study's trials in ``states`` (a subset of PRUNING_STATES) as FrozenTrials that
+    hold what Optuna's pruners read: state, curve (intermediate values) and the rung
+    values successive halving records in system attrs; no params or user attrs. Three
+    queries; see ``store.PruningStudy`` for why not ``study.get_trials``."""
+    from optuna.trial import FrozenTrial, TrialState
+
+    stored = _models().TrialIntermediateValueModel.stored_repr_to_intermediate_value
+    where = "t.study_id = :s AND t.state IN :states"
+    args = {"s": study_id, "states": tuple(states)}
+    with engine.connect() as conn:
+        rows = conn.execute(
+            text(f"SELECT t.trial_id, t.number, t.state FROM trials t WHERE {where}").bindparams(
+                bindparam("states", expanding=True)
+            ),
+            args,
+        ).all()
+        curves: dict[int, dict[int, float]] = {trial_id: {} for trial_id, _, _ in rows}
+        for trial_id, step, value, kind in conn.execute(
+            text(
+                "SELECT v.trial_id, v.step, v.intermediate_value, v.intermediate_value_type "
+                f"FROM trial_intermediate_values v JOIN trials t ON t.trial_id = v.trial_id "
+                f"WHERE {where}"
+            ).bindparams(bindparam("states", expanding=True)),
+            args,
+        ):
+            kind = _models().TrialIntermediateValueModel.TrialIntermediateValueType[kind]
+            curves[trial_id][step] = stored(value, kind)
+        rungs: dict[int, dict[str, Any]] = {trial_id: {} for trial_id, _, _ in rows}
+        for trial_id, key, value in conn.execute(
+            text(
+                "SELECT a.trial_id, a.key, a.value_json FROM trial_system_attributes a "
+                f"JOIN trials t ON t.trial_id = a.trial_id WHERE {where} "
+                "AND a.key LIKE 'completed_rung_%'"
+            ).bindparams(bindparam("states", expanding=True)),
+            args,
+        ):
+            rungs[trial_id][key] = json.loads(value)
+    return [
+        FrozenTrial(
+            number,
+            TrialState[state],
+            None,
+            None,
+            None,
+            {},
+            {},
+            {},
+            rungs[trial_id],
+            curves[trial_id],
+            trial_id,
+        )  # fmt: skip
+        for trial_id, number, state in sorted(rows, key=lambda r: r[1])
+    ]
 
 
 def count_trials(engine: Engine, study_id: int) -> int:
