@@ -298,6 +298,10 @@ def test_the_pruners_lean_view_holds_what_the_study_holds_and_decides_alike(
         assert (mine.state, mine.intermediate_values, mine.system_attrs) == (
             t.state, t.intermediate_values, rungs,
         )  # fmt: skip
+    bare = st.PruningStudy(store.dashboard_storage(), stage.study, curves=False)
+    assert [(t.number, t.system_attrs, t.intermediate_values) for t in bare.get_trials()] == [
+        (t.number, t.system_attrs, {}) for t in lean
+    ]
     complete = view.get_trials(deepcopy=False, states=(TrialState.COMPLETE,))
     assert [t.number for t in complete] == [t.number for t in full if t.state.name == "COMPLETE"]
     assert view.get_trials(deepcopy=False, states=(TrialState.WAITING,)) == []

@@ -832,10 +832,11 @@ class PruningStudy:
     its params and attrs. A stage queues its slots up front and a stopped run appends more,
     so that was every WAITING slot at every epoch: a 300-trial ASHA stage of a no-op
     objective took 173 s against 21 s without ASHA. This view serves ``get_trials`` from
-    ``slots.pruning_trials`` (trials that have run: a WAITING slot reported nothing)."""
+    ``slots.pruning_trials`` (trials that have run: a WAITING slot reported nothing),
+    without their curves where the pruner compares none (``curves=False``)."""
 
-    def __init__(self, storage: RDBStorage, study: optuna.Study) -> None:
-        self._storage, self._study = storage, study
+    def __init__(self, storage: RDBStorage, study: optuna.Study, *, curves: bool = True) -> None:
+        self._storage, self._study, self._curves = storage, study, curves
 
     @property
     def direction(self) -> optuna.study.StudyDirection:
@@ -853,7 +854,8 @@ class PruningStudy:
         )
         if not wanted:
             return []
-        return slots.pruning_trials(self._storage.engine, self._study._study_id, wanted)
+        engine, study_id = self._storage.engine, self._study._study_id
+        return slots.pruning_trials(engine, study_id, wanted, curves=self._curves)
 
 
 class Slot:
@@ -916,16 +918,32 @@ class Slot:
 
     def _losing(self, epoch: int) -> bool:
         """The stage's pruner, asked as Optuna asks it: ``prune(study, frozen_trial)``, on
-        a :class:`PruningStudy` of the stage and this trial read fresh from the database
+        a :class:`PruningStudy` of the stage and this trial read as lean from the database
         (its intermediate values, and the rung attrs successive halving keeps on every
         trial). Never at the last epoch: a run that got there is finished, not stopped."""
         stop = self._stop_early
         if stop is None or epoch >= stop.epochs:
             return False
-        rdb, study = self._store._rdb, PruningStudy(self._store._rdb, self._stage.study)
-        return self._store._retry(
-            lambda: stop.pruner.prune(study, rdb.get_trial(self.trial_id)), "stop early?"
-        )
+        from optuna.pruners import SuccessiveHalvingPruner
+        from optuna.trial import TrialState
+
+        from hpsearch.store import slots
+
+        rdb = self._store._rdb
+        # Successive halving compares the rung values alone (its min_resource is set, so it
+        # never estimates one from the curves); the median rule compares curves.
+        curves = not isinstance(stop.pruner, SuccessiveHalvingPruner)
+        study = PruningStudy(rdb, self._stage.study, curves=curves)
+        study_id = self._stage.study_id
+
+        def ask() -> bool:
+            # in any state: one finished elsewhere meanwhile raises UpdateFinishedTrialError
+            # when successive halving records its rung (TrialLost, as for a report)
+            any_state = tuple(state.name for state in TrialState)
+            [me] = slots.pruning_trials(rdb.engine, study_id, any_state, trial_id=self.trial_id)
+            return stop.pruner.prune(study, me)
+
+        return self._store._retry(ask, "stop early?")
 
     def finish_stopped(self, attrs: dict[str, Any]) -> bool:
         """Record the trial as stopped early (PRUNED with its last reported value, the

@@ -460,59 +460,57 @@ def count_open(engine: Engine, study_id: int) -> int:
 PRUNING_STATES = ("RUNNING", "COMPLETE", "PRUNED")
 
 
-def pruning_trials(engine: Engine, study_id: int, states: tuple[str, ...]) -> list[Any]:
-    """The study's trials in ``states`` (a subset of PRUNING_STATES) as FrozenTrials that
-    hold what Optuna's pruners read: state, curve (intermediate values) and the rung
-    values successive halving records in system attrs; no params or user attrs. Three
-    queries; see ``store.PruningStudy`` for why not ``study.get_trials``."""
+def pruning_trials(
+    engine: Engine,
+    study_id: int,
+    states: tuple[str, ...] = PRUNING_STATES,
+    *,
+    curves: bool = True,
+    trial_id: int | None = None,
+) -> list[Any]:
+    """The study's trials in ``states`` (a subset of PRUNING_STATES; ``trial_id``: that
+    one alone) as FrozenTrials holding what Optuna's pruners read: state, curve
+    (intermediate values; left empty without ``curves``) and the rung values successive
+    halving records in system attrs; no params or user attrs. Two or three queries; see
+    ``store.PruningStudy`` for why not ``study.get_trials``."""
     from optuna.trial import FrozenTrial, TrialState
 
-    stored = _models().TrialIntermediateValueModel.stored_repr_to_intermediate_value
-    where = "t.study_id = :s AND t.state IN :states"
-    args = {"s": study_id, "states": tuple(states)}
+    model = _models().TrialIntermediateValueModel
+    where = "t.study_id = :s AND t.state IN :states" + (
+        " AND t.trial_id = :t" if trial_id is not None else ""
+    )
+    args = {"s": study_id, "states": tuple(states), "t": trial_id}
+
+    def query(sql: str) -> Any:
+        return conn.execute(text(sql).bindparams(bindparam("states", expanding=True)), args)
+
     with engine.connect() as conn:
-        rows = conn.execute(
-            text(f"SELECT t.trial_id, t.number, t.state FROM trials t WHERE {where}").bindparams(
-                bindparam("states", expanding=True)
-            ),
-            args,
-        ).all()
-        curves: dict[int, dict[int, float]] = {trial_id: {} for trial_id, _, _ in rows}
-        for trial_id, step, value, kind in conn.execute(
-            text(
+        rows = query(f"SELECT t.trial_id, t.number, t.state FROM trials t WHERE {where}").all()
+        values: dict[int, dict[int, float]] = {row[0]: {} for row in rows}
+        rungs: dict[int, dict[str, Any]] = {row[0]: {} for row in rows}
+        # A trial whose state changed since the first query (claimed, finished) is left as
+        # that query found it: each statement reads the latest committed rows.
+        if curves:
+            for tid, step, value, kind in query(
                 "SELECT v.trial_id, v.step, v.intermediate_value, v.intermediate_value_type "
-                f"FROM trial_intermediate_values v JOIN trials t ON t.trial_id = v.trial_id "
+                "FROM trial_intermediate_values v JOIN trials t ON t.trial_id = v.trial_id "
                 f"WHERE {where}"
-            ).bindparams(bindparam("states", expanding=True)),
-            args,
+            ):
+                if tid in values:
+                    kind = model.TrialIntermediateValueType[kind]
+                    values[tid][step] = model.stored_repr_to_intermediate_value(value, kind)
+        for tid, key, value in query(
+            "SELECT a.trial_id, a.key, a.value_json FROM trial_system_attributes a "
+            f"JOIN trials t ON t.trial_id = a.trial_id WHERE {where} "
+            "AND a.key LIKE 'completed_rung_%'"
         ):
-            kind = _models().TrialIntermediateValueModel.TrialIntermediateValueType[kind]
-            curves[trial_id][step] = stored(value, kind)
-        rungs: dict[int, dict[str, Any]] = {trial_id: {} for trial_id, _, _ in rows}
-        for trial_id, key, value in conn.execute(
-            text(
-                "SELECT a.trial_id, a.key, a.value_json FROM trial_system_attributes a "
-                f"JOIN trials t ON t.trial_id = a.trial_id WHERE {where} "
-                "AND a.key LIKE 'completed_rung_%'"
-            ).bindparams(bindparam("states", expanding=True)),
-            args,
-        ):
-            rungs[trial_id][key] = json.loads(value)
+            if tid in rungs:
+                rungs[tid][key] = json.loads(value)
     return [
         FrozenTrial(
-            number,
-            TrialState[state],
-            None,
-            None,
-            None,
-            {},
-            {},
-            {},
-            rungs[trial_id],
-            curves[trial_id],
-            trial_id,
-        )  # fmt: skip
-        for trial_id, number, state in sorted(rows, key=lambda r: r[1])
+            number, TrialState[state], None, None, None, {}, {}, {}, rungs[tid], values[tid], tid
+        )
+        for tid, number, state in sorted(rows, key=lambda r: r[1])
     ]
 
 
