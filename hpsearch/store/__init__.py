@@ -830,8 +830,8 @@ class PruningStudy:
     Why not the stage's ``optuna.Study``: a pruner lists the whole study at every reported
     epoch, and Optuna's cached storage reads every unfinished trial again each time, with
     its params and attrs. A stage queues its slots up front and a stopped run appends more,
-    so that was every WAITING slot at every epoch: a 300-trial ASHA stage of a no-op
-    objective took 173 s against 21 s without ASHA. This view serves ``get_trials`` from
+    so that was every WAITING slot at every epoch: ASHA made a trial 5x dearer, this view
+    1.6x (``benchmarks/stop_early_overhead.py``). It serves ``get_trials`` from
     ``slots.pruning_trials`` (trials that have run: a WAITING slot reported nothing),
     without their curves where the pruner compares none (``curves=False``)."""
 
