@@ -26,6 +26,7 @@ if TYPE_CHECKING:
     from hpsearch.regions import Region
     from hpsearch.report.search import SearchView
     from hpsearch.stages import Registration
+    from hpsearch.store import SearchStore
 
 log = logging.getLogger(__name__)
 
@@ -145,7 +146,7 @@ def run(
     if options.workers == 1:
         stop = stop or threading.Event()
         try:
-            stats = _run_here(url, key, spec, options, objective, stop)
+            stats = _run_here(url, key, spec, options, objective, stop, reader)
         except KeyboardInterrupt:  # the running trial was re-queued on the way out
             stop.set()
         code = 130 if stop.is_set() else 0
@@ -175,15 +176,15 @@ def _run_here(
     options: RunOptions,
     objective: Callable[..., Any] | None,
     stop: threading.Event,
+    reader: SearchStore,
 ) -> Any:
-    """One worker in this process, the progress drawn by a thread beside it, each
-    finished stage given its dashboard note."""
+    """One worker in this process, the progress drawn by a thread beside it (from
+    ``reader``, the run's read-only store), each finished stage given its dashboard note."""
     import contextlib
 
     from hpsearch.local_workers import threads_per_worker
     from hpsearch.progress import Display, Watcher
     from hpsearch.report.note import on_worker_event_in_child
-    from hpsearch.store import SearchStore
     from hpsearch.worker import WorkerConfig, run_worker
 
     config = WorkerConfig(
@@ -196,7 +197,6 @@ def _run_here(
     )
     watching: contextlib.AbstractContextManager[Any] = contextlib.nullcontext()
     if options.progress:
-        reader = SearchStore.open(url, readonly=True)  # opened as patiently as the worker
         display = Display(spec, reload=lambda: reader.current_spec(spec))
         watching = Watcher(lambda: reader.stage_counts(spec.name), display)
     with watching:

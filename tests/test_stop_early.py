@@ -288,7 +288,7 @@ def test_the_pruners_lean_view_holds_what_the_study_holds_and_decides_alike(
     launch(storage_url, path)
     store = st.SearchStore.open(storage_url)
     stage = store.find_stage("toy", "coarse")
-    view = st.PruningStudy(store.dashboard_storage(), stage.study)
+    view = st.PruningStudy(store.dashboard_storage(), stage)
     full = [t for t in stage.study.get_trials(deepcopy=False) if t.state != TrialState.WAITING]
     lean = view.get_trials(deepcopy=False)
     assert [t.number for t in lean] == [t.number for t in full]
@@ -298,7 +298,7 @@ def test_the_pruners_lean_view_holds_what_the_study_holds_and_decides_alike(
         assert (mine.state, mine.intermediate_values, mine.system_attrs) == (
             t.state, t.intermediate_values, rungs,
         )  # fmt: skip
-    bare = st.PruningStudy(store.dashboard_storage(), stage.study, curves=False)
+    bare = st.PruningStudy(store.dashboard_storage(), stage, curves=False)
     assert [(t.number, t.system_attrs, t.intermediate_values) for t in bare.get_trials()] == [
         (t.number, t.system_attrs, {}) for t in lean
     ]

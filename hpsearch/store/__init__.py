@@ -835,12 +835,12 @@ class PruningStudy:
     ``slots.pruning_trials`` (trials that have run: a WAITING slot reported nothing),
     without their curves where the pruner compares none (``curves=False``)."""
 
-    def __init__(self, storage: RDBStorage, study: optuna.Study, *, curves: bool = True) -> None:
-        self._storage, self._study, self._curves = storage, study, curves
+    def __init__(self, storage: RDBStorage, stage: Stage, *, curves: bool = True) -> None:
+        self._storage, self._stage, self._curves = storage, stage, curves
 
     @property
     def direction(self) -> optuna.study.StudyDirection:
-        return self._study.direction
+        return self._stage.study.direction
 
     def get_trials(
         self, deepcopy: bool = True, states: Container[optuna.trial.TrialState] | None = None
@@ -854,7 +854,7 @@ class PruningStudy:
         )
         if not wanted:
             return []
-        engine, study_id = self._storage.engine, self._study._study_id
+        engine, study_id = self._storage.engine, self._stage.study_id
         return slots.pruning_trials(engine, study_id, wanted, curves=self._curves)
 
 
@@ -933,7 +933,7 @@ class Slot:
         # Successive halving compares the rung values alone (its min_resource is set, so it
         # never estimates one from the curves); the median rule compares curves.
         curves = not isinstance(stop.pruner, SuccessiveHalvingPruner)
-        study = PruningStudy(rdb, self._stage.study, curves=curves)
+        study = PruningStudy(rdb, self._stage, curves=curves)
         study_id = self._stage.study_id
 
         def ask() -> bool:

@@ -468,8 +468,8 @@ def pruning_trials(
     curves: bool = True,
     trial_id: int | None = None,
 ) -> list[Any]:
-    """The study's trials in ``states`` (a subset of PRUNING_STATES; ``trial_id``: that
-    one alone) as FrozenTrials holding what Optuna's pruners read: state, curve
+    """The study's trials in ``states`` (state names; ``trial_id``: that one alone, if
+    in them) as FrozenTrials holding what Optuna's pruners read: state, curve
     (intermediate values; left empty without ``curves``) and the rung values successive
     halving records in system attrs; no params or user attrs. Two or three queries; see
     ``store.PruningStudy`` for why not ``study.get_trials``."""
