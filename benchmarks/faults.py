@@ -105,8 +105,8 @@ def database(backend: str, admin_url: str) -> Iterator[str]:
 
 def register(url: str, stages: list[int]) -> None:
     from hpsearch import store as st
-    from hpsearch.spec import parse_spec
-    from hpsearch.stages import register_search
+    from hpsearch.engine.stages import register_search
+    from hpsearch.objectives.catalog import parse_spec
 
     spec = parse_spec(
         {

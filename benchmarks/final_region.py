@@ -3,10 +3,10 @@
 ``search_efficiency.py --raw FILE`` keeps, for every seed of the default plan, the last
 stage's searched space and finished runs. This script narrows them again under other
 ``keep`` / ``margin`` rules (the rule ``hpsearch report`` uses for the last stage is
-``hpsearch.stage_spec.DEFAULT_KEEP`` / ``DEFAULT_MARGIN``) and measures each rule's final
+``hpsearch.core.stage_spec.DEFAULT_KEEP`` / ``DEFAULT_MARGIN``) and measures each rule's final
 region against the problems' known optima, on the same runs: how often it contains one,
 its median volume as a share of the space, and how often a region whose leave-one-out
-sureness (``hpsearch.regions.sureness``) says 90% or more contains one. Region quality is
+sureness (``hpsearch.core.regions.sureness``) says 90% or more contains one. Region quality is
 thus chosen without rerunning, and without buying it with search efficiency: the runs are
 those of the efficiency table.
 
@@ -29,7 +29,7 @@ from problems import PROBLEMS  # noqa: E402
 
 
 def records(runs: list[list[Any]], epochs: int) -> list[Any]:
-    from hpsearch.records import TrialRecord
+    from hpsearch.core.records import TrialRecord
 
     return [
         TrialRecord(n, "last", state, params, value, epochs=epochs)
@@ -42,8 +42,8 @@ def measure_rule(results: list[dict[str, Any]], keep: float, margin: float) -> d
     pooled over problems the regions stating >= 90% sureness and how many held an optimum."""
     from search_efficiency import make_spec
 
-    from hpsearch.regions import narrow, sureness
-    from hpsearch.space import SearchSpace
+    from hpsearch.core.regions import narrow, sureness
+    from hpsearch.core.space import SearchSpace
 
     per: dict[str, list[dict[str, float]]] = {}
     for r in results:

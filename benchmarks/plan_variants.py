@@ -1,6 +1,6 @@
 """Variants of the default plan, measured against it (``search_efficiency.py --plan NAME``).
 
-Each is a function of ``(budget, max_epochs)`` as ``hpsearch.plan.default_plan`` is; the
+Each is a function of ``(budget, max_epochs)`` as ``hpsearch.core.plan.default_plan`` is; the
 tables in docs/benchmarks.md ("The default plan") name them. Kept so that the figures
 behind the choice can be rerun.
 """
@@ -11,8 +11,8 @@ import dataclasses
 import math
 from collections.abc import Callable
 
-from hpsearch import plan as default
-from hpsearch.spec import StageSpec
+from hpsearch.core import plan as default
+from hpsearch.core.spec import StageSpec
 
 Plan = Callable[[int, int], tuple[StageSpec, ...]]
 

@@ -15,7 +15,7 @@ from typing import Any
 
 import numpy as np
 
-from hpsearch.space import CategoricalParam, SearchSpace
+from hpsearch.core.space import CategoricalParam, SearchSpace
 
 #: A recommended point "lands near" an optimum when it is within this share of every
 #: parameter's original range (in its scale) of it: inside the optimum's basin.

@@ -102,9 +102,9 @@ def make_search(url: str, coarse: int, fine: int, kind: str = "stub") -> None:
     import optuna
 
     from hpsearch import store as st
-    from hpsearch.points import random_points
-    from hpsearch.spec import parse_spec
-    from hpsearch.stages import open_stage, plan_stage, register_search, stage_attrs
+    from hpsearch.core.points import random_points
+    from hpsearch.engine.stages import open_stage, plan_stage, register_search, stage_attrs
+    from hpsearch.objectives.catalog import parse_spec
 
     spec = parse_spec(tomllib.loads(TOML.format(coarse=coarse, fine=fine)))
     store = st.SearchStore.open(url)

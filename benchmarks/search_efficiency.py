@@ -69,7 +69,7 @@ TMP = "/dev/shm" if os.path.isdir("/dev/shm") else None
 def make_spec(problem: Problem, seed: int, scale: float = 1.0, plan: str | None = None) -> Any:
     """The study file a user would write: the default plan from ``budget``; ``plan``
     names a variant of it (``plan_variants.py``) to measure against it."""
-    from hpsearch.spec import parse_spec
+    from hpsearch.objectives.catalog import parse_spec
 
     budget = max(1, round(problem.full_runs * scale)) * problem.max_epochs
     text = study_text(problem, budget=budget, max_epochs=problem.max_epochs, seed=seed)
@@ -89,9 +89,9 @@ def run_hpsearch(contender: str, spec: Any, problem: Problem) -> tuple[list[Even
     import optuna
 
     from hpsearch import store as st
-    from hpsearch.compare import register_baselines
+    from hpsearch.engine.worker import WorkerConfig, run_worker
     from hpsearch.report.search import load_search
-    from hpsearch.worker import WorkerConfig, run_worker
+    from hpsearch.tasks.compare import register_baselines
 
     with tempfile.TemporaryDirectory(dir=TMP) as folder:
         url = f"sqlite:///{folder}/search.db"
@@ -122,8 +122,8 @@ def region_facts(view: Any, problem: Problem) -> dict[str, Any]:
     """The plan's regions against the optima: per stage the region it hands on (the last
     stage's is the promising region the report prints), and whether the recommended run
     lands near an optimum."""
-    from hpsearch.records import recommended
-    from hpsearch.regions import sureness
+    from hpsearch.core.records import recommended
+    from hpsearch.core.regions import sureness
     from hpsearch.report.search import region_rule
 
     original = view.spec.space
@@ -169,8 +169,8 @@ class _Report:
 
 def optuna_grid(space: Any, trials: int) -> dict[str, list[Any]]:
     """The grid hpsearch's baseline uses (same shape, same values), for GridSampler."""
-    from hpsearch.compare import largest_grid
-    from hpsearch.points import grid_shape
+    from hpsearch.core.points import grid_shape
+    from hpsearch.tasks.compare import largest_grid
 
     shape = grid_shape(space, largest_grid(space, trials))
     return {p.name: p.grid_levels(k) for p, k in zip(space, shape, strict=True)}
@@ -183,8 +183,8 @@ def run_optuna(
     study is named after problem, contender, seed and ``name`` (Hyperband's brackets)."""
     import optuna
 
-    from hpsearch.loader import load_objective, prepare_params
-    from hpsearch.points import derive_seed
+    from hpsearch.core.points import derive_seed
+    from hpsearch.engine.loader import load_objective, prepare_params
 
     fn = load_objective(spec.objective, spec.base_dir)
     max_epochs = problem.max_epochs
@@ -281,10 +281,10 @@ def run_task(task: Task) -> dict[str, Any]:
     logging.disable(logging.WARNING)
     import optuna
 
-    import hpsearch.worker
+    import hpsearch.engine.worker
 
     # The dashboard notes (fANOVA per stage, over a second each) change nothing measured.
-    hpsearch.worker.write_stage_note = lambda *args, **kwargs: None  # type: ignore[assignment]
+    hpsearch.engine.worker.write_stage_note = lambda *args, **kwargs: None  # type: ignore[assignment]
     optuna.logging.set_verbosity(optuna.logging.ERROR)
     problem = ALL_PROBLEMS[problem_name]
     spec = make_spec(problem, seed, scale, plan if contender == "hpsearch plan" else None)

@@ -41,9 +41,9 @@ def improving(params: dict, epochs: int, report) -> float:
 def run(url: str, rule: str, slots: int) -> tuple[float, int, int]:
     """Seconds the worker took to run the stage, trials run, epochs reported."""
     from hpsearch import store as st
-    from hpsearch.spec import parse_spec
-    from hpsearch.stages import prepare_stage, register_search
-    from hpsearch.worker import WorkerConfig, run_worker
+    from hpsearch.engine.stages import prepare_stage, register_search
+    from hpsearch.engine.worker import WorkerConfig, run_worker
+    from hpsearch.objectives.catalog import parse_spec
 
     stage = {"name": "s", "trials": slots, "epochs": EPOCHS, "sampler": "random"}
     if rule != "none":

@@ -30,8 +30,8 @@ from typing import Any
 import torch
 import torch.nn.functional as F
 
+from hpsearch.core.trial_handle import Reporter
 from hpsearch.objectives.cnn import objective
-from hpsearch.reporter import Reporter
 from hpsearch.training.data import DataConfig, load_data
 from hpsearch.training.model import CNN, CNNConfig
 

@@ -23,10 +23,10 @@ from pathlib import Path
 import optuna
 
 from hpsearch import store as st
-from hpsearch.spec import parse_spec
-from hpsearch.stages import register_search
-from hpsearch.urls import ENV_STORAGE
-from hpsearch.worker import WorkerConfig, run_worker
+from hpsearch.engine.stages import register_search
+from hpsearch.engine.worker import WorkerConfig, run_worker
+from hpsearch.objectives.catalog import parse_spec
+from hpsearch.store.urls import ENV_STORAGE
 
 HERE = Path(__file__).resolve().parent
 sys.path.insert(0, str(HERE))

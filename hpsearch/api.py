@@ -17,15 +17,16 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from hpsearch.errors import UserError
-from hpsearch.spec import SpecError, StudySpec, load_spec, parse_spec
+from hpsearch.core.errors import UserError
+from hpsearch.core.spec import SpecError, StudySpec
+from hpsearch.objectives.catalog import load_spec, parse_spec
 
 if TYPE_CHECKING:
     import pandas as pd
 
-    from hpsearch.regions import Region
+    from hpsearch.core.regions import Region
+    from hpsearch.engine.stages import Registration
     from hpsearch.report.search import SearchView
-    from hpsearch.stages import Registration
     from hpsearch.store import SearchStore
 
 log = logging.getLogger(__name__)
@@ -108,9 +109,9 @@ def register(
     ``workers``. Returns the spec as stored (naming a callable ``objective`` by its import
     path), what registering did (new or not, the edits applied) and the objective
     function."""
-    from hpsearch.loader import load_objective
-    from hpsearch.local_workers import check_workers
-    from hpsearch.stages import register_search
+    from hpsearch.engine.loader import load_objective
+    from hpsearch.engine.local_workers import check_workers
+    from hpsearch.engine.stages import register_search
     from hpsearch.store import SearchStore
 
     if objective is not None:
@@ -132,8 +133,8 @@ def run(
 ) -> Outcome:
     """Work on ``key`` (a search, or a compare baseline's study name) until it is done:
     in this process for one worker, else in local worker processes; the same progress
-    display either way (``hpsearch.progress``)."""
-    from hpsearch.failfast import find_stop
+    display either way (``hpsearch.engine.progress``)."""
+    from hpsearch.engine.failfast import find_stop
     from hpsearch.store import SearchStore
 
     # The worker's patience, not a command's: this reader finds the spec and, at the end,
@@ -151,7 +152,7 @@ def run(
             stop.set()
         code = 130 if stop.is_set() else 0
     else:
-        from hpsearch.local_workers import run_local_workers
+        from hpsearch.engine.local_workers import run_local_workers
 
         code = run_local_workers(
             url,
@@ -182,10 +183,10 @@ def _run_here(
     ``reader``, the run's read-only store), each finished stage given its dashboard note."""
     import contextlib
 
-    from hpsearch.local_workers import threads_per_worker
-    from hpsearch.progress import Display, Watcher
+    from hpsearch.engine.local_workers import threads_per_worker
+    from hpsearch.engine.progress import Display, Watcher
+    from hpsearch.engine.worker import WorkerConfig, run_worker
     from hpsearch.report.note import on_worker_event_in_child
-    from hpsearch.worker import WorkerConfig, run_worker
 
     config = WorkerConfig(
         url,
@@ -226,9 +227,10 @@ def launch(
     :class:`SearchStopped` when the search stopped on failures (its failed trials are
     queued again: fix the cause and launch again).
     """
-    from hpsearch import failfast
+    from hpsearch.core import failures
+    from hpsearch.engine import failfast
     from hpsearch.store import SearchStore
-    from hpsearch.urls import resolve_url
+    from hpsearch.store.urls import resolve_url
 
     url = resolve_url(storage)
     parsed, registered, fn = register(read_spec(spec), url, workers=workers, objective=objective)
@@ -238,7 +240,7 @@ def launch(
     options = RunOptions(workers, device, threads, grace_period, 1, max_failures, progress)
     outcome = run(url, parsed.name, options, objective=fn if objective is not None else None)
     if outcome.stopped is not None:
-        raise SearchStopped(failfast.format_stop(parsed.name, *outcome.stopped))
+        raise SearchStopped(failures.format_stop(parsed.name, *outcome.stopped))
     if outcome.code == 130:
         raise KeyboardInterrupt
     if outcome.code:
@@ -248,7 +250,7 @@ def launch(
 
 def load(name: str, *, storage: str | None = None) -> Search:
     """A stored search; UserError if there is none of that name."""
-    from hpsearch.urls import resolve_url
+    from hpsearch.store.urls import resolve_url
 
     search = Search(name, resolve_url(storage))
     search.view()  # fail now, with the names that are there, rather than at first use
@@ -295,7 +297,7 @@ class Search:
     def best(self, stage: str | None = None) -> dict[str, Any]:
         """The recommended configuration (``hpsearch best --format json``): ``params``
         with ``[fixed]``, ``value``, ``stage``, ``trial``, ``epochs``, ``seed``..."""
-        from hpsearch.best import find_winner
+        from hpsearch.tasks.best import find_winner
 
         return find_winner(self.view(), stage).to_dict()
 

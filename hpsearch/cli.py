@@ -36,7 +36,7 @@ class BadInput(click.ClickException):
 
 def masked(text: str) -> str:
     """``text`` without the password of this command's storage URL (or any URL's)."""
-    from hpsearch.urls import mask_text
+    from hpsearch.store.urls import mask_text
 
     ctx = click.get_current_context(silent=True)
     return mask_text(text, ctx.meta.get(URL_KEY) if ctx is not None else None)
@@ -45,7 +45,7 @@ def masked(text: str) -> str:
 @contextmanager
 def user_errors() -> Iterator[None]:
     """Turn the library's input errors into exit code 2 with their message."""
-    from hpsearch.errors import UserError
+    from hpsearch.core.errors import UserError
 
     try:
         yield
@@ -117,7 +117,7 @@ def storage_url(storage: str | None, *, creates: bool = False) -> str:
     """The command's storage URL (``--storage``, ``$HPSEARCH_STORAGE`` or the default),
     refused with the fix before anything connects when it cannot work; ``creates``: the
     command makes the database if it is not there."""
-    from hpsearch.urls import check_url, resolve_url, url_source
+    from hpsearch.store.urls import check_url, resolve_url, url_source
 
     url = resolve_url(storage)
     click.get_current_context().meta[URL_KEY] = url
@@ -285,10 +285,10 @@ def launch(
 ) -> None:
     """Run the search in FILE to the end (launching it again resumes, and runs again the
     trials of a search stopped on failures)."""
-    from hpsearch import failfast
-    from hpsearch.loader import preflight
-    from hpsearch.spec import load_spec
-    from hpsearch.urls import mask_url
+    from hpsearch.engine import failfast
+    from hpsearch.engine.loader import preflight
+    from hpsearch.objectives.catalog import load_spec
+    from hpsearch.store.urls import mask_url
 
     with user_errors():
         spec = load_spec(file)
@@ -334,7 +334,7 @@ def _retry_failed(
 ) -> list[str]:
     """Plan a retry, ask before discarding anything (refusing with no terminal to ask on
     unless --yes), apply it; the lines to print."""
-    from hpsearch.retry import apply_retry, plan_retry
+    from hpsearch.engine.retry import apply_retry, plan_retry
 
     plan = plan_retry(store, spec, stage=stage, from_stage=from_stage)
     if plan.discard and not yes:
@@ -350,7 +350,7 @@ def format_plan(spec: Any) -> str:
 
     lines = [f"search {spec.name}: {spec.metric} ({spec.direction}), seed {spec.seed}"]
     if spec.budget is not None:
-        from hpsearch.plan import WHY
+        from hpsearch.core.plan import WHY
 
         lines.append(
             f"  plan built from budget = {spec.budget} epochs, max_epochs = {spec.max_epochs} "
@@ -418,8 +418,9 @@ def _run(url: str, key: str, options: Any, *, stop_summary: bool = True) -> None
     from the database, once) or could not complete."""
     import threading
 
-    from hpsearch import api, failfast
-    from hpsearch.worker import handle_stop_signals
+    from hpsearch import api
+    from hpsearch.core import failures
+    from hpsearch.engine.worker import handle_stop_signals
 
     stop = threading.Event()
     if options.workers == 1:  # the local-workers launcher installs its own
@@ -440,7 +441,7 @@ def _run(url: str, key: str, options: Any, *, stop_summary: bool = True) -> None
         )
     if outcome.stopped is not None:
         if stop_summary:
-            click.echo(failfast.format_stop(key.split("/")[0], *outcome.stopped), err=True)
+            click.echo(failures.format_stop(key.split("/")[0], *outcome.stopped), err=True)
         sys.exit(1)
     if outcome.code:
         sys.exit(outcome.code)
@@ -448,7 +449,7 @@ def _run(url: str, key: str, options: Any, *, stop_summary: bool = True) -> None
 
 def _print_summary(url: str, name: str) -> None:
     """The report, then one line: the winner and the commands that look further."""
-    from hpsearch.records import recommended
+    from hpsearch.core.records import recommended
     from hpsearch.report.search import load_search
     from hpsearch.report.terminal import format_summary
 
@@ -470,7 +471,7 @@ def _print_summary(url: str, name: str) -> None:
 def storage_flag(url: str) -> str:
     """`` --storage URL`` (password masked) for a command to print, unless the default
     storage (``$HPSEARCH_STORAGE`` or ./hpsearch.db) is the one in use."""
-    from hpsearch.urls import mask_url, resolve_url
+    from hpsearch.store.urls import mask_url, resolve_url
 
     return "" if url == resolve_url(None) else f" --storage {mask_url(url)}"
 
@@ -557,10 +558,10 @@ def compare(
 ) -> None:
     """Run the search in FILE, then flat grid and random search with the same epoch budget
     (NAME/grid-baseline, NAME/random-baseline), and compare the three (reruns resume)."""
-    from hpsearch.compare import register_baselines
-    from hpsearch.loader import load_objective
-    from hpsearch.spec import load_spec
+    from hpsearch.engine.loader import load_objective
+    from hpsearch.objectives.catalog import load_spec
     from hpsearch.store import SearchStore
+    from hpsearch.tasks.compare import register_baselines
 
     with user_errors():
         spec = load_spec(file)
@@ -630,9 +631,9 @@ def best(
     """The configuration search NAME recommends: the best trial among its longest runs,
     with every parameter ([fixed] too), its seed and the data split seed, at full
     precision. --retrain trains it again and checks the value comes back."""
-    from hpsearch import best as winners
     from hpsearch.report.search import load_search
-    from hpsearch.urls import resolve_url
+    from hpsearch.store.urls import resolve_url
+    from hpsearch.tasks import best as winners
 
     if not retrain:
         for option, given in (
@@ -653,7 +654,7 @@ def best(
         if not retrain:
             click.echo(winners.format_winner(winner, fmt, storage_flag(url)))
             return
-        from hpsearch import retrain as retraining
+        from hpsearch.tasks import retrain as retraining
 
         click.echo(
             f"retraining trial {winner.record.number} of {name} (stage {winner.record.stage})",
@@ -680,8 +681,8 @@ GRACE_HELP = "Seconds without a heartbeat before a worker counts as gone (as for
 )
 def list_(storage: str | None, grace_period: int) -> None:
     """Every search in the storage: stages, trials done, state, best value."""
-    from hpsearch.manage import format_searches, list_searches
-    from hpsearch.urls import mask_url, resolve_url
+    from hpsearch.store.urls import mask_url, resolve_url
+    from hpsearch.tasks.manage import format_searches, list_searches
 
     url = resolve_url(storage)
     with user_errors():
@@ -703,9 +704,9 @@ def delete(name: str, storage: str | None, yes: bool, force: bool, grace_period:
 
     Launching its study file again then starts it afresh.
     """
-    from hpsearch.manage import check_deletable
     from hpsearch.store import SearchStore
-    from hpsearch.urls import mask_url, resolve_url
+    from hpsearch.store.urls import mask_url, resolve_url
+    from hpsearch.tasks.manage import check_deletable
 
     url = resolve_url(storage)
     with user_errors():
@@ -732,9 +733,9 @@ def retry(
 ) -> None:
     """Re-queue the failed trials of search NAME with their params (after fixing what made
     them fail) and lift a stop on failures; launching again then runs them."""
+    from hpsearch.engine.worker import SearchNotFound
     from hpsearch.store import SearchStore
-    from hpsearch.urls import resolve_url
-    from hpsearch.worker import SearchNotFound
+    from hpsearch.store.urls import resolve_url
 
     url = resolve_url(storage)
     with user_errors():
@@ -763,8 +764,8 @@ def retry(
 )
 def dashboard(storage: str | None, host: str, port: int, allow_writes: bool) -> None:
     """Review searches in optuna-dashboard (read-only, this machine only, by default)."""
-    from hpsearch.dashboard import DashboardConfig, is_loopback, serve
-    from hpsearch.urls import mask_url
+    from hpsearch.store.urls import mask_url
+    from hpsearch.tasks.dashboard import DashboardConfig, is_loopback, serve
 
     url = storage_url(storage)
     if not is_loopback(host):

@@ -9,7 +9,7 @@ import pytest
 from stubs import toy_study
 
 import hpsearch
-from hpsearch.errors import UserError
+from hpsearch.core.errors import UserError
 
 
 def notebook_objective(params: dict, epochs: int, report) -> float:

@@ -13,7 +13,7 @@ from stored import stage_study
 from stubs import toy_study
 
 from hpsearch import examples
-from hpsearch.records import TrialRecord, recommended
+from hpsearch.core.records import TrialRecord, recommended
 
 #: [fixed] values of every TOML kind a study file may hold, and a float that only reads
 #: back exactly at full precision.

@@ -6,7 +6,15 @@ import math
 
 import pytest
 
-from hpsearch.checks import Checker, CheckError, Finite, InstanceOf, Interval, Options, Pattern
+from hpsearch.core.checks import (
+    Checker,
+    CheckError,
+    Finite,
+    InstanceOf,
+    Interval,
+    Options,
+    Pattern,
+)
 
 CASES = [
     # (constraint, good value, bad value, message)

@@ -24,7 +24,7 @@ def test_help_and_examples_are_instant_because_nothing_heavy_is_imported():
         "assert 'hpsearch example' in r.output and 'studies/' not in r.output, r.output\n"
         "r = CliRunner().invoke(main, ['example', 'quickstart'])\n"
         "assert r.exit_code == 0 and 'name = \"quickstart\"' in r.output, r.output\n"
-        "from hpsearch.spec import parse_spec\n"
+        "from hpsearch.objectives.catalog import parse_spec\n"
         "heavy = ('torch', 'optuna', 'sqlalchemy', 'plotly', 'pandas', 'sklearn')\n"
         "print(sorted(m for m in heavy if m in sys.modules))\n"
     )

@@ -32,17 +32,17 @@ from stored import stage_study
 from stubs import toy_study
 
 from hpsearch import store as st
-from hpsearch.dashboard import (
+from hpsearch.engine.stages import register_search
+from hpsearch.engine.worker import WorkerConfig, run_worker
+from hpsearch.objectives.catalog import load_spec
+from hpsearch.report.note import on_worker_event
+from hpsearch.report.search import load_search
+from hpsearch.tasks.dashboard import (
     DashboardConfig,
     ReadOnly,
     is_loopback,
     make_dashboard_server,
 )
-from hpsearch.report.note import on_worker_event
-from hpsearch.report.search import load_search
-from hpsearch.spec import load_spec
-from hpsearch.stages import register_search
-from hpsearch.worker import WorkerConfig, run_worker
 
 ARTIFACTS = Path(__file__).parents[1] / "test-artifacts"
 COARSE, FINE = 12, 4

@@ -9,13 +9,14 @@ import tomllib
 import pytest
 from stubs import toy_study
 
-from hpsearch import plan
-from hpsearch.edits import classify, refusal, resolve_plan
-from hpsearch.points import make_points
-from hpsearch.records import TrialRecord
-from hpsearch.space import FloatParam, IntParam
-from hpsearch.spec import SpecError, parse_spec
-from hpsearch.stages import plan_stage
+from hpsearch.core import plan
+from hpsearch.core.edits import classify, refusal, resolve_plan
+from hpsearch.core.points import make_points
+from hpsearch.core.records import TrialRecord
+from hpsearch.core.space import FloatParam, IntParam
+from hpsearch.core.spec import SpecError
+from hpsearch.engine.stages import plan_stage
+from hpsearch.objectives.catalog import parse_spec, spec_from_dict
 
 COARSE, BOTH = {"coarse"}, {"coarse", "fine"}
 
@@ -241,7 +242,7 @@ def test_a_stage_range_takes_its_kind_and_limits_from_space_and_round_trips():
     assert own["drop"] == FloatParam("drop", 0.0, 1.0, min=0.0)
     stored = spec.to_dict()["stage"][1]["space"]
     assert stored["width"] == {"low": 16, "high": 48}
-    assert type(spec).from_dict(spec.to_dict()) == spec
+    assert spec_from_dict(spec.to_dict()) == spec
     assert "space" not in spec.to_dict()["stage"][0]
 
 

@@ -9,11 +9,11 @@ import pytest
 from stubs import toy_study
 
 from hpsearch import store as st
+from hpsearch.core.space import SearchSpace
+from hpsearch.engine.stages import SpecMismatch, register_search
+from hpsearch.engine.worker import WorkerConfig, run_worker
+from hpsearch.objectives.catalog import load_spec
 from hpsearch.report.search import load_search
-from hpsearch.space import SearchSpace
-from hpsearch.spec import load_spec
-from hpsearch.stages import SpecMismatch, register_search
-from hpsearch.worker import WorkerConfig, run_worker
 
 
 def launch(url, path, **config):

@@ -9,8 +9,8 @@ import pytest
 from cli_runner import hpsearch
 
 from hpsearch import examples
-from hpsearch.loader import prepare_params
-from hpsearch.spec import load_spec
+from hpsearch.engine.loader import prepare_params
+from hpsearch.objectives.catalog import load_spec
 
 NAMES = ["cifar10_cnn", "digits_cnn", "quickstart"]
 

@@ -16,10 +16,11 @@ from stubs import toy_study
 from test_workers import assert_exact
 
 from hpsearch import store as st
-from hpsearch.failfast import Outcomes, stop_rule
-from hpsearch.spec import SpecError, load_spec, parse_spec
-from hpsearch.stages import prepare_stage, register_search
-from hpsearch.worker import WorkerConfig, run_worker
+from hpsearch.core.failures import Outcomes, stop_rule
+from hpsearch.core.spec import SpecError
+from hpsearch.engine.stages import prepare_stage, register_search
+from hpsearch.engine.worker import WorkerConfig, run_worker
+from hpsearch.objectives.catalog import load_spec, parse_spec
 
 REASON = "KeyError: 'learning_rate'"
 #: Seconds a stub trial takes where workers must overlap.

@@ -28,8 +28,8 @@ from stubs import toy_study
 from test_workers import assert_exact, finish, register, start_worker
 
 from hpsearch import store as st
-from hpsearch.spec import parse_spec
-from hpsearch.stages import SpecMismatch, register_search
+from hpsearch.engine.stages import SpecMismatch, register_search
+from hpsearch.objectives.catalog import parse_spec
 
 # The fault benchmark's session killer, one copy for the benchmark and these tests.
 sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "benchmarks"))

@@ -14,9 +14,9 @@ from cli_runner import child_pythonpath
 from stubs import toy_study
 
 from hpsearch import store as st
-from hpsearch.local_workers import gpu_split, run_local_workers, visible_gpus
-from hpsearch.spec import load_spec
-from hpsearch.stages import register_search
+from hpsearch.engine.local_workers import gpu_split, run_local_workers, visible_gpus
+from hpsearch.engine.stages import register_search
+from hpsearch.objectives.catalog import load_spec
 
 
 @pytest.mark.parametrize(

@@ -19,8 +19,8 @@ from cli_runner import hpsearch
 from stubs import toy_study
 
 from hpsearch import examples
-from hpsearch.spec import load_spec
-from hpsearch.stages import register_search
+from hpsearch.engine.stages import register_search
+from hpsearch.objectives.catalog import load_spec
 from hpsearch.store import SearchStore
 
 REPO = Path(__file__).parents[1]

@@ -16,7 +16,10 @@ from stubs import toy_study
 
 import hpsearch
 from hpsearch import store as st
-from hpsearch.records import TrialRecord, rank
+from hpsearch.core.records import TrialRecord, rank
+from hpsearch.engine.stages import register_search
+from hpsearch.engine.worker import WorkerConfig, run_worker
+from hpsearch.objectives.catalog import load_spec
 from hpsearch.report.analysis import analyze, analyze_stage
 from hpsearch.report.figures import draw_region_figure
 from hpsearch.report.importance import Importance
@@ -29,9 +32,6 @@ from hpsearch.report.note import (
 )
 from hpsearch.report.plotdata import region_figure_data
 from hpsearch.report.search import load_search
-from hpsearch.spec import load_spec
-from hpsearch.stages import register_search
-from hpsearch.worker import WorkerConfig, run_worker
 
 
 def finished_search(url, stub_study, **toy):
@@ -49,7 +49,7 @@ def expected_note(spec, v):
 
 
 def test_worker_writes_each_finished_stage_the_reports_facts(storage_url, stub_study):
-    # max_failures = 0: half its trials fail, which would stop the search (hpsearch.failfast)
+    # max_failures = 0: half its trials fail, which would stop the search (hpsearch.engine.failfast)
     spec = finished_search(
         storage_url, stub_study, objective="crash_on_tanh", coarse=16, fine=6, max_failures=0
     )
@@ -219,7 +219,7 @@ def test_a_failing_note_never_stops_the_worker(sqlite_url, stub_study, monkeypat
 def test_workers_finishing_together_leave_one_correct_note(storage_url, stub_study):
     import threading
 
-    from hpsearch.stages import prepare_stage
+    from hpsearch.engine.stages import prepare_stage
 
     spec = load_spec(stub_study(toy_study(coarse=10, fine=4)))
     storage = st.SearchStore.open(storage_url)

@@ -7,9 +7,9 @@ import math
 
 import pytest
 
-from hpsearch.edits import classify
-from hpsearch.plan import WHY, default_plan
-from hpsearch.spec import StudySpec, parse_spec
+from hpsearch.core.edits import classify
+from hpsearch.core.plan import WHY, default_plan
+from hpsearch.objectives.catalog import parse_spec, spec_from_dict
 
 BUDGETS = [9, 10, 18, 40, 100, 270, 576, 1000, 5000]
 MAX_EPOCHS = [1, 2, 3, 5, 9, 10, 27, 50]
@@ -62,8 +62,8 @@ def test_runs_are_stopped_early_wherever_a_run_has_a_rung(budget, max_epochs):
 
 
 def test_the_fine_box_spans_the_best_half_of_the_coarse_runs_that_went_the_distance():
-    from hpsearch.records import TrialRecord
-    from hpsearch.stages import plan_stage
+    from hpsearch.core.records import TrialRecord
+    from hpsearch.engine.stages import plan_stage
 
     spec = parse_spec(SPEC)
     lrs = [10.0 ** (-5 + i / 4) for i in range(20)]
@@ -100,8 +100,8 @@ def test_a_budget_smaller_than_one_full_run_is_refused():
 
 
 def test_promotion_works_with_any_sampler_and_keeps_the_budget_exact():
-    from hpsearch.records import TrialRecord
-    from hpsearch.stages import plan_stage
+    from hpsearch.core.records import TrialRecord
+    from hpsearch.engine.stages import plan_stage
 
     spec = parse_spec(
         {
@@ -136,7 +136,7 @@ def test_a_budget_spec_stores_its_planned_stages_and_round_trips():
     stored = spec.to_dict()
     assert stored["budget"] == 270 and stored["max_epochs"] == 9
     assert [s["trials"] for s in stored["stage"]] == [s.trials for s in spec.stages]
-    again = StudySpec.from_dict(stored)
+    again = spec_from_dict(stored)
     assert again.to_dict() == stored and again.stages == spec.stages
 
 
@@ -150,7 +150,7 @@ def test_stored_stages_win_over_a_replanned_budget():
     """A later hpsearch may plan differently; a stored search keeps the stages it ran."""
     stored = parse_spec(SPEC).to_dict()
     stored["stage"][0]["trials"] += 1
-    assert StudySpec.from_dict(stored).stages[0].trials == stored["stage"][0]["trials"]
+    assert spec_from_dict(stored).stages[0].trials == stored["stage"][0]["trials"]
 
 
 def test_dry_run_prints_the_plan_built_from_the_budget(tmp_path):

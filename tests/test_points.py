@@ -7,7 +7,7 @@ import math
 import numpy as np
 import pytest
 
-from hpsearch.points import (
+from hpsearch.core.points import (
     GridError,
     derive_seed,
     distinct_values,
@@ -16,8 +16,8 @@ from hpsearch.points import (
     make_points,
     promoted_points,
 )
-from hpsearch.records import TrialRecord
-from hpsearch.space import CategoricalParam, FloatParam, IntParam, SearchSpace
+from hpsearch.core.records import TrialRecord
+from hpsearch.core.space import CategoricalParam, FloatParam, IntParam, SearchSpace
 
 LR = FloatParam("lr", 1e-5, 1.0, log=True)
 DROP = FloatParam("dropout", 0.0, 0.5)

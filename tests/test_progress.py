@@ -7,8 +7,8 @@ import io
 import pytest
 from stubs import toy_study
 
-from hpsearch.progress import Display, StageFacts, format_duration
-from hpsearch.spec import parse_spec
+from hpsearch.engine.progress import Display, StageFacts, format_duration
+from hpsearch.objectives.catalog import parse_spec
 from hpsearch.store.slots import StageCounts
 
 
@@ -47,7 +47,7 @@ def test_a_log_gets_a_line_every_tenth_of_a_stage_and_at_its_end():
 
 
 def test_a_log_gets_a_line_every_30_seconds_when_trials_are_slow(monkeypatch):
-    import hpsearch.progress as progress
+    import hpsearch.engine.progress as progress
 
     clock = iter([0.0, 0.0, 10.0, 31.0, 40.0])  # the first: the display's creation
     monkeypatch.setattr(progress.time, "monotonic", lambda: next(clock))
@@ -80,7 +80,7 @@ def edited():
 @pytest.fixture
 def stored(monkeypatch):
     """The stored spec a display reloads, which a test edits, and the clock it reads."""
-    import hpsearch.progress as progress
+    import hpsearch.engine.progress as progress
 
     state = {"spec": spec(), "now": 0.0}
     monkeypatch.setattr(progress.time, "monotonic", lambda: state["now"])

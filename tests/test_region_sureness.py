@@ -2,9 +2,9 @@
 
 from __future__ import annotations
 
-from hpsearch.records import TrialRecord
-from hpsearch.regions import sureness
-from hpsearch.space import FloatParam, SearchSpace
+from hpsearch.core.records import TrialRecord
+from hpsearch.core.regions import sureness
+from hpsearch.core.space import FloatParam, SearchSpace
 
 SPACE = SearchSpace((FloatParam("x", 0.0, 1.0), FloatParam("y", 0.0, 1.0)))
 

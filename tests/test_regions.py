@@ -6,9 +6,9 @@ import math
 
 import pytest
 
-from hpsearch.records import TrialRecord, rank
-from hpsearch.regions import Region, narrow, select_top
-from hpsearch.space import CategoricalParam, FloatParam, IntParam, SearchSpace
+from hpsearch.core.records import TrialRecord, rank
+from hpsearch.core.regions import Region, narrow, select_top
+from hpsearch.core.space import CategoricalParam, FloatParam, IntParam, SearchSpace
 
 LR = FloatParam("lr", 1e-5, 1.0, log=True)
 DROP = FloatParam("dropout", 0.0, 0.8, min=0.0, max=0.95)

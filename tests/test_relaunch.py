@@ -19,11 +19,11 @@ from stubs import toy_study
 from test_stop_early import assert_exact_epochs
 
 from hpsearch import store as st
+from hpsearch.engine.stages import SpecMismatch, plan_stage, register_search
+from hpsearch.engine.worker import WorkerConfig, run_worker
+from hpsearch.objectives.catalog import load_spec
 from hpsearch.report.search import load_search
 from hpsearch.report.terminal import format_summary
-from hpsearch.spec import load_spec
-from hpsearch.stages import SpecMismatch, plan_stage, register_search
-from hpsearch.worker import WorkerConfig, run_worker
 
 EXTRA = """
 [[stage]]

@@ -8,9 +8,10 @@ import sys
 
 import pytest
 
-from hpsearch.edits import classify
-from hpsearch.loader import load_objective
-from hpsearch.spec import SpecError, load_spec, parse_spec
+from hpsearch.core.edits import classify
+from hpsearch.core.spec import SpecError
+from hpsearch.engine.loader import load_objective
+from hpsearch.objectives.catalog import load_spec, parse_spec, spec_from_dict
 
 BASE = {
     "name": "s",
@@ -265,8 +266,8 @@ def test_valid_edge_cases_pass(data):
 def test_the_name_limit_is_optunas():
     from optuna.storages._rdb.models import MAX_INDEXED_STRING_LENGTH
 
-    from hpsearch.compare import METHODS, stage_name
-    from hpsearch.spec import BASELINE_STAGES, MAX_STORED_NAME
+    from hpsearch.core.spec import BASELINE_STAGES, MAX_STORED_NAME
+    from hpsearch.tasks.compare import METHODS, stage_name
 
     assert MAX_STORED_NAME == MAX_INDEXED_STRING_LENGTH
     assert tuple(stage_name(m) for m in METHODS) == BASELINE_STAGES
@@ -275,7 +276,7 @@ def test_the_name_limit_is_optunas():
 def test_the_cnn_declares_its_parameters_without_torch():
     code = (
         "import sys\n"
-        "from hpsearch.spec import parse_spec\n"
+        "from hpsearch.objectives.catalog import parse_spec\n"
         "from hpsearch.objectives.cnn import PARAMS\n"
         "parse_spec({'name': 's', 'fixed': {'optimizer': 'adam', 'dataset': 'digits'},\n"
         "  'space': {'lr': {'low': 1e-4, 'high': 1.0, 'log': True}},\n"
@@ -326,7 +327,7 @@ keep = 0.2
     assert spec.base_dir == str(tmp_path)
     assert [p.kind for p in spec.space] == ["float", "int", "categorical"]
     assert spec.total_epochs == 12 + 4 * 3
-    again = type(spec).from_dict(spec.to_dict())
+    again = spec_from_dict(spec.to_dict())
     assert again.to_dict() == spec.to_dict()
 
 
@@ -338,7 +339,7 @@ def test_promote_is_stored_only_where_set():
     promoted = parse_spec(with_("stage.1.promote", 2, with_("stage", two)))
     assert promoted.stages[1].promote == 2
     assert promoted.to_dict()["stage"][1]["promote"] == 2
-    assert type(promoted).from_dict(promoted.to_dict()) == promoted
+    assert spec_from_dict(promoted.to_dict()) == promoted
     diff = [c.line for c in classify(plain.to_dict(), promoted.to_dict(), set())]
     assert diff == ["b promote 0 -> 2"]
 

@@ -13,15 +13,16 @@ import pytest
 from test_workers import env_for, finish, register, start_worker
 
 from hpsearch import store as st
-from hpsearch.points import continue_points, make_points, promoted_points
-from hpsearch.records import TrialRecord, recommended
-from hpsearch.regions import narrow
+from hpsearch.core.points import continue_points, make_points, promoted_points
+from hpsearch.core.records import TrialRecord, recommended
+from hpsearch.core.regions import narrow
+from hpsearch.core.space import FloatParam, SearchSpace
+from hpsearch.core.spec import SpecError
+from hpsearch.engine.stages import prepare_stage, register_search, stop_early
+from hpsearch.engine.worker import WorkerConfig, run_worker
+from hpsearch.objectives.catalog import load_spec, parse_spec, spec_from_dict
 from hpsearch.report.search import load_search
 from hpsearch.report.terminal import format_status
-from hpsearch.space import FloatParam, SearchSpace
-from hpsearch.spec import SpecError, load_spec, parse_spec
-from hpsearch.stages import prepare_stage, register_search, stop_early
-from hpsearch.worker import WorkerConfig, run_worker
 
 EPOCHS = 9
 
@@ -282,7 +283,7 @@ def test_the_pruners_lean_view_holds_what_the_study_holds_and_decides_alike(
     must give them the same trials, curves and rung values, so the same decisions."""
     from optuna.trial import TrialState
 
-    from hpsearch.stages import pruner
+    from hpsearch.engine.stages import pruner
 
     path = stub_study(study(rule=rule, coarse=16, fine=4))
     launch(storage_url, path)
@@ -326,13 +327,11 @@ def test_continued_points_leave_the_first_ones_unchanged():
 def test_a_spec_without_early_stopping_stores_no_new_keys_and_one_with_it_round_trips():
     import tomllib
 
-    from hpsearch.spec import StudySpec
-
     plain = parse_spec({**BASE, "stage": [{"name": "a", "trials": 4}]})
     assert "stop_early" not in plain.to_dict()["stage"][0]
     spec = parse_spec(tomllib.loads(study()))
     assert spec.stages[0].stop_early == "asha" and spec.stages[0].budget == 12 * EPOCHS
-    again = StudySpec.from_dict(spec.to_dict())
+    again = spec_from_dict(spec.to_dict())
     assert again.stages == spec.stages
 
 

@@ -7,7 +7,7 @@ import sys
 
 import pytest
 
-from hpsearch.urls import (
+from hpsearch.store.urls import (
     StorageUrlError,
     check_url,
     mask_text,
@@ -145,7 +145,7 @@ def test_usable_urls_pass_without_connecting(url):
 def test_nothing_heavy_is_imported():
     code = (
         "import sys\n"
-        "from hpsearch.urls import mask_url, check_url\n"
+        "from hpsearch.store.urls import mask_url, check_url\n"
         "mask_url('postgresql://u:p@h/db'); check_url('sqlite:///x.db')\n"
         "print(sorted(m for m in ('optuna', 'torch') if m in sys.modules))\n"
     )

@@ -22,12 +22,12 @@ from stored import TrialCounter
 from stubs import toy_study
 
 from hpsearch import store as st
-from hpsearch.local_workers import MAX_RESTARTS
+from hpsearch.engine.local_workers import MAX_RESTARTS
+from hpsearch.engine.stages import prepare_stage, register_search
+from hpsearch.engine.worker import WorkerConfig, run_worker
+from hpsearch.objectives.catalog import load_spec
 from hpsearch.report.search import load_search
-from hpsearch.spec import load_spec
-from hpsearch.stages import prepare_stage, register_search
 from hpsearch.store.slots import claim_slot
-from hpsearch.worker import WorkerConfig, run_worker
 
 TESTS = Path(__file__).parent
 GRACE = 3  # seconds: a dead worker's trial is re-queued within this

@@ -1,6 +1,7 @@
-"""Example study files that ship inside the package, so that a pip-installed user can start
-without the repository: ``hpsearch example quickstart > quickstart.toml``.
+"""Example study files that ship inside the package (``hpsearch example quickstart``).
+May import: core.
 
+They let a pip-installed user start without the repository.
 The ``*.toml`` files beside this module are the only copies; they are read through
 :mod:`importlib.resources`, which finds them in a wheel, an editable install or a zip
 alike. Each file's first comment line is its one-line summary.
@@ -11,7 +12,7 @@ from __future__ import annotations
 from importlib.resources import files
 from importlib.resources.abc import Traversable
 
-from hpsearch.errors import UserError
+from hpsearch.core.errors import UserError
 
 SUFFIX = ".toml"
 

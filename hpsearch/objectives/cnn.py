@@ -58,8 +58,8 @@ import re
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
-from hpsearch.checks import Checker, CheckError, Constraint, Options
-from hpsearch.reporter import SAVE_PATH_KEY
+from hpsearch.core.checks import Checker, CheckError, Constraint, Options
+from hpsearch.core.trial_handle import SAVE_PATH_KEY
 
 # Torch-free: a study file is validated against PARAMS before torch is imported.
 from hpsearch.training.config import (
@@ -76,7 +76,7 @@ from hpsearch.training.config import (
 )
 
 if TYPE_CHECKING:
-    from hpsearch.spec import StudySpec
+    from hpsearch.core.spec import StudySpec
     from hpsearch.training.data import Dataset
     from hpsearch.training.loop import EpochStats, FitResult
     from hpsearch.training.model import CNN
@@ -155,7 +155,7 @@ def objective(params: dict[str, Any], epochs: int, report: Any) -> float:
     Args:
         params: Searched values plus the study's fixed table (keys: ``PARAM_KEYS``).
         epochs: The stage's epoch budget.
-        report: The trial's :class:`~hpsearch.reporter.Reporter`: called once per epoch
+        report: The trial's :class:`~hpsearch.core.trial_handle.Reporter`: called once per epoch
             (1-based) with the metric; ``report.seed`` seeds initialisation, dropout and
             batch order; ``report.threads`` caps torch's CPU threads; ``report.log``
             records the diagnostics.
@@ -250,7 +250,7 @@ def parse_params(
     """Split ``params`` into the data config, model kwargs, train config, device, metric.
 
     Every value is validated here (by the config dataclasses), before anything is loaded;
-    the :class:`~hpsearch.checks.CheckError` raised lists every bad value, of all configs.
+    the :class:`~hpsearch.core.checks.CheckError` raised lists every bad value, of all configs.
     """
     unknown = sorted(set(params) - set(PARAM_KEYS))
     if unknown:
@@ -332,7 +332,7 @@ def check_data(params: dict[str, Any], device: str) -> list[tuple[str, str]]:
 def _blame(message: str, default: str) -> tuple[str, str]:
     """The key a data-loading error names first ("`key` ..."), and the message without that
     key when it leads it; ``default`` when none is named. (The configs' own problems come
-    with their keys: :class:`~hpsearch.checks.CheckError`.)"""
+    with their keys: :class:`~hpsearch.core.checks.CheckError`.)"""
     named = re.match(r"`(\w+)`\s*", message)
     if named and named.group(1) in PARAMS:
         return named.group(1), message[named.end() :]

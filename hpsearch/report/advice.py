@@ -16,11 +16,11 @@ import statistics
 from collections import Counter
 from dataclasses import dataclass
 
-from hpsearch.records import TrialRecord
-from hpsearch.regions import ParamRegion, Region, select_top
+from hpsearch.core.records import TrialRecord
+from hpsearch.core.regions import ParamRegion, Region, select_top
+from hpsearch.core.space import SearchSpace
+from hpsearch.core.spec import StageSpec
 from hpsearch.report.curves import loss_curve
-from hpsearch.space import SearchSpace
-from hpsearch.spec import StageSpec
 from hpsearch.training import diagnostics
 
 #: A stage "learned nothing" when at least this fraction of the trials whose learning is

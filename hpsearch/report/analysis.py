@@ -11,12 +11,12 @@ from __future__ import annotations
 import itertools
 from dataclasses import dataclass
 
-from hpsearch.regions import Region, Sureness, sureness
+from hpsearch.core.regions import Region, Sureness, sureness
+from hpsearch.core.spec import StageSpec, StudySpec
 from hpsearch.report.advice import Advice, EdgeFix, stage_advice
 from hpsearch.report.describe import RegionRow, region_rows
 from hpsearch.report.importance import Importance, param_importance
 from hpsearch.report.search import SearchView, StageView, region_rule
-from hpsearch.spec import StageSpec, StudySpec
 
 #: fANOVA for small stages, PED-ANOVA for large ones: see ``importance.AUTO_FANOVA_MAX``.
 DEFAULT_EVALUATOR = "auto"

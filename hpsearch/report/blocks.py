@@ -12,11 +12,11 @@ from __future__ import annotations
 import html
 from dataclasses import dataclass
 
-from hpsearch.records import rank
+from hpsearch.core.records import rank
+from hpsearch.core.spec import StudySpec
 from hpsearch.report.analysis import StageReport
 from hpsearch.report.importance import Importance
 from hpsearch.report.search import StageView
-from hpsearch.spec import StudySpec
 
 #: Best trials a stage lists.
 TOP = 5

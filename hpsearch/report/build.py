@@ -10,7 +10,7 @@ import logging
 from dataclasses import dataclass
 from pathlib import Path
 
-from hpsearch.errors import UserError
+from hpsearch.core.errors import UserError
 from hpsearch.report.analysis import DEFAULT_EVALUATOR, analyze
 from hpsearch.report.plotdata import progress, trials
 from hpsearch.report.search import load_baselines, load_search

@@ -10,8 +10,8 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from hpsearch.points import distinct_values
-from hpsearch.records import TrialRecord
+from hpsearch.core.points import distinct_values
+from hpsearch.core.records import TrialRecord
 from hpsearch.report.blocks import format_table
 from hpsearch.report.plotdata import Progress, progress, trials
 from hpsearch.report.search import SearchView

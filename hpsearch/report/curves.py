@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import math
 
-from hpsearch.records import TrialRecord
+from hpsearch.core.records import TrialRecord
 
 #: The CNN's per-epoch curves, by the name reports show them under.
 CURVE_ATTRS = {

@@ -10,7 +10,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from hpsearch.regions import ParamRegion, Region
+from hpsearch.core.regions import ParamRegion, Region
 
 #: Characters in the position bar: enough to resolve a tenth of a range.
 BAR = 20

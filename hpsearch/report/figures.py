@@ -14,7 +14,7 @@ from hpsearch.report.plotdata import PairData, Progress, RegionFigureData, Slice
 if TYPE_CHECKING:
     import plotly.graph_objects as go
 
-    from hpsearch.space import NumericParam
+    from hpsearch.core.space import NumericParam
 
 #: Stage colours: plotly's default qualitative palette, one per stage in order.
 PALETTE = (

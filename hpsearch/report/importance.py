@@ -17,9 +17,9 @@ import math
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
-from hpsearch.errors import UserError
-from hpsearch.records import TrialRecord
-from hpsearch.space import Param, SearchSpace
+from hpsearch.core.errors import UserError
+from hpsearch.core.records import TrialRecord
+from hpsearch.core.space import Param, SearchSpace
 
 if TYPE_CHECKING:
     from optuna.distributions import BaseDistribution

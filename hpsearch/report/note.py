@@ -23,12 +23,13 @@ import sys
 from collections.abc import Callable
 from typing import TYPE_CHECKING, Any
 
-from hpsearch.records import TrialRecord
+from hpsearch.core.records import TrialRecord
 from hpsearch.report.analysis import DEFAULT_EVALUATOR, StageReport, analyze_stage
 from hpsearch.report.blocks import best_trials, counts_line, importance_table, region_table
 
 if TYPE_CHECKING:
-    from hpsearch.spec import StudySpec
+    from hpsearch.core.spec import StudySpec
+    from hpsearch.objectives.catalog import spec_from_dict
     from hpsearch.store import SearchStore
 
 log = logging.getLogger(__name__)
@@ -216,11 +217,10 @@ def _draw_in_child(store: SearchStore, spec: StudySpec, index: int) -> bool:
 
 
 def _main() -> None:
-    from hpsearch.spec import StudySpec
     from hpsearch.store import SearchStore
 
     job = json.loads(sys.stdin.read())
-    spec = StudySpec.from_dict(job["spec"], base_dir=job["base_dir"])
+    spec = spec_from_dict(job["spec"], base_dir=job["base_dir"])
     if _draw(SearchStore.open(job["url"]), spec, job["index"]):
         print("wrote")
 

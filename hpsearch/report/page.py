@@ -14,8 +14,8 @@ import math
 from pathlib import Path
 from typing import Any
 
-from hpsearch.files import write_atomic
-from hpsearch.records import rank
+from hpsearch.core.files import write_atomic
+from hpsearch.core.records import rank
 from hpsearch.report.analysis import Report, StageReport
 from hpsearch.report.blocks import best_trials, counts_line, region_table
 from hpsearch.report.figures import (

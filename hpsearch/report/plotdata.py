@@ -13,13 +13,13 @@ import random
 from dataclasses import dataclass, field
 from typing import Any
 
-from hpsearch.records import TrialRecord, rank
-from hpsearch.regions import Region
+from hpsearch.core.records import TrialRecord, rank
+from hpsearch.core.regions import Region
+from hpsearch.core.space import NumericParam, Param
+from hpsearch.core.spec import StudySpec
 from hpsearch.report.analysis import StageReport
 from hpsearch.report.curves import trial_curves
 from hpsearch.report.search import SearchView
-from hpsearch.space import NumericParam, Param
-from hpsearch.spec import StudySpec
 
 #: Points per scatter: plotly's SVG stays responsive, and the file small, up to about this.
 MAX_POINTS = 2000

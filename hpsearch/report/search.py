@@ -11,12 +11,12 @@ from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
 from hpsearch import store as st
-from hpsearch.errors import UserError
-from hpsearch.failfast import Stop
-from hpsearch.records import TrialRecord
-from hpsearch.regions import Region, narrow
-from hpsearch.space import SearchSpace
-from hpsearch.spec import DEFAULT_KEEP, DEFAULT_MARGIN, StageSpec, StudySpec
+from hpsearch.core.errors import UserError
+from hpsearch.core.failures import Stop
+from hpsearch.core.records import TrialRecord
+from hpsearch.core.regions import Region, narrow
+from hpsearch.core.space import SearchSpace
+from hpsearch.core.spec import DEFAULT_KEEP, DEFAULT_MARGIN, StageSpec, StudySpec
 
 if TYPE_CHECKING:
     from hpsearch.store import SearchStore
@@ -32,7 +32,7 @@ class StageView:
     region_in: Region | None  # the region this stage searched (None for the first)
     records: list[TrialRecord]
     handed_on: Region | None  # the promising region of this stage's results
-    stopped: Stop | None = None  # failures stopped the search here (hpsearch.failfast)
+    stopped: Stop | None = None  # failures stopped the search here (hpsearch.engine.failfast)
 
     @property
     def finished(self) -> list[TrialRecord]:

@@ -16,8 +16,8 @@ import sys
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from hpsearch.errors import UserError
-from hpsearch.files import write_atomic
+from hpsearch.core.errors import UserError
+from hpsearch.core.files import write_atomic
 from hpsearch.report.plotdata import epochs_spent
 from hpsearch.report.search import SearchView
 

@@ -4,12 +4,12 @@ from __future__ import annotations
 
 import datetime
 
-from hpsearch.failfast import summary
-from hpsearch.records import rank
+from hpsearch.core.failures import summary
+from hpsearch.core.records import rank
+from hpsearch.core.spec import StageSpec
 from hpsearch.report.analysis import DEFAULT_EVALUATOR, Report, StageReport, analyze
 from hpsearch.report.blocks import best_trials, counts_line, region_table
 from hpsearch.report.search import SearchView
-from hpsearch.spec import StageSpec
 
 
 def format_status(view: SearchView) -> str:

@@ -1,4 +1,5 @@
 """The storage boundary: every read and write of a search's database goes through here.
+May import: core, training, objectives.
 
 The database is the only source of truth: a search's spec, each stage's space and the
 region that produced it live in stage studies' user attrs, so any worker on any machine
@@ -29,19 +30,20 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, TypeVar
 
-from hpsearch.records import TrialRecord
-from hpsearch.reporter import TrialLost, TrialStopped
-from hpsearch.space import SearchSpace
-from hpsearch.spec import StudySpec
+from hpsearch.core.records import TrialRecord
+from hpsearch.core.space import SearchSpace
+from hpsearch.core.spec import StudySpec
+from hpsearch.core.trial_handle import TrialLost, TrialStopped
+from hpsearch.objectives.catalog import spec_from_dict
 from hpsearch.store import policy
 from hpsearch.store.policy import StorageBroken, StorageUnusable
-from hpsearch.urls import is_sqlite, mask_text, mask_url, sqlite_path
+from hpsearch.store.urls import is_sqlite, mask_text, mask_url, sqlite_path
 
 if TYPE_CHECKING:
     import optuna
     from optuna.storages import RDBStorage
 
-    from hpsearch.failfast import Outcomes
+    from hpsearch.core.failures import Outcomes
     from hpsearch.store import slots as slots_module
     from hpsearch.store.slots import Claim, Lease
 
@@ -298,7 +300,7 @@ class SearchStore:
                 found = study.study_name.startswith(search + "/") and ATTR_BASELINE not in attrs
             if found:
                 data = attrs[ATTR_SPEC]
-                return StudySpec.from_dict(data["spec"], base_dir=data.get("base_dir", "."))
+                return spec_from_dict(data["spec"], base_dir=data.get("base_dir", "."))
         return None
 
     def search_names(self) -> list[str]:
@@ -619,7 +621,7 @@ class SearchStore:
 
     def outcomes(self, stage: Stage, window: int) -> Outcomes:
         """The counts fail-fast decides from (``slots.outcomes``), read fresh."""
-        from hpsearch.failfast import Outcomes
+        from hpsearch.core.failures import Outcomes
         from hpsearch.store import slots
 
         engine = self._rdb.engine
@@ -687,7 +689,7 @@ class SearchStore:
         """Delete a stage study with all its trials, attrs and notes, in one transaction
         (Optuna's ``delete_study``), so that the stage is prepared afresh. The first stage
         holds the search's spec and is never deleted this way."""
-        from hpsearch.errors import UserError
+        from hpsearch.core.errors import UserError
 
         if ATTR_SPEC in self.stage_attrs(stage):
             raise UserError(f"{stage.name} holds the search's spec; it cannot be discarded")
@@ -712,7 +714,7 @@ class SearchStore:
     def current_spec(self, spec: StudySpec) -> StudySpec:
         """The spec stored now for ``spec``'s search (an edit may have changed it since)."""
         value = self.spec_value(spec)
-        return StudySpec.from_dict(value["spec"], base_dir=value.get("base_dir", "."))
+        return spec_from_dict(value["spec"], base_dir=value.get("base_dir", "."))
 
     def ready_stages(self, search: str, stages: list[str]) -> set[str]:
         """Which of these stages of ``search`` are prepared (their study has ``ready``)."""

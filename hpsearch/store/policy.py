@@ -29,7 +29,7 @@ import time
 from collections.abc import Callable
 from typing import TypeVar
 
-from hpsearch.errors import UserError
+from hpsearch.core.errors import UserError
 
 log = logging.getLogger(__name__)
 T = TypeVar("T")

@@ -1,4 +1,5 @@
 """Training code of the built-in objective: data, model, loop and curve diagnostics.
+May import: core.
 
 Modules, imported directly (this package re-exports nothing, so that importing the
 torch-free :mod:`~hpsearch.training.config` and :mod:`~hpsearch.training.diagnostics` does

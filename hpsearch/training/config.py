@@ -3,8 +3,8 @@
 The three frozen configs are what the objective builds from a trial's params, and what a
 study file is validated against before anything runs (:mod:`hpsearch.objectives.cnn`
 declares their fields as the CNN's parameters), so they live here, apart from the torch
-code that uses them. Each config checks all of its fields with :mod:`hpsearch.checks`
-(the study file's template) and raises one :class:`~hpsearch.checks.CheckError` listing
+code that uses them. Each config checks all of its fields with :mod:`hpsearch.core.checks`
+(the study file's template) and raises one :class:`~hpsearch.core.checks.CheckError` listing
 every bad value as "`name` must be ..., but got ...".
 """
 
@@ -15,7 +15,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from hpsearch.checks import Checker, Constraint, InstanceOf, Interval, Options, Pattern
+from hpsearch.core.checks import Checker, Constraint, InstanceOf, Interval, Options, Pattern
 
 ACTIVATIONS = ("relu", "leaky_relu", "elu", "tanh", "sigmoid")
 INITS = ("small", "xavier", "he")

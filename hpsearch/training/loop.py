@@ -18,7 +18,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from hpsearch.checks import Checker, Interval
+from hpsearch.core.checks import Checker, Interval
 from hpsearch.training import diagnostics
 from hpsearch.training.config import DEVICE, TrainConfig
 from hpsearch.training.data import Dataset

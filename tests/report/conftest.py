@@ -6,9 +6,9 @@ import pytest
 from stubs import toy_study
 
 from hpsearch import store as st
-from hpsearch.spec import load_spec
-from hpsearch.stages import register_search
-from hpsearch.worker import WorkerConfig, run_worker
+from hpsearch.engine.stages import register_search
+from hpsearch.engine.worker import WorkerConfig, run_worker
+from hpsearch.objectives.catalog import load_spec
 
 
 @pytest.fixture

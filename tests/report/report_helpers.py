@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from hpsearch.records import TrialRecord
+from hpsearch.core.records import TrialRecord
 
 
 def rec(number, value, *, stage="coarse", state="COMPLETE", epochs=1, curve=None, **kw):

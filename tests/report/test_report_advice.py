@@ -5,9 +5,9 @@ from __future__ import annotations
 import pytest
 from report_helpers import rec
 
-from hpsearch.regions import narrow
+from hpsearch.core.regions import narrow
+from hpsearch.core.space import CategoricalParam, FloatParam, SearchSpace
 from hpsearch.report import advice
-from hpsearch.space import CategoricalParam, FloatParam, SearchSpace
 
 SPACE = SearchSpace(
     (
@@ -128,7 +128,7 @@ def test_stage_advice_skips_edges_when_nothing_learned():
 
 
 def test_an_edge_warning_prints_the_lines_to_add_to_the_study_file():
-    from hpsearch.spec import StageSpec
+    from hpsearch.core.spec import StageSpec
 
     region = narrow(SPACE, lr_sweep(-6.0), keep=0.25, margin=0.25, direction="minimize")
     new = advice.EdgeFix(StageSpec("fine-2", 10, 5, "tpe"), new=True)
@@ -159,8 +159,8 @@ def test_an_edge_warning_prints_the_lines_to_add_to_the_study_file():
 
 
 def test_edge_lines_keep_a_parameters_kind_grid_and_limits():
-    from hpsearch.regions import ParamRegion
-    from hpsearch.space import IntParam
+    from hpsearch.core.regions import ParamRegion
+    from hpsearch.core.space import IntParam
 
     width = IntParam("width", 8, 64, step=8)
     pressed = ParamRegion(width, IntParam("width", 40, 78, step=8), "high", 64)

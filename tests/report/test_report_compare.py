@@ -12,11 +12,11 @@ from cli_runner import child_pythonpath
 from stubs import toy_study
 
 from hpsearch import store as st
-from hpsearch.compare import CompareError, baseline_spec, register_baselines
+from hpsearch.engine.worker import WorkerConfig, run_worker
+from hpsearch.objectives.catalog import load_spec, parse_spec
 from hpsearch.report.comparison import method_result
 from hpsearch.report.search import load_baselines, load_search
-from hpsearch.spec import load_spec, parse_spec
-from hpsearch.worker import WorkerConfig, run_worker
+from hpsearch.tasks.compare import CompareError, baseline_spec, register_baselines
 
 
 def run_compare(url, path):

@@ -4,9 +4,9 @@ from __future__ import annotations
 
 import pytest
 
-from hpsearch.regions import ParamRegion, Region
+from hpsearch.core.regions import ParamRegion, Region
+from hpsearch.core.space import CategoricalParam, FloatParam, SearchSpace
 from hpsearch.report.describe import position_bar, region_rows
-from hpsearch.space import CategoricalParam, FloatParam, SearchSpace
 
 
 def test_position_bar_marks_the_new_range_inside_the_old():

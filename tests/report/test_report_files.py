@@ -17,7 +17,7 @@ from pathlib import Path
 import pytest
 from cli_runner import hpsearch
 
-from hpsearch.files import write_atomic
+from hpsearch.core.files import write_atomic
 
 OUTPUTS = ("--html", "--csv", "--json")
 OLD = "an earlier report, which a failed write must leave as it was\n"

@@ -8,9 +8,9 @@ import sys
 import pytest
 from report_helpers import rec
 
-from hpsearch.errors import UserError
+from hpsearch.core.errors import UserError
+from hpsearch.core.space import CategoricalParam, FloatParam, SearchSpace
 from hpsearch.report.importance import param_importance
-from hpsearch.space import CategoricalParam, FloatParam, SearchSpace
 
 SPACE = SearchSpace(
     (

@@ -6,8 +6,10 @@ import math
 
 from report_helpers import rec
 
-from hpsearch.records import rank
-from hpsearch.regions import narrow
+from hpsearch.core.records import rank
+from hpsearch.core.regions import narrow
+from hpsearch.core.space import CategoricalParam, FloatParam, SearchSpace
+from hpsearch.core.spec import StageSpec, StudySpec
 from hpsearch.report.plotdata import (
     curve_data,
     epochs_spent,
@@ -18,8 +20,6 @@ from hpsearch.report.plotdata import (
     value_window,
 )
 from hpsearch.report.search import SearchView, StageView
-from hpsearch.space import CategoricalParam, FloatParam, SearchSpace
-from hpsearch.spec import StageSpec, StudySpec
 
 SPACE = SearchSpace(
     (

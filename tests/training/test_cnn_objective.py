@@ -9,8 +9,8 @@ from pathlib import Path
 import pytest
 import torch
 
+from hpsearch.core.trial_handle import Reporter, TrialLost
 from hpsearch.objectives.cnn import PARAM_KEYS, objective
-from hpsearch.reporter import Reporter, TrialLost
 
 EXPECTED_ATTRS = {
     "diverged", "train_loss", "train_accuracy", "val_loss", "val_accuracy",

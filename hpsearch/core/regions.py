@@ -13,8 +13,8 @@ import math
 from dataclasses import dataclass, field
 from typing import Any
 
-from hpsearch.records import TrialRecord, rank
-from hpsearch.space import CategoricalParam, NumericParam, Param, SearchSpace, param_from_dict
+from hpsearch.core.records import TrialRecord, rank
+from hpsearch.core.space import CategoricalParam, NumericParam, Param, SearchSpace, param_from_dict
 
 #: A best trial within this fraction of the range from a bound "presses" against it.
 EDGE_TOL = 0.1

@@ -21,13 +21,13 @@ from typing import TYPE_CHECKING
 
 import click
 
-from hpsearch.errors import UserError
-from hpsearch.interrupts import stop_signals_interrupt
-from hpsearch.progress import Display
-from hpsearch.urls import ENV_STORAGE, is_sqlite
+from hpsearch.core.errors import UserError
+from hpsearch.engine.interrupts import stop_signals_interrupt
+from hpsearch.engine.progress import Display
+from hpsearch.store.urls import ENV_STORAGE, is_sqlite
 
 if TYPE_CHECKING:
-    from hpsearch.spec import StudySpec
+    from hpsearch.core.spec import StudySpec
     from hpsearch.store import SearchStore
 
 log = logging.getLogger(__name__)
@@ -221,7 +221,7 @@ def run_local_workers(
     130 when interrupted (Ctrl-C or SIGTERM: the workers re-queue their running trials
     first), 1 when the search could not complete.
     """
-    from hpsearch.failfast import find_stop
+    from hpsearch.engine.failfast import find_stop
     from hpsearch.store import SearchStore
 
     check_workers(url, workers)
@@ -297,7 +297,7 @@ def _replace(
 ) -> None:
     """Start a worker in ``dead``'s place, unless the search is complete, stopped on
     failures (the worker exited because of it) or the restarts are used up."""
-    from hpsearch.failfast import find_stop
+    from hpsearch.engine.failfast import find_stop
 
     what = f"worker {dead.pid} {exit_reason(dead.returncode)}"
     try:

@@ -28,7 +28,7 @@ from dataclasses import dataclass, field
 from typing import IO, TYPE_CHECKING, Any
 
 if TYPE_CHECKING:
-    from hpsearch.spec import StudySpec
+    from hpsearch.core.spec import StudySpec
     from hpsearch.store.slots import StageCounts
 
 

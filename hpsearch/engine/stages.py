@@ -14,13 +14,14 @@ from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
 from hpsearch import store as st
-from hpsearch.edits import classify, refusal, resolve_plan
-from hpsearch.errors import UserError
-from hpsearch.points import continue_points, derive_seed, make_points, promoted_points
-from hpsearch.records import TrialRecord
-from hpsearch.regions import Region, narrow
-from hpsearch.space import SearchSpace
-from hpsearch.spec import StageSpec, StudySpec
+from hpsearch.core.edits import classify, refusal, resolve_plan
+from hpsearch.core.errors import UserError
+from hpsearch.core.points import continue_points, derive_seed, make_points, promoted_points
+from hpsearch.core.records import TrialRecord
+from hpsearch.core.regions import Region, narrow
+from hpsearch.core.space import SearchSpace
+from hpsearch.core.spec import StageSpec, StudySpec
+from hpsearch.objectives.catalog import spec_from_dict
 from hpsearch.store import NewSlot, SearchStore, Stage, StopEarly, StoreLease
 from hpsearch.store.slots import LeaseLost, worker_id
 
@@ -172,7 +173,7 @@ def _apply_edits(store: SearchStore, file: StudySpec, value: dict[str, Any]) -> 
     """
     owner, deadline, wait = worker_id(), time.monotonic() + EDIT_WAIT_S, 0.2
     while True:
-        stored = StudySpec.from_dict(value["spec"], base_dir=value.get("base_dir", "."))
+        stored = spec_from_dict(value["spec"], base_dir=value.get("base_dir", "."))
         names = _stage_names(stored, file)
         ready = store.ready_stages(file.name, names)
         spec = resolve_plan(stored, file, sum(s.name in ready for s in stored.stages))

@@ -1,6 +1,6 @@
 """``hpsearch best``: the configuration a search recommends, exactly, in three forms.
 
-The winner is :func:`hpsearch.records.recommended` (the best usable trial among the
+The winner is :func:`hpsearch.core.records.recommended` (the best usable trial among the
 longest runs). Everything needed to train it again is printed at full precision (floats
 as ``repr``, which reads back to the same number): every parameter, ``[fixed]`` ones
 included, the trial's seed and the data split seed, so that nobody has to dig them out of
@@ -16,9 +16,9 @@ import re
 from dataclasses import dataclass
 from typing import Any
 
-from hpsearch.errors import UserError
-from hpsearch.loader import prepare_params
-from hpsearch.records import TrialRecord, recommended
+from hpsearch.core.errors import UserError
+from hpsearch.core.records import TrialRecord, recommended
+from hpsearch.engine.loader import prepare_params
 from hpsearch.report.search import SearchView
 
 

@@ -10,7 +10,7 @@ from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
 if TYPE_CHECKING:
-    from hpsearch.space import SearchSpace
+    from hpsearch.core.space import SearchSpace
 
 #: Top fraction of the previous stage that defines the next region: 1 in 4 is wide enough
 #: to be robust to noisy short runs and narrow enough to cut a log range by ~10x.
@@ -41,7 +41,7 @@ class StageSpec:
     #: Ranges this stage sets itself (``[stage.space.lr]``), in place of the ones narrowing
     #: gives (or, for the first stage, of ``[space]``'s): how a user acts on an edge warning.
     space: SearchSpace | None = None
-    #: Stop runs that are clearly losing ("asha" or "median", ``hpsearch.stages.pruner``):
+    #: Stop runs that are clearly losing ("asha" or "median", ``hpsearch.engine.stages.pruner``):
     #: the stage's budget is then ``trials * epochs`` epochs, and the epochs a stopped run
     #: did not spend fund more runs. None: every run goes to ``epochs``.
     stop_early: str | None = None

@@ -16,12 +16,12 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from hpsearch.best import Winner
-from hpsearch.errors import UserError
-from hpsearch.loader import load_objective
-from hpsearch.reporter import SAVE_PATH_KEY
-from hpsearch.spec import StudySpec
-from hpsearch.worker import call_objective, checked
+from hpsearch.core.errors import UserError
+from hpsearch.core.spec import StudySpec
+from hpsearch.core.trial_handle import SAVE_PATH_KEY
+from hpsearch.engine.loader import load_objective
+from hpsearch.engine.worker import call_objective, checked
+from hpsearch.tasks.best import Winner
 
 #: What a retrain that missed the stored value (same params, seed and epochs) means.
 NOT_REPRODUCED = (
@@ -107,7 +107,7 @@ def retrain(
     """Train the winner once more: ``epochs`` (default: the trial's), on ``device`` and
     ``threads`` (default: what the trial recorded, else ``auto`` and all cores), saving
     the model to ``save`` when given."""
-    from hpsearch.local_workers import threads_per_worker
+    from hpsearch.engine.local_workers import threads_per_worker
 
     record = winner.record
     epochs = epochs or record.epochs

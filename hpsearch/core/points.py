@@ -16,8 +16,8 @@ from typing import Any
 
 import numpy as np
 
-from hpsearch.records import TrialRecord, rank
-from hpsearch.space import Param, SearchSpace
+from hpsearch.core.records import TrialRecord, rank
+from hpsearch.core.space import Param, SearchSpace
 
 Point = dict[str, Any]
 

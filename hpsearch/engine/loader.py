@@ -12,15 +12,16 @@ import sys
 from collections.abc import Callable
 from typing import Any
 
-from hpsearch.errors import UserError
-from hpsearch.spec import BUILTIN_OBJECTIVES, SpecError, StudySpec, objective_module
+from hpsearch.core.errors import UserError
+from hpsearch.core.spec import SpecError, StudySpec
+from hpsearch.objectives.catalog import BUILTIN, BUILTINS
 
 Objective = Callable[[dict[str, Any], int, Any], float]
 
 
 def load_objective(ref: str, base_dir: str = ".", source: str = "<spec>") -> Objective:
     """The objective function; a :class:`SpecError` on ``objective`` says what is missing."""
-    target = BUILTIN_OBJECTIVES.get(ref, ref)
+    target = BUILTIN.get(ref, ref)
     module_name, _, attr = target.partition(":")
     check_extra(ref, module_name, source)
     for folder in (".", base_dir):
@@ -58,7 +59,7 @@ def check_extra(ref: str, module_name: str, source: str) -> None:
     missing (its module declares them, and imports without them: ``REQUIRES``, ``EXTRA``;
     the base install is light, so a missing one is the user's to add, not a bug).
     ``find_spec`` only locates them: importing torch here would cost seconds."""
-    if module_name not in {t.partition(":")[0] for t in BUILTIN_OBJECTIVES.values()}:
+    if module_name not in {t.partition(":")[0] for t in BUILTIN.values()}:
         return
     module = importlib.import_module(module_name)
     modules: dict[str, str] = getattr(module, "REQUIRES", {})
@@ -76,14 +77,14 @@ def prepare_params(spec: StudySpec, params: dict[str, Any]) -> dict[str, Any]:
     plus what a built-in objective takes from the search (its ``prepare_params``; the
     CNN's metric, data split seed and data folder). One function for every trial and
     retrain, so that a retrained winner gets what its trial got."""
-    prepare = getattr(objective_module(spec.objective), "prepare_params", None)
+    prepare = getattr(BUILTINS.declaration(spec.objective), "prepare_params", None)
     return params if prepare is None else prepare(spec, params)
 
 
 def seeded_params(spec: StudySpec) -> tuple[str, ...]:
     """The params the objective derives from the search's seed (a built-in's ``SEEDED``;
     none for a ``module:function`` objective)."""
-    return tuple(getattr(objective_module(spec.objective), "SEEDED", ()))
+    return tuple(getattr(BUILTINS.declaration(spec.objective), "SEEDED", ()))
 
 
 def preflight(spec: StudySpec, device: str, source: str = "<spec>") -> None:
@@ -97,7 +98,7 @@ def preflight(spec: StudySpec, device: str, source: str = "<spec>") -> None:
         UserError: for ``--device`` alone.
     """
     load_objective(spec.objective, spec.base_dir, source)
-    module = objective_module(spec.objective)
+    module = BUILTINS.declaration(spec.objective)
     check_data = getattr(module, "check_data", None)
     if check_data is None:
         return

@@ -31,7 +31,7 @@ from __future__ import annotations
 
 import dataclasses
 
-from hpsearch.stage_spec import StageSpec
+from hpsearch.core.stage_spec import StageSpec
 
 #: Share of the budget the coarse stage gets; the rest goes to TPE in the box.
 COARSE_SHARE = 1 / 3

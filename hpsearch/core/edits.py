@@ -25,9 +25,9 @@ from collections.abc import Collection
 from dataclasses import dataclass
 from typing import Any
 
-from hpsearch.plan import extend_plan
-from hpsearch.spec import DEFAULT_MAX_FAILURES, STAGE_KEYS, StudySpec
-from hpsearch.stage_spec import StageSpec
+from hpsearch.core.plan import extend_plan
+from hpsearch.core.spec import DEFAULT_MAX_FAILURES, STAGE_KEYS, StudySpec
+from hpsearch.core.stage_spec import StageSpec
 
 ABSENT = "<absent>"
 

@@ -11,8 +11,8 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
-from hpsearch.errors import UserError
-from hpsearch.records import recommended
+from hpsearch.core.errors import UserError
+from hpsearch.core.records import recommended
 from hpsearch.report.search import SearchView, load_search
 
 if TYPE_CHECKING:
@@ -36,14 +36,15 @@ class SearchRow:
 
 
 def search_row(store: SearchStore, view: SearchView, grace_period: float) -> SearchRow:
-    from hpsearch import failfast
+    from hpsearch.core import failures
+    from hpsearch.engine import failfast
 
     spec = view.spec
     stopped = failfast.find_stop(store, spec)
     if store.live_trials(spec.name, grace_period):
         state = "running"
     elif stopped is not None:
-        state = f"stopped on failures ({failfast.summary(stopped[1])})"
+        state = f"stopped on failures ({failures.summary(stopped[1])})"
     elif all(v.done for v in view.stages):
         state = "finished"
     else:

@@ -18,7 +18,7 @@ from pathlib import Path
 from typing import Any
 from urllib.parse import quote, quote_plus, unquote
 
-from hpsearch.errors import UserError
+from hpsearch.core.errors import UserError
 
 ENV_STORAGE = "HPSEARCH_STORAGE"
 DEFAULT_STORAGE = "sqlite:///hpsearch.db"

@@ -20,7 +20,7 @@ class WriteError(click.ClickException):
     """A file could not be written (disk full, permission denied): one line, exit code 1.
 
     A ``ClickException`` so that the command line prints it without a traceback; it is not
-    a :class:`~hpsearch.errors.UserError` (exit 2) because the input was fine."""
+    a :class:`~hpsearch.core.errors.UserError` (exit 2) because the input was fine."""
 
 
 def write_atomic(path: str | Path, data: str | bytes) -> int:

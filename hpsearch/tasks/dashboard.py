@@ -20,8 +20,8 @@ from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 from wsgiref.simple_server import WSGIRequestHandler, WSGIServer, make_server
 
-from hpsearch.errors import UserError
-from hpsearch.interrupts import stop_signals_interrupt
+from hpsearch.core.errors import UserError
+from hpsearch.engine.interrupts import stop_signals_interrupt
 from hpsearch.store import SearchStore
 
 if TYPE_CHECKING:

@@ -9,25 +9,23 @@ from __future__ import annotations
 
 import dataclasses
 import datetime
-import importlib
 import tomllib
-from collections.abc import Iterable, Sequence
+from collections.abc import Collection, Iterable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
-from types import ModuleType
-from typing import Any
+from typing import Any, Protocol
 
-from hpsearch.checks import Checker, Finite, InstanceOf, Interval, Options, Pattern
-from hpsearch.errors import UserError
-from hpsearch.plan import default_plan
-from hpsearch.space import (
+from hpsearch.core.checks import Checker, Finite, InstanceOf, Interval, Options, Pattern
+from hpsearch.core.errors import UserError
+from hpsearch.core.plan import default_plan
+from hpsearch.core.space import (
     CategoricalParam,
     FloatParam,
     IntParam,
     Param,
     SearchSpace,
 )
-from hpsearch.stage_spec import (
+from hpsearch.core.stage_spec import (
     DEFAULT_KEEP,
     DEFAULT_MARGIN,
     DEFAULT_MIN_EPOCHS,
@@ -38,7 +36,18 @@ from hpsearch.stage_spec import (
 
 SAMPLERS = ("random", "sobol", "grid", "tpe")
 DIRECTIONS = ("minimize", "maximize")
-BUILTIN_OBJECTIVES = {"cnn": "hpsearch.objectives.cnn:objective"}
+
+
+class Catalog(Protocol):
+    """The built-in objectives a study file may name, and each one's declaration (its
+    module: ``PARAMS``, ``METRICS``...; see :mod:`hpsearch.objectives`). The objectives floor
+    passes it in (:data:`hpsearch.objectives.catalog.BUILTINS`): the core never imports one."""
+
+    def names(self) -> Collection[str]: ...
+
+    def declaration(self, objective: str) -> Any | None:
+        """The declaration of a built-in objective; None for a ``module:function`` one."""
+
 
 #: The keys of a [space.NAME] table: the fields of the parameter kinds (but the name).
 PARAM_KEYS = tuple(
@@ -103,7 +112,7 @@ class StudySpec:
     #: Set when the file gave ``budget``/``max_epochs`` and ``stages`` were planned from them.
     budget: int | None = None
     max_epochs: int | None = None
-    #: How the search fails fast (``hpsearch.failfast``); not part of its identity: a
+    #: How the search fails fast (``hpsearch.engine.failfast``); not part of its identity: a
     #: relaunch may change it.
     max_failures: int = DEFAULT_MAX_FAILURES
 
@@ -153,7 +162,9 @@ class StudySpec:
         }
 
     @classmethod
-    def from_dict(cls, data: dict[str, Any], base_dir: str = ".") -> StudySpec:
+    def from_dict(
+        cls, data: dict[str, Any], *, catalog: Catalog, base_dir: str = "."
+    ) -> StudySpec:
         """Rebuild a spec stored by :meth:`to_dict` (validated again: storage is input too).
 
         A planned spec is stored with both its budget and its stages; the stored stages are
@@ -162,7 +173,7 @@ class StudySpec:
         """
         data = dict(data)
         planned = {k: data.pop(k) for k in ("budget", "max_epochs") if k in data}
-        spec = parse_spec(data, source="stored spec", base_dir=base_dir)
+        spec = parse_spec(data, source="stored spec", base_dir=base_dir, catalog=catalog)
         if not planned:
             return spec
         c = Checker()
@@ -191,7 +202,7 @@ def _stop_early_dict(s: StageSpec) -> dict[str, Any]:
     return out
 
 
-def load_spec(path: str | Path) -> StudySpec:
+def load_spec(path: str | Path, *, catalog: Catalog) -> StudySpec:
     """Read and validate a study file."""
     path = Path(path)
     try:
@@ -202,10 +213,12 @@ def load_spec(path: str | Path) -> StudySpec:
         data = tomllib.loads(text)
     except tomllib.TOMLDecodeError as exc:
         raise SpecError(str(path), [("", f"not valid TOML: {exc}")]) from exc
-    return parse_spec(data, source=str(path), base_dir=str(path.resolve().parent))
+    return parse_spec(data, source=str(path), base_dir=str(path.resolve().parent), catalog=catalog)
 
 
-def parse_spec(data: dict[str, Any], source: str = "<spec>", base_dir: str = ".") -> StudySpec:
+def parse_spec(
+    data: dict[str, Any], source: str = "<spec>", base_dir: str = ".", *, catalog: Catalog
+) -> StudySpec:
     """Validate a parsed TOML document. Raises :class:`SpecError` listing every problem."""
     c = Checker()
     c.unknown_keys(data, TOP_KEYS, "")
@@ -214,13 +227,14 @@ def parse_spec(data: dict[str, Any], source: str = "<spec>", base_dir: str = "."
         c.check("name", name, NAME)
     objective = c.typed(data, "objective", (str,), "", default="cnn")
     if isinstance(objective, str):
-        c.check("objective", objective, Options(BUILTIN_OBJECTIVES), OBJECTIVE_REF)
+        c.check("objective", objective, Options(catalog.names()), OBJECTIVE_REF)
     metric = c.typed(data, "metric", (str,), "", default="val_loss")
     direction = c.typed(data, "direction", (str,), "", default="minimize")
     if isinstance(direction, str):
         c.check("direction", direction, Options(DIRECTIONS))
     # A built-in objective declares what it returns, and which way is better.
-    metrics = getattr(objective_module(objective), "METRICS", None)
+    declared = catalog.declaration(objective) if isinstance(objective, str) else None
+    metrics = getattr(declared, "METRICS", None)
     if metrics and metric in metrics and direction in DIRECTIONS:
         better = "lower" if metrics[metric] == "minimize" else "higher"
         c.check(
@@ -245,7 +259,7 @@ def parse_spec(data: dict[str, Any], source: str = "<spec>", base_dir: str = "."
         if isinstance(fixed, dict) and pname in fixed:
             c.error(f"fixed.{pname}", "is also searched in [space]; keep it in one of the two")
     if isinstance(objective, str) and isinstance(fixed, dict) and isinstance(space_table, dict):
-        _check_objective_params(c, objective, fixed, space_table)
+        _check_objective_params(c, declared, fixed, space_table)
 
     budget, max_epochs = _parse_budget(c, data)
     if "stage" not in data and "budget" not in data:
@@ -550,7 +564,7 @@ def _check_grid(c: Checker, stage: StageSpec, space: SearchSpace) -> None:
     """The first stage's space is known now, so its grid must come out at exactly
     ``trials`` points. Later grid stages run on a narrowed space that is only known at run
     time; there, a grid that cannot be exact is topped up with random points."""
-    from hpsearch.points import GridError, grid_shape
+    from hpsearch.core.points import GridError, grid_shape
 
     try:
         grid_shape(space, stage.trials)
@@ -576,21 +590,12 @@ def _check_value(c: Checker, fld: str, value: Any) -> None:
         c.check(fld, value, InstanceOf(str, int, float, bool, list))
 
 
-def objective_module(objective: str) -> ModuleType | None:
-    """The module of a built-in objective, whose attributes declare what it accepts and
-    returns (``PARAMS``, ``METRICS``...: see :mod:`hpsearch.objectives`; it is importable
-    without torch), or None for a user's objective, which declares nothing."""
-    ref = BUILTIN_OBJECTIVES.get(objective)
-    return importlib.import_module(ref.partition(":")[0]) if ref else None
-
-
 def _check_objective_params(
-    c: Checker, objective: str, fixed: dict[str, Any], space: dict[str, Any]
+    c: Checker, module: Any | None, fixed: dict[str, Any], space: dict[str, Any]
 ) -> None:
     """Keys and values a built-in objective would refuse on its first trial, refused now:
     unknown keys (with did-you-mean), categorical values in ``[fixed]`` and in choices, and
     then ``[fixed]`` as the objective's own configs check it."""
-    module = objective_module(objective)
     if module is None:
         return
     declared = module.PARAMS

@@ -17,14 +17,15 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any, Protocol
 
-from hpsearch import failfast
 from hpsearch import store as st
-from hpsearch.errors import UserError
-from hpsearch.loader import load_objective, prepare_params
-from hpsearch.reporter import Reporter, TrialLost, TrialStopped
-from hpsearch.space import SearchSpace
-from hpsearch.spec import StudySpec
-from hpsearch.stages import open_stage, prepare_stage, stop_early
+from hpsearch.core import failures
+from hpsearch.core.errors import UserError
+from hpsearch.core.space import SearchSpace
+from hpsearch.core.spec import StudySpec
+from hpsearch.core.trial_handle import Reporter, TrialLost, TrialStopped
+from hpsearch.engine import failfast
+from hpsearch.engine.loader import load_objective, prepare_params
+from hpsearch.engine.stages import open_stage, prepare_stage, stop_early
 from hpsearch.store import SearchStore, Slot, Stage, policy
 from hpsearch.store.slots import worker_id
 
@@ -52,7 +53,9 @@ class WorkerConfig:
     device: str = "auto"
     grace_period: int = 60
     max_trials: int | None = None  # stop after this many trials (tests, smoke runs)
-    max_failures: int | None = None  # fail fast (hpsearch.failfast); None: the stored spec's
+    max_failures: int | None = (
+        None  # fail fast (hpsearch.engine.failfast); None: the stored spec's
+    )
 
     @property
     def heartbeat_interval(self) -> int:
@@ -69,7 +72,7 @@ class WorkerStats:
     stopped_early: int = 0  # runs the stage's early-stopping rule stopped
     requeued: int = 0
     stages: list[str] = field(default_factory=list)
-    stopped: tuple[str, failfast.Stop] | None = None  # (stage, why): failures stopped it
+    stopped: tuple[str, failures.Stop] | None = None  # (stage, why): failures stopped it
 
     @property
     def ran(self) -> int:
@@ -209,7 +212,7 @@ class _Run:
     def stage(self, stage: Stage, name: str) -> bool:
         """Claim and run slots until the stage is finished. False if the worker must stop:
         asked to, or the stage was stopped on failures (then its failed trials, this
-        worker's last one included, are re-queued first; see ``hpsearch.failfast``)."""
+        worker's last one included, are re-queued first; see ``hpsearch.engine.failfast``)."""
         config, store = self.config, self.store
         attrs = store.stage_attrs(stage)
         space = SearchSpace.from_dict(attrs[st.ATTR_SPACE])
@@ -221,7 +224,7 @@ class _Run:
             mark = store.stopped(stage)
             if mark is not None:
                 store.requeue_failed(stage)
-                self.stats.stopped = (name, failfast.Stop.from_dict(mark))
+                self.stats.stopped = (name, failures.Stop.from_dict(mark))
                 return False
             if time.monotonic() - last_recover > config.heartbeat_interval:
                 self.stats.requeued += store.recover(

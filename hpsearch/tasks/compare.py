@@ -14,11 +14,11 @@ import dataclasses
 from typing import TYPE_CHECKING
 
 from hpsearch import store as st
-from hpsearch.errors import UserError
-from hpsearch.loader import seeded_params
-from hpsearch.points import GridError, derive_seed, grid_shape
-from hpsearch.space import SearchSpace
-from hpsearch.spec import StageSpec, StudySpec
+from hpsearch.core.errors import UserError
+from hpsearch.core.points import GridError, derive_seed, grid_shape
+from hpsearch.core.space import SearchSpace
+from hpsearch.core.spec import StageSpec, StudySpec
+from hpsearch.engine.loader import seeded_params
 
 if TYPE_CHECKING:
     from hpsearch.store import SearchStore
@@ -93,7 +93,7 @@ def register_baselines(store: SearchStore, spec: StudySpec) -> list[str]:
 
     Returns the keys to run workers on, the search first.
     """
-    from hpsearch.stages import register_search
+    from hpsearch.engine.stages import register_search
 
     register_search(store, spec)
     keys = [spec.name]

@@ -17,11 +17,12 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
-from hpsearch import failfast
-from hpsearch.errors import UserError
+from hpsearch.core import failures
+from hpsearch.core.errors import UserError
+from hpsearch.engine import failfast
 
 if TYPE_CHECKING:
-    from hpsearch.spec import StudySpec
+    from hpsearch.core.spec import StudySpec
     from hpsearch.store import SearchStore, Stage
 
 #: A stage being discarded must have no trial running under a live worker: one whose
@@ -127,7 +128,7 @@ def apply_retry(store: SearchStore, plan: RetryPlan) -> list[str]:
         elif stop is None:
             lines.append(f"stage {name}: no failed trials to retry")
         if stop is not None:
-            lines.append(f"stage {name}: lifted its stop ({failfast.summary(stop)})")
+            lines.append(f"stage {name}: lifted its stop ({failures.summary(stop)})")
     return lines
 
 

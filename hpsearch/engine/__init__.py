@@ -1,0 +1,3 @@
+"""The engine: workers, stage preparation, fail fast, retries, progress and signals.
+May import: core, training, objectives, store, report.
+"""
