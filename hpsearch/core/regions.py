@@ -42,6 +42,15 @@ class ParamRegion:
         """``lr 10^-3.40 .. 10^-2.10 (was 10^-5.00 .. 10^0.00)`` and friends."""
         return f"{self.name} {self.after.describe_range()} (was {self.before.describe_range()})"
 
+    def edge_bounds(self) -> tuple[float, float] | None:
+        """The bound the best trials pressed (``before``'s) and where the next range
+        reaches past it (``after``'s); None when no bound was pressed (categoricals never
+        press one)."""
+        before, after = self.before, self.after
+        if not self.edge or not (before.numeric and after.numeric):
+            return None
+        return before.bound(self.edge), after.bound(self.edge)
+
 
 @dataclass(frozen=True)
 class Region:
@@ -133,15 +142,14 @@ def narrow(
         return Region(space, same, (), considered, None, (warning,))
     best = top[0]
     regions = tuple(
-        _narrow_numeric(p, top, best, margin) if p.numeric else _narrow_categorical(p, top, best)  # type: ignore[arg-type]
+        _narrow_numeric(p, top, best, margin) if p.numeric else _narrow_categorical(p, top, best)
         for p in space
     )
     warnings = tuple(
-        f"best trials press the {r.edge} bound of {r.name} "
-        f"({r.before.format(r.before.low if r.edge == 'low' else r.before.high)}); "
+        f"best trials press the {r.edge} bound of {r.name} ({r.before.format(bounds[0])}); "
         f"the next stage searches {'below' if r.edge == 'low' else 'above'} it"
         for r in regions
-        if r.edge
+        if (bounds := r.edge_bounds()) is not None
     )
     return Region(
         SearchSpace(tuple(r.after for r in regions)),
@@ -163,7 +171,7 @@ def _narrow_categorical(
 def _narrow_numeric(
     p: NumericParam, top: list[TrialRecord], best: TrialRecord, margin: float
 ) -> ParamRegion:
-    lo_b, hi_b = p.to_scale(p.low), p.to_scale(p.high)
+    lo_b, hi_b = p.scale_range()
     width = hi_b - lo_b
     vals = [p.to_scale(r.params[p.name]) for r in top if p.name in r.params]
     b = p.to_scale(best.params[p.name])
@@ -253,10 +261,6 @@ def contains(space: SearchSpace, point: dict[str, Any]) -> bool:
     for p in space:
         if p.name not in point:
             continue
-        v = point[p.name]
-        if not p.numeric:
-            if repr(v) not in {repr(c) for c in p.choices}:
-                return False
-        elif not p.low <= v <= p.high:
+        if not p.contains(point[p.name]):
             return False
     return True

@@ -8,8 +8,11 @@ sample them by hand.
 What differs between the kinds lives on the parameter classes (as Optuna keeps it on its
 distributions): the rest of hpsearch asks a parameter (``numeric``, ``from_unit``,
 ``grid_levels``, ``with_range``, ``format``, ``to_distribution``...) instead of switching on
-its class, so a new kind is one class here. The module stays pure: Optuna is imported only
-inside ``to_distribution`` and ``suggest``.
+its class, so a new kind is one class here. ``numeric`` is the one flag a caller may
+branch on (each class declares it as a literal, so a type checker narrows ``Param`` on
+it): where code is by nature about ranges only (narrowing a range, a region's box, an edge
+pressed). The module stays pure: Optuna is imported only inside ``to_distribution`` and
+``suggest``.
 """
 
 from __future__ import annotations
@@ -18,7 +21,7 @@ import dataclasses
 import math
 from collections.abc import Iterable, Iterator
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING, Any, ClassVar
+from typing import TYPE_CHECKING, Any, ClassVar, Literal
 
 if TYPE_CHECKING:
     import optuna
@@ -30,7 +33,7 @@ class _Scaled:
     """What float and int parameters share: the scale every sampling and narrowing step
     works in (log10 when ``log``), and the hard limits ``min``/``max``."""
 
-    numeric: ClassVar[bool] = True
+    numeric: ClassVar[Literal[True]] = True
     name: str
     log: bool
     low: float
@@ -43,6 +46,33 @@ class _Scaled:
 
     def from_scale(self, s: float) -> float:
         return 10.0**s if self.log else float(s)
+
+    def scale_range(self) -> tuple[float, float]:
+        """``[low, high]`` in the scale: decades for a log parameter."""
+        return self.to_scale(self.low), self.to_scale(self.high)
+
+    def extent(self) -> float:
+        """How much the parameter spans: its range's width in the scale (a categorical
+        counts its choices), to compare a narrowed parameter with the one it came from."""
+        lo, hi = self.scale_range()
+        return hi - lo
+
+    def bound(self, edge: str) -> float:
+        """The bound named ``edge``: ``low`` for "low", else ``high``."""
+        return self.low if edge == "low" else self.high
+
+    def contains(self, x: Any) -> bool:
+        """``x`` lies in ``[low, high]``."""
+        return bool(self.low <= x <= self.high)
+
+    def listed(self) -> tuple[Choice, ...]:
+        """The values the study file lists one by one: none for a range."""
+        return ()
+
+    def stage_bound(self, x: Any) -> Any:
+        """A ``low``/``high`` a stage's table wrote, in this kind's numbers: as written
+        (the spec's checks judge it); a float parameter turns an int into a float."""
+        return x
 
     def within_limits(self, low: float, high: float) -> tuple[float, float]:
         """``[low, high]`` cut to the hard limits ``min``/``max``."""
@@ -100,6 +130,11 @@ class FloatParam(_Scaled):
         """``x`` clipped into ``[low, high]``. (Clip: 10**log10(x) can land one ulp outside
         the range, which Optuna rejects.)"""
         return min(max(float(x), self.low), self.high)
+
+    def stage_bound(self, x: Any) -> Any:
+        """The kind is [space]'s: a stage's ``low = 0`` is 0.0 here (an int would make
+        the stage's range an int one); anything else is left for the checks."""
+        return float(x) if type(x) is int else x
 
     def grid_levels(self, k: int) -> list[float]:
         """``k`` values evenly spaced in the scale, ends included."""
@@ -261,7 +296,7 @@ class CategoricalParam:
     choices: tuple[Choice, ...]
 
     kind = "categorical"
-    numeric: ClassVar[bool] = False
+    numeric: ClassVar[Literal[False]] = False
 
     def from_unit(self, u: float) -> Choice:
         return self.choices[min(int(u * len(self.choices)), len(self.choices) - 1)]
@@ -278,6 +313,18 @@ class CategoricalParam:
 
     def max_levels(self) -> int:
         return len(self.choices)
+
+    def extent(self) -> float:
+        """How much the parameter spans: its number of choices."""
+        return float(len(self.choices))
+
+    def contains(self, x: Any) -> bool:
+        """``x`` is one of the choices, by repr (1 and True are different choices)."""
+        return repr(x) in {repr(c) for c in self.choices}
+
+    def listed(self) -> tuple[Choice, ...]:
+        """The values the study file lists one by one: the choices."""
+        return self.choices
 
     def keeping(self, values: Iterable[Any]) -> CategoricalParam:
         """The choices among ``values`` (by repr), in this parameter's order."""
@@ -319,7 +366,7 @@ NumericParam = FloatParam | IntParam
 def _even(p: NumericParam, k: int) -> list[float]:
     """``k`` points evenly spaced over ``p``'s range in its scale, ends included (the
     middle for one)."""
-    lo, hi = p.to_scale(p.low), p.to_scale(p.high)
+    lo, hi = p.scale_range()
     if k == 1:
         return [(lo + hi) / 2]
     return [lo + (hi - lo) * i / (k - 1) for i in range(k)]

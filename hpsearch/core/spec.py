@@ -513,8 +513,7 @@ def _parse_stage_ranges(
         others = {k: v for k, v in ptable.items() if k not in PARAM_KEYS}
         c.unknown_keys(others, STAGE_RANGE_KEYS, fld)
         ptable = {k: v for k, v in ptable.items() if k in STAGE_RANGE_KEYS}
-        if isinstance(base, FloatParam):  # the kind is [space]'s: `low = 0` is 0.0 here
-            ptable = {k: float(v) if type(v) is int else v for k, v in ptable.items()}
+        ptable = {k: base.stage_bound(v) for k, v in ptable.items()}  # the kind is [space]'s
         inherited = {k: v for k, v in base.to_dict().items() if k not in STAGE_RANGE_KEYS}
         param = _parse_param(c, pname, {**inherited, **ptable}, where=fld)
         if param is not None:

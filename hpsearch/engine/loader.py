@@ -103,9 +103,7 @@ def preflight(spec: StudySpec, device: str, source: str = "<spec>") -> None:
     if check_data is None:
         return
     variants: list[tuple[dict[str, Any], str | None]] = [({}, None)]
-    variants += [
-        ({p.name: choice}, p.name) for p in spec.space if not p.numeric for choice in p.choices
-    ]
+    variants += [({p.name: choice}, p.name) for p in spec.space for choice in p.listed()]
     # dicts as ordered sets: each variant may find the same problem again
     in_file: dict[tuple[str, str], None] = {}
     on_command_line: dict[str, None] = {}

@@ -79,11 +79,14 @@ def edge_advice(
     """ "widen lr below 1e-05": for each parameter whose best trials pressed a bound, and
     with ``fix`` the exact lines to add to the study file to search past them."""
     out = []
-    pressed = [p for p in region.params if p.edge and p.before.numeric]
-    for p in pressed:
-        bound = p.before.low if p.edge == "low" else p.before.high  # type: ignore[union-attr]
+    pressed = []
+    for p in region.params:
+        bounds = p.edge_bounds()
+        if bounds is None:
+            continue
+        pressed.append(p)
+        bound, reached = bounds
         where = "below" if p.edge == "low" else "above"
-        reached = p.after.low if p.edge == "low" else p.after.high  # type: ignore[union-attr]
         msg = (
             f"best {p.name} sits at the {p.edge} edge of stage {stage}'s range ({num(bound)}): "
             f"widen {p.name} {where} {num(bound)}"

@@ -35,26 +35,17 @@ def region_rows(region: Region) -> list[RegionRow]:
 
 def _row(p: ParamRegion) -> RegionRow:
     best = p.before.format(p.best) if p.best is not None else "-"
-    if not p.after.numeric:
-        total = len(p.before.choices)  # type: ignore[union-attr]
-        return RegionRow(
-            p.name,
-            p.after.describe_range(),
-            p.before.describe_range(),
-            "",
-            len(p.after.choices) / total,
-            best,
-            p.edge,
-        )
     before, after = p.before, p.after
-    lo_b, hi_b = before.to_scale(before.low), before.to_scale(before.high)  # type: ignore[union-attr]
-    lo_a, hi_a = after.to_scale(after.low), after.to_scale(after.high)
+    bar = ""  # a categorical's choices have no order to place
+    if before.numeric and after.numeric:
+        bar = position_bar(*before.scale_range(), *after.scale_range())
+    was = before.extent()
     return RegionRow(
         p.name,
         after.describe_range(),
         before.describe_range(),
-        position_bar(lo_b, hi_b, lo_a, hi_a),
-        (hi_a - lo_a) / (hi_b - lo_b) if hi_b > lo_b else 1.0,
+        bar,
+        after.extent() / was if was > 0 else 1.0,
         best,
         p.edge,
     )

@@ -155,13 +155,13 @@ def slice_data(
         if promising is not None and p.name in promising.space.names:
             after = promising.space[p.name]
             if after.numeric:
-                region = (after.low, after.high)  # type: ignore[union-attr]
+                region = (after.low, after.high)
             else:
-                kept = list(after.choices)  # type: ignore[union-attr]
+                kept = list(after.choices)
         out.append(
             SliceData(
                 p.name,
-                bool(getattr(p, "log", False)),
+                bool(p.numeric and p.log),
                 not p.numeric,
                 view.spec.metric,
                 series,
@@ -310,7 +310,9 @@ def region_figure_data(spec: StudySpec, s: StageReport) -> RegionFigureData | No
 
 
 def _bounds(p: Param) -> tuple[float, float]:
-    return (p.low, p.high)  # type: ignore[union-attr]
+    """The region's range of a parameter picked as numeric (a region keeps the kinds)."""
+    assert p.numeric, p.name
+    return (p.low, p.high)
 
 
 def epochs_spent(r: TrialRecord) -> float:
