@@ -14,7 +14,7 @@ import difflib
 import math
 import numbers
 import re
-from collections.abc import Sequence
+from collections.abc import Iterable, Sequence
 from typing import Any
 
 _TYPE_NAMES = {
@@ -110,7 +110,7 @@ class Options(Constraint):
     """One of ``options``, of the same type (TOML's ``1`` is not ``true``), with a
     did-you-mean for a near miss among string options."""
 
-    def __init__(self, options: Sequence[Any]) -> None:
+    def __init__(self, options: Iterable[Any]) -> None:
         self.options = tuple(options)
 
     def is_satisfied_by(self, value: Any) -> bool:

@@ -58,7 +58,7 @@ def _factorizations(m: int, caps: list[int]) -> list[tuple[int, ...]]:
     """Ordered factorizations of ``m`` into ``len(caps)`` factors, each in ``[2, cap]``."""
     if not caps:
         return [()] if m == 1 else []
-    out = []
+    out: list[tuple[int, ...]] = []
     for f in range(2, min(m, caps[0]) + 1):
         if m % f == 0:
             out.extend((f, *rest) for rest in _factorizations(m // f, caps[1:]))

@@ -7,6 +7,7 @@ reports and tests never need Optuna or a database.
 from __future__ import annotations
 
 import math
+from collections.abc import Iterable
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -62,8 +63,17 @@ def rank(records: list[TrialRecord], direction: str) -> list[TrialRecord]:
     done = [r for r in records if r.finished]
     return sorted(
         done,
-        key=lambda r: (0, sign * r.value, r.number) if r.ok else (1, 0.0, r.number),  # type: ignore[operator]
+        key=lambda r: (
+            (0, sign * r.value, r.number)
+            if r.ok and r.value is not None  # (ok: it has a value)
+            else (1, 0.0, r.number)
+        ),
     )
+
+
+def ok_values(records: Iterable[TrialRecord]) -> list[float]:
+    """The values of the records that gave a usable one (:attr:`TrialRecord.ok`), in order."""
+    return [r.value for r in records if r.ok and r.value is not None]
 
 
 def recommended(records: list[TrialRecord], direction: str) -> TrialRecord | None:

@@ -304,7 +304,7 @@ class CategoricalParam:
     def inside(self, x: Any, fallback: Any = None) -> Choice:
         """``x`` if it is a choice, else ``fallback``, else the first choice. By repr, as
         narrowing compares choices (1 and True are different choices)."""
-        kept = {repr(c): c for c in self.choices}
+        kept: dict[str, Choice] = {repr(c): c for c in self.choices}
         return kept.get(repr(x), kept.get(repr(fallback), self.choices[0]))
 
     def grid_levels(self, k: int) -> list[Choice]:
@@ -349,7 +349,9 @@ class CategoricalParam:
 
     def suggest(self, trial: optuna.Trial) -> Choice:
         """Ask Optuna's sampler for a value (a slot without params gets TPE's pick)."""
-        return trial.suggest_categorical(self.name, list(self.choices))
+        value = trial.suggest_categorical(self.name, list(self.choices))
+        assert value is not None  # one of the choices, and None is never one
+        return value
 
     def to_dict(self) -> dict[str, Any]:
         return {"choices": list(self.choices)}

@@ -172,7 +172,7 @@ class StudySpec:
         the file had listed them and the budget is checked and attached on its own.
         """
         data = dict(data)
-        planned = {k: data.pop(k) for k in ("budget", "max_epochs") if k in data}
+        planned: dict[str, Any] = {k: data.pop(k) for k in ("budget", "max_epochs") if k in data}
         spec = parse_spec(data, source="stored spec", base_dir=base_dir, catalog=catalog)
         if not planned:
             return spec
@@ -289,7 +289,7 @@ def parse_spec(
         if i == 0 and st.sampler == "grid" and all(p is not None for p in params):
             _check_grid(c, st, space.replace(st.space or ()))
 
-    if budget is not None:
+    if budget is not None and max_epochs is not None:  # (_parse_budget gives both or neither)
         stages = list(default_plan(budget, max_epochs))
     if isinstance(name, str):
         _check_stored_names(c, name, stages, listed=budget is None)

@@ -70,14 +70,14 @@ def plan_retry(
                 "earlier stage, or drop --stage"
             )
         targets = [i for i in targets if i < start]
-    found = [store.find_stage(spec.name, n) for n in names]
-    failed = {i: store.outcomes(found[i], 0).failed for i in targets if found[i] is not None}
+    found = {  # the stages created so far, by index
+        i: s for i, n in enumerate(names) if (s := store.find_stage(spec.name, n)) is not None
+    }
+    failed = {i: store.outcomes(found[i], 0).failed for i in targets if i in found}
     first = min((i for i, n in failed.items() if n), default=None)
     if first is not None:
         stale = [
-            i
-            for i in range(first + 1, len(names))
-            if found[i] is not None and (start is None or i < start)
+            i for i in range(first + 1, len(names)) if i in found and (start is None or i < start)
         ]
         if stale:
             later = names[first + 1]
@@ -90,7 +90,7 @@ def plan_retry(
             )
     discard = []
     for i in range(start if start is not None else len(names), len(names)):
-        if found[i] is None:
+        if i not in found:
             continue
         live = store.live_count(found[i], LIVE_GRACE_S)
         if live:
@@ -99,7 +99,7 @@ def plan_retry(
                 "them (Ctrl-C, or SIGTERM) before discarding it"
             )
         discard.append((names[i], found[i], len(store.records(found[i], names[i]))))
-    retry = [(names[i], found[i], failed[i]) for i in failed if found[i] is not None]
+    retry = [(names[i], found[i], failed[i]) for i in failed]  # failed: stages found
     return RetryPlan(retry, discard)
 
 

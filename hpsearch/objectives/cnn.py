@@ -178,7 +178,8 @@ def objective(params: dict[str, Any], epochs: int, report: Any) -> float:
     save_path = params.pop(SAVE_PATH_KEY, None)
     data_cfg, model_kwargs, train_cfg, device_name, metric = parse_params(params)
     torch.set_num_threads(max(1, int(report.threads)))
-    device = resolve_device(device_name or getattr(report, "device", "auto"))
+    asked: str = getattr(report, "device", "auto")  # --device; the file's device wins
+    device = resolve_device(device_name or asked)
     data = load_data(data_cfg)
     model_cfg = CNNConfig(
         in_channels=data.in_channels,
@@ -264,7 +265,7 @@ def parse_params(
     device = params.get("device")
     if device is not None:
         c.check("device", device, DEVICE)
-    configs = {}
+    configs: dict[type, Any] = {}  # a config of each class, by class
     # The model is validated now, not after the data has loaded.
     for cls, keys in (
         (DataConfig, _DATA_KEYS),

@@ -15,6 +15,7 @@ import math
 import statistics
 from collections import Counter
 from dataclasses import dataclass
+from typing import TypeGuard
 
 from hpsearch.core.records import TrialRecord
 from hpsearch.core.regions import ParamRegion, Region, select_top
@@ -187,10 +188,10 @@ def train_val_gap(r: TrialRecord) -> float | None:
     """Final training minus validation accuracy, as recorded (None for plain objectives)."""
     gap = r.attrs.get("overfit_gap")
     if _number(gap):
-        return float(gap)  # type: ignore[arg-type]
+        return float(gap)
     train, val = r.attrs.get("train_accuracy"), r.attrs.get("val_accuracy")
     if _number(train) and _number(val):
-        return float(train) - float(val)  # type: ignore[arg-type]
+        return float(train) - float(val)
     return None
 
 
@@ -358,5 +359,6 @@ def stage_advice(
     return out
 
 
-def _number(x: object) -> bool:
+def _number(x: object) -> TypeGuard[float]:
+    """A finite int or float, not a bool."""
     return isinstance(x, int | float) and not isinstance(x, bool) and math.isfinite(x)

@@ -79,12 +79,12 @@ def format_comparison(search: SearchView, results: list[MethodResult]) -> str:
     distinct = format_table(
         ["method", *names], [[r.label, *(str(r.distinct[n]) for n in names)] for r in results]
     )
-    finished = [r for r in results if r.best is not None]
+    finished = [(r.best, r) for r in results if r.best is not None]
     winner = ""
     if finished:
         better = min if spec.direction == "minimize" else max
-        top = better(finished, key=lambda r: r.best)  # type: ignore[arg-type,return-value]
-        winner = f"\nbest: {top.label} ({spec.metric} {top.best:.4g})"
+        best, top = better(finished, key=lambda pair: pair[0])
+        winner = f"\nbest: {top.label} ({spec.metric} {best:.4g})"
     return (
         f"compare {spec.name}: {spec.metric} ({spec.direction}), the same budget of "
         f"{budget} epochs for each method\n\n"

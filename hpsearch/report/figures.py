@@ -9,6 +9,7 @@ from __future__ import annotations
 import math
 from typing import TYPE_CHECKING, Any
 
+from hpsearch.core.records import ok_values
 from hpsearch.report.plotdata import PairData, Progress, RegionFigureData, SliceData, TrialCurves
 
 if TYPE_CHECKING:
@@ -276,10 +277,8 @@ def draw_region_figure(d: RegionFigureData, color: str) -> go.Figure:
     if d.box_y is not None:
         box_y = d.box_y
     else:  # one numeric parameter: the box spans the values it got
-        box_y = (
-            min((r.value for r in d.ok), default=0.0),
-            max((r.value for r in d.ok), default=1.0),
-        )  # type: ignore[type-var]
+        values = ok_values(d.ok)
+        box_y = (min(values, default=0.0), max(values, default=1.0))
     fig.add_trace(
         _box_trace(
             go,

@@ -137,15 +137,16 @@ def _evaluate(
         rows = [rows[int(i * step)] for i in range(FANOVA_MAX)]
     dists = {p.name: _distribution(p, rows) for p in space if p.name in names}
     optuna.logging.set_verbosity(optuna.logging.WARNING)  # as SearchStore.open does: no chatter
-    study = optuna.create_study(direction=direction)
+    study = optuna.create_study(direction="minimize" if direction == "minimize" else "maximize")
     study.add_trials(
         [
             optuna.trial.create_trial(
                 params={n: r.params[n] for n in names},
                 distributions=dists,
-                value=float(r.value),  # type: ignore[arg-type]
+                value=float(r.value),
             )
             for r in rows
+            if r.value is not None  # (usable rows: all have one)
         ]
     )
     # Unnormalized: Optuna's normalization turns "nothing mattered" (all zeros) into equal

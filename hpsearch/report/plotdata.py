@@ -13,7 +13,7 @@ import random
 from dataclasses import dataclass, field
 from typing import Any
 
-from hpsearch.core.records import TrialRecord, rank
+from hpsearch.core.records import TrialRecord, ok_values, rank
 from hpsearch.core.regions import Region
 from hpsearch.core.space import NumericParam, Param
 from hpsearch.core.spec import StudySpec
@@ -131,7 +131,7 @@ def slice_data(
 ) -> list[SliceData]:
     """One slice per parameter of the search, over the trials ``shown`` that have a value."""
     space = list(view.spec.space)
-    window = value_window([r.value for r in shown if r.ok], view.spec.direction)  # type: ignore[misc]
+    window = value_window(ok_values(shown), view.spec.direction)
     out = []
     for p in space:
         series = []
@@ -226,7 +226,7 @@ def pair_data(
                     [r.params[y.name] for r in rs],
                     [hover(r, view.spec.metric, space) for r in rs],
                     [r.diverged for r in rs],
-                    [r.value for r in rs],  # type: ignore[misc]
+                    [r.value for r in rs if r.value is not None],  # (rs: all have one)
                 )
             )
     boxes = [
@@ -243,16 +243,16 @@ def pair_data(
                 promising=True,
             )
         )
-    window = color_range([r.value for r in shown if r.ok], view.spec.direction)  # type: ignore[misc]
+    window = color_range(ok_values(shown), view.spec.direction)
     return PairData(
         x.name,
         y.name,
-        bool(getattr(x, "log", False)),
-        bool(getattr(y, "log", False)),
+        bool(x.numeric and x.log),
+        bool(y.numeric and y.log),
         view.spec.metric,
         series,
         boxes,
-        window,  # type: ignore[arg-type]
+        window,
     )
 
 
@@ -297,14 +297,14 @@ def region_figure_data(spec: StudySpec, s: StageReport) -> RegionFigureData | No
         # Short: the dashboard's plotly toolbar takes the right half of the title line.
         title=f"{v.stage.name}: the region of its top {top} trials",
         metric=spec.metric,
-        x=x,  # type: ignore[arg-type]
-        y=y,  # type: ignore[arg-type]
+        x=x,
+        y=y,
         ok=ok,
         kept=frozenset(region.kept),
         bad=[r for r in finished if not r.ok],
         box_x=_bounds(after[x.name]),
         box_y=_bounds(after[y.name]) if y else None,
-        color_range=color_range([r.value for r in ok], spec.direction),  # type: ignore[misc]
+        color_range=color_range(ok_values(ok), spec.direction),
         hover={r.number: hover(r, spec.metric, list(space)) for r in finished},
     )
 
@@ -342,7 +342,8 @@ def progress(records: list[TrialRecord], direction: str, label: str) -> Progress
     time it improved, and the epochs spent by then. Only improvements are kept, so a
     10,000-trial search draws a handful of points."""
     better = (lambda a, b: a < b) if direction == "minimize" else (lambda a, b: a > b)
-    spent, best = 0.0, None
+    spent = 0.0
+    best: float | None = None
     epochs: list[float] = []
     values: list[float] = []
     starts: list[tuple[float, str]] = []
@@ -350,10 +351,10 @@ def progress(records: list[TrialRecord], direction: str, label: str) -> Progress
         if not starts or starts[-1][1] != r.stage:
             starts.append((spent, r.stage))
         spent += epochs_spent(r)
-        if r.ok and (best is None or better(r.value, best)):
+        if r.ok and r.value is not None and (best is None or better(r.value, best)):
             best = r.value
             epochs.append(spent)
-            values.append(best)  # type: ignore[arg-type]
+            values.append(best)
     if values:
         epochs.append(spent)
         values.append(values[-1])

@@ -20,7 +20,7 @@ from torch import nn
 
 from hpsearch.core.checks import Checker, Interval
 from hpsearch.training import diagnostics
-from hpsearch.training.config import DEVICE, TrainConfig
+from hpsearch.training.config import DEFAULT_LR, DEVICE, TrainConfig
 from hpsearch.training.data import Dataset
 from hpsearch.training.model import CNN, RELU_FAMILY
 
@@ -88,11 +88,12 @@ def resolve_device(name: str) -> torch.device:
 
 def make_optimizer(model: nn.Module, cfg: TrainConfig) -> torch.optim.Optimizer:
     """The optimiser ``cfg`` names, over all of the model's parameters."""
+    lr = cfg.lr if cfg.lr is not None else DEFAULT_LR[cfg.optimizer]  # (as TrainConfig set it)
     if cfg.optimizer == "adam":
-        return torch.optim.Adam(model.parameters(), lr=cfg.lr, weight_decay=cfg.weight_decay)
+        return torch.optim.Adam(model.parameters(), lr=lr, weight_decay=cfg.weight_decay)
     return torch.optim.SGD(
         model.parameters(),
-        lr=cfg.lr,
+        lr=lr,
         momentum=cfg.momentum,
         nesterov=cfg.nesterov,
         weight_decay=cfg.weight_decay,

@@ -9,6 +9,8 @@ activation, init scheme, depth, width, dropout) is a field of
 
 from __future__ import annotations
 
+from typing import Literal
+
 import torch
 import torch.nn.functional as F
 from torch import nn
@@ -77,7 +79,9 @@ class CNN(nn.Module):
     def _init_weights(self) -> None:
         """Apply ``cfg.init`` to every conv and linear weight; biases start at zero and
         batch norm at the identity, so the init scheme alone sets the signal's scale."""
-        gain_name = "leaky_relu" if self.cfg.activation == "leaky_relu" else "relu"
+        gain_name: Literal["leaky_relu", "relu"] = (
+            "leaky_relu" if self.cfg.activation == "leaky_relu" else "relu"
+        )
         for m in self.modules():
             if isinstance(m, nn.Conv2d | nn.Linear):
                 if self.cfg.init == "small":
@@ -104,6 +108,7 @@ class CNN(nn.Module):
         """
         pre, post = [], []
         for block in self.blocks:
+            assert isinstance(block, ConvBlock)  # (self.blocks holds nothing else)
             h = block.conv(x)
             if block.bn is not None:
                 h = F.batch_norm(
