@@ -7,8 +7,8 @@ sample them by hand.
 
 What differs between the kinds lives on the parameter classes (as Optuna keeps it on its
 distributions): the rest of hpsearch asks a parameter (``numeric``, ``from_unit``,
-``grid_levels``, ``with_range``, ``format``, ``to_distribution``...) instead of switching on
-its class, so a new kind is one class here. ``numeric`` is the one flag a caller may
+``grid_levels``, ``with_range``, ``contains``, ``extent``, ``listed``, ``format``,
+``to_distribution``...) instead of switching on its class, so a new kind is one class here. ``numeric`` is the one flag a caller may
 branch on (each class declares it as a literal, so a type checker narrows ``Param`` on
 it): where code is by nature about ranges only (narrowing a range, a region's box, an edge
 pressed). The module stays pure: Optuna is imported only inside ``to_distribution`` and
