@@ -12,6 +12,7 @@ from typing import TYPE_CHECKING, Any, Concatenate, ParamSpec, Self, TypeVar
 
 import optuna
 from optuna.storages import RDBStorage
+from optuna.study import StudyDirection
 from sqlalchemy import exc as sa_exc
 
 from hpsearch.store import policy
@@ -20,6 +21,7 @@ from hpsearch.store.policy import StorageBroken, StorageUnusable
 from hpsearch.store.urls import is_sqlite, mask_text, mask_url, sqlite_path
 
 if TYPE_CHECKING:
+    from optuna.study._frozen import FrozenStudy
     from sqlalchemy.engine import Engine
 
     from hpsearch.core.spec import StudySpec
@@ -169,7 +171,7 @@ class StoreBase:
 
     # -- the stage studies ---------------------------------------------------------------
 
-    def _studies(self) -> list[optuna.study.StudySummary]:
+    def _studies(self) -> list[FrozenStudy]:
         return self._retry(self._rdb.get_all_studies, "list studies")
 
     def _open_study(
@@ -179,7 +181,7 @@ class StoreBase:
             lambda: optuna.create_study(
                 storage=self._rdb,
                 study_name=name,
-                direction=spec.direction,
+                direction=StudyDirection[spec.direction.upper()],
                 sampler=sampler,
                 load_if_exists=True,
             ),

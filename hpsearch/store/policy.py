@@ -137,6 +137,25 @@ def _missing_database_or_role(text: str) -> bool:
     return "does not exist" in text and ('database "' in text or 'role "' in text)
 
 
+def sqlalchemy_error(
+    exc: BaseException, mask: Callable[[str], str]
+) -> StorageUnusable | StorageBroken | None:
+    """A SQLAlchemy error raised outside the store's calls (a URL it cannot parse, a
+    driver that is not installed, a connection refused while a command opens the
+    database) as the store's own kinds, with its first line ``mask``-ed: unusable for a
+    URL that cannot work, broken for the rest; None for an error that is not SQLAlchemy's.
+    Judged by its module and class name, so that nothing is imported to judge it."""
+    if not type(exc).__module__.startswith("sqlalchemy"):
+        return None
+    first = mask(str(exc).splitlines()[0])
+    if type(exc).__name__ in ("ArgumentError", "NoSuchModuleError"):
+        return StorageUnusable(
+            f"--storage: cannot use this URL ({first}); expected e.g. "
+            "sqlite:///hpsearch.db or postgresql://user@host:5432/db"
+        )
+    return StorageBroken(f"database error: {first}")
+
+
 def reason(exc: BaseException) -> str:
     """The first line of the underlying driver's message: what a person needs to read."""
     inner: BaseException = exc

@@ -7,6 +7,7 @@ import contextlib
 import logging
 import threading
 from collections.abc import Container, Iterator
+from functools import partial
 from typing import TYPE_CHECKING, Any
 
 import optuna
@@ -90,9 +91,7 @@ class Slot:
         # Optuna's cache must have listed the trial before a Trial can write to it.
         store._retry(lambda: study.get_trials(deepcopy=False), "list trials")
         trial = self._trial = optuna.trial.Trial(study, claim.trial_id)
-        self.params = {
-            p.name: store._retry(lambda p=p: p.suggest(trial), "suggest") for p in space
-        }
+        self.params = {p.name: store._retry(partial(p.suggest, trial), "suggest") for p in space}
 
     def report(self, epoch: int, value: float) -> None:
         """Record one epoch's value; TrialLost if the trial was finished elsewhere, and
@@ -165,9 +164,7 @@ class Slot:
         state = TrialState.FAIL if value is None else TrialState.COMPLETE
         try:
             for key, v in attrs.items():  # TPE's slot: tell through Optuna, for its sampler
-                store._retry(
-                    lambda k=key, v=v: rdb.set_trial_user_attr(self.trial_id, k, v), "set attr"
-                )
+                store._retry(partial(rdb.set_trial_user_attr, self.trial_id, key, v), "set attr")
             store._retry(lambda: study.tell(trial, value, state=state), "tell")
         except UpdateFinishedTrialError:
             return False

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import logging
 from dataclasses import replace
+from functools import partial
 from typing import TYPE_CHECKING, Any
 
 from hpsearch.core.records import TrialRecord
@@ -52,10 +53,8 @@ class Trials(StoreBase):
             # Optuna's one paged read (its cache's): the trials listed, plus every trial
             # after the id given; after the last id listed there are none or new ones,
             # which are not this read's.
-            trials = self._retry(
-                lambda b=batch: self._rdb._get_trials(stage.study_id, None, b, ids[-1]),
-                "read trials",
-            )
+            read = partial(self._rdb._get_trials, stage.study_id, None, batch, ids[-1])
+            trials = self._retry(read, "read trials")
             for t in trials:
                 if t._trial_id in batch:
                     retried.update(t.system_attrs.get("retry_history", []))

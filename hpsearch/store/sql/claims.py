@@ -29,7 +29,7 @@ from hpsearch.store.sql.rows import (
 )
 
 if TYPE_CHECKING:
-    from sqlalchemy.engine import Connection, CursorResult, Engine
+    from sqlalchemy.engine import Connection, Engine
 
 log = logging.getLogger(__name__)
 
@@ -262,7 +262,7 @@ def pruning_trials(
     )
     args = {"s": study_id, "states": tuple(states), "t": trial_id}
 
-    def query(sql: str) -> CursorResult[Any]:
+    def query(sql: str) -> Any:  # rows of the columns that ``sql`` names
         return conn.execute(text(sql).bindparams(bindparam("states", expanding=True)), args)
 
     with engine.connect() as conn:

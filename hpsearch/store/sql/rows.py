@@ -184,8 +184,10 @@ def queue_copy(
     }
     new_number = lock_study(conn, study_id)
     new_id = conn.execute(
-        TRIALS.insert().values(study_id=study_id, number=new_number, state=TrialState.WAITING)
-    ).inserted_primary_key[0]
+        TRIALS.insert()
+        .values(study_id=study_id, number=new_number, state=TrialState.WAITING)
+        .returning(TRIALS.c.trial_id)
+    ).scalar_one()
     for table, values in ((USER_ATTRS, user), (SYSTEM_ATTRS, system)):
         for key, value in values.items():
             set_attr(conn, table, new_id, key, value)

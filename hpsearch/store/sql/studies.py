@@ -108,7 +108,7 @@ def stage_counts(engine: Engine, search: str) -> dict[str, StageCounts]:
             )
         ).all()
         for study_id, name in found:
-            states = dict(
+            states: dict[Any, int] = dict(
                 conn.execute(
                     select(trials.c.state, func.count())
                     .where(trials.c.study_id == study_id)
