@@ -4,8 +4,9 @@ Every command goes through :mod:`hpsearch.api` (or, to serve the dashboard or wr
 report, the task that does it); the lines they print are formatted in
 :mod:`hpsearch.report.console`. Exit codes mean something: 0 done, 1 a failure (a crash,
 a database that stays away), 2 bad input (a study file, a name, an option), with the field
-and the fix in the message. Torch, Optuna and SQLAlchemy are loaded only by the calls
-that need them, so ``hpsearch --help`` and validation errors answer instantly.
+and the fix in the message. The floors below are imported inside the commands that use
+them (reports, training, Optuna, SQLAlchemy), so ``hpsearch --help`` and validation errors
+answer instantly.
 """
 
 from __future__ import annotations
@@ -19,23 +20,12 @@ from typing import Any
 import click
 
 from hpsearch import api, examples
-from hpsearch.api import COMMAND_WAIT_S
 from hpsearch.core.errors import UserError
 from hpsearch.core.failures import format_stop
 from hpsearch.objectives.catalog import load_spec
-from hpsearch.report.build import ReportConfig, make_report
-from hpsearch.report.console import (
-    format_closing,
-    format_launched,
-    format_worker_done,
-    storage_flag,
-)
 from hpsearch.store.policy import StorageBroken, StorageUnusable, sqlalchemy_error
 from hpsearch.store.urls import check_url, mask_text, mask_url, resolve_url, url_source
-from hpsearch.tasks import best as winners
-from hpsearch.training.config import DEVICE, DEVICES
 
-__all__ = ["COMMAND_WAIT_S", "main"]
 STORAGE_HELP = "Storage URL (default: $HPSEARCH_STORAGE, else sqlite:///hpsearch.db here)."
 DEVICE_HELP = "auto (CUDA if there), cpu, cuda, cuda:N or mps."
 #: Where the command's storage URL is kept (``ctx.meta``) so that errors mask it.
@@ -137,9 +127,13 @@ class DeviceType(click.ParamType):
     name = "device"
 
     def get_metavar(self, param: click.Parameter, ctx: click.Context) -> str:
+        from hpsearch.training.config import DEVICES
+
         return f"[{'|'.join(DEVICES)}]"
 
     def convert(self, value: Any, param: click.Parameter | None, ctx: click.Context | None) -> str:
+        from hpsearch.training.config import DEVICE
+
         if not DEVICE.is_satisfied_by(value):
             self.fail(f"{value!r} is not {DEVICE}.", param, ctx)
         return value
@@ -278,6 +272,8 @@ def launch(
 ) -> None:
     """Run the search in FILE to the end (launching it again resumes, and runs again the
     trials of a search stopped on failures)."""
+    from hpsearch.report.console import format_closing, format_launched
+
     with user_errors():
         spec = load_spec(file)
         if from_stage is not None and not retry_failed:
@@ -356,6 +352,8 @@ def _run(url: str, key: str, options: api.RunOptions, *, stop_summary: bool = Tr
     """Work on ``key`` (a search or a baseline) until it is done, through ``api.run``;
     exit 130 when interrupted, 1 when the search stopped on failures (its summary, read
     from the database, once) or could not complete."""
+    from hpsearch.report.console import format_worker_done
+
     with user_errors():
         outcome = api.run(url, key, options, stop_on_signals=True)
     if outcome.code == 130:
@@ -415,6 +413,8 @@ def report(
 
     A table written to standard output (``--csv -``) leaves it to the table alone: the
     report text then goes to standard error."""
+    from hpsearch.report.build import ReportConfig, make_report
+
     config = ReportConfig(
         storage_url(storage),
         name,
@@ -506,6 +506,9 @@ def best(
     """The configuration search NAME recommends: the best trial among its longest runs,
     with every parameter ([fixed] too), its seed and the data split seed, at full
     precision. --retrain trains it again and checks the value comes back."""
+    from hpsearch.report.console import storage_flag
+    from hpsearch.tasks import best as winners
+
     if not retrain:
         for option, given in (
             ("--epochs", epochs),

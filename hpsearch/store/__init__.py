@@ -63,7 +63,6 @@ from hpsearch.store.policy import StorageBroken, StorageUnusable
 if TYPE_CHECKING:
     from hpsearch.store.face import SearchStore
     from hpsearch.store.opening import (
-        COMMAND_WAIT_S,
         IDLE_IN_TRANSACTION_MS,
         LOCK_TIMEOUT_MS,
         WORKER_WAIT_S,
@@ -77,7 +76,6 @@ if TYPE_CHECKING:
 #: The names that load Optuna or SQLAlchemy, and the module each comes from.
 _HEAVY = {
     "SearchStore": "face",
-    "COMMAND_WAIT_S": "opening",
     "IDLE_IN_TRANSACTION_MS": "opening",
     "LOCK_TIMEOUT_MS": "opening",
     "WORKER_WAIT_S": "opening",
@@ -126,7 +124,6 @@ __all__ = [
     "now_iso",
     "stage_study_name",
     "SearchStore",
-    "COMMAND_WAIT_S",
     "IDLE_IN_TRANSACTION_MS",
     "LOCK_TIMEOUT_MS",
     "WORKER_WAIT_S",

@@ -31,10 +31,8 @@ P = ParamSpec("P")
 
 #: How long a worker, and every read the run of one makes (its spec, whether it stopped),
 #: waits for an unreachable database: long enough to outlive a server restart. One-shot
-#: commands give up sooner (:data:`COMMAND_WAIT_S`).
+#: commands give up sooner (``hpsearch.api.COMMAND_WAIT_S``).
 WORKER_WAIT_S = 120.0
-#: How long a one-shot command (status, list, delete, registering a launch) waits.
-COMMAND_WAIT_S = 10.0
 #: PostgreSQL session limits, so that a frozen process (SIGSTOP, a swapped-out VM) cannot
 #: hold row locks for the whole freeze and block every other worker: the server ends a
 #: session idle inside a transaction after this long, and a statement waiting for a lock
