@@ -31,6 +31,20 @@ if TYPE_CHECKING:
 
 log = logging.getLogger(__name__)
 
+#: How long a one-shot call (registering a launch, status, list, delete, retry) waits for
+#: an unreachable database; a worker waits longer (``hpsearch.store.WORKER_WAIT_S``).
+COMMAND_WAIT_S = 10.0
+
+
+def _store(url: str, *, readonly: bool = False) -> SearchStore:
+    """The store for one call of this API, with a command's patience, not a worker's.
+
+    Imported here, as every floor below is in this module: ``import hpsearch`` (and
+    ``hpsearch --help``) must not load Optuna, SQLAlchemy or torch."""
+    from hpsearch.store import SearchStore
+
+    return SearchStore.open(url, wait_s=COMMAND_WAIT_S, readonly=readonly)
+
 
 def read_spec(spec: str | Path | Mapping[str, Any] | StudySpec) -> StudySpec:
     """A study file's path, its TOML text, a dict of the same keys, or a parsed spec."""
@@ -112,14 +126,13 @@ def register(
     from hpsearch.engine.loader import load_objective
     from hpsearch.engine.local_workers import check_workers
     from hpsearch.engine.stages import register_search
-    from hpsearch.store import SearchStore
 
     if objective is not None:
         spec, fn = _with_objective(spec, objective, workers), objective
     else:
         fn = load_objective(spec.objective, spec.base_dir, source=source)
     check_workers(url, workers)
-    registered = register_search(SearchStore.open(url, wait_s=10.0), spec)
+    registered = register_search(_store(url), spec)
     return registered.spec, registered, fn
 
 
@@ -130,12 +143,19 @@ def run(
     *,
     objective: Callable[..., Any] | None = None,
     stop: threading.Event | None = None,
+    stop_on_signals: bool = False,
 ) -> Outcome:
     """Work on ``key`` (a search, or a compare baseline's study name) until it is done:
     in this process for one worker, else in local worker processes; the same progress
-    display either way (``hpsearch.engine.progress``)."""
+    display either way (``hpsearch.engine.progress``). ``stop_on_signals``: SIGINT and
+    SIGTERM set ``stop`` (a command's run; the local workers' launcher has its own)."""
     from hpsearch.engine.failfast import find_stop
+    from hpsearch.engine.worker import handle_stop_signals
     from hpsearch.store import SearchStore
+
+    stop = stop or threading.Event()
+    if stop_on_signals and options.workers == 1:
+        handle_stop_signals(stop)
 
     # The worker's patience, not a command's: this reader finds the spec and, at the end,
     # whether the search stopped; a worker must not exit on a blip the store rides out.
@@ -145,7 +165,6 @@ def run(
         raise UserError(f"no search named {key!r} in {reader.masked_url}")
     stats = None
     if options.workers == 1:
-        stop = stop or threading.Event()
         try:
             stats = _run_here(url, key, spec, options, objective, stop, reader)
         except KeyboardInterrupt:  # the running trial was re-queued on the way out
@@ -228,15 +247,13 @@ def launch(
     queued again: fix the cause and launch again).
     """
     from hpsearch.core import failures
-    from hpsearch.engine import failfast
-    from hpsearch.store import SearchStore
     from hpsearch.store.urls import resolve_url
 
     url = resolve_url(storage)
     parsed, registered, fn = register(read_spec(spec), url, workers=workers, objective=objective)
     for line in [*registered.changes, *registered.notes]:
         log.warning("search %s: %s", parsed.name, line)
-    failfast.resume(SearchStore.open(url, wait_s=10.0), parsed)
+    resume(url, parsed)
     options = RunOptions(workers, device, threads, grace_period, 1, max_failures, progress)
     outcome = run(url, parsed.name, options, objective=fn if objective is not None else None)
     if outcome.stopped is not None:
@@ -246,6 +263,108 @@ def launch(
     if outcome.code:
         raise RuntimeError(f"search {parsed.name} did not complete; launch it again to resume")
     return Search(parsed.name, url)
+
+
+def dry_run(spec: StudySpec, device: str, *, source: str = "<spec>") -> str:
+    """What ``launch --dry-run`` does: the checks that need no storage (the objective
+    imports; the built-in one loads its data) and the plan, as text. Runs nothing."""
+    from hpsearch.engine.loader import preflight
+    from hpsearch.report.console import format_plan
+
+    preflight(spec, device, source=source)
+    return format_plan(spec)
+
+
+def resume(url: str, spec: StudySpec) -> list[str]:
+    """Lift the search's stops on failures, as a relaunch does: relaunching is the signal
+    that the cause was fixed, so the re-queued trials run again. Lines to print."""
+    from hpsearch.engine import failfast
+
+    return failfast.resume(_store(url), spec)
+
+
+def find_search(url: str, name: str) -> StudySpec:
+    """The spec stored for search ``name``; SearchNotFound (exit 2) if there is none."""
+    from hpsearch.engine.worker import SearchNotFound
+
+    reader = _store(url, readonly=True)
+    spec = reader.find_spec(name)
+    if spec is None:
+        raise SearchNotFound(f"no search named {name!r} in {reader.masked_url}")
+    return spec
+
+
+def retry(
+    url: str,
+    spec: StudySpec,
+    *,
+    stage: str | None = None,
+    from_stage: str | None = None,
+    confirm: Callable[[str], None] | None = None,
+) -> list[str]:
+    """Re-queue the search's failed trials with their params and lift its stops
+    (``hpsearch retry``); with ``from_stage``, discard that stage and later ones first.
+    ``confirm`` is called with the question before anything is discarded and raises to
+    refuse (None: discard without asking). Lines to print."""
+    from hpsearch.engine.retry import apply_retry, plan_retry
+
+    store = _store(url)
+    plan = plan_retry(store, spec, stage=stage, from_stage=from_stage)
+    if plan.discard and confirm is not None:
+        confirm(plan.prompt(spec.name))
+    return apply_retry(store, plan)
+
+
+def list_searches(url: str, grace_period: float = 60) -> str:
+    """Every search in the storage (``hpsearch list``): stages, trials done, state, best."""
+    from hpsearch.store.urls import mask_url
+    from hpsearch.tasks import manage
+
+    store = _store(url, readonly=True)
+    rows = manage.list_searches(store, grace_period)
+    return manage.format_searches(rows, store.orphaned_searches(), mask_url(url))
+
+
+def delete(
+    url: str,
+    name: str,
+    *,
+    grace_period: float = 60,
+    force: bool = False,
+    confirm: Callable[[list[str]], None] | None = None,
+) -> list[str]:
+    """Delete search ``name``, every stage study and compare baseline, in one transaction
+    (``hpsearch delete``); refused while a worker's heartbeat is fresh unless ``force``.
+    ``confirm`` is called with the studies first and raises to refuse. The names deleted."""
+    from hpsearch.tasks.manage import check_deletable
+
+    studies = check_deletable(_store(url, readonly=True), name, grace_period, force=force)
+    if confirm is not None:
+        confirm(studies)
+    return _store(url).delete_search(name)
+
+
+def register_baselines(url: str, spec: StudySpec, *, source: str = "<spec>") -> list[str]:
+    """Store the search and its grid and random baselines for ``hpsearch compare`` (or
+    find them stored), once its objective imports. The keys to run, the search first."""
+    from hpsearch.engine.loader import load_objective
+    from hpsearch.tasks.compare import register_baselines as register_all
+
+    load_objective(spec.objective, spec.base_dir, source=source)
+    return register_all(_store(url), spec)
+
+
+def comparison(url: str, name: str) -> str:
+    """The search and its baselines compared at equal epoch budgets, as text."""
+    from hpsearch.report.comparison import format_comparison, method_result
+    from hpsearch.report.search import load_baselines, load_search
+
+    store = _store(url, readonly=True)
+    view = load_search(store, name)
+    baselines = sorted(load_baselines(store, name).items())
+    results = [method_result("coarse-to-fine", view)]
+    results += [method_result(method, b) for method, b in baselines]
+    return format_comparison(view, results)
 
 
 def load(name: str, *, storage: str | None = None) -> Search:
@@ -267,9 +386,8 @@ class Search:
     def view(self) -> SearchView:
         """Every stage with its records (the report's data model)."""
         from hpsearch.report.search import load_search
-        from hpsearch.store import SearchStore
 
-        return load_search(SearchStore.open(self.storage, wait_s=10.0, readonly=True), self.name)
+        return load_search(_store(self.storage, readonly=True), self.name)
 
     @property
     def spec(self) -> StudySpec:

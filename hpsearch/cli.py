@@ -1,15 +1,17 @@
 """The ``hpsearch`` command line: thin click commands over library calls.
 
-Exit codes mean something: 0 done, 1 a failure (a crash, a database that stays away),
-2 bad input (a study file, a name, an option), with the field and the fix in the message.
-Torch, Optuna and SQLAlchemy are imported inside the commands, so ``hpsearch --help``
-and validation errors answer instantly.
+Every command goes through :mod:`hpsearch.api` (or, to serve the dashboard or write a
+report, the task that does it); the lines they print are formatted in
+:mod:`hpsearch.report.console`. Exit codes mean something: 0 done, 1 a failure (a crash,
+a database that stays away), 2 bad input (a study file, a name, an option), with the field
+and the fix in the message. The floors below are imported inside the commands that use
+them (reports, training, Optuna, SQLAlchemy), so ``hpsearch --help`` and validation errors
+answer instantly.
 """
 
 from __future__ import annotations
 
 import logging
-import math
 import sys
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
@@ -17,8 +19,13 @@ from typing import Any
 
 import click
 
-#: How long a one-shot command waits for an unreachable database (workers wait longer).
-COMMAND_WAIT_S = 10.0
+from hpsearch import api, examples
+from hpsearch.core.errors import UserError
+from hpsearch.core.failures import format_stop
+from hpsearch.objectives.catalog import load_spec
+from hpsearch.store.policy import StorageBroken, StorageUnusable, sqlalchemy_error
+from hpsearch.store.urls import check_url, mask_text, mask_url, resolve_url, url_source
+
 STORAGE_HELP = "Storage URL (default: $HPSEARCH_STORAGE, else sqlite:///hpsearch.db here)."
 DEVICE_HELP = "auto (CUDA if there), cpu, cuda, cuda:N or mps."
 #: Where the command's storage URL is kept (``ctx.meta``) so that errors mask it.
@@ -36,8 +43,6 @@ class BadInput(click.ClickException):
 
 def masked(text: str) -> str:
     """``text`` without the password of this command's storage URL (or any URL's)."""
-    from hpsearch.store.urls import mask_text
-
     ctx = click.get_current_context(silent=True)
     return mask_text(text, ctx.meta.get(URL_KEY) if ctx is not None else None)
 
@@ -45,8 +50,6 @@ def masked(text: str) -> str:
 @contextmanager
 def user_errors() -> Iterator[None]:
     """Turn the library's input errors into exit code 2 with their message."""
-    from hpsearch.core.errors import UserError
-
     try:
         yield
     except UserError as exc:
@@ -106,19 +109,10 @@ def gpus_option(fn: Callable[..., Any]) -> Callable[..., Any]:
     )(fn)
 
 
-def open_reader(url: str) -> Any:
-    """The store for a command that only reads: it never creates a database."""
-    from hpsearch.store import SearchStore
-
-    return SearchStore.open(url, wait_s=COMMAND_WAIT_S, readonly=True)
-
-
 def storage_url(storage: str | None, *, creates: bool = False) -> str:
     """The command's storage URL (``--storage``, ``$HPSEARCH_STORAGE`` or the default),
     refused with the fix before anything connects when it cannot work; ``creates``: the
     command makes the database if it is not there."""
-    from hpsearch.store.urls import check_url, resolve_url, url_source
-
     url = resolve_url(storage)
     click.get_current_context().meta[URL_KEY] = url
     with user_errors():
@@ -159,19 +153,14 @@ class Group(click.Group):
         try:
             return super().invoke(ctx)
         except Exception as exc:
-            from hpsearch.store import StorageBroken
-
             if isinstance(exc, StorageBroken):
                 raise click.ClickException(str(exc)) from exc
-            if not type(exc).__module__.startswith("sqlalchemy"):
+            error = sqlalchemy_error(exc, masked)
+            if error is None:
                 raise
-            first = masked(str(exc).splitlines()[0])
-            if type(exc).__name__ in ("ArgumentError", "NoSuchModuleError"):
-                raise BadInput(
-                    f"--storage: cannot use this URL ({first}); expected e.g. "
-                    "sqlite:///hpsearch.db or postgresql://user@host:5432/db"
-                ) from exc
-            raise click.ClickException(f"database error: {first}") from exc
+            if isinstance(error, StorageUnusable):
+                raise BadInput(str(error)) from exc
+            raise click.ClickException(str(error)) from exc
 
 
 def _set_verbosity(ctx: click.Context, param: click.Parameter, value: Any) -> Any:
@@ -224,8 +213,6 @@ def example(name: str | None) -> None:
     \b
     hpsearch example quickstart > quickstart.toml && hpsearch launch quickstart.toml
     """
-    from hpsearch import examples
-
     with user_errors():
         if name is not None:
             click.echo(examples.read(name), nl=False)
@@ -285,10 +272,7 @@ def launch(
 ) -> None:
     """Run the search in FILE to the end (launching it again resumes, and runs again the
     trials of a search stopped on failures)."""
-    from hpsearch.engine import failfast
-    from hpsearch.engine.loader import preflight
-    from hpsearch.objectives.catalog import load_spec
-    from hpsearch.store.urls import mask_url
+    from hpsearch.report.console import format_closing, format_launched
 
     with user_errors():
         spec = load_spec(file)
@@ -297,86 +281,40 @@ def launch(
     url = storage_url(storage, creates=True)
     with user_errors():
         if dry_run:
-            preflight(spec, device, source=file)
-            click.echo(format_plan(spec))
+            click.echo(api.dry_run(spec, device, source=file))
             return
-
-    from hpsearch import api
-    from hpsearch.store import SearchStore
-
-    with user_errors():
         spec, registered, _ = api.register(spec, url, workers=workers, source=file)
         for line in registered.changes:
             click.echo(f"edited search {spec.name}: {line}", err=True)
         for note in registered.notes:
             click.echo(f"note: {note}", err=True)
-        store = SearchStore.open(url, wait_s=COMMAND_WAIT_S)
         if retry_failed:
-            for line in _retry_failed(store, spec, None, from_stage, yes):
+            for line in api.retry(url, spec, from_stage=from_stage, confirm=_asker(yes)):
                 click.echo(line, err=True)
-        for line in failfast.resume(store, spec):
+        for line in api.resume(url, spec):
             click.echo(line, err=True)
-    click.echo(
-        f"{'launched' if registered.new else 'resuming'} search {spec.name} in "
-        f"{mask_url(url)}: {len(spec.stages)} stage(s), {spec.total_epochs} epochs in all",
-        err=True,
-    )
+    click.echo(format_launched(spec, registered.new, url), err=True)
     limit = spec.max_failures if max_failures is None else max_failures  # the file's
     options = api.RunOptions(
         workers, device, threads, grace_period, gpus_per_worker, limit, progress
     )
     _run(url, spec.name, options)
-    _print_summary(url, spec.name)
+    click.echo(format_closing(api.Search(spec.name, url).view(), url))
 
 
-def _retry_failed(
-    store: Any, spec: Any, stage: str | None, from_stage: str | None, yes: bool
-) -> list[str]:
-    """Plan a retry, ask before discarding anything (refusing with no terminal to ask on
-    unless --yes), apply it; the lines to print."""
-    from hpsearch.engine.retry import apply_retry, plan_retry
+def _asker(yes: bool) -> Callable[[str], None] | None:
+    """Ask before a retry discards anything, refusing with no terminal to ask on (None
+    with --yes: nothing is asked)."""
+    if yes:
+        return None
 
-    plan = plan_retry(store, spec, stage=stage, from_stage=from_stage)
-    if plan.discard and not yes:
+    def ask(question: str) -> None:
         if not sys.stdin.isatty():
-            raise BadInput(f"{plan.prompt(spec.name)}\nno terminal to ask on: pass --yes")
-        if not click.confirm(plan.prompt(spec.name)):
+            raise BadInput(f"{question}\nno terminal to ask on: pass --yes")
+        if not click.confirm(question):
             raise click.Abort()
-    return apply_retry(store, plan)
 
-
-def format_plan(spec: Any) -> str:
-    from hpsearch.report.terminal import early_stopping_text
-
-    lines = [f"search {spec.name}: {spec.metric} ({spec.direction}), seed {spec.seed}"]
-    if spec.budget is not None:
-        from hpsearch.core.plan import WHY
-
-        lines.append(
-            f"  plan built from budget = {spec.budget} epochs, max_epochs = {spec.max_epochs} "
-            "(hpsearch's default plan; list [[stage]] tables instead to set it yourself)"
-        )
-        lines.append(f"  {WHY}")
-    for i, s in enumerate(spec.stages):
-        keep = ""
-        if i:
-            prev = spec.stages[i - 1]
-            if prev.stop_early:  # select_top counts the runs that went the distance
-                kept = f"{s.keep:.0%} of the {prev.name} runs that went the distance"
-            else:
-                kept = f"{max(1, math.ceil(s.keep * prev.trials))} of {prev.trials}"
-            keep = f", in the box of the best {kept} (margin {s.margin:g})"
-            if s.promote:
-                keep += f", the best {s.promote} promoted first"
-        if s.space:
-            keep += ", its own ranges: " + ", ".join(
-                f"{p.name} {p.low:g}..{p.high:g}" for p in s.space
-            )
-        lines.append(f"  {s.name}: {s.trials} trials x {s.epochs} epoch(s), {s.sampler}{keep}")
-        if s.stop_early:
-            lines.append(f"    {early_stopping_text(s)}")
-    lines.append(f"  total: {spec.total_epochs} epochs")
-    return "\n".join(lines)
+    return ask
 
 
 @main.command()
@@ -406,74 +344,31 @@ def worker(
     trial before the worker exits. A search stopped on failures stays stopped (exit 1)
     until it is launched again or retried.
     """
-    from hpsearch.api import RunOptions
-
-    options = RunOptions(1, device, threads, grace_period, 1, max_failures, progress)
+    options = api.RunOptions(1, device, threads, grace_period, 1, max_failures, progress)
     _run(storage_url(storage), name, options, stop_summary=stop_summary)
 
 
-def _run(url: str, key: str, options: Any, *, stop_summary: bool = True) -> None:
+def _run(url: str, key: str, options: api.RunOptions, *, stop_summary: bool = True) -> None:
     """Work on ``key`` (a search or a baseline) until it is done, through ``api.run``;
     exit 130 when interrupted, 1 when the search stopped on failures (its summary, read
     from the database, once) or could not complete."""
-    import threading
+    from hpsearch.report.console import format_worker_done
 
-    from hpsearch import api
-    from hpsearch.core import failures
-    from hpsearch.engine.worker import handle_stop_signals
-
-    stop = threading.Event()
-    if options.workers == 1:  # the local-workers launcher installs its own
-        handle_stop_signals(stop)
     with user_errors():
-        outcome = api.run(url, key, options, stop=stop)
+        outcome = api.run(url, key, options, stop_on_signals=True)
     if outcome.code == 130:
         click.echo(
             "\ninterrupted: running trials were re-queued; launch again to resume", err=True
         )
         sys.exit(130)
-    s = outcome.stats
-    if s is not None:
-        click.echo(
-            f"worker done: {s.completed} completed, {s.failed} failed, "
-            f"{s.lost} dropped, {s.requeued} re-queued",
-            err=True,
-        )
+    if outcome.stats is not None:
+        click.echo(format_worker_done(outcome.stats), err=True)
     if outcome.stopped is not None:
         if stop_summary:
-            click.echo(failures.format_stop(key.split("/")[0], *outcome.stopped), err=True)
+            click.echo(format_stop(key.split("/")[0], *outcome.stopped), err=True)
         sys.exit(1)
     if outcome.code:
         sys.exit(outcome.code)
-
-
-def _print_summary(url: str, name: str) -> None:
-    """The report, then one line: the winner and the commands that look further."""
-    from hpsearch.core.records import recommended
-    from hpsearch.report.search import load_search
-    from hpsearch.report.terminal import format_summary
-
-    view = load_search(open_reader(url), name)
-    click.echo(format_summary(view))
-    flag = storage_flag(url)
-    best = recommended([r for v in view.stages for r in v.records], view.spec.direction)
-    found = (
-        f"best {view.spec.metric} {best.value:.6g} (stage {best.stage}, trial {best.number})"
-        if best is not None
-        else "no trial gave a usable value"
-    )
-    click.echo(
-        f"\n{found}; more: hpsearch report {name}{flag}, hpsearch best {name}{flag}, "
-        f"hpsearch dashboard{flag}"
-    )
-
-
-def storage_flag(url: str) -> str:
-    """`` --storage URL`` (password masked) for a command to print, unless the default
-    storage (``$HPSEARCH_STORAGE`` or ./hpsearch.db) is the one in use."""
-    from hpsearch.store.urls import mask_url, resolve_url
-
-    return "" if url == resolve_url(None) else f" --storage {mask_url(url)}"
 
 
 @main.command()
@@ -481,12 +376,9 @@ def storage_flag(url: str) -> str:
 @storage_option
 def status(name: str, storage: str | None) -> None:
     """Progress of search NAME: trials done per stage, best so far."""
-    from hpsearch.report.search import load_search
-    from hpsearch.report.terminal import format_status
-
     url = storage_url(storage)
     with user_errors():
-        click.echo(format_status(load_search(open_reader(url), name)))
+        click.echo(api.Search(name, url).status())
 
 
 @main.command()
@@ -558,32 +450,15 @@ def compare(
 ) -> None:
     """Run the search in FILE, then flat grid and random search with the same epoch budget
     (NAME/grid-baseline, NAME/random-baseline), and compare the three (reruns resume)."""
-    from hpsearch.engine.loader import load_objective
-    from hpsearch.objectives.catalog import load_spec
-    from hpsearch.store import SearchStore
-    from hpsearch.tasks.compare import register_baselines
-
     with user_errors():
         spec = load_spec(file)
     url = storage_url(storage, creates=True)
     with user_errors():
-        load_objective(spec.objective, spec.base_dir, source=file)
-        keys = register_baselines(SearchStore.open(url, wait_s=COMMAND_WAIT_S), spec)
-    from hpsearch.api import RunOptions
-
+        keys = api.register_baselines(url, spec, source=file)
     for key in keys:
         click.echo(f"running {key}", err=True)
-        _run(url, key, RunOptions(workers, device, None, grace_period, gpus_per_worker))
-
-    from hpsearch.report.comparison import format_comparison, method_result
-    from hpsearch.report.search import load_baselines, load_search
-
-    store = open_reader(url)
-    view = load_search(store, spec.name)
-    results = [method_result("coarse-to-fine", view)] + [
-        method_result(method, b) for method, b in sorted(load_baselines(store, spec.name).items())
-    ]
-    click.echo(format_comparison(view, results))
+        _run(url, key, api.RunOptions(workers, device, None, grace_period, gpus_per_worker))
+    click.echo(api.comparison(url, spec.name))
 
 
 @main.command()
@@ -631,8 +506,7 @@ def best(
     """The configuration search NAME recommends: the best trial among its longest runs,
     with every parameter ([fixed] too), its seed and the data split seed, at full
     precision. --retrain trains it again and checks the value comes back."""
-    from hpsearch.report.search import load_search
-    from hpsearch.store.urls import resolve_url
+    from hpsearch.report.console import storage_flag
     from hpsearch.tasks import best as winners
 
     if not retrain:
@@ -648,13 +522,12 @@ def best(
         raise BadInput("--retrain reports in text or json; --format toml prints the winner")
     url = resolve_url(storage)
     with user_errors():
-        store = open_reader(url)
-        view = load_search(store, name)
+        view = api.Search(name, url).view()
         winner = winners.find_winner(view, stage)
         if not retrain:
             click.echo(winners.format_winner(winner, fmt, storage_flag(url)))
             return
-        from hpsearch.tasks import retrain as retraining
+        from hpsearch.tasks import retrain as retraining  # torch: only when retraining
 
         click.echo(
             f"retraining trial {winner.record.number} of {name} (stage {winner.record.stage})",
@@ -681,14 +554,9 @@ GRACE_HELP = "Seconds without a heartbeat before a worker counts as gone (as for
 )
 def list_(storage: str | None, grace_period: int) -> None:
     """Every search in the storage: stages, trials done, state, best value."""
-    from hpsearch.store.urls import mask_url, resolve_url
-    from hpsearch.tasks.manage import format_searches, list_searches
-
     url = resolve_url(storage)
     with user_errors():
-        store = open_reader(url)
-        rows = list_searches(store, grace_period)
-        click.echo(format_searches(rows, store.orphaned_searches(), mask_url(url)))
+        click.echo(api.list_searches(url, grace_period))
 
 
 @main.command()
@@ -704,22 +572,21 @@ def delete(name: str, storage: str | None, yes: bool, force: bool, grace_period:
 
     Launching its study file again then starts it afresh.
     """
-    from hpsearch.store import SearchStore
-    from hpsearch.store.urls import mask_url, resolve_url
-    from hpsearch.tasks.manage import check_deletable
-
     url = resolve_url(storage)
-    with user_errors():
-        studies = check_deletable(open_reader(url), name, grace_period, force=force)
-        if not yes:
-            if not sys.stdin.isatty():
-                raise BadInput(
-                    f"delete {name}: no terminal to ask on; pass --yes to delete without asking"
-                )
-            click.confirm(
-                f"delete search {name} from {mask_url(url)} ({', '.join(studies)})?", abort=True
+
+    def ask(studies: list[str]) -> None:
+        if not sys.stdin.isatty():
+            raise BadInput(
+                f"delete {name}: no terminal to ask on; pass --yes to delete without asking"
             )
-        deleted = SearchStore.open(url, wait_s=COMMAND_WAIT_S).delete_search(name)
+        click.confirm(
+            f"delete search {name} from {mask_url(url)} ({', '.join(studies)})?", abort=True
+        )
+
+    with user_errors():
+        deleted = api.delete(
+            url, name, grace_period=grace_period, force=force, confirm=None if yes else ask
+        )
     click.echo(f"deleted search {name}: {', '.join(deleted)}", err=True)
 
 
@@ -733,18 +600,10 @@ def retry(
 ) -> None:
     """Re-queue the failed trials of search NAME with their params (after fixing what made
     them fail) and lift a stop on failures; launching again then runs them."""
-    from hpsearch.engine.worker import SearchNotFound
-    from hpsearch.store import SearchStore
-    from hpsearch.store.urls import resolve_url
-
     url = resolve_url(storage)
     with user_errors():
-        reader = open_reader(url)
-        spec = reader.find_spec(name)
-        if spec is None:
-            raise SearchNotFound(f"no search named {name!r} in {reader.masked_url}")
-        store = SearchStore.open(url, wait_s=COMMAND_WAIT_S)
-        for line in _retry_failed(store, spec, stage, from_stage, yes):
+        spec = api.find_search(url, name)
+        for line in api.retry(url, spec, stage=stage, from_stage=from_stage, confirm=_asker(yes)):
             click.echo(line)
     click.echo(
         f"launch again to run them: hpsearch launch FILE (or hpsearch worker {name})", err=True
@@ -764,8 +623,7 @@ def retry(
 )
 def dashboard(storage: str | None, host: str, port: int, allow_writes: bool) -> None:
     """Review searches in optuna-dashboard (read-only, this machine only, by default)."""
-    from hpsearch.store.urls import mask_url
-    from hpsearch.tasks.dashboard import DashboardConfig, is_loopback, serve
+    from hpsearch.tasks.dashboard import DashboardConfig, is_loopback, serve  # loads Optuna
 
     url = storage_url(storage)
     if not is_loopback(host):

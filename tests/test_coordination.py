@@ -19,14 +19,8 @@ import sqlalchemy as sa
 
 from hpsearch import store as st
 from hpsearch.store import policy
-from hpsearch.store.slots import (
-    Lease,
-    LeaseLost,
-    claim_slot,
-    finish_trial,
-    requeue_trial,
-    stale_trials,
-)
+from hpsearch.store.sql.claims import claim_slot, finish_trial, requeue_trial, stale_trials
+from hpsearch.store.sql.leases import Lease, LeaseLost
 
 GRACE = 1.0
 

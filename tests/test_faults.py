@@ -125,7 +125,7 @@ def test_a_worker_started_during_a_database_outage_waits_it_out(postgres_url, st
     as a one-shot command does, not as long as the worker."""
     import sqlalchemy as sa
 
-    from hpsearch.cli import COMMAND_WAIT_S
+    from hpsearch.api import COMMAND_WAIT_S
 
     register(postgres_url, stub_study(toy_study(coarse=20, fine=4)))
     name = postgres_url.rsplit("/", 1)[1]

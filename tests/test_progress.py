@@ -9,7 +9,7 @@ from stubs import toy_study
 
 from hpsearch.engine.progress import Display, StageFacts, format_duration
 from hpsearch.objectives.catalog import parse_spec
-from hpsearch.store.slots import StageCounts
+from hpsearch.store import StageCounts
 
 
 def spec():

@@ -27,7 +27,7 @@ from hpsearch.engine.stages import prepare_stage, register_search
 from hpsearch.engine.worker import WorkerConfig, run_worker
 from hpsearch.objectives.catalog import load_spec
 from hpsearch.report.search import load_search
-from hpsearch.store.slots import claim_slot
+from hpsearch.store.sql.claims import claim_slot
 
 TESTS = Path(__file__).parent
 GRACE = 3  # seconds: a dead worker's trial is re-queued within this

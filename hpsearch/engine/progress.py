@@ -29,7 +29,7 @@ from typing import IO, TYPE_CHECKING, Any
 
 if TYPE_CHECKING:
     from hpsearch.core.spec import StudySpec
-    from hpsearch.store.slots import StageCounts
+    from hpsearch.store import StageCounts
 
 
 @dataclass(frozen=True)

@@ -22,8 +22,15 @@ from hpsearch.core.regions import Region, narrow
 from hpsearch.core.space import SearchSpace
 from hpsearch.core.spec import StageSpec, StudySpec
 from hpsearch.objectives.catalog import spec_from_dict
-from hpsearch.store import NewSlot, SearchStore, Stage, StopEarly, StoreLease
-from hpsearch.store.slots import LeaseLost, worker_id
+from hpsearch.store import (
+    LeaseLost,
+    NewSlot,
+    SearchStore,
+    Stage,
+    StopEarly,
+    StoreLease,
+    worker_id,
+)
 
 if TYPE_CHECKING:
     import optuna

@@ -26,8 +26,7 @@ from hpsearch.core.trial_handle import Reporter, TrialLost, TrialStopped
 from hpsearch.engine import failfast
 from hpsearch.engine.loader import load_objective, prepare_params
 from hpsearch.engine.stages import open_stage, prepare_stage, stop_early
-from hpsearch.store import SearchStore, Slot, Stage, policy
-from hpsearch.store.slots import worker_id
+from hpsearch.store import SearchStore, Slot, Stage, policy, worker_id
 
 log = logging.getLogger(__name__)
 
@@ -279,7 +278,7 @@ class _Run:
                 slot.interrupt()
                 raise
             except Exception as exc:
-                if policy.classify(exc) is not None:
+                if policy.error_kind(exc) is not None:
                     raise  # a database error the policy did not cure: not the objective's
                 return _record(slot, None, _failure(exc))
             if slot.stopped_at is not None:  # the objective caught TrialStopped and went on

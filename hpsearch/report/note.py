@@ -24,12 +24,12 @@ from collections.abc import Callable
 from typing import TYPE_CHECKING, Any
 
 from hpsearch.core.records import TrialRecord
+from hpsearch.objectives.catalog import spec_from_dict
 from hpsearch.report.analysis import DEFAULT_EVALUATOR, StageReport, analyze_stage
 from hpsearch.report.blocks import best_trials, counts_line, importance_table, region_table
 
 if TYPE_CHECKING:
     from hpsearch.core.spec import StudySpec
-    from hpsearch.objectives.catalog import spec_from_dict
     from hpsearch.store import SearchStore
 
 log = logging.getLogger(__name__)

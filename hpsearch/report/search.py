@@ -85,7 +85,7 @@ class StageView:
     def complete(self) -> bool:
         """Every slot the stage has holds a finished trial, and no more are owed: at least
         ``trials`` of them, and with early stopping an unspent budget too small for one
-        more run (``store.slots.committed_epochs`` counts the same way: a stopped run its
+        more run (``store.sql.budget.committed_epochs`` counts the same way: a stopped run its
         epochs, any other its stage's). What a launch waits for."""
         slots = {r.slot for r in self.finished}
         if self.space is None or slots != set(range(self.slots)):

@@ -81,7 +81,7 @@ TRANSIENT = (
 )
 
 
-def classify(exc: BaseException) -> str | None:
+def error_kind(exc: BaseException) -> str | None:
     """``"transient"``, ``"unusable"``, ``"broken"``, or None for an error that is not a
     database error at all (it is the caller's, e.g. a bug in an objective)."""
     from optuna.exceptions import StorageInternalError
@@ -93,16 +93,16 @@ def classify(exc: BaseException) -> str | None:
         return "broken"
     if isinstance(exc, StorageInternalError):
         if exc.__cause__ is not None:
-            return classify(exc.__cause__)
+            return error_kind(exc.__cause__)
         return "broken"
     if isinstance(exc, sa_exc.PendingRollbackError):
         return "transient"
     if not isinstance(exc, sa_exc.SQLAlchemyError):
-        return _classify_driver(exc)
+        return _driver_error_kind(exc)
     if isinstance(exc, sa_exc.DBAPIError):
         if exc.connection_invalidated:
             return "transient"
-        kind = _classify_driver(exc.orig) if exc.orig is not None else None
+        kind = _driver_error_kind(exc.orig) if exc.orig is not None else None
         if kind is not None:
             return kind
         if isinstance(exc, sa_exc.OperationalError | sa_exc.InterfaceError):
@@ -113,7 +113,7 @@ def classify(exc: BaseException) -> str | None:
     return None  # ArgumentError and friends: programming or URL errors, raised as they are
 
 
-def _classify_driver(exc: BaseException) -> str | None:
+def _driver_error_kind(exc: BaseException) -> str | None:
     """Judge a DB-API error (sqlite3, psycopg) by its SQLSTATE and message."""
     sqlstate = getattr(exc, "sqlstate", None) or getattr(exc, "pgcode", None)
     if sqlstate and (sqlstate in TRANSIENT_SQLSTATES or sqlstate.startswith("08")):
@@ -135,6 +135,25 @@ def _missing_database_or_role(text: str) -> bool:
     # Only at connection time: 'database "x" does not exist', 'role "u" does not exist'.
     # A missing *table* (42P01, a schema being created by another worker) is not this.
     return "does not exist" in text and ('database "' in text or 'role "' in text)
+
+
+def sqlalchemy_error(
+    exc: BaseException, mask: Callable[[str], str]
+) -> StorageUnusable | StorageBroken | None:
+    """A SQLAlchemy error raised outside the store's calls (a URL it cannot parse, a
+    driver that is not installed, a connection refused while a command opens the
+    database) as the store's own kinds, with its first line ``mask``-ed: unusable for a
+    URL that cannot work, broken for the rest; None for an error that is not SQLAlchemy's.
+    Judged by its module and class name, so that nothing is imported to judge it."""
+    if not type(exc).__module__.startswith("sqlalchemy"):
+        return None
+    first = mask(str(exc).splitlines()[0])
+    if type(exc).__name__ in ("ArgumentError", "NoSuchModuleError"):
+        return StorageUnusable(
+            f"--storage: cannot use this URL ({first}); expected e.g. "
+            "sqlite:///hpsearch.db or postgresql://user@host:5432/db"
+        )
+    return StorageBroken(f"database error: {first}")
 
 
 def reason(exc: BaseException) -> str:
@@ -166,7 +185,7 @@ def with_retries(
         try:
             return fn()
         except Exception as exc:
-            kind = classify(exc)
+            kind = error_kind(exc)
             if kind is None:
                 raise
             if kind != "transient":

@@ -1,0 +1,47 @@
+"""Liveness: whose worker is still there, judged by heartbeats (a claimed trial beats while
+it runs, see :meth:`hpsearch.store.slot.Slot.heartbeat`), and trials whose worker is gone
+failed and re-queued."""
+
+from __future__ import annotations
+
+from hpsearch.store.model import Stage
+from hpsearch.store.opening import StoreBase
+from hpsearch.store.sql.claims import count_live, requeue_trial, stale_trials
+from hpsearch.store.sql.studies import studies_of
+
+
+class Liveness(StoreBase):
+    """Heartbeats read: live trials counted, lost ones recovered."""
+
+    def recover(self, stage: Stage, grace_period: float, *, max_retry: int) -> int:
+        """Fail trials whose worker is gone and re-queue their slots (same params).
+
+        Covers trials whose heartbeat stopped and trials that never got a heartbeat row
+        (which Optuna's stale check skips). Not Optuna's ``fail_stale_trials``: on SQLite
+        it lets several workers recovering at once each re-queue the same slot (see
+        ``sql.claims.requeue_trial``). Returns how many slots this call re-queued.
+        """
+        stale = self._sql("find stale", stale_trials, stage.study_id, grace_period)
+        reason = f"worker lost (no heartbeat for {grace_period:g} s)"
+        requeued = 0
+        for trial_id in stale:
+            copy = self._sql(
+                "re-queue slot", requeue_trial, trial_id, reason=reason, max_retry=max_retry
+            )
+            requeued += copy is not None
+        return requeued
+
+    def live_count(self, stage: Stage, grace_period: float) -> int:
+        """Trials of the stage running under a worker that is presumed alive."""
+        return self._sql("count running", count_live, stage.study_id, grace_period)
+
+    def live_trials(self, search: str, grace_period: float) -> int:
+        """RUNNING trials of ``search`` whose worker beat within ``grace_period`` seconds
+        (the worker's ``--grace-period``): a worker is on the search right now."""
+
+        def count() -> int:
+            engine = self._rdb.engine
+            ids = studies_of(engine, search).values()
+            return sum(count_live(engine, i, grace_period) for i in ids)
+
+        return self._retry(count, "count running trials")

@@ -1,0 +1,177 @@
+"""Searches and their specs: registering a search, finding it by name, the spec it holds
+now and every spec it has been (a relaunch's edits), listing and deleting searches whole."""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING, Any
+
+from hpsearch.objectives.catalog import spec_from_dict
+from hpsearch.store.model import (
+    ATTR_BASELINE,
+    ATTR_HISTORY,
+    ATTR_READY,
+    ATTR_SPEC,
+    now_iso,
+    stage_study_name,
+)
+from hpsearch.store.opening import StoreBase
+from hpsearch.store.policy import StorageBroken
+from hpsearch.store.sql import studies
+from hpsearch.store.sql.leases import swap_study_attr
+
+if TYPE_CHECKING:
+    from hpsearch.core.spec import StudySpec
+    from hpsearch.store.stages import StoreLease
+
+
+class Searches(StoreBase):
+    """The searches in the database, each found by its spec on its first stage study."""
+
+    def find_spec(self, search: str) -> StudySpec | None:
+        """The spec stored for ``search`` (on its first stage study), or None if unknown.
+
+        A compare baseline (``hpsearch compare``) is a one-stage search stored beside the
+        search it compares with, as ``NAME/grid-baseline``, with a ``baseline`` attr; it is
+        addressed by that full study name and never found under ``NAME`` alone.
+        """
+        for study in self._studies():
+            attrs = study.user_attrs
+            if ATTR_SPEC not in attrs:
+                continue
+            if "/" in search:
+                found = study.study_name == search and ATTR_BASELINE in attrs
+            else:
+                found = study.study_name.startswith(search + "/") and ATTR_BASELINE not in attrs
+            if found:
+                data = attrs[ATTR_SPEC]
+                return spec_from_dict(data["spec"], base_dir=data.get("base_dir", "."))
+        return None
+
+    def search_names(self) -> list[str]:
+        """Names of all searches in the storage (compare baselines are not searches)."""
+        return sorted(
+            s.study_name.split("/", 1)[0]
+            for s in self._studies()
+            if "/" in s.study_name
+            and ATTR_SPEC in s.user_attrs
+            and ATTR_BASELINE not in s.user_attrs
+        )
+
+    def baselines(self, search: str) -> dict[str, str]:
+        """The ``hpsearch compare`` baselines stored beside ``search``: method -> key."""
+        return {
+            str(s.user_attrs[ATTR_BASELINE]): s.study_name
+            for s in self._studies()
+            if s.user_attrs.get(ATTR_BASELINE)
+            and s.study_name.startswith(search + "/")
+            and ATTR_SPEC in s.user_attrs
+        }
+
+    def register(self, spec: StudySpec, *, baseline: str | None = None) -> dict[str, Any] | None:
+        """Store ``spec`` on its first stage study unless a spec is there already.
+
+        Returns None if this call stored it (the search is new), else the stored spec's
+        dict for the caller to compare. Atomic: two launches racing with different specs
+        cannot both win (the attr is inserted if absent, in one statement). A baseline's
+        ``baseline`` attr is written before its spec, so that no reader ever sees a
+        baseline's spec without it.
+        """
+        stage = self._open_study(stage_study_name(spec.name, spec.stages[0].name), spec, None)
+        if baseline is not None:
+            self._sql(
+                "mark baseline", studies.add_study_attr, stage.study_id, ATTR_BASELINE, baseline
+            )
+        value = {"spec": spec.to_dict(), "base_dir": spec.base_dir, "at": now_iso()}
+        if self._sql("store spec", studies.add_study_attr, stage.study_id, ATTR_SPEC, value):
+            return None
+        stored: dict[str, Any] = self.stage_attrs(stage)[ATTR_SPEC]
+        return stored
+
+    # -- the spec now, and every spec it has been -----------------------------------------
+
+    def spec_value(self, spec: StudySpec) -> dict[str, Any]:
+        """The stored value of ``spec``'s search (``spec``, ``base_dir``, ``at``), on its
+        first stage study; what :meth:`swap_spec` compares with."""
+        stage = self.find_stage(spec.name, spec.stages[0].name)
+        if stage is None or ATTR_SPEC not in (attrs := self.stage_attrs(stage)):
+            raise StorageBroken(f"the spec of search {spec.name!r} is gone from the storage")
+        value: dict[str, Any] = attrs[ATTR_SPEC]
+        return value
+
+    def current_spec(self, spec: StudySpec) -> StudySpec:
+        """The spec stored now for ``spec``'s search (an edit may have changed it since)."""
+        value = self.spec_value(spec)
+        return spec_from_dict(value["spec"], base_dir=value.get("base_dir", "."))
+
+    def ready_stages(self, search: str, stages: list[str]) -> set[str]:
+        """Which of these stages of ``search`` are prepared (their study has ``ready``)."""
+        found = {name: self.find_stage(search, name) for name in stages}
+        return {
+            name
+            for name, stage in found.items()
+            if stage is not None and self.stage_attrs(stage).get(ATTR_READY)
+        }
+
+    def spec_history(self, spec: StudySpec) -> list[dict[str, Any]]:
+        """Every spec the search has had, oldest first: ``{"at", "spec", "changes"}``
+        (empty for a search never edited)."""
+        stage = self.find_stage(spec.name, spec.stages[0].name)
+        if stage is None:
+            return []
+        history: list[dict[str, Any]] = self.stage_attrs(stage).get(ATTR_HISTORY, [])
+        return history
+
+    def swap_spec(
+        self,
+        spec: StudySpec,
+        old: dict[str, Any],
+        new: dict[str, Any],
+        changes: list[str],
+        leases: list[StoreLease],
+    ) -> bool:
+        """Replace the stored value ``old`` of the search's spec by ``new``, and append
+        ``new`` to its history with ``changes``; False (nothing written) if the stored
+        value is not ``old`` any more. One transaction, fenced by ``leases``."""
+        stage = self.find_stage(spec.name, spec.stages[0].name)
+        assert stage is not None, "a spec is swapped only where one is stored"
+        entries = [] if self.spec_history(spec) else [_history_entry(old, [])]
+        entries.append(_history_entry(new, changes))
+        return self._sql(
+            "edit spec",
+            swap_study_attr,
+            stage.study_id,
+            ATTR_SPEC,
+            old,
+            new,
+            leases=[lease.lease for lease in leases],
+            append=(ATTR_HISTORY, entries),
+        )
+
+    # -- managing searches (list, delete) ------------------------------------------------
+
+    def search_studies(self, search: str) -> list[str]:
+        """Every study of ``search``: its stages and its compare baselines, sorted. Found
+        by name, not by the spec, so that what is left of a half-deleted search shows."""
+        return sorted(self._sql("list studies", studies.studies_of, search))
+
+    def orphaned_searches(self) -> list[str]:
+        """Names that have studies (``NAME/...``) but no search: what is left of a search
+        whose first stage study was deleted by hand (``optuna delete-study``)."""
+        names = {s.study_name.split("/", 1)[0] for s in self._studies() if "/" in s.study_name}
+        return sorted(names - set(self.search_names()))
+
+    def delete_search(self, search: str) -> list[str]:
+        """Delete every study of ``search`` (stages and baselines) in one transaction;
+        the names deleted. The lease rows stay: a lease's fencing token must never go
+        back (see ``sql.leases.Lease.release``), and a relaunch takes a released one over."""
+
+        def delete() -> list[str]:
+            names = sorted(studies.studies_of(self._rdb.engine, search))
+            studies.delete_studies(self._rdb.engine, names)
+            return names
+
+        return self._retry(delete, f"delete search {search}")
+
+
+def _history_entry(value: dict[str, Any], changes: list[str]) -> dict[str, Any]:
+    return {"at": value.get("at"), "spec": value["spec"], "changes": changes}
