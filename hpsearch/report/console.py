@@ -38,7 +38,10 @@ def format_plan(spec: StudySpec) -> str:
                 keep += f", the best {s.promote} promoted first"
         if s.space:
             keep += ", its own ranges: " + ", ".join(
-                f"{p.name} {p.low:g}..{p.high:g}" for p in s.space
+                # a stage narrows numeric params only (spec refuses the rest)
+                f"{p.name} {p.low:g}..{p.high:g}"
+                for p in s.space
+                if p.numeric
             )
         lines.append(f"  {s.name}: {s.trials} trials x {s.epochs} epoch(s), {s.sampler}{keep}")
         if s.stop_early:
