@@ -37,7 +37,7 @@ from hpsearch.core.trial_handle import TrialLost, TrialStopped
 from hpsearch.objectives.catalog import spec_from_dict
 from hpsearch.store import policy
 from hpsearch.store.policy import StorageBroken, StorageUnusable
-from hpsearch.store.urls import is_sqlite, mask_text, mask_url, sqlite_path
+from hpsearch.store.urls import mask_text, mask_url, sqlite_path
 
 if TYPE_CHECKING:
     import optuna
@@ -102,19 +102,14 @@ def stage_study_name(search: str, stage: str) -> str:
 
 
 def engine_kwargs(url: str) -> dict[str, Any]:
-    """Engine options that Optuna leaves off: ``pool_pre_ping`` everywhere (Optuna turns it
-    on only for MySQL, so a dropped PostgreSQL connection killed workers), a real busy
-    timeout for SQLite so that a handful of local workers wait instead of failing with
-    "database is locked", and session timeouts on PostgreSQL (see above)."""
-    kwargs: dict[str, Any] = {"pool_pre_ping": True}
-    if is_sqlite(url):
-        kwargs["connect_args"] = {"timeout": 60}
-    elif url.startswith("postgresql"):
-        kwargs["connect_args"] = {
-            "options": f"-c idle_in_transaction_session_timeout={IDLE_IN_TRANSACTION_MS} "
-            f"-c lock_timeout={LOCK_TIMEOUT_MS}"
-        }
-    return kwargs
+    """Engine options that Optuna leaves off (``network.engine_kwargs``): ``pool_pre_ping``,
+    SQLite's busy timeout, and on PostgreSQL the session timeouts above, the network
+    limits and the two-connection pool."""
+    from hpsearch.store import network
+
+    return network.engine_kwargs(
+        url, idle_in_transaction_ms=IDLE_IN_TRANSACTION_MS, lock_timeout_ms=LOCK_TIMEOUT_MS
+    )
 
 
 @dataclass(frozen=True)
@@ -206,8 +201,14 @@ class SearchStore:
         store = cls(url, None, wait_s=wait_s, readonly=readonly)  # type: ignore[arg-type]
 
         def create() -> RDBStorage:
-            return RDBStorage(
-                open_url, engine_kwargs=engine_kwargs(url), skip_table_creation=readonly
+            from hpsearch.store.network import shared_storage
+
+            return shared_storage(  # one per process and PostgreSQL URL: 2 connections
+                url,
+                lambda: RDBStorage(
+                    open_url, engine_kwargs=engine_kwargs(url), skip_table_creation=readonly
+                ),
+                readonly=readonly,
             )
 
         for attempt in range(20):
