@@ -30,6 +30,7 @@ idle-in-transaction timeout), a 500-trial soak.
 from __future__ import annotations
 
 import argparse
+import contextlib
 import os
 import signal
 import subprocess
@@ -232,6 +233,84 @@ class Killer(threading.Thread):
         self.join()
         self.admin.dispose()
         return self.killed
+
+
+class DarkRoute(threading.Thread):
+    """A TCP proxy to the PostgreSQL server that can go dark: ``freeze()`` stops it
+    reading and forwarding anything while every socket stays open (and new connections
+    are still accepted by the kernel, then never answered), as a dead NAT or a partition
+    looks to a client whose peer still acknowledges packets. ``url(url)`` is ``url``
+    routed through it."""
+
+    def __init__(self, host: str = "127.0.0.1", port: int = 5432) -> None:
+        super().__init__(daemon=True)
+        import socket
+
+        self.target = (host, port)
+        self.listener = socket.create_server(("127.0.0.1", 0), backlog=128)
+        self.port = self.listener.getsockname()[1]
+        self.dark = threading.Event()
+        self.closed = threading.Event()
+        self.pairs: list[tuple[object, object]] = []
+
+    def url(self, url: str) -> str:
+        from sqlalchemy.engine import make_url
+
+        return make_url(url).set(host="127.0.0.1", port=self.port).render_as_string(False)
+
+    def freeze(self) -> None:
+        self.dark.set()
+
+    def thaw(self) -> None:
+        self.dark.clear()
+
+    def close(self) -> None:
+        self.closed.set()
+        self.listener.close()
+        for a, b in self.pairs:
+            for s in (a, b):
+                with contextlib.suppress(OSError):
+                    s.close()  # type: ignore[attr-defined]
+
+    def run(self) -> None:
+        import socket
+
+        while not self.closed.is_set():
+            if self.dark.is_set():
+                time.sleep(0.05)  # not accepting: the kernel's backlog takes connections
+                continue
+            self.listener.settimeout(0.1)
+            try:
+                client, _ = self.listener.accept()
+            except (TimeoutError, OSError):
+                continue
+            try:
+                server = socket.create_connection(self.target)
+            except OSError:
+                client.close()
+                continue
+            self.pairs.append((client, server))
+            for a, b in ((client, server), (server, client)):
+                threading.Thread(target=self._pump, args=(a, b), daemon=True).start()
+
+    def _pump(self, src, dst) -> None:  # type: ignore[no-untyped-def]
+        import select
+
+        while not self.closed.is_set():
+            if self.dark.is_set():
+                time.sleep(0.05)  # read nothing, forward nothing, close nothing
+                continue
+            try:
+                ready, _, _ = select.select([src], [], [], 0.1)
+                if not ready:
+                    continue
+                data = src.recv(65536)
+                if not data:
+                    dst.shutdown(1)
+                    return
+                dst.sendall(data)
+            except OSError:
+                return
 
 
 def kills(admin_url: str, stages: list[int], workers: int = 4, every: float = 0.1) -> Run:

@@ -29,7 +29,6 @@ from hpsearch.report.blocks import best_trials, counts_line, importance_table, r
 
 if TYPE_CHECKING:
     from hpsearch.core.spec import StudySpec
-    from hpsearch.objectives.catalog import spec_from_dict
     from hpsearch.store import SearchStore
 
 log = logging.getLogger(__name__)
@@ -202,7 +201,10 @@ def _draw(store: SearchStore, spec: StudySpec, index: int) -> bool:
 
 def _draw_in_child(store: SearchStore, spec: StudySpec, index: int) -> bool:
     """:func:`_draw` in ``python -m hpsearch.report.note``, the job handed over on stdin."""
+    from hpsearch.store.network import release_idle
+
     job = {"url": store.url, "spec": spec.to_dict(), "base_dir": spec.base_dir, "index": index}
+    release_idle(store.url)  # the child's connection stands in for this process's idle one
     done = subprocess.run(
         [sys.executable, "-m", "hpsearch.report.note"],
         input=json.dumps(job),
@@ -217,6 +219,7 @@ def _draw_in_child(store: SearchStore, spec: StudySpec, index: int) -> bool:
 
 
 def _main() -> None:
+    from hpsearch.objectives.catalog import spec_from_dict
     from hpsearch.store import SearchStore
 
     job = json.loads(sys.stdin.read())
