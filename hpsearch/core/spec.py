@@ -15,7 +15,16 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Protocol
 
-from hpsearch.core.checks import Checker, Finite, InstanceOf, Interval, Options, Pattern
+from hpsearch.core.checks import (
+    Checker,
+    Finite,
+    InstanceOf,
+    Interval,
+    Options,
+    Pattern,
+    finite,
+    shown,
+)
 from hpsearch.core.errors import UserError
 from hpsearch.core.plan import default_plan
 from hpsearch.core.space import (
@@ -396,6 +405,8 @@ def _parse_param(c: Checker, name: str, table: Any, where: str = "") -> Param | 
     c.holds(where, low < high, "low < high", low=low, high=high)
     if log:
         c.holds(f"{where}.low", low > 0, "low > 0", "for `log = true`", low=low)
+    if len(c.problems) == before:
+        _check_extent(c, where, low, high, lim_lo, lim_hi, log=log)
     if lim_lo is not None:
         c.holds(f"{where}.min", lim_lo <= low, "min <= low", min=lim_lo, low=low)
     if lim_hi is not None:
@@ -423,6 +434,48 @@ def _parse_param(c: Checker, name: str, table: Any, where: str = "") -> Param | 
     if is_int:
         return IntParam(name, low, high, log=log, step=step or 1, min=lim_lo, max=lim_hi)
     return FloatParam(name, float(low), float(high), log=log, min=lim_lo, max=lim_hi)
+
+
+#: The widest ranges a search can sample, narrow, widen past a pressed bound and draw
+#: without leaving floating point (a width past 1.8e308 is infinite; 10.0 ** -400 is 0):
+#: a linear bound within +-1e100, a log range within 1e-100 .. 1e100 (its region is
+#: widened in decades), an integer within +-2**53 (every one of them is a float).
+MAX_LINEAR = 1e100
+LOG_RANGE = (1e-100, 1e100)
+MAX_INT = 2**53
+
+
+def _check_extent(
+    c: Checker,
+    where: str,
+    low: float,
+    high: float,
+    lim_lo: float | None,
+    lim_hi: float | None,
+    *,
+    log: bool,
+) -> None:
+    """Refuse a range that floating point cannot sample and narrow safely, naming the
+    bound and the limit."""
+    is_int = isinstance(low, int) and isinstance(high, int)
+    for key, v in (("low", low), ("high", high), ("min", lim_lo), ("max", lim_hi)):
+        if v is None:
+            continue
+        fld = f"{where}.{key}"
+        if is_int and abs(v) > MAX_INT:
+            c.error(fld, f"{shown(v)} is past +-2**53, the integers a float holds exactly")
+        elif log and not is_int and v > 0 and not LOG_RANGE[0] <= v <= LOG_RANGE[1]:
+            c.error(
+                fld,
+                f"{v:g} is outside {LOG_RANGE[0]:g} .. {LOG_RANGE[1]:g}, the widest log range "
+                "hpsearch samples and narrows safely",
+            )
+        elif not log and not is_int and abs(v) > MAX_LINEAR:
+            c.error(
+                fld,
+                f"{v:g} is past +-{MAX_LINEAR:g}, the widest linear range hpsearch samples "
+                "and narrows safely (a range this wide wants `log = true`)",
+            )
 
 
 def _parse_stage(
@@ -514,7 +567,9 @@ def _parse_stage_ranges(
         c.unknown_keys(others, STAGE_RANGE_KEYS, fld)
         ptable = {k: v for k, v in ptable.items() if k in STAGE_RANGE_KEYS}
         if isinstance(base, FloatParam):  # the kind is [space]'s: `low = 0` is 0.0 here
-            ptable = {k: float(v) if type(v) is int else v for k, v in ptable.items()}
+            ptable = {
+                k: float(v) if type(v) is int and finite(v) else v for k, v in ptable.items()
+            }
         inherited = {k: v for k, v in base.to_dict().items() if k not in STAGE_RANGE_KEYS}
         param = _parse_param(c, pname, {**inherited, **ptable}, where=fld)
         if param is not None:
@@ -586,6 +641,12 @@ def _check_value(c: Checker, fld: str, value: Any) -> None:
             _check_value(c, f"{fld}[{i}]", item)
     elif isinstance(value, float):
         c.check(fld, value, Finite())
+    elif isinstance(value, int) and not isinstance(value, bool) and not -(2**63) <= value < 2**63:
+        c.error(
+            fld,
+            f"{shown(value)} is past 64-bit integers (what TOML, the storage's readers and "
+            "the exports hold); write it as a string, or as a float if it is a quantity",
+        )
     else:
         c.check(fld, value, InstanceOf(str, int, float, bool, list))
 

@@ -349,7 +349,16 @@ def checked(value: Any, attrs: dict[str, Any]) -> tuple[float | None, dict[str, 
     """The value to record, or None (a failure, with the reason in the attrs) when the
     objective returned something that is not a finite number. NaN is never stored: it has
     made SQLite studies unreadable in the dashboard."""
-    number = _as_number(value)
+    attrs = json_safe_attrs(attrs)
+    try:
+        number = _as_number(value)
+    except OverflowError:
+        digits = len(str(abs(int(value))))
+        reason = (
+            f"objective returned a value no float holds (an integer of {digits} digits); "
+            "return the metric as a finite float"
+        )
+        return None, {**attrs, "fail_reason": reason}
     if number is None:
         reason = (
             f"objective returned {value!r} ({type(value).__name__}); "
@@ -360,6 +369,34 @@ def checked(value: Any, attrs: dict[str, Any]) -> tuple[float | None, dict[str, 
         reason = f"objective returned {number!r}; return a finite number (report divergence)"
         return None, {**attrs, "fail_reason": reason}
     return number, attrs
+
+
+def json_safe_attrs(attrs: dict[str, Any]) -> dict[str, Any]:
+    """The trial's attrs as the storage can keep them (JSON, read back by every reader):
+    a non-finite float or an integer no float holds becomes its text, anything that is no
+    JSON value its ``repr`` (both cut to 500 characters). ``report.log`` takes numbers,
+    strings, bools and lists of them; an attr that cannot be stored must not lose the
+    trial's result."""
+    return {str(k): _json_value(v) for k, v in attrs.items()}
+
+
+def _json_value(value: Any, depth: int = 0) -> Any:
+    if value is None or isinstance(value, bool | str):
+        return value
+    if isinstance(value, int):
+        return value if abs(value) < 2**63 else repr(value)[:500]
+    if isinstance(value, float):
+        return value if math.isfinite(value) else repr(value)
+    if isinstance(value, list | tuple) and depth < 8:
+        return [_json_value(v, depth + 1) for v in value]
+    if isinstance(value, dict) and depth < 8:
+        return {str(k): _json_value(v, depth + 1) for k, v in value.items()}
+    if hasattr(value, "item"):  # a numpy or torch scalar
+        try:
+            return _json_value(value.item(), depth + 1)
+        except (TypeError, ValueError, RuntimeError):
+            pass
+    return repr(value)[:500]
 
 
 def _as_number(value: Any) -> float | None:
@@ -397,7 +434,7 @@ def _failure(exc: Exception) -> dict[str, Any]:
 
 
 def _record_stopped(slot: Slot, attrs: dict[str, Any]) -> str:
-    if not slot.finish_stopped(attrs):
+    if not slot.finish_stopped(json_safe_attrs(attrs)):
         log.info("trial %d was re-queued while this worker was away; dropped", slot.number)
         return "lost"
     log.debug("trial %d stopped early after epoch %s", slot.number, slot.stopped_at)
