@@ -159,3 +159,17 @@ def extreme(params: dict, epochs: int, report) -> float:
     """Best in the middle of the widest ranges a study may declare."""
     v = abs(math.log10(params["tiny"]) + 20) + abs(params["wide"]) / 1e100
     return v + abs(params["count"]) / 2**53
+
+
+def hangs(params: dict, epochs: int, report) -> float:
+    """Hangs on the trials with ``act = "tanh"``: sleeps (``STUB_HANG=sleep``), or also
+    swallows every interruption (``stubborn``), as a stuck objective would."""
+    if params.get("act") == "tanh":
+        stubborn = os.environ.get("STUB_HANG", "sleep") == "stubborn"
+        while True:
+            try:
+                time.sleep(0.05)
+            except BaseException:
+                if not stubborn:
+                    raise
+    return quadratic(params, epochs, report)

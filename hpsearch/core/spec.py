@@ -124,6 +124,14 @@ class StudySpec:
     #: How the search fails fast (``hpsearch.engine.failfast``); not part of its identity: a
     #: relaunch may change it.
     max_failures: int = DEFAULT_MAX_FAILURES
+    #: Seconds a trial may run before it is ended and failed (None: no limit); a stage's
+    #: own ``trial_timeout`` overrides it. How the search runs, not its identity.
+    trial_timeout: float | None = None
+
+    def timeout_of(self, index: int) -> float | None:
+        """The time limit of a trial of stage ``index``: its own, else the study's."""
+        own = self.stages[index].trial_timeout
+        return own if own is not None else self.trial_timeout
 
     @property
     def total_epochs(self) -> int:
@@ -152,6 +160,7 @@ class StudySpec:
                     **({"promote": s.promote} if s.promote else {}),
                     **({"space": _stage_ranges(s.space)} if s.space else {}),
                     **(_stop_early_dict(s) if s.stop_early else {}),
+                    **({"trial_timeout": s.trial_timeout} if s.trial_timeout else {}),
                 }
                 for i, s in enumerate(self.stages)
             ],
@@ -168,6 +177,7 @@ class StudySpec:
                 if self.max_failures != DEFAULT_MAX_FAILURES
                 else {}
             ),
+            **({"trial_timeout": self.trial_timeout} if self.trial_timeout else {}),
         }
 
     @classmethod
@@ -253,6 +263,7 @@ def parse_spec(
         c.check("metric", metric, Options(metrics), fix=f"what the {objective} objective returns")
     seed = c.typed(data, "seed", (int,), "", default=0)
     max_failures = c.typed(data, "max_failures", (int,), "", default=DEFAULT_MAX_FAILURES)
+    trial_timeout = _parse_timeout(c, data, "")
     if isinstance(max_failures, int):
         c.check("max_failures", max_failures, Interval(int, 0, None), fix="0: never stop")
     fixed = c.typed(data, "fixed", (dict,), "", default={})
@@ -317,7 +328,28 @@ def parse_spec(
         budget=budget,
         max_epochs=max_epochs if budget is not None else None,
         max_failures=max_failures,
+        trial_timeout=trial_timeout,
     )
+
+
+#: The longest ``trial_timeout``: 30 days.
+MAX_TRIAL_TIMEOUT_S = 30 * 86400
+
+
+def _parse_timeout(c: Checker, table: dict[str, Any], where: str) -> float | None:
+    """``trial_timeout = SECONDS``: a positive number (at most 30 days), or absent."""
+    value = c.typed(table, "trial_timeout", (int, float), where)
+    fld = f"{where}.trial_timeout" if where else "trial_timeout"
+    if value is None or not c.check(fld, value, Finite()):
+        return None
+    if not c.check(
+        fld,
+        value,
+        Interval(None, 0, MAX_TRIAL_TIMEOUT_S, closed="right"),
+        fix="seconds a trial may run; leave it out for no limit",
+    ):
+        return None
+    return float(value)
 
 
 def _parse_budget(c: Checker, data: dict[str, Any]) -> tuple[int | None, int | None]:
@@ -519,6 +551,7 @@ def _parse_stage(
         )
     ranges = _parse_stage_ranges(c, where, table, space, declared)
     stop, factor, least = _parse_stop_early(c, table, where, epochs, sampler)
+    timeout = _parse_timeout(c, table, where)
     if len(c.problems) != before:
         return None
     return StageSpec(
@@ -533,6 +566,7 @@ def _parse_stage(
         stop_early=stop,
         reduction_factor=factor,
         min_epochs=least,
+        trial_timeout=timeout,
     )
 
 
