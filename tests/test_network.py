@@ -66,7 +66,7 @@ def test_the_network_limits_derive_from_one_documented_bound(monkeypatch):
     assert args["connect_timeout"] == 10 and args["keepalives"] == 1
     assert args["keepalives_idle"] + args["keepalives_interval"] * args["keepalives_count"] < 60
     assert args["tcp_user_timeout"] == 15_000
-    assert "statement_timeout=30000" in args["options"]
+    assert "statement_timeout=28000" in args["options"]
     lim = network.limits()
     assert lim.stall_s < 60 and lim.silent_budget_s + lim.connect_timeout_s <= 60
     monkeypatch.setenv(network.ENV_UNREACHABLE, "2")

@@ -12,9 +12,10 @@ from it (:class:`Limits`):
 - TCP keepalives: an idle connection whose peer vanished is found within 25 s;
 - ``tcp_user_timeout``: sent data unacknowledged for a quarter of it (15 s) drops the
   connection (the kernel's own retransmission limit is about 15 minutes);
-- ``statement_timeout``: the server ends a statement running past half of it (30 s);
+- ``statement_timeout``: the server ends a statement running past half of it less 2 s
+  (28 s);
 - a *stall guard* on the client: a connection checked out of the pool and silent past
-  half of it plus 2 s (32 s), or past the deadline of the retry loop that holds it, has
+  half of it (30 s), or past the deadline of the retry loop that holds it, has
   its socket shut down, so that the blocked call fails (a transient error, retried) even
   where the peer's kernel still acknowledges every packet (a frozen proxy or pooler).
 
@@ -108,20 +109,21 @@ class Limits:
 
     @property
     def statement_timeout_ms(self) -> int:
-        return int(self.unreachable_s * 1000 / 2)
+        return int(max(1.0, self.unreachable_s / 2 - 2) * 1000)
 
     @property
     def stall_s(self) -> float:
         """A checked-out connection silent this long is cut (past the server's own
         statement timeout, so that a slow statement is ended by the server first)."""
-        return self.statement_timeout_ms / 1000 + 2
+        return self.unreachable_s / 2
 
     @property
     def silent_budget_s(self) -> float:
         """How long a retry loop goes on while every attempt meets silence (no answer,
         connect timeouts, cut connections): what is left of the bound once the last
-        attempt's connect timeout and the last backoff are allowed for."""
-        return max(1.0, self.unreachable_s - self.connect_timeout_s - 2)
+        attempt's connect timeout, the last backoff and a process's way out (its heartbeat
+        thread's cut, its exit: measured about 6 s) are allowed for."""
+        return max(1.0, self.unreachable_s - self.connect_timeout_s - 6)
 
 
 def limits() -> Limits:
