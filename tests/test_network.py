@@ -74,6 +74,7 @@ def test_the_network_limits_derive_from_one_documented_bound(monkeypatch):
         network.limits()
 
 
+@pytest.mark.slow  # real launches through the storage (15-70 s)
 @pytest.mark.postgres
 def test_a_dark_route_is_declared_unreachable_within_the_bound_and_a_relaunch_resumes(
     postgres_url, stub_study
@@ -110,6 +111,7 @@ def test_a_dark_route_is_declared_unreachable_within_the_bound_and_a_relaunch_re
     assert_exact(postgres_url)
 
 
+@pytest.mark.slow  # real launches through the storage (15-70 s)
 @pytest.mark.postgres
 def test_a_worker_on_a_dark_route_exits_1_naming_the_storage_within_the_bound(
     postgres_url, stub_study
@@ -159,6 +161,7 @@ def _sample(admin: str, database: str, stop: threading.Event, peak: Counter) -> 
     engine.dispose()
 
 
+@pytest.mark.slow  # real launches through the storage (15-70 s)
 @pytest.mark.postgres
 def test_a_launch_holds_at_most_2_connections_per_process(postgres_url, stub_study):
     path = stub_study(toy_study(objective="sleepy", coarse=12, fine=4))
@@ -210,6 +213,7 @@ def limited_role(postgres_url):
         admin.dispose()
 
 
+@pytest.mark.slow  # real launches through the storage (15-70 s)
 @pytest.mark.postgres
 def test_the_connection_limit_is_retried_with_backoff_and_named(limited_role, stub_study):
     path = stub_study(toy_study(coarse=6, fine=2))
