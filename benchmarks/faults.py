@@ -9,6 +9,10 @@
    and finishes the preparation, then the first is woken (SIGCONT). On PostgreSQL the
    take-over waits for the frozen session's idle-in-transaction timeout; on SQLite a
    process frozen inside a transaction keeps the only write lock until it is woken.
+4. **A dark route**: 2 workers reach PostgreSQL through a TCP proxy that stops forwarding
+   mid-stage with its sockets open (``DarkRoute``); each must exit 1 naming the storage
+   within ``$HPSEARCH_UNREACHABLE_S`` (12 s here), and workers on the direct route then
+   finish the search. Not in ``--quick``.
 3. **Soak**: a 5,000-trial stage (and a 50-trial second stage) of a no-op objective, 2
    workers on PostgreSQL, each worker's RSS (``VmRSS`` in ``/proc/PID/status``) sampled
    every 0.5 s. Growth: the peak after the worker's first 100 trials minus its RSS then
@@ -30,6 +34,7 @@ idle-in-transaction timeout), a 500-trial soak.
 from __future__ import annotations
 
 import argparse
+import contextlib
 import os
 import signal
 import subprocess
@@ -63,6 +68,11 @@ WARM_TRIALS = 100  # RSS growth is measured from a worker's 100th trial on
 def noop_objective(params: dict, epochs: int, report) -> float:
     report(1, params["lr"])
     return params["lr"]
+
+
+def slow_objective(params: dict, epochs: int, report) -> float:
+    time.sleep(0.2)
+    return noop_objective(params, epochs, report)
 
 
 @dataclass
@@ -103,7 +113,7 @@ def database(backend: str, admin_url: str) -> Iterator[str]:
         admin.dispose()
 
 
-def register(url: str, stages: list[int]) -> None:
+def register(url: str, stages: list[int], objective: str = "noop_objective") -> None:
     from hpsearch import store as st
     from hpsearch.engine.stages import register_search
     from hpsearch.objectives.catalog import parse_spec
@@ -111,7 +121,7 @@ def register(url: str, stages: list[int]) -> None:
     spec = parse_spec(
         {
             "name": "faults",
-            "objective": "faults:noop_objective",
+            "objective": f"faults:{objective}",
             "metric": "value",
             "space": SPACE,
             "stage": [
@@ -127,15 +137,15 @@ def register(url: str, stages: list[int]) -> None:
 class Workers:
     """``hpsearch worker`` processes, each logging to its own file (read by the caller)."""
 
-    def __init__(self, url: str, logs: Path) -> None:
-        self.url, self.logs = url, logs
+    def __init__(self, url: str, logs: Path, env: dict[str, str] | None = None) -> None:
+        self.url, self.logs, self.env = url, logs, env or {}
         self.procs: list[subprocess.Popen[bytes]] = []
 
     def start(self) -> subprocess.Popen[bytes]:
         log = (self.logs / f"worker{len(self.procs)}.log").open("wb")
         cmd = [sys.executable, "-m", "hpsearch.cli", "-v", "worker", "faults", "--threads",
                "1", "--grace-period", str(GRACE), "--no-progress"]  # fmt: skip
-        env = {**os.environ, "HPSEARCH_STORAGE": self.url}
+        env = {**os.environ, "HPSEARCH_STORAGE": self.url, **self.env}
         proc = subprocess.Popen(cmd, env=env, stdout=log, stderr=subprocess.STDOUT)
         self.procs.append(proc)
         return proc
@@ -234,6 +244,84 @@ class Killer(threading.Thread):
         return self.killed
 
 
+class DarkRoute(threading.Thread):
+    """A TCP proxy to the PostgreSQL server that can go dark: ``freeze()`` stops it
+    reading and forwarding anything while every socket stays open (and new connections
+    are still accepted by the kernel, then never answered), as a dead NAT or a partition
+    looks to a client whose peer still acknowledges packets. ``url(url)`` is ``url``
+    routed through it."""
+
+    def __init__(self, host: str = "127.0.0.1", port: int = 5432) -> None:
+        super().__init__(daemon=True)
+        import socket
+
+        self.target = (host, port)
+        self.listener = socket.create_server(("127.0.0.1", 0), backlog=128)
+        self.port = self.listener.getsockname()[1]
+        self.dark = threading.Event()
+        self.closed = threading.Event()
+        self.pairs: list[tuple[object, object]] = []
+
+    def url(self, url: str) -> str:
+        from sqlalchemy.engine import make_url
+
+        return make_url(url).set(host="127.0.0.1", port=self.port).render_as_string(False)
+
+    def freeze(self) -> None:
+        self.dark.set()
+
+    def thaw(self) -> None:
+        self.dark.clear()
+
+    def close(self) -> None:
+        self.closed.set()
+        self.listener.close()
+        for a, b in self.pairs:
+            for s in (a, b):
+                with contextlib.suppress(OSError):
+                    s.close()  # type: ignore[attr-defined]
+
+    def run(self) -> None:
+        import socket
+
+        while not self.closed.is_set():
+            if self.dark.is_set():
+                time.sleep(0.05)  # not accepting: the kernel's backlog takes connections
+                continue
+            self.listener.settimeout(0.1)
+            try:
+                client, _ = self.listener.accept()
+            except (TimeoutError, OSError):
+                continue
+            try:
+                server = socket.create_connection(self.target)
+            except OSError:
+                client.close()
+                continue
+            self.pairs.append((client, server))
+            for a, b in ((client, server), (server, client)):
+                threading.Thread(target=self._pump, args=(a, b), daemon=True).start()
+
+    def _pump(self, src, dst) -> None:  # type: ignore[no-untyped-def]
+        import select
+
+        while not self.closed.is_set():
+            if self.dark.is_set():
+                time.sleep(0.05)  # read nothing, forward nothing, close nothing
+                continue
+            try:
+                ready, _, _ = select.select([src], [], [], 0.1)
+                if not ready:
+                    continue
+                data = src.recv(65536)
+                if not data:
+                    dst.shutdown(1)
+                    return
+                dst.sendall(data)
+            except OSError:
+                return
+
+
 def kills(admin_url: str, stages: list[int], workers: int = 4, every: float = 0.1) -> Run:
     run = Run()
     with database("postgres", admin_url) as url, tempfile.TemporaryDirectory() as logs:
@@ -250,6 +338,55 @@ def kills(admin_url: str, stages: list[int], workers: int = 4, every: float = 0.
         retried = sum(pool.log(i).count("retrying in") for i in range(workers))
         run.problems = audit(url)
         run.note = f"{killed} sessions killed, {retried} calls retried"
+    return run
+
+
+# -- 4. a dark route ----------------------------------------------------------------------
+
+
+def dark(admin_url: str, bound_s: float = 12.0, workers: int = 2) -> Run:
+    """Workers reach PostgreSQL through a DarkRoute that goes dark mid-stage: each must
+    exit 1 within the unreachable bound; then workers on the direct route finish the
+    search, and the audit says whether anything was lost or ran twice."""
+    run = Run()
+    with database("postgres", admin_url) as url, tempfile.TemporaryDirectory() as logs:
+        register(url, [60, 10], objective="slow_objective")
+        route = DarkRoute()
+        route.start()
+        env = {"HPSEARCH_UNREACHABLE_S": f"{bound_s:g}"}
+        pool = Workers(route.url(url), Path(logs), env)
+        procs = [pool.start() for _ in range(workers)]
+        stage = Stage(url)
+        deadline = time.monotonic() + 60
+        while stage.slots() < 10 and time.monotonic() < deadline:
+            time.sleep(0.2)
+        time.sleep(2)
+        route.freeze()
+        start = time.monotonic()
+        took = []
+        for p in procs:
+            try:
+                p.wait(timeout=bound_s + 60)
+            except subprocess.TimeoutExpired:
+                p.kill()
+                p.wait()
+                run.bad_exits.append(f"worker {p.pid} hung on the dark route")
+            took.append(time.monotonic() - start)
+        route.close()
+        late = [t for t in took if t > bound_s + 4]
+        if late:
+            run.bad_exits.append(f"gave up after {max(late):.0f} s (bound {bound_s:g} s)")
+        named = sum("stayed unreachable" in pool.log(i) for i in range(workers))
+        after = Workers(url, Path(logs) / "after")
+        (Path(logs) / "after").mkdir()
+        for _ in range(workers):
+            after.start()
+        run.bad_exits += after.wait()
+        run.problems = audit(url)
+        run.note = (
+            f"workers exited {', '.join(f'{t:.1f}' for t in took)} s after the route went "
+            f"dark (bound {bound_s:g} s), {named}/{workers} naming the storage; resumed direct"
+        )
     return run
 
 
@@ -383,6 +520,9 @@ def main() -> None:
         runs = [frozen(backend, args.url, slots) for _ in range(rounds)]
         scenario = f"preparer frozen (SIGSTOP) past its lease, {slots} slots"
         print(row(scenario, name, runs), flush=True)
+    if not args.quick:
+        runs = [dark(args.url) for _ in range(rounds)]
+        print(row("route dark (frozen proxy), 2 workers, bound 12 s", "PostgreSQL", runs))
     trials = 500 if args.quick else 5000
     runs = [soak(args.url, trials)]
     print(row(f"soak: {trials:,}-trial stage, 2 workers, no-op objective", "PostgreSQL", runs))

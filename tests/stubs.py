@@ -138,3 +138,38 @@ def gpu_seen(params: dict, epochs: int, report) -> float:
     report.log(cuda_visible_devices=os.environ.get("CUDA_VISIBLE_DEVICES", ""))
     time.sleep(float(os.environ.get("STUB_SLEEP", "0.05")))
     return quadratic(params, epochs, report)
+
+
+def odd_values(params: dict, epochs: int, report) -> float:
+    """Hands back values no float holds, on the trials with ``act = "tanh"``: returns
+    ``10**400`` (``STUB_ODD=return``), reports it (``report``), or logs attrs the storage
+    cannot keep as they are (``log``: a huge int, NaN, an object)."""
+    odd = params.get("act") == "tanh"
+    how = os.environ.get("STUB_ODD", "return")
+    if odd and how == "report":
+        report(1, 10**400)
+    if how == "log":
+        report.log(huge=10**400, nan=math.nan, thing=object(), fine=[1, 2.5, "x"])
+    if odd and how == "return":
+        return 10**400
+    return quadratic(params, epochs, report)
+
+
+def extreme(params: dict, epochs: int, report) -> float:
+    """Best in the middle of the widest ranges a study may declare."""
+    v = abs(math.log10(params["tiny"]) + 20) + abs(params["wide"]) / 1e100
+    return v + abs(params["count"]) / 2**53
+
+
+def hangs(params: dict, epochs: int, report) -> float:
+    """Hangs on the trials with ``act = "tanh"``: sleeps (``STUB_HANG=sleep``), or also
+    swallows every interruption (``stubborn``), as a stuck objective would."""
+    if params.get("act") == "tanh":
+        stubborn = os.environ.get("STUB_HANG", "sleep") == "stubborn"
+        while True:
+            try:
+                time.sleep(0.05)
+            except BaseException:
+                if not stubborn:
+                    raise
+    return quadratic(params, epochs, report)

@@ -80,7 +80,7 @@ class Interval(Constraint):
         if self.kind is not None:
             if not isinstance(value, numbers.Real) or isinstance(value, bool):
                 return False
-            if not math.isfinite(value):
+            if not finite(value):
                 return False
             if self.kind is int and not float(value).is_integer():
                 return False
@@ -151,17 +151,39 @@ class Finite(Constraint):
     one would always read as changed)."""
 
     def is_satisfied_by(self, value: Any) -> bool:
-        return isinstance(value, numbers.Real) and math.isfinite(value)
+        return isinstance(value, numbers.Real) and finite(value)
+
+    def hint(self, value: Any) -> str:
+        if isinstance(value, int) and not isinstance(value, bool) and not finite(value):
+            return f"no float holds it (an integer of {len(str(abs(value)))} digits)"
+        return ""
 
     def __str__(self) -> str:
         return "finite"
+
+
+def finite(value: Any) -> bool:
+    """``math.isfinite`` that says False for an integer no float holds (``10**400``)
+    instead of raising OverflowError."""
+    try:
+        return math.isfinite(value)
+    except OverflowError:
+        return False
+
+
+def shown(value: Any, limit: int = 60) -> str:
+    """``repr(value)``, a huge integer shortened (``1000...0000 (401 digits)``)."""
+    text = repr(value)
+    if isinstance(value, int) and len(text) > limit:
+        return f"{text[:8]}...{text[-4:]} ({len(text.lstrip('-'))} digits)"
+    return text
 
 
 def must_be(value: Any, *constraints: Constraint, fix: str = "") -> str:
     """The template: "must be X or Y, but got value; fix; did you mean ...?" (the hint is
     the first constraint's)."""
     wanted = " or ".join(str(c) for c in constraints)
-    return _joined(f"must be {wanted}, but got {value!r}", fix, constraints[0].hint(value))
+    return _joined(f"must be {wanted}, but got {shown(value)}", fix, constraints[0].hint(value))
 
 
 def must_hold(rule: str, when: str = "", fix: str = "", **values: Any) -> str:

@@ -40,9 +40,9 @@ IDENTITY = {
     "seed": "the seed fixes every stage's points and trial seeds",
 }
 #: Top-level keys that say how the search runs, not what it searches: always applied.
-RUNNING = ("max_failures",)
+RUNNING = ("max_failures", "trial_timeout")
 #: Keys as ``StudySpec.to_dict`` leaves them out when they have their default.
-TOP_DEFAULTS = {"max_failures": DEFAULT_MAX_FAILURES}
+TOP_DEFAULTS = {"max_failures": DEFAULT_MAX_FAILURES, "trial_timeout": None}
 #: What a stored stage leaves out when it has the default: StageSpec's own defaults (its
 #: ``space`` is stored as a table of ranges, absent when the stage has none).
 STAGE_DEFAULTS = {
@@ -170,7 +170,7 @@ def _stage_field(field: str, stage: dict[str, Any], a: Any, b: Any, ran: bool) -
     name = stage["name"]
     key = field.split(".", 1)[1]
     line = _line(f"{name} {key}", a, b)
-    if not ran:
+    if not ran or key in RUNNING:
         return Change(field, a, b, line)
     if key != "trials":
         why = f"stage {name} is prepared with it; change a stage not prepared yet, or append one"

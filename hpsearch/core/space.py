@@ -133,8 +133,14 @@ class FloatParam(_Scaled):
 
     def stage_bound(self, x: Any) -> Any:
         """The kind is [space]'s: a stage's ``low = 0`` is 0.0 here (an int would make
-        the stage's range an int one); anything else is left for the checks."""
-        return float(x) if type(x) is int else x
+        the stage's range an int one); anything else, an int no float holds included, is
+        left for the checks."""
+        if type(x) is int:
+            try:
+                return float(x)
+            except OverflowError:
+                return x
+        return x
 
     def grid_levels(self, k: int) -> list[float]:
         """``k`` values evenly spaced in the scale, ends included."""

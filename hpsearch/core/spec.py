@@ -15,7 +15,15 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Protocol
 
-from hpsearch.core.checks import Checker, Finite, InstanceOf, Interval, Options, Pattern
+from hpsearch.core.checks import (
+    Checker,
+    Finite,
+    InstanceOf,
+    Interval,
+    Options,
+    Pattern,
+    shown,
+)
 from hpsearch.core.errors import UserError
 from hpsearch.core.plan import default_plan
 from hpsearch.core.space import (
@@ -115,6 +123,14 @@ class StudySpec:
     #: How the search fails fast (``hpsearch.engine.failfast``); not part of its identity: a
     #: relaunch may change it.
     max_failures: int = DEFAULT_MAX_FAILURES
+    #: Seconds a trial may run before it is ended and failed (None: no limit); a stage's
+    #: own ``trial_timeout`` overrides it. How the search runs, not its identity.
+    trial_timeout: float | None = None
+
+    def timeout_of(self, index: int) -> float | None:
+        """The time limit of a trial of stage ``index``: its own, else the study's."""
+        own = self.stages[index].trial_timeout
+        return own if own is not None else self.trial_timeout
 
     @property
     def total_epochs(self) -> int:
@@ -143,6 +159,7 @@ class StudySpec:
                     **({"promote": s.promote} if s.promote else {}),
                     **({"space": _stage_ranges(s.space)} if s.space else {}),
                     **(_stop_early_dict(s) if s.stop_early else {}),
+                    **({"trial_timeout": s.trial_timeout} if s.trial_timeout else {}),
                 }
                 for i, s in enumerate(self.stages)
             ],
@@ -159,6 +176,7 @@ class StudySpec:
                 if self.max_failures != DEFAULT_MAX_FAILURES
                 else {}
             ),
+            **({"trial_timeout": self.trial_timeout} if self.trial_timeout else {}),
         }
 
     @classmethod
@@ -244,6 +262,7 @@ def parse_spec(
         c.check("metric", metric, Options(metrics), fix=f"what the {objective} objective returns")
     seed = c.typed(data, "seed", (int,), "", default=0)
     max_failures = c.typed(data, "max_failures", (int,), "", default=DEFAULT_MAX_FAILURES)
+    trial_timeout = _parse_timeout(c, data, "")
     if isinstance(max_failures, int):
         c.check("max_failures", max_failures, Interval(int, 0, None), fix="0: never stop")
     fixed = c.typed(data, "fixed", (dict,), "", default={})
@@ -308,7 +327,28 @@ def parse_spec(
         budget=budget,
         max_epochs=max_epochs if budget is not None else None,
         max_failures=max_failures,
+        trial_timeout=trial_timeout,
     )
+
+
+#: The longest ``trial_timeout``: 30 days.
+MAX_TRIAL_TIMEOUT_S = 30 * 86400
+
+
+def _parse_timeout(c: Checker, table: dict[str, Any], where: str) -> float | None:
+    """``trial_timeout = SECONDS``: a positive number (at most 30 days), or absent."""
+    value = c.typed(table, "trial_timeout", (int, float), where)
+    fld = f"{where}.trial_timeout" if where else "trial_timeout"
+    if value is None or not c.check(fld, value, Finite()):
+        return None
+    if not c.check(
+        fld,
+        value,
+        Interval(None, 0, MAX_TRIAL_TIMEOUT_S, closed="right"),
+        fix="seconds a trial may run; leave it out for no limit",
+    ):
+        return None
+    return float(value)
 
 
 def _parse_budget(c: Checker, data: dict[str, Any]) -> tuple[int | None, int | None]:
@@ -396,6 +436,8 @@ def _parse_param(c: Checker, name: str, table: Any, where: str = "") -> Param | 
     c.holds(where, low < high, "low < high", low=low, high=high)
     if log:
         c.holds(f"{where}.low", low > 0, "low > 0", "for `log = true`", low=low)
+    if len(c.problems) == before:
+        _check_extent(c, where, low, high, lim_lo, lim_hi, log=log)
     if lim_lo is not None:
         c.holds(f"{where}.min", lim_lo <= low, "min <= low", min=lim_lo, low=low)
     if lim_hi is not None:
@@ -423,6 +465,48 @@ def _parse_param(c: Checker, name: str, table: Any, where: str = "") -> Param | 
     if is_int:
         return IntParam(name, low, high, log=log, step=step or 1, min=lim_lo, max=lim_hi)
     return FloatParam(name, float(low), float(high), log=log, min=lim_lo, max=lim_hi)
+
+
+#: The widest ranges a search can sample, narrow, widen past a pressed bound and draw
+#: without leaving floating point (a width past 1.8e308 is infinite; 10.0 ** -400 is 0):
+#: a linear bound within +-1e100, a log range within 1e-100 .. 1e100 (its region is
+#: widened in decades), an integer within +-2**53 (every one of them is a float).
+MAX_LINEAR = 1e100
+LOG_RANGE = (1e-100, 1e100)
+MAX_INT = 2**53
+
+
+def _check_extent(
+    c: Checker,
+    where: str,
+    low: float,
+    high: float,
+    lim_lo: float | None,
+    lim_hi: float | None,
+    *,
+    log: bool,
+) -> None:
+    """Refuse a range that floating point cannot sample and narrow safely, naming the
+    bound and the limit."""
+    is_int = isinstance(low, int) and isinstance(high, int)
+    for key, v in (("low", low), ("high", high), ("min", lim_lo), ("max", lim_hi)):
+        if v is None:
+            continue
+        fld = f"{where}.{key}"
+        if is_int and abs(v) > MAX_INT:
+            c.error(fld, f"{shown(v)} is past +-2**53, the integers a float holds exactly")
+        elif log and not is_int and v > 0 and not LOG_RANGE[0] <= v <= LOG_RANGE[1]:
+            c.error(
+                fld,
+                f"{v:g} is outside {LOG_RANGE[0]:g} .. {LOG_RANGE[1]:g}, the widest log range "
+                "hpsearch samples and narrows safely",
+            )
+        elif not log and not is_int and abs(v) > MAX_LINEAR:
+            c.error(
+                fld,
+                f"{v:g} is past +-{MAX_LINEAR:g}, the widest linear range hpsearch samples "
+                "and narrows safely (a range this wide wants `log = true`)",
+            )
 
 
 def _parse_stage(
@@ -466,6 +550,7 @@ def _parse_stage(
         )
     ranges = _parse_stage_ranges(c, where, table, space, declared)
     stop, factor, least = _parse_stop_early(c, table, where, epochs, sampler)
+    timeout = _parse_timeout(c, table, where)
     if len(c.problems) != before:
         return None
     return StageSpec(
@@ -480,6 +565,7 @@ def _parse_stage(
         stop_early=stop,
         reduction_factor=factor,
         min_epochs=least,
+        trial_timeout=timeout,
     )
 
 
@@ -585,6 +671,12 @@ def _check_value(c: Checker, fld: str, value: Any) -> None:
             _check_value(c, f"{fld}[{i}]", item)
     elif isinstance(value, float):
         c.check(fld, value, Finite())
+    elif isinstance(value, int) and not isinstance(value, bool) and not -(2**63) <= value < 2**63:
+        c.error(
+            fld,
+            f"{shown(value)} is past 64-bit integers (what TOML, the storage's readers and "
+            "the exports hold); write it as a string, or as a float if it is a quantity",
+        )
     else:
         c.check(fld, value, InstanceOf(str, int, float, bool, list))
 

@@ -47,6 +47,8 @@ class StageSpec:
     stop_early: str | None = None
     reduction_factor: int = DEFAULT_REDUCTION_FACTOR  # asha: keep 1 in this many per rung
     min_epochs: int = DEFAULT_MIN_EPOCHS  # no run is stopped before this many epochs
+    #: Seconds a trial of this stage may run (None: the study's ``trial_timeout``).
+    trial_timeout: float | None = None
 
     @property
     def budget(self) -> int:

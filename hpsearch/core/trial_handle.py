@@ -80,10 +80,22 @@ class Reporter:
         """Record the metric after ``epoch`` (1-based). Non-finite values are kept out of
         storage: a NaN intermediate value has made SQLite studies unreadable for the
         dashboard, so they are recorded as attrs by the objective instead."""
-        value = float(value)
-        self.values[int(epoch)] = value
+        try:
+            value = float(value)
+        except OverflowError:
+            raise ValueError(
+                f"report({epoch!r}, value): the value is a number no float holds "
+                f"({len(str(abs(int(value))))} digits); report the metric as a float"
+            ) from None
+        try:
+            epoch = int(epoch)
+        except (OverflowError, ValueError, TypeError):
+            raise ValueError(
+                f"report(epoch, value): epoch must be an integer, got {epoch!r}"
+            ) from None
+        self.values[epoch] = value
         if self._on_value is not None and math.isfinite(value):
-            self._on_value(int(epoch), value)
+            self._on_value(epoch, value)
 
     def log(self, **attrs: Any) -> None:
         """Record trial attributes (numbers, strings, bools or lists of them); the worker

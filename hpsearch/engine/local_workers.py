@@ -24,6 +24,8 @@ import click
 from hpsearch.core.errors import UserError
 from hpsearch.engine.interrupts import stop_signals_interrupt
 from hpsearch.engine.progress import Display
+from hpsearch.store import policy
+from hpsearch.store.policy import StorageUnreachable
 from hpsearch.store.urls import ENV_STORAGE, is_sqlite
 
 if TYPE_CHECKING:
@@ -40,6 +42,9 @@ STOP_GRACE_S = 20.0
 #: Workers started in place of ones that died, in all: a worker that dies on every trial
 #: (out of memory, say) must not be restarted forever.
 MAX_RESTARTS = 3
+#: How long workers get to stop when the storage is unreachable (they cannot re-queue
+#: their trials then: the next launch's workers recover them after --grace-period).
+UNREACHABLE_STOP_S = 2.0
 
 
 class TooManyWorkers(UserError):
@@ -225,7 +230,9 @@ def run_local_workers(
     from hpsearch.store import SearchStore
 
     check_workers(url, workers)
-    store = SearchStore.open(url, wait_s=5.0)  # progress only: the workers wait longer
+    contact = Contact(url)
+    # progress and the storage's pulse only: the workers wait longer
+    store = SearchStore.open(url, wait_s=contact.probe_wait_s)
     pool = Pool(
         start_workers(
             url,
@@ -243,7 +250,11 @@ def run_local_workers(
         with stop_signals_interrupt():
             for i in range(workers):
                 pool.start(i)
-            _watch(store, key, spec, pool, display, poll_s)
+            _watch(store, key, spec, pool, display, poll_s, contact)
+    except StorageUnreachable as exc:
+        click.echo(f"error: {exc}; stopping the workers", err=True)
+        _stop(pool.procs, grace_s=UNREACHABLE_STOP_S)
+        raise
     except KeyboardInterrupt:
         click.echo("\ninterrupted: stopping workers (they re-queue their trials)", err=True)
         _stop(pool.procs)
@@ -269,6 +280,44 @@ def run_local_workers(
     return 1
 
 
+class Contact:
+    """When the launcher last heard from the storage, and when to give up on it.
+
+    A launcher reads its progress every poll; when no read has succeeded for the
+    unreachable bound (``hpsearch.store.network``; less the time one read may take, so
+    that the exit comes within the bound), the storage is declared unreachable.
+    """
+
+    def __init__(self, url: str) -> None:
+        from hpsearch.store import network
+
+        lim = network.limits()
+        self.url = url
+        self.bound_s = lim.unreachable_s
+        self.probe_wait_s = min(5.0, lim.unreachable_s / 6)
+        self.give_up_s = max(1.0, self.bound_s - lim.connect_timeout_s - self.probe_wait_s - 2)
+        self.last_ok = time.monotonic()
+        self.ok = True
+
+    def heard(self) -> None:
+        self.last_ok, self.ok = time.monotonic(), True
+
+    def missed(self, exc: BaseException) -> None:
+        from hpsearch.store.policy import reason
+        from hpsearch.store.urls import mask_text, mask_url
+
+        self.ok = False
+        silent = time.monotonic() - self.last_ok
+        log.warning("progress unavailable: %s", mask_text(reason(exc), self.url))
+        if silent > self.give_up_s:
+            raise StorageUnreachable(
+                f"the storage {mask_url(self.url)} has not answered for {silent:.0f} s "
+                f"(the bound is {self.bound_s:g} s, $HPSEARCH_UNREACHABLE_S; "
+                f"{mask_text(reason(exc), self.url)}); launch again when it is back: "
+                "running trials are re-queued after --grace-period, nothing is lost"
+            ) from exc
+
+
 def _watch(
     store: SearchStore,
     key: str,
@@ -276,19 +325,31 @@ def _watch(
     pool: Pool,
     display: Display | None,
     poll_s: float,
+    contact: Contact | None = None,
 ) -> None:
     """Show per-stage progress from the database, and replace workers that die, until
-    every worker has exited."""
+    every worker has exited. A worker that died while the storage is away is replaced
+    once it answers again (a worker gives up on a silent storage too)."""
+    contact = contact or Contact(store.url)
+    dead: list[subprocess.Popen[bytes]] = []
     while True:
-        for dead in pool.newly_dead():
-            _replace(store, key, spec, pool, dead)
-        if display is not None:
-            try:
-                display.update(store.stage_counts(display.spec.name))
-            except Exception as exc:  # the database is away; the workers retry on their own
-                log.warning("progress unavailable: %s", type(exc).__name__)
-        if not pool.alive():
+        dead.extend(pool.newly_dead())
+        try:
+            counts = store.stage_counts(display.spec.name if display is not None else spec.name)
+            contact.heard()
+        except Exception as exc:  # the database is away; the workers retry on their own
+            if policy.error_kind(exc) is None:
+                raise
+            contact.missed(exc)
+        else:
+            if display is not None:
+                display.update(counts)
+            while dead:
+                _replace(store, key, spec, pool, dead.pop(0))
+        if not pool.alive() and not dead:
             return
+        if not pool.alive() and not contact.ok:
+            continue  # no worker left and no storage: decide on the bound
         time.sleep(poll_s)
 
 
@@ -325,12 +386,12 @@ def _replace(
     )
 
 
-def _stop(procs: list[subprocess.Popen[bytes]]) -> None:
-    """SIGINT every worker, give them STOP_GRACE_S to re-queue, then kill the rest."""
+def _stop(procs: list[subprocess.Popen[bytes]], grace_s: float = STOP_GRACE_S) -> None:
+    """SIGINT every worker, give them ``grace_s`` to re-queue, then kill the rest."""
     for p in procs:
         if p.poll() is None:
             p.send_signal(signal.SIGINT)
-    deadline = time.monotonic() + STOP_GRACE_S
+    deadline = time.monotonic() + grace_s
     for p in procs:
         try:
             p.wait(timeout=max(0.1, deadline - time.monotonic()))

@@ -8,8 +8,12 @@ only then does anyone move on to the next.
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import math
+import os
+import signal
+import sys
 import threading
 import time
 import traceback
@@ -36,6 +40,21 @@ MAX_POLL_S = 5.0
 
 class SearchNotFound(UserError):
     """No search of that name in the storage."""
+
+
+class TrialTimedOut(BaseException):  # noqa: N818 (a stop, as KeyboardInterrupt is)
+    """Raised inside an objective whose ``trial_timeout`` is up. A BaseException, so that
+    an objective's ``except Exception`` does not swallow it."""
+
+
+#: How long a timed-out objective gets to stop once interrupted, at most: then its worker
+#: process is ended (a CLI worker restarts itself in place and goes on with the search).
+TIMEOUT_GRACE_S = 10.0
+
+
+def timeout_grace(seconds: float) -> float:
+    """The grace of a ``seconds`` limit: 10 s, or the limit itself when shorter."""
+    return min(TIMEOUT_GRACE_S, seconds)
 
 
 @dataclass(frozen=True)
@@ -166,6 +185,7 @@ def run_worker(
             index = max(0, index - 1)
             continue
         spec_stage = spec.stages[index]
+        run.timeout = spec.timeout_of(index)
         run.stats.stages.append(spec_stage.name)
         emit("stage", {"stage": spec_stage.name, "trials": spec_stage.trials})
         if not run.stage(stage, spec_stage.name):
@@ -207,6 +227,7 @@ class _Run:
     stats: WorkerStats
     me: str
     max_failures: int
+    timeout: float | None = None  # the running stage's trial_timeout
 
     def stage(self, stage: Stage, name: str) -> bool:
         """Claim and run slots until the stage is finished. False if the worker must stop:
@@ -266,9 +287,12 @@ class _Run:
         propagates. A database error past the retry deadline propagates too: the slot
         stays RUNNING and heartbeat recovery re-queues it.
         """
-        with slot.heartbeat(self.config.heartbeat_interval):
+        timeout = self.timeout
+        with slot.heartbeat(self.config.heartbeat_interval), _hard_limit(slot, timeout):
             try:
                 value, attrs = self._call(slot)
+            except TrialTimedOut:
+                return _record(slot, None, _timed_out(timeout))
             except TrialLost:
                 log.info("trial %d was re-queued while this worker was away; dropped", slot.number)
                 return "lost"
@@ -294,6 +318,7 @@ class _Run:
             threads=config.threads,
             device=config.device,
             stop=self.stop,
+            timeout=self.timeout,
         )
 
 
@@ -316,6 +341,7 @@ def call_objective(
     threads: int,
     device: str,
     stop: threading.Event | None = None,
+    timeout: float | None = None,
 ) -> tuple[Any, dict[str, Any]]:
     """The objective on the slot's params, as every trial runs it: ``[fixed]`` merged
     with the searched params and what a built-in takes from the spec
@@ -330,13 +356,92 @@ def call_objective(
     try:
         if stop is not None and stop.is_set():  # the signal came during the claim
             raise KeyboardInterrupt
-        value = objective(merged, int(slot.attrs.get("epochs", 1)), reporter)
+        with _soft_limit(timeout):
+            value = objective(merged, int(slot.attrs.get("epochs", 1)), reporter)
     except TrialStopped as stopped:
         stopped.attrs = {**reporter.attrs, "wall_seconds": round(time.perf_counter() - start, 4)}
         raise
     finally:
         _IN_OBJECTIVE.clear()
     return value, {**reporter.attrs, "wall_seconds": round(time.perf_counter() - start, 4)}
+
+
+@contextlib.contextmanager
+def _soft_limit(seconds: float | None) -> Any:
+    """Raise TrialTimedOut in the objective after ``seconds`` (SIGALRM; the main thread
+    only, where Python runs signal handlers). A C call that holds the interpreter is not
+    interrupted: :func:`_hard_limit` ends those."""
+    if not seconds or threading.current_thread() is not threading.main_thread():
+        yield
+        return
+
+    def on_alarm(signum: int, frame: object) -> None:
+        if _IN_OBJECTIVE.is_set():
+            raise TrialTimedOut(f"timed out after {seconds:g} s")
+
+    previous = signal.signal(signal.SIGALRM, on_alarm)
+    signal.setitimer(signal.ITIMER_REAL, seconds)
+    try:
+        yield
+    finally:
+        signal.setitimer(signal.ITIMER_REAL, 0)
+        signal.signal(signal.SIGALRM, previous)
+
+
+def _timed_out(seconds: float | None, *, ended: bool = False) -> dict[str, Any]:
+    reason = f"timed out after {seconds:g} s (trial_timeout)"
+    if ended:
+        reason += (
+            f"; it did not stop within {timeout_grace(seconds or 0):g} s of being "
+            "interrupted, so its worker process was ended"
+        )
+    return {"fail_reason": reason, "wall_seconds": seconds}
+
+
+@contextlib.contextmanager
+def _hard_limit(slot: Slot, seconds: float | None) -> Any:
+    """If the trial still runs ``seconds`` plus the grace after it started (its objective
+    ignored the interruption), record it failed ("timed out") and end this process: a CLI
+    worker (``hpsearch worker``, ``hpsearch launch``) execs itself again, the same command
+    in the same process, and goes on with the search; any other process is killed."""
+    if not seconds:
+        yield
+        return
+    done = threading.Event()
+
+    def watch() -> None:
+        if done.wait(seconds + timeout_grace(seconds)):
+            return
+        log.error(
+            "trial %d ignored its trial_timeout of %g s; ending this worker process",
+            slot.number,
+            seconds,
+        )
+        try:
+            slot.finish(None, _timed_out(seconds, ended=True))
+        except Exception as exc:  # recovery by heartbeat re-queues it instead
+            log.error("could not record trial %d as timed out: %s", slot.number, exc)
+        _end_this_process()
+
+    thread = threading.Thread(target=watch, name="hpsearch-trial-timeout", daemon=True)
+    thread.start()
+    try:
+        yield
+    finally:
+        done.set()
+
+
+def _end_this_process() -> None:
+    """Exec the same CLI command again (same pid: a launcher watching it sees no death),
+    else SIGKILL."""
+    logging.shutdown()
+    argv = list(getattr(sys, "orig_argv", []))
+    cli = len(argv) > 2 and argv[1:3] == ["-m", "hpsearch.cli"]
+    cli = cli or (len(argv) > 1 and os.path.basename(argv[1]) == "hpsearch")
+    if cli:
+        sys.stderr.flush()
+        os.execv(sys.executable, [sys.executable, *argv[1:]])
+    os.kill(os.getpid(), signal.SIGKILL)
 
 
 #: A slot whose worker died this many times is failed for good: a trial that kills its
@@ -348,7 +453,16 @@ def checked(value: Any, attrs: dict[str, Any]) -> tuple[float | None, dict[str, 
     """The value to record, or None (a failure, with the reason in the attrs) when the
     objective returned something that is not a finite number. NaN is never stored: it has
     made SQLite studies unreadable in the dashboard."""
-    number = _as_number(value)
+    attrs = json_safe_attrs(attrs)
+    try:
+        number = _as_number(value)
+    except OverflowError:
+        digits = len(str(abs(int(value))))
+        reason = (
+            f"objective returned a value no float holds (an integer of {digits} digits); "
+            "return the metric as a finite float"
+        )
+        return None, {**attrs, "fail_reason": reason}
     if number is None:
         reason = (
             f"objective returned {value!r} ({type(value).__name__}); "
@@ -359,6 +473,34 @@ def checked(value: Any, attrs: dict[str, Any]) -> tuple[float | None, dict[str, 
         reason = f"objective returned {number!r}; return a finite number (report divergence)"
         return None, {**attrs, "fail_reason": reason}
     return number, attrs
+
+
+def json_safe_attrs(attrs: dict[str, Any]) -> dict[str, Any]:
+    """The trial's attrs as the storage can keep them (JSON, read back by every reader):
+    a non-finite float or an integer no float holds becomes its text, anything that is no
+    JSON value its ``repr`` (both cut to 500 characters). ``report.log`` takes numbers,
+    strings, bools and lists of them; an attr that cannot be stored must not lose the
+    trial's result."""
+    return {str(k): _json_value(v) for k, v in attrs.items()}
+
+
+def _json_value(value: Any, depth: int = 0) -> Any:
+    if value is None or isinstance(value, bool | str):
+        return value
+    if isinstance(value, int):
+        return value if abs(value) < 2**63 else repr(value)[:500]
+    if isinstance(value, float):
+        return value if math.isfinite(value) else repr(value)
+    if isinstance(value, list | tuple) and depth < 8:
+        return [_json_value(v, depth + 1) for v in value]
+    if isinstance(value, dict) and depth < 8:
+        return {str(k): _json_value(v, depth + 1) for k, v in value.items()}
+    if hasattr(value, "item"):  # a numpy or torch scalar
+        try:
+            return _json_value(value.item(), depth + 1)
+        except (TypeError, ValueError, RuntimeError):
+            pass
+    return repr(value)[:500]
 
 
 def _as_number(value: Any) -> float | None:
@@ -396,7 +538,7 @@ def _failure(exc: Exception) -> dict[str, Any]:
 
 
 def _record_stopped(slot: Slot, attrs: dict[str, Any]) -> str:
-    if not slot.finish_stopped(attrs):
+    if not slot.finish_stopped(json_safe_attrs(attrs)):
         log.info("trial %d was re-queued while this worker was away; dropped", slot.number)
         return "lost"
     log.debug("trial %d stopped early after epoch %s", slot.number, slot.stopped_at)

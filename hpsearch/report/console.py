@@ -44,6 +44,8 @@ def format_plan(spec: StudySpec) -> str:
                 if p.numeric
             )
         lines.append(f"  {s.name}: {s.trials} trials x {s.epochs} epoch(s), {s.sampler}{keep}")
+        if spec.timeout_of(i) is not None:
+            lines.append(f"    each trial ended and failed after {spec.timeout_of(i):g} s")
         if s.stop_early:
             lines.append(f"    {early_stopping_text(s)}")
     lines.append(f"  total: {spec.total_epochs} epochs")

@@ -202,7 +202,10 @@ def _draw(store: SearchStore, spec: StudySpec, index: int) -> bool:
 
 def _draw_in_child(store: SearchStore, spec: StudySpec, index: int) -> bool:
     """:func:`_draw` in ``python -m hpsearch.report.note``, the job handed over on stdin."""
+    from hpsearch.store.network import release_idle
+
     job = {"url": store.url, "spec": spec.to_dict(), "base_dir": spec.base_dir, "index": index}
+    release_idle(store.url)  # the child's connection stands in for this process's idle one
     done = subprocess.run(
         [sys.executable, "-m", "hpsearch.report.note"],
         input=json.dumps(job),

@@ -49,6 +49,11 @@ def format_stage(report: Report, s: StageReport) -> str:
     )
     if stage.stop_early:
         head += f"\n  {early_stopping_text(stage)}"
+    index = [s.name for s in spec.stages].index(stage.name) if stage in spec.stages else None
+    if index is not None and spec.timeout_of(index) is not None:
+        head += (
+            f"\n  trial_timeout: trials were ended and failed after {spec.timeout_of(index):g} s"
+        )
     if v.space is None:
         return head + "\n  (not started)"
     lines = [head]

@@ -15,10 +15,10 @@ from optuna.storages import RDBStorage
 from optuna.study import StudyDirection
 from sqlalchemy import exc as sa_exc
 
-from hpsearch.store import policy
+from hpsearch.store import network, policy
 from hpsearch.store.model import Stage, stage_study_name
 from hpsearch.store.policy import StorageBroken, StorageUnusable
-from hpsearch.store.urls import is_sqlite, mask_text, mask_url, sqlite_path
+from hpsearch.store.urls import mask_text, mask_url, sqlite_path
 
 if TYPE_CHECKING:
     from optuna.study._frozen import FrozenStudy
@@ -42,19 +42,12 @@ LOCK_TIMEOUT_MS = 15_000
 
 
 def engine_kwargs(url: str) -> dict[str, Any]:
-    """Engine options that Optuna leaves off: ``pool_pre_ping`` everywhere (Optuna turns it
-    on only for MySQL, so a dropped PostgreSQL connection killed workers), a real busy
-    timeout for SQLite so that a handful of local workers wait instead of failing with
-    "database is locked", and session timeouts on PostgreSQL (see above)."""
-    kwargs: dict[str, Any] = {"pool_pre_ping": True}
-    if is_sqlite(url):
-        kwargs["connect_args"] = {"timeout": 60}
-    elif url.startswith("postgresql"):
-        kwargs["connect_args"] = {
-            "options": f"-c idle_in_transaction_session_timeout={IDLE_IN_TRANSACTION_MS} "
-            f"-c lock_timeout={LOCK_TIMEOUT_MS}"
-        }
-    return kwargs
+    """Engine options that Optuna leaves off (``network.engine_kwargs``): ``pool_pre_ping``,
+    SQLite's busy timeout, and on PostgreSQL the session timeouts above, the network
+    limits and the two-connection pool."""
+    return network.engine_kwargs(
+        url, idle_in_transaction_ms=IDLE_IN_TRANSACTION_MS, lock_timeout_ms=LOCK_TIMEOUT_MS
+    )
 
 
 class StoreBase:
@@ -85,8 +78,12 @@ class StoreBase:
         store = cls(url, None, wait_s=wait_s, readonly=readonly)  # type: ignore[arg-type]
 
         def create() -> RDBStorage:
-            return RDBStorage(
-                open_url, engine_kwargs=engine_kwargs(url), skip_table_creation=readonly
+            return network.shared_storage(  # one per process and PostgreSQL URL: 2 connections
+                url,
+                lambda: RDBStorage(
+                    open_url, engine_kwargs=engine_kwargs(url), skip_table_creation=readonly
+                ),
+                readonly=readonly,
             )
 
         for attempt in range(20):

@@ -43,10 +43,25 @@ class StorageBroken(RuntimeError):
     """The database answered with a permanent error, e.g. a damaged file (exit 1)."""
 
 
+class StorageUnreachable(StorageBroken):
+    """The database did not answer, or kept failing transiently, past the retry deadline
+    (or past the unreachable bound of ``hpsearch.store.network`` when it was silent)."""
+
+
 #: PostgreSQL SQLSTATEs that a retry cures (class 08 connection exceptions are matched as a
 #: class below): serialization failure, deadlock, lock not available, query canceled (our
 #: lock_timeout), idle-in-transaction timeout, admin/crash shutdown, cannot connect now.
-TRANSIENT_SQLSTATES = {"40001", "40P01", "55P03", "57014", "25P03", "57P01", "57P02", "57P03"}
+TRANSIENT_SQLSTATES = {
+    "40001",
+    "40P01",
+    "55P03",
+    "57014",
+    "25P03",
+    "57P01",
+    "57P02",
+    "57P03",
+    "53300",  # too many connections: the server's max_connections, or a CONNECTION LIMIT
+}
 
 #: Message fragments (lower case) of errors that never go away by waiting, with the fix.
 UNUSABLE = (
@@ -78,6 +93,21 @@ TRANSIENT = (
     "lock timeout",
     "deadlock detected",
     "could not serialize",
+    "too many clients",
+    "too many connections",
+    "connection slots are reserved",
+    "timed out",
+)
+#: Errors that are silence, not an answer: the unreachable bound counts them.
+SILENT = ("timeout expired", "timed out")
+#: Transient causes worth a sentence of their own in warnings and the final error.
+HINTS = (
+    (
+        ("too many clients", "too many connections", "connection slots are reserved"),
+        "the server has no connection slot free (its max_connections, or a CONNECTION "
+        "LIMIT on the role or database); each hpsearch process holds at most 2: raise the "
+        "limit or run fewer workers",
+    ),
 )
 
 
@@ -166,6 +196,24 @@ def reason(exc: BaseException) -> str:
     return lines[0] if lines else type(orig).__name__
 
 
+def hint(exc: BaseException) -> str:
+    """The reason of a transient error, with what it means where that is not obvious."""
+    why = reason(exc)
+    low = why.lower()
+    for fragments, text in HINTS:
+        if any(f in low for f in fragments):
+            return f"{why}: {text}"
+    return why
+
+
+def _silent(exc: BaseException) -> bool:
+    """The error was silence (a timeout, a connection the stall guard cut)."""
+    from hpsearch.store import network
+
+    cut = network.take_cut()
+    return cut or any(s in reason(exc).lower() for s in SILENT)
+
+
 def with_retries(
     fn: Callable[[], T],
     *,
@@ -178,22 +226,40 @@ def with_retries(
 
     A permanent error (unusable or broken) is turned into the exception
     ``on_permanent(exc, kind)`` builds (the store adds its masked URL and the fix) and
-    raised at once; an error that is no database error propagates unchanged.
+    raised at once; an error that is no database error propagates unchanged. Attempts
+    that meet only silence (no answer at all) give up sooner, within the unreachable
+    bound (``hpsearch.store.network``): a connection held past ``deadline_s`` is cut.
+    Past either limit :class:`StorageUnreachable` names the storage.
     """
+    from hpsearch.store import network
+    from hpsearch.store.urls import mask_text
+
     wait, start = first_wait, time.monotonic()
+    silent_since: float | None = None
+    budget = network.limits().silent_budget_s
+    network.take_cut()
     while True:
+        attempt = time.monotonic()
         try:
-            return fn()
+            with network.deadline(start + deadline_s):
+                return fn()
         except Exception as exc:
             kind = error_kind(exc)
             if kind is None:
                 raise
             if kind != "transient":
                 raise on_permanent(exc, kind) from exc
-            if time.monotonic() - start > deadline_s:
-                raise StorageBroken(
-                    f"{what}: the database stayed unreachable for {deadline_s:g} s ({reason(exc)})"
+            now = time.monotonic()
+            silent_since = (silent_since or attempt) if _silent(exc) else None
+            silent = silent_since is not None and now - silent_since + wait > budget
+            if now - start > deadline_s or silent:
+                where = network.current_storage() or "the database"
+                raise StorageUnreachable(
+                    mask_text(
+                        f"{what}: the storage {where} stayed unreachable for "
+                        f"{now - start:.0f} s ({hint(exc)})"
+                    )
                 ) from exc
-            log.warning("%s failed (%s); retrying in %.1f s", what, type(exc).__name__, wait)
-            time.sleep(wait)
+            log.warning("%s failed (%s); retrying in %.1f s", what, mask_text(hint(exc)), wait)
+            time.sleep(min(wait, max(0.0, start + deadline_s - now)))
             wait = min(wait * 2, 5.0)
