@@ -23,6 +23,20 @@ STORAGE_HELP = "Storage URL (default: $HPSEARCH_STORAGE, else sqlite:///hpsearch
 DEVICE_HELP = "auto (CUDA if there), cpu, cuda, cuda:N or mps."
 #: Where the command's storage URL is kept (``ctx.meta``) so that errors mask it.
 URL_KEY = "hpsearch.storage_url"
+#: Set in ``ctx.meta`` by ``-q``: print errors and the final answer only.
+QUIET_KEY = "hpsearch.quiet"
+
+
+def quiet() -> bool:
+    """``-q`` was given: a command prints errors and its final answer, nothing else."""
+    ctx = click.get_current_context(silent=True)
+    return bool(ctx is not None and ctx.meta.get(QUIET_KEY))
+
+
+def say(message: str) -> None:
+    """A line of what a command is doing (standard error), left out under ``-q``."""
+    if not quiet():
+        click.echo(message, err=True)
 
 
 class BadInput(click.ClickException):
@@ -184,6 +198,8 @@ def _set_verbosity(ctx: click.Context, param: click.Parameter, value: Any) -> An
             else (logging.INFO, logging.DEBUG)[min(value, 2) - 1]
         )
         logging.getLogger().setLevel(level)
+        if param.name == "quiet":
+            ctx.meta[QUIET_KEY] = True
     return value
 
 
@@ -307,23 +323,22 @@ def launch(
     with user_errors():
         spec, registered, _ = api.register(spec, url, workers=workers, source=file)
         for line in registered.changes:
-            click.echo(f"edited search {spec.name}: {line}", err=True)
+            say(f"edited search {spec.name}: {line}")
         for note in registered.notes:
-            click.echo(f"note: {note}", err=True)
+            say(f"note: {note}")
         store = SearchStore.open(url, wait_s=COMMAND_WAIT_S)
         if retry_failed:
             for line in _retry_failed(store, spec, None, from_stage, yes):
-                click.echo(line, err=True)
+                say(line)
         for line in failfast.resume(store, spec):
-            click.echo(line, err=True)
-    click.echo(
+            say(line)
+    say(
         f"{'launched' if registered.new else 'resuming'} search {spec.name} in "
-        f"{mask_url(url)}: {len(spec.stages)} stage(s), {spec.total_epochs} epochs in all",
-        err=True,
+        f"{mask_url(url)}: {len(spec.stages)} stage(s), {spec.total_epochs} epochs in all"
     )
     limit = spec.max_failures if max_failures is None else max_failures  # the file's
     options = api.RunOptions(
-        workers, device, threads, grace_period, gpus_per_worker, limit, progress
+        workers, device, threads, grace_period, gpus_per_worker, limit, progress and not quiet()
     )
     _run(url, spec.name, options)
     _print_summary(url, spec.name)
@@ -433,7 +448,7 @@ def _run(url: str, key: str, options: Any, *, stop_summary: bool = True) -> None
         )
         sys.exit(130)
     s = outcome.stats
-    if s is not None:
+    if s is not None and stop_summary and not quiet():  # launched workers: the launcher's
         click.echo(
             f"worker done: {s.completed} completed, {s.failed} failed, "
             f"{s.lost} dropped, {s.requeued} re-queued",
@@ -448,23 +463,22 @@ def _run(url: str, key: str, options: Any, *, stop_summary: bool = True) -> None
 
 
 def _print_summary(url: str, name: str) -> None:
-    """The report, then one line: the winner and the commands that look further."""
-    from hpsearch.core.records import recommended
+    """The report, then one line: the winner, how many trials failed, and the commands
+    that look further. Failed trials (ones that did not stop the search) get a warning
+    that groups them; the exit code stays 0, as the search finished (README)."""
     from hpsearch.report.search import load_search
-    from hpsearch.report.terminal import format_summary
+    from hpsearch.report.terminal import failures_warning, format_answer, format_summary
 
     view = load_search(open_reader(url), name)
-    click.echo(format_summary(view))
+    if not quiet():
+        click.echo(format_summary(view))
+        warning = failures_warning(view)
+        if warning is not None:
+            click.echo(warning, err=True)
     flag = storage_flag(url)
-    best = recommended([r for v in view.stages for r in v.records], view.spec.direction)
-    found = (
-        f"best {view.spec.metric} {best.value:.6g} (stage {best.stage}, trial {best.number})"
-        if best is not None
-        else "no trial gave a usable value"
-    )
     click.echo(
-        f"\n{found}; more: hpsearch report {name}{flag}, hpsearch best {name}{flag}, "
-        f"hpsearch dashboard{flag}"
+        ("" if quiet() else "\n") + f"{format_answer(view)}; more: hpsearch report {name}{flag}, "
+        f"hpsearch best {name}{flag}, hpsearch dashboard{flag}"
     )
 
 
@@ -523,6 +537,9 @@ def report(
     report text then goes to standard error."""
     from hpsearch.report.build import ReportConfig, make_report
 
+    # Asked for files: a line for each says where it went, not the whole report again;
+    # -q: the final answer alone.
+    asked = [p for p in (html, csv_path, json_path, parquet) if p is not None]
     config = ReportConfig(
         storage_url(storage),
         name,
@@ -531,12 +548,14 @@ def report(
         json=json_path,
         parquet=parquet,
         evaluator=importance,
+        text="none" if asked else ("answer" if quiet() else "full"),
     )
     with user_errors():
         text, wrote = make_report(config)
-    click.echo(text, err="-" in (csv_path, json_path, parquet))
+    if text:
+        click.echo(text)
     for line in wrote:
-        click.echo(line, err=True)
+        click.echo(line, err="-" in asked)
 
 
 @main.command()
