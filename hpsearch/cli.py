@@ -361,9 +361,10 @@ def _retry_failed(
 
 
 def format_plan(spec: Any) -> str:
-    from hpsearch.report.terminal import early_stopping_text
+    from hpsearch.report.terminal import early_stopping_text, space_lines
 
     lines = [f"search {spec.name}: {spec.metric} ({spec.direction}), seed {spec.seed}"]
+    lines += space_lines(spec)
     if spec.budget is not None:
         from hpsearch.core.plan import WHY
 

@@ -6,7 +6,8 @@ import datetime
 
 from hpsearch.core.failures import failures_text, last_failure, summary, traceback_tail
 from hpsearch.core.records import TrialRecord, rank, recommended
-from hpsearch.core.spec import StageSpec
+from hpsearch.core.space import IntParam
+from hpsearch.core.spec import StageSpec, StudySpec
 from hpsearch.report.analysis import DEFAULT_EVALUATOR, Report, StageReport, analyze
 from hpsearch.report.blocks import best_trials, counts_line, region_table
 from hpsearch.report.search import SearchView
@@ -128,6 +129,24 @@ def format_stage(report: Report, s: StageReport) -> str:
     lines += ["  warning: " + a.message.replace("\n", "\n    ") for a in s.advice]
     lines += _last_failure(v.records, lines=25, indent="  ")
     return "\n".join(lines)
+
+
+def space_lines(spec: StudySpec) -> list[str]:
+    """The searched parameters with their types, as ``--dry-run`` lists them: an ``int``
+    (a range written with integers: ``low = 1``, not ``1.0``) takes whole numbers only."""
+    lines = []
+    for p in spec.space:
+        if not p.numeric:
+            shown = ", ".join(map(str, p.listed()))
+            lines.append(f"    {p.name}: categorical, {{{shown}}}")
+            continue
+        scale = ", log" if p.log else ""
+        step = f", step {p.step}" if isinstance(p, IntParam) and p.step != 1 else ""
+        lines.append(
+            f"    {p.name}: {p.kind}{scale}{step}, {p.format(p.low)} .. {p.format(p.high)}"
+        )
+    fixed = ", ".join(f"{k} = {v!r}" for k, v in spec.fixed.items())
+    return ["  space:", *lines] + ([f"  fixed: {fixed}"] if fixed else [])
 
 
 def early_stopping_text(stage: StageSpec) -> str:
