@@ -766,9 +766,11 @@ def retry(
         store = SearchStore.open(url, wait_s=COMMAND_WAIT_S)
         for line in _retry_failed(store, spec, stage, from_stage, yes):
             click.echo(line)
-    click.echo(
-        f"launch again to run them: hpsearch launch FILE (or hpsearch worker {name})", err=True
-    )
+    from hpsearch.tasks.manage import study_files_named
+
+    flag, files = storage_flag(url), study_files_named(name)
+    again = f"hpsearch launch {files[0]}{flag}" if files else "hpsearch launch on its study file"
+    say(f"launch again to run them: {again} (or hpsearch worker {name}{flag})")
 
 
 @main.command()
