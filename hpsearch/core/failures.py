@@ -193,13 +193,14 @@ def last_failure(records: list[TrialRecord]) -> TrialRecord | None:
 
 
 def traceback_tail(record: TrialRecord, lines: int = 20) -> list[str]:
-    """The last ``lines`` lines of a failed trial's traceback (the line naming the user's
-    frame first, when it was recorded)."""
+    """A failed trial's traceback in at most ``lines`` lines: its top (the line naming the
+    user's frame, then the objective's frames down) and its last line (the exception),
+    what lies between left out and counted."""
     text = str(record.attrs.get("fail_traceback", "")).rstrip("\n").splitlines()
     if len(text) <= lines:
         return text
-    head = text[:1] if " raised at " in text[0] else []
-    return [*head, f"... ({len(text) - lines} lines left out)", *text[-lines + len(head) :]]
+    keep = max(1, lines - 2)
+    return [*text[:keep], f"  ... ({len(text) - keep - 1} lines left out)", text[-1]]
 
 
 def summary(stop: Stop) -> str:
