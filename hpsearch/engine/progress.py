@@ -128,19 +128,20 @@ class Display:
         self._loaded = time.monotonic()
 
     def update(self, counts: dict[str, StageCounts]) -> None:
-        if self.reload is not None and time.monotonic() - self._loaded >= self.reload_s:
+        now = time.monotonic()  # one reading per snapshot
+        if self.reload is not None and now - self._loaded >= self.reload_s:
             self._reload()
-        facts = self._facts(counts)
+        facts = self._facts(counts, now)
         if self.reload is not None and any(
             f.done >= f.total and f.name not in self._finished for f in facts
         ):  # before a stage is shown finished: an edit may have given it more trials
             self._reload()
-            facts = self._facts(counts)
+            facts = self._facts(counts, now)
         for f in facts:
             if self.tty:
                 self._draw(f)
             else:
-                self._log(f)
+                self._log(f, now)
             if f.done >= f.total:
                 self._finished.add(f.name)
             else:
@@ -151,7 +152,7 @@ class Display:
         self.spec = self.reload()
         self._loaded = time.monotonic()
 
-    def _facts(self, counts: dict[str, StageCounts]) -> list[StageFacts]:
+    def _facts(self, counts: dict[str, StageCounts], now: float) -> list[StageFacts]:
         out = []
         for stage in self.spec.stages:
             c = counts.get(stage.name)
@@ -161,7 +162,6 @@ class Display:
             total = stage.trials
             if stage.stop_early:
                 total = max(total, c.done + c.running + c.waiting)
-            now = time.monotonic()
             done0, at0 = self._first.setdefault(stage.name, (c.done, now))
             watched = (c.done - done0, now - at0)
             out.append(StageFacts.of(stage.name, total, c, self.spec.direction, watched))
@@ -193,8 +193,7 @@ class Display:
         if f.done >= f.total:
             bar.close()
 
-    def _log(self, f: StageFacts) -> None:
-        now = time.monotonic()
+    def _log(self, f: StageFacts, now: float) -> None:
         said = self._said.get(f.name)
         if said is not None:
             last_done, last_time = said
