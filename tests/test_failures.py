@@ -114,3 +114,13 @@ def test_retry_names_the_study_file_to_launch_again(tmp_path):
         r.stderr
     )
     assert "hpsearch launch FILE" not in r.stderr
+
+
+def test_the_api_refuses_a_function_with_the_wrong_signature(sqlite_url):
+    import hpsearch
+    from hpsearch.core.spec import SpecError
+
+    with pytest.raises(
+        SpecError, match=r"two_args\(params, epochs\).*fn\(params, epochs, report\)"
+    ):
+        hpsearch.launch(toy_study(), storage=sqlite_url, objective=stubs.two_args)
