@@ -123,11 +123,12 @@ def register(
     ``workers``. Returns the spec as stored (naming a callable ``objective`` by its import
     path), what registering did (new or not, the edits applied) and the objective
     function."""
-    from hpsearch.engine.loader import load_objective
+    from hpsearch.engine.loader import check_signature, load_objective
     from hpsearch.engine.local_workers import check_workers
     from hpsearch.engine.stages import register_search
 
     if objective is not None:
+        check_signature(objective, getattr(objective, "__qualname__", "objective"), source)
         spec, fn = _with_objective(spec, objective, workers), objective
     else:
         fn = load_objective(spec.objective, spec.base_dir, source=source)

@@ -30,6 +30,20 @@ STORAGE_HELP = "Storage URL (default: $HPSEARCH_STORAGE, else sqlite:///hpsearch
 DEVICE_HELP = "auto (CUDA if there), cpu, cuda, cuda:N or mps."
 #: Where the command's storage URL is kept (``ctx.meta``) so that errors mask it.
 URL_KEY = "hpsearch.storage_url"
+#: Set in ``ctx.meta`` by ``-q``: print errors and the final answer only.
+QUIET_KEY = "hpsearch.quiet"
+
+
+def quiet() -> bool:
+    """``-q`` was given: a command prints errors and its final answer, nothing else."""
+    ctx = click.get_current_context(silent=True)
+    return bool(ctx is not None and ctx.meta.get(QUIET_KEY))
+
+
+def say(message: str) -> None:
+    """A line of what a command is doing (standard error), left out under ``-q``."""
+    if not quiet():
+        click.echo(message, err=True)
 
 
 class BadInput(click.ClickException):
@@ -173,6 +187,8 @@ def _set_verbosity(ctx: click.Context, param: click.Parameter, value: Any) -> An
             else (logging.INFO, logging.DEBUG)[min(value, 2) - 1]
         )
         logging.getLogger().setLevel(level)
+        if param.name == "quiet":
+            ctx.meta[QUIET_KEY] = True
     return value
 
 
@@ -273,6 +289,7 @@ def launch(
     """Run the search in FILE to the end (launching it again resumes, and runs again the
     trials of a search stopped on failures)."""
     from hpsearch.report.console import format_closing, format_launched
+    from hpsearch.report.terminal import failures_warning, format_summary
 
     with user_errors():
         spec = load_spec(file)
@@ -285,21 +302,29 @@ def launch(
             return
         spec, registered, _ = api.register(spec, url, workers=workers, source=file)
         for line in registered.changes:
-            click.echo(f"edited search {spec.name}: {line}", err=True)
+            say(f"edited search {spec.name}: {line}")
         for note in registered.notes:
-            click.echo(f"note: {note}", err=True)
+            say(f"note: {note}")
         if retry_failed:
             for line in api.retry(url, spec, from_stage=from_stage, confirm=_asker(yes)):
-                click.echo(line, err=True)
+                say(line)
         for line in api.resume(url, spec):
-            click.echo(line, err=True)
-    click.echo(format_launched(spec, registered.new, url), err=True)
+            say(line)
+    say(format_launched(spec, registered.new, url))
     limit = spec.max_failures if max_failures is None else max_failures  # the file's
     options = api.RunOptions(
-        workers, device, threads, grace_period, gpus_per_worker, limit, progress
+        workers, device, threads, grace_period, gpus_per_worker, limit, progress and not quiet()
     )
     _run(url, spec.name, options)
-    click.echo(format_closing(api.Search(spec.name, url).view(), url))
+    view = api.Search(spec.name, url).view()
+    if not quiet():
+        # the report, then a warning grouping the failed trials that did not stop the
+        # search: the exit code stays 0, as the search finished (README)
+        click.echo(format_summary(view))
+        warning = failures_warning(view)
+        if warning is not None:
+            click.echo(warning, err=True)
+    click.echo(("" if quiet() else "\n") + format_closing(view, url))
 
 
 def _asker(yes: bool) -> Callable[[str], None] | None:
@@ -361,7 +386,7 @@ def _run(url: str, key: str, options: api.RunOptions, *, stop_summary: bool = Tr
             "\ninterrupted: running trials were re-queued; launch again to resume", err=True
         )
         sys.exit(130)
-    if outcome.stats is not None:
+    if outcome.stats is not None and stop_summary and not quiet():  # launched: the launcher's
         click.echo(format_worker_done(outcome.stats), err=True)
     if outcome.stopped is not None:
         if stop_summary:
@@ -415,6 +440,9 @@ def report(
     report text then goes to standard error."""
     from hpsearch.report.build import ReportConfig, make_report
 
+    # Asked for files: a line for each says where it went, not the whole report again;
+    # -q: the final answer alone.
+    asked = [p for p in (html, csv_path, json_path, parquet) if p is not None]
     config = ReportConfig(
         storage_url(storage),
         name,
@@ -423,12 +451,14 @@ def report(
         json=json_path,
         parquet=parquet,
         evaluator=importance,
+        text="none" if asked else ("answer" if quiet() else "full"),
     )
     with user_errors():
         text, wrote = make_report(config)
-    click.echo(text, err="-" in (csv_path, json_path, parquet))
+    if text:
+        click.echo(text)
     for line in wrote:
-        click.echo(line, err=True)
+        click.echo(line, err="-" in asked)
 
 
 @main.command()
@@ -605,9 +635,12 @@ def retry(
         spec = api.find_search(url, name)
         for line in api.retry(url, spec, stage=stage, from_stage=from_stage, confirm=_asker(yes)):
             click.echo(line)
-    click.echo(
-        f"launch again to run them: hpsearch launch FILE (or hpsearch worker {name})", err=True
-    )
+    from hpsearch.report.console import storage_flag
+    from hpsearch.tasks.manage import study_files_named
+
+    flag, files = storage_flag(url), study_files_named(name)
+    again = f"hpsearch launch {files[0]}{flag}" if files else "hpsearch launch on its study file"
+    say(f"launch again to run them: {again} (or hpsearch worker {name}{flag})")
 
 
 @main.command()

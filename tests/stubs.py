@@ -82,6 +82,28 @@ def fails_late(params: dict, epochs: int, report) -> float:
     return quadratic(params, epochs, report)
 
 
+def two_args(params: dict, epochs: int) -> float:
+    """The objective contract broken: no ``report`` parameter."""
+    return 1.0
+
+
+def _check_lr(lr: float) -> None:
+    if lr > 1e-2:
+        raise ValueError(f"lr too large for this model: {lr}")
+
+
+def lr_too_large(params: dict, epochs: int, report) -> float:
+    """Fails with a message holding the value (every message differs) when lr > 1e-2, from
+    a helper beside it; a library's error (json, deep in the standard library) when lr
+    < 1e-4. Succeeds between."""
+    _check_lr(params["lr"])
+    if params["lr"] < 1e-4:
+        import json
+
+        json.loads("{not json")
+    return quadratic(params, epochs, report)
+
+
 TOY = """
 name = "{name}"
 objective = "stubs:{objective}"

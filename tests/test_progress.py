@@ -140,3 +140,33 @@ def test_a_launch_into_a_log_shows_each_stage_moving_with_its_best(tmp_path):
             assert lines, r.stderr
             assert lines[-1].startswith(f"stage {stage}: {total}/{total} trials")
             assert "best " in lines[-1] and "best --" not in lines[-1]
+
+
+def test_a_resumed_stage_shows_no_rate_until_a_trial_finishes_under_the_display():
+    """After a stop on failures, the stage's stored durations are the failed attempts'
+    (milliseconds each): they must not show as 150 trials/s at 0/20."""
+    out = io.StringIO()
+    display = Display(spec(), stream=out, tty=False, every_s=0)
+    display.update({"coarse": counts(0, running=1, mean=0.006)})
+    display.update({"coarse": counts(0, running=1, mean=0.006)})
+    assert "-- trials/s" in out.getvalue() and "e+" not in out.getvalue()
+    assert "ETA ?" in out.getvalue()
+
+
+def test_rates_read_without_exponents():
+    from hpsearch.engine.progress import format_rate
+
+    assert format_rate(150.0) == "150 trials/s" and format_rate(6.0) == "6 trials/s"
+    assert format_rate(0.5) == "0.5 trials/s" and format_rate(0.05) == "20 s/trial"
+    assert format_rate(1 / 200) == "3:20 per trial" and format_rate(None) == "-- trials/s"
+
+
+def test_a_terminal_bar_has_no_stray_comma_before_its_facts():
+    out = io.StringIO()
+    display = Display(spec(), stream=out, tty=True)
+    display.update({"coarse": counts(6)})
+    display.update({"coarse": counts(12)})
+    display.close()
+    text = out.getvalue()
+    assert "| , " not in text and "|, " not in text
+    assert "| " in text and " running" in text

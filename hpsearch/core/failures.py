@@ -12,7 +12,7 @@ Pure data and rules; :mod:`hpsearch.engine.failfast` applies them to the storage
 
 from __future__ import annotations
 
-from collections import Counter
+import re
 from dataclasses import asdict, dataclass
 from datetime import datetime
 from typing import TYPE_CHECKING, Any
@@ -41,9 +41,9 @@ class Stop:
 
     rule: str  # which rule fired, in words
     failures: int  # failed trials of the stage when it stopped
-    reason: str  # the most common ``fail_reason``
-    count: int  # how many failures gave it
-    where: str = ""  # the last frame of its traceback, when there was one
+    reason: str  # the first message of the largest group of failures (``group_failures``)
+    count: int  # how many failures are in that group
+    where: str = ""  # the user's frame it was raised at, when there was one
     at: str = ""  # when (the deciding worker's clock, ISO 8601)
     by: str = ""  # which worker decided
 
@@ -74,17 +74,133 @@ def stop_rule(o: Outcomes, max_failures: int) -> str | None:
 
 
 def describe(rule: str, records: list[TrialRecord], *, by: str = "") -> Stop:
-    """The stop mark for a stage with these records: the most common failure reason (ties:
-    the earliest trial's) and the last frame of its first trial's traceback."""
-    failed = sorted(
-        (r for r in records if r.state == "FAIL" and not r.superseded), key=lambda r: r.number
-    )
-    reasons = Counter(str(r.attrs.get("fail_reason", "no reason recorded")) for r in failed)
-    reason, count = reasons.most_common(1)[0] if reasons else ("no reason recorded", 0)
-    first = next((r for r in failed if r.attrs.get("fail_reason") == reason), None)
-    where = str(first.attrs.get("fail_where", "")) if first is not None else ""
+    """The stop mark for a stage with these records: the largest group of failures (same
+    exception type raised at the same line of the user's code; ties: the earliest), its
+    first trial's message as the example and the user's frame it was raised at."""
+    failed = [r for r in records if r.state == "FAIL" and not r.superseded]
+    groups = group_failures(failed)
     at = datetime.now().isoformat(timespec="seconds")
-    return Stop(rule, len(failed), reason, count, where, at, by)
+    if not groups:
+        return Stop(rule, 0, "no reason recorded", 0, "", at, by)
+    top = groups[0]
+    return Stop(rule, len(failed), top.example, top.count, top.where_line, at, by)
+
+
+@dataclass(frozen=True)
+class FailureGroup:
+    """Failed trials that failed the same way: the same exception type raised at the same
+    line (the user's frame), whatever values their messages hold."""
+
+    kind: str  # the exception type (``ValueError``), or the reason itself without a type
+    where: str  # ``file:line in function`` of the user's frame; empty when unknown
+    where_line: str  # the same, with the line of code
+    numbers: tuple[int, ...]  # the trials, in order
+    example: str  # the first trial's ``fail_reason``
+
+    @property
+    def count(self) -> int:
+        return len(self.numbers)
+
+    def headline(self) -> str:
+        """``6 x ValueError at train.py:12 in fit``: what the trials share."""
+        at = f" at {short_path(self.where)}" if self.where else ""
+        return f"{self.count} x {self.kind}{at}"
+
+    def text(self, listed: int = 8) -> str:
+        """One line: the group, its trials and its first message as the example."""
+        shown = ", ".join(map(str, self.numbers[:listed]))
+        more = f" and {self.count - listed} more" if self.count > listed else ""
+        trials = "trial" if self.count == 1 else "trials"
+        return f"{self.headline()} ({trials} {shown}{more}), e.g. {self.example}"
+
+
+#: A number inside a message (``lr too large: 0.52``): reasons without an exception type
+#: group with it replaced, so that values do not split them.
+_NUMBER = re.compile(r"[-+]?(?:\d+\.?\d*|\.\d+)(?:[eE][-+]?\d+)?")
+
+
+def failure_key(attrs: dict[str, Any]) -> tuple[str, str]:
+    """What failures are grouped by: the exception type and the user's frame
+    (``fail_type``, ``fail_where`` without its line of code); for a record with no type
+    (a returned NaN, a trial recorded before types were kept), the type from the reason's
+    ``Type: message`` form, else the reason with its numbers blanked out."""
+    reason = str(attrs.get("fail_reason", "no reason recorded"))
+    kind = str(attrs.get("fail_type") or "")
+    if not kind:
+        head, sep, _ = reason.partition(": ")
+        if sep and re.fullmatch(r"[A-Za-z_][\w.]*(Error|Exception|Interrupt|Exit|Warning)", head):
+            kind = head
+    where = location(str(attrs.get("fail_where", "")))
+    if not kind:
+        return _NUMBER.sub("#", reason)[:160], where
+    return kind, where
+
+
+def location(where: str) -> str:
+    """``file:line in function`` of a ``fail_where`` (which may end with ``: code``)."""
+    head, sep, _ = where.partition(": ")
+    return head if sep and " in " in head else where
+
+
+def short_path(where: str) -> str:
+    """A location with its file relative to the current folder when it lies inside it."""
+    import os
+
+    try:
+        rel = os.path.relpath(where)
+    except ValueError:  # another drive (Windows)
+        return where
+    return where if rel.startswith("..") else rel
+
+
+def group_failures(records: list[TrialRecord]) -> list[FailureGroup]:
+    """The failed records in groups (:func:`failure_key`), the largest first (ties: the
+    one that failed first)."""
+    groups: dict[tuple[str, str], list[TrialRecord]] = {}
+    for r in sorted(records, key=lambda r: r.number):
+        if r.state == "FAIL":
+            groups.setdefault(failure_key(r.attrs), []).append(r)
+    out = [
+        FailureGroup(
+            kind,
+            where,
+            str(rs[0].attrs.get("fail_where", "")),
+            tuple(r.number for r in rs),
+            str(rs[0].attrs.get("fail_reason", "no reason recorded")),
+        )
+        for (kind, where), rs in groups.items()
+    ]
+    return sorted(out, key=lambda g: (-g.count, g.numbers[0]))
+
+
+def failures_text(records: list[TrialRecord], *, groups: int = 3) -> str:
+    """Every group of failures on a line of its own (the first ``groups``; the rest
+    counted): what the report's warning and the launch summary say."""
+    found = group_failures([r for r in records if r.state == "FAIL" and not r.superseded])
+    lines = [g.text() for g in found[:groups]]
+    rest = found[groups:]
+    if rest:
+        n = sum(g.count for g in rest)
+        lines.append(f"and {n} more trial(s) in {len(rest)} other way(s) of failing")
+    return "\n".join(lines)
+
+
+def last_failure(records: list[TrialRecord]) -> TrialRecord | None:
+    """The latest failed trial that kept a traceback (re-queued ones included: a stop's
+    failures are re-queued, and their traceback is still the one to read)."""
+    failed = [r for r in records if r.state == "FAIL" and r.attrs.get("fail_traceback")]
+    return max(failed, key=lambda r: r.number, default=None)
+
+
+def traceback_tail(record: TrialRecord, lines: int = 20) -> list[str]:
+    """A failed trial's traceback in at most ``lines`` lines: its top (the line naming the
+    user's frame, then the objective's frames down) and its last line (the exception),
+    what lies between left out and counted."""
+    text = str(record.attrs.get("fail_traceback", "")).rstrip("\n").splitlines()
+    if len(text) <= lines:
+        return text
+    keep = max(1, lines - 2)
+    return [*text[:keep], f"  ... ({len(text) - keep - 1} lines left out)", text[-1]]
 
 
 def summary(stop: Stop) -> str:
@@ -97,12 +213,14 @@ def format_stop(search: str, stage: str, stop: Stop) -> str:
     once, not a traceback per trial (each trial's is in its ``fail_traceback`` attr)."""
     lines = [
         f"search {search} stopped in stage {stage}: {stop.rule}",
-        f"  reason ({stop.count} of {stop.failures} failures): {stop.reason}",
+        f"  reason ({stop.count} of {stop.failures} failures; the first one's message): "
+        f"{stop.reason}",
     ]
     if stop.where:
         lines.append(f"  at {stop.where}")
     lines += [
         "the failed trials are queued again (no budget lost): fix the cause, then launch again",
-        "(each failed trial keeps its whole traceback in its fail_traceback attr)",
+        f"(hpsearch status {search} shows the last failure's traceback; every failed trial "
+        "keeps its own in its fail_traceback attr)",
     ]
     return "\n".join(lines)

@@ -51,7 +51,39 @@ def load_objective(ref: str, base_dir: str = ".", source: str = "<spec>") -> Obj
         raise SpecError(source, [("objective", msg)])
     if not callable(fn):
         raise SpecError(source, [("objective", f"{target!r} is not callable")])
+    check_signature(fn, target, source)
     return fn
+
+
+#: How every trial calls the objective.
+CONTRACT = "fn(params, epochs, report)"
+
+
+def check_signature(fn: Callable[..., Any], name: str, source: str = "<spec>") -> None:
+    """A :class:`SpecError` on ``objective`` when ``fn`` cannot be called as
+    ``fn(params, epochs, report)``: caught before anything is stored or run, with the
+    function, its file and line, and the signature it has."""
+    import inspect
+
+    try:
+        signature = inspect.signature(fn)
+    except (TypeError, ValueError):  # a builtin or an extension type: nothing to check
+        return
+    try:
+        signature.bind(None, None, None)
+    except TypeError:
+        pass
+    else:
+        return
+    code = getattr(inspect.unwrap(fn), "__code__", None)
+    at = f"{code.co_filename}:{code.co_firstlineno}" if code is not None else "an unknown file"
+    label = getattr(fn, "__name__", None) or name
+    msg = (
+        f"{name} is {label}({', '.join(signature.parameters)}) (in {at}), which cannot be called as {CONTRACT}: "
+        "every trial passes its params (a dict), its epoch budget (an int) and a report "
+        "handle (report(epoch, value) after each epoch); take all three, even one unused"
+    )
+    raise SpecError(source, [("objective", msg)])
 
 
 def check_extra(ref: str, module_name: str, source: str) -> None:

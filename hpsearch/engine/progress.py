@@ -45,17 +45,33 @@ class StageFacts:
     eta_s: float | None
 
     @classmethod
-    def of(cls, name: str, total: int, c: StageCounts, direction: str) -> StageFacts:
+    def of(
+        cls,
+        name: str,
+        total: int,
+        c: StageCounts,
+        direction: str,
+        watched: tuple[int, float] | None = None,
+    ) -> StageFacts:
+        """``watched``: (trials finished, seconds) since the display first saw the stage.
+        Given, the rate is what was watched, and none until a trial finished: the stored
+        durations of a resumed stage include failed attempts re-queued on a stop, which
+        took milliseconds each. Else the recent trials' mean duration gives it."""
         best = c.lowest if direction == "minimize" else c.highest
         rate = eta = None
-        if c.mean_duration_s:
+        if watched is not None:
+            n, seconds = watched
+            if c.done and n > 0 and seconds > 0:
+                rate = n / seconds
+        elif c.done and c.mean_duration_s:
             rate = max(1, c.running) / c.mean_duration_s
+        if rate:
             eta = max(0, total - c.done) / rate
         return cls(name, min(c.done, total), total, c.running, best, rate, eta)
 
     def postfix(self) -> str:
         parts = [
-            f"{self.rate:.2g} trials/s" if self.rate else "-- trials/s",
+            format_rate(self.rate),
             f"ETA {format_duration(self.eta_s)}",
             f"best {self.best:.4g}" if self.best is not None else "best --",
             f"{self.running} running",
@@ -64,6 +80,20 @@ class StageFacts:
 
     def line(self) -> str:
         return f"stage {self.name}: {self.done}/{self.total} trials, {self.postfix()}"
+
+
+def format_rate(rate: float | None) -> str:
+    """``12 trials/s``, ``0.5 trials/s``, ``40 s/trial``: no exponents, and slow trials
+    in seconds each rather than a fraction of a trial per second."""
+    if not rate or not math.isfinite(rate):
+        return "-- trials/s"
+    if rate < 0.1:
+        return (
+            f"{format_duration(1 / rate)} per trial"
+            if rate < 1 / 60
+            else f"{1 / rate:.0f} s/trial"
+        )
+    return f"{rate:.2g} trials/s" if rate < 10 else f"{rate:.0f} trials/s"
 
 
 def format_duration(seconds: float | None) -> str:
@@ -90,6 +120,7 @@ class Display:
     _said: dict[str, tuple[int, float]] = field(default_factory=dict, init=False)
     _loaded: float = field(default=0.0, init=False)  # when the spec was read
     _finished: set[str] = field(default_factory=set, init=False)  # stages shown finished
+    _first: dict[str, tuple[int, float]] = field(default_factory=dict, init=False)  # seen
 
     def __post_init__(self) -> None:
         if self.tty is None:
@@ -97,19 +128,20 @@ class Display:
         self._loaded = time.monotonic()
 
     def update(self, counts: dict[str, StageCounts]) -> None:
-        if self.reload is not None and time.monotonic() - self._loaded >= self.reload_s:
+        now = time.monotonic()  # one reading per snapshot
+        if self.reload is not None and now - self._loaded >= self.reload_s:
             self._reload()
-        facts = self._facts(counts)
+        facts = self._facts(counts, now)
         if self.reload is not None and any(
             f.done >= f.total and f.name not in self._finished for f in facts
         ):  # before a stage is shown finished: an edit may have given it more trials
             self._reload()
-            facts = self._facts(counts)
+            facts = self._facts(counts, now)
         for f in facts:
             if self.tty:
                 self._draw(f)
             else:
-                self._log(f)
+                self._log(f, now)
             if f.done >= f.total:
                 self._finished.add(f.name)
             else:
@@ -120,7 +152,7 @@ class Display:
         self.spec = self.reload()
         self._loaded = time.monotonic()
 
-    def _facts(self, counts: dict[str, StageCounts]) -> list[StageFacts]:
+    def _facts(self, counts: dict[str, StageCounts], now: float) -> list[StageFacts]:
         out = []
         for stage in self.spec.stages:
             c = counts.get(stage.name)
@@ -130,7 +162,9 @@ class Display:
             total = stage.trials
             if stage.stop_early:
                 total = max(total, c.done + c.running + c.waiting)
-            out.append(StageFacts.of(stage.name, total, c, self.spec.direction))
+            done0, at0 = self._first.setdefault(stage.name, (c.done, now))
+            watched = (c.done - done0, now - at0)
+            out.append(StageFacts.of(stage.name, total, c, self.spec.direction, watched))
         return out
 
     def _draw(self, f: StageFacts) -> None:
@@ -145,20 +179,21 @@ class Display:
                 initial=f.done,
                 desc=f"stage {f.name}",
                 file=self.stream,
-                bar_format="{desc}: {n_fmt}/{total_fmt} |{bar}| {postfix}",
+                bar_format=_bar_format(f),
                 dynamic_ncols=True,
             )
             self._bars[f.name] = bar
         if bar.disable:  # closed: the stage was done
             return
         bar.total = f.total
+        # The facts go in the format itself: tqdm's postfix is always led by ", ".
+        bar.bar_format = _bar_format(f)
         bar.update(f.done - bar.n)
-        bar.set_postfix_str(f.postfix(), refresh=True)
+        bar.refresh()
         if f.done >= f.total:
             bar.close()
 
-    def _log(self, f: StageFacts) -> None:
-        now = time.monotonic()
+    def _log(self, f: StageFacts, now: float) -> None:
         said = self._said.get(f.name)
         if said is not None:
             last_done, last_time = said
@@ -174,6 +209,11 @@ class Display:
     def close(self) -> None:
         for bar in self._bars.values():
             bar.close()
+
+
+def _bar_format(f: StageFacts) -> str:
+    facts = f.postfix().replace("{", "{{").replace("}", "}}")
+    return "{desc}: {n_fmt}/{total_fmt} |{bar}| " + facts
 
 
 class Watcher:

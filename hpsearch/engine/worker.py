@@ -19,6 +19,7 @@ import time
 import traceback
 from collections.abc import Callable
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Any, Protocol
 
 from hpsearch import store as st
@@ -520,20 +521,56 @@ def _as_number(value: Any) -> float | None:
 MAX_TRACEBACK = 10_000
 
 
+#: hpsearch's own frames, which lead every objective's traceback: left out of it.
+_ENGINE = str(Path(__file__).resolve().parent)
+#: The package: its built-in objectives are the objective's code, wherever it is installed.
+_PACKAGE = str(Path(__file__).resolve().parents[1])
+
+
+def _library(filename: str) -> bool:
+    """A frame of Python itself or an installed package: not the user's code."""
+    import sysconfig
+
+    if filename.startswith(_PACKAGE):
+        return False
+    paths = sysconfig.get_paths()
+    return (
+        "site-packages" in filename
+        or "dist-packages" in filename
+        or filename.startswith((paths["stdlib"], paths["platstdlib"]))
+        or filename.startswith("<frozen ")
+    )
+
+
 def _failure(exc: Exception) -> dict[str, Any]:
-    """A failed trial's attrs: the reason, the last frame of the traceback (what a stop's
-    summary shows) and the traceback itself (the dashboard shows trial attrs)."""
-    frames = traceback.extract_tb(exc.__traceback__)
+    """A failed trial's attrs: the reason, its exception type, the user's frame (where the
+    objective's own code raised it or called the library that did: what failures are
+    grouped by and a stop's summary shows) and the traceback from the objective down,
+    hpsearch's frames above it left out (the dashboard shows trial attrs)."""
+    tb = exc.__traceback__
+    while tb is not None and str(Path(tb.tb_frame.f_code.co_filename).resolve()).startswith(
+        _ENGINE
+    ):
+        tb = tb.tb_next
+    frames = traceback.extract_tb(tb)
+    users = [f for f in frames if not _library(f.filename)]
     where = ""
     if frames:
-        last = frames[-1]
-        where = f"{last.filename}:{last.lineno} in {last.name}" + (
-            f": {last.line}" if last.line else ""
+        user = users[-1] if users else frames[0]
+        where = f"{user.filename}:{user.lineno} in {user.name}" + (
+            f": {user.line}" if user.line else ""
         )
+    kind = type(exc).__qualname__
+    if type(exc).__module__ not in ("builtins", "__main__"):
+        kind = f"{type(exc).__module__}.{kind}"
+    text = "".join(traceback.format_exception(type(exc), exc, tb))
+    if where:
+        text = f"{type(exc).__name__} raised at {where}\n{text}"
     return {
         "fail_reason": f"{type(exc).__name__}: {exc}"[:500],
+        "fail_type": kind[:200],
         "fail_where": where[:500],
-        "fail_traceback": "".join(traceback.format_exception(exc))[-MAX_TRACEBACK:],
+        "fail_traceback": text[-MAX_TRACEBACK:],
     }
 
 

@@ -13,10 +13,10 @@ from __future__ import annotations
 
 import math
 import statistics
-from collections import Counter
 from dataclasses import dataclass
 from typing import TypeGuard
 
+from hpsearch.core.failures import failures_text
 from hpsearch.core.records import TrialRecord
 from hpsearch.core.regions import ParamRegion, Region, select_top
 from hpsearch.core.space import SearchSpace
@@ -314,18 +314,16 @@ def _divergence_cut(
 
 
 def failures(stage: str, records: list[TrialRecord]) -> Advice | None:
-    """Failed trials, with the most common reason the worker recorded."""
+    """Failed trials, grouped by exception type and the user's frame they were raised at
+    (``core.failures.group_failures``), each group with its real count and an example."""
     done = _finished(records)
     failed = [r for r in done if r.state == "FAIL"]  # a stopped run did not fail
     if not failed:
         return None
-    reasons = Counter(str(r.attrs.get("fail_reason", "no reason recorded"))[:160] for r in failed)
-    reason, count = reasons.most_common(1)[0]
     return Advice(
         stage,
         "failed",
-        f"{len(failed)} of {len(done)} trials in stage {stage} failed; most often "
-        f"({count}x): {reason}",
+        f"{len(failed)} of {len(done)} trials in stage {stage} failed:\n" + failures_text(failed),
     )
 
 

@@ -14,7 +14,7 @@ from hpsearch.core.errors import UserError
 from hpsearch.report.analysis import DEFAULT_EVALUATOR, analyze
 from hpsearch.report.plotdata import progress, trials
 from hpsearch.report.search import load_baselines, load_search
-from hpsearch.report.terminal import format_report
+from hpsearch.report.terminal import format_answer, format_report
 
 log = logging.getLogger(__name__)
 
@@ -33,6 +33,9 @@ class ReportConfig:
     parquet: str | None = None
     evaluator: str = DEFAULT_EVALUATOR
     wait_s: float = 10.0  # how long to wait for an unreachable database
+    #: The text returned: ``full`` (the terminal report), ``answer`` (its one-line
+    #: answer: the best trial, how many failed), ``none`` (files only).
+    text: str = "full"
 
 
 def check_output(option: str, path: str | None) -> None:
@@ -51,7 +54,7 @@ def check_output(option: str, path: str | None) -> None:
 
 
 def make_report(config: ReportConfig) -> tuple[str, list[str]]:
-    """The terminal report and one line per file written."""
+    """The terminal report (as ``config.text`` asks) and one line per file written."""
     from hpsearch.report import page, tables
     from hpsearch.store import SearchStore
 
@@ -67,9 +70,11 @@ def make_report(config: ReportConfig) -> tuple[str, list[str]]:
         raise OutputPathError("only one of --csv, --json, --parquet may be - (standard output)")
     store = SearchStore.open(config.storage_url, wait_s=config.wait_s, readonly=True)
     view = load_search(store, config.search)
-    report = analyze(view, config.evaluator)
+    # The analysis (importance, regions, advice) serves the HTML page and the full text only.
+    report = analyze(view, config.evaluator) if config.html or config.text == "full" else None
     wrote = []
     if config.html:
+        assert report is not None
         baselines = [
             progress(trials(b), view.spec.direction, f"{method} baseline")
             for method, b in sorted(load_baselines(store, config.search).items())
@@ -83,4 +88,7 @@ def make_report(config: ReportConfig) -> tuple[str, list[str]]:
     if config.parquet:
         n = tables.write_parquet(view, config.parquet)
         wrote.append(f"wrote {config.parquet} ({n} trials)")
-    return format_report(report), wrote
+    if config.text == "full":
+        assert report is not None
+        return format_report(report), wrote
+    return (format_answer(view) if config.text == "answer" else ""), wrote

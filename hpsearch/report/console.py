@@ -7,8 +7,11 @@ import math
 from typing import TYPE_CHECKING, Protocol
 
 from hpsearch.core.plan import WHY
-from hpsearch.core.records import recommended
-from hpsearch.report.terminal import early_stopping_text, format_summary
+from hpsearch.report.terminal import (
+    early_stopping_text,
+    format_answer,
+    space_lines,
+)
 from hpsearch.store.urls import mask_url, resolve_url
 
 if TYPE_CHECKING:
@@ -19,6 +22,7 @@ if TYPE_CHECKING:
 def format_plan(spec: StudySpec) -> str:
     """What ``launch --dry-run`` prints: each stage's trials, epochs, sampler and region."""
     lines = [f"search {spec.name}: {spec.metric} ({spec.direction}), seed {spec.seed}"]
+    lines += space_lines(spec)
     if spec.budget is not None:
         lines.append(
             f"  plan built from budget = {spec.budget} epochs, max_epochs = {spec.max_epochs} "
@@ -84,17 +88,10 @@ def storage_flag(url: str) -> str:
 
 
 def format_closing(view: SearchView, url: str) -> str:
-    """The report after a launch, then one line: the winner and the commands that look
-    further."""
+    """A launch's last line, after the report: the winner, how many trials failed, and the
+    commands that look further (what ``-q`` leaves)."""
     name, flag = view.spec.name, storage_flag(url)
-    best = recommended([r for v in view.stages for r in v.records], view.spec.direction)
-    found = (
-        f"best {view.spec.metric} {best.value:.6g} (stage {best.stage}, trial {best.number})"
-        if best is not None
-        else "no trial gave a usable value"
-    )
     return (
-        f"{format_summary(view)}\n"
-        f"\n{found}; more: hpsearch report {name}{flag}, hpsearch best {name}{flag}, "
+        f"{format_answer(view)}; more: hpsearch report {name}{flag}, hpsearch best {name}{flag}, "
         f"hpsearch dashboard{flag}"
     )

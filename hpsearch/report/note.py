@@ -23,6 +23,7 @@ import sys
 from collections.abc import Callable
 from typing import TYPE_CHECKING, Any
 
+from hpsearch.core.failures import failure_key, short_path
 from hpsearch.core.records import TrialRecord
 from hpsearch.objectives.catalog import spec_from_dict
 from hpsearch.report.analysis import DEFAULT_EVALUATOR, StageReport, analyze_stage
@@ -43,26 +44,38 @@ NOTE_LEASE_S = 300.0
 
 
 def _problems(records: list[TrialRecord]) -> list[str]:
-    """Failed and diverged trials grouped by the reason the worker or objective recorded
-    (``fail_reason``, ``diverged_reason``): one crashing choice often fails many trials,
-    and a reviewer in the dashboard wants their numbers to open them."""
-    groups: dict[tuple[str, str], list[int]] = {}
+    """Failed trials grouped by exception type and the user's frame they were raised at
+    (``core.failures.failure_key``: messages that differ only in a value go together),
+    diverged ones by the reason the objective recorded: one crashing choice often fails
+    many trials, and a reviewer in the dashboard wants their numbers to open them."""
+    groups: dict[tuple[str, str, str], list[TrialRecord]] = {}
     for r in sorted(records, key=lambda r: r.number):
         if r.superseded:
             continue
         if r.state in ("FAIL", "PRUNED"):
-            key = ("failed", str(r.attrs.get("fail_reason", "no reason recorded")))
+            key = ("failed", *failure_key(r.attrs))
         elif r.diverged:
-            key = ("diverged", str(r.attrs.get("diverged_reason", "no reason recorded")))
+            key = ("diverged", str(r.attrs.get("diverged_reason", "no reason recorded")), "")
         else:
             continue
-        groups.setdefault(key, []).append(r.number)
+        groups.setdefault(key, []).append(r)
     lines = []
-    for (what, reason), numbers in groups.items():
+    for (what, kind, where), found in groups.items():
+        numbers = [r.number for r in found]
         shown = ", ".join(map(str, numbers[:MAX_LISTED]))
         more = f" and {len(numbers) - MAX_LISTED} more" if len(numbers) > MAX_LISTED else ""
         trials = "trial" if len(numbers) == 1 else "trials"
-        lines.append(f"- {len(numbers)} {what} ({trials} {shown}{more}): `{reason}`")
+        example = str(
+            found[0].attrs.get("fail_reason" if what == "failed" else "diverged_reason")
+            or "no reason recorded"
+        )
+        if what == "failed" and (where or example != kind):
+            at = f" at `{short_path(where)}`" if where else ""
+            lines.append(
+                f"- {len(numbers)} {what} ({trials} {shown}{more}): {kind}{at}, e.g. `{example}`"
+            )
+        else:
+            lines.append(f"- {len(numbers)} {what} ({trials} {shown}{more}): `{example}`")
     return lines
 
 

@@ -4,9 +4,10 @@ from __future__ import annotations
 
 import datetime
 
-from hpsearch.core.failures import summary
-from hpsearch.core.records import rank
-from hpsearch.core.spec import StageSpec
+from hpsearch.core.failures import failures_text, last_failure, summary, traceback_tail
+from hpsearch.core.records import TrialRecord, rank, recommended
+from hpsearch.core.space import IntParam
+from hpsearch.core.spec import StageSpec, StudySpec
 from hpsearch.report.analysis import DEFAULT_EVALUATOR, Report, StageReport, analyze
 from hpsearch.report.blocks import best_trials, counts_line, region_table
 from hpsearch.report.search import SearchView
@@ -36,6 +37,59 @@ def format_status(view: SearchView) -> str:
             lines.append(
                 f"    fix the cause, then launch again (or hpsearch retry {view.spec.name})"
             )
+        lines += _last_failure(v.records, lines=12, indent="    ")
+    return "\n".join(lines)
+
+
+def _last_failure(records: list[TrialRecord], *, lines: int, indent: str) -> list[str]:
+    """The latest failed trial's traceback (its tail), indented under its stage."""
+    last = last_failure(records)
+    if last is None:
+        return []
+    return [f"{indent}last failure, trial {last.number}:"] + [
+        f"{indent}  {x}" for x in traceback_tail(last, lines)
+    ]
+
+
+def format_answer(view: SearchView) -> str:
+    """The final answer, one line: ``best val_loss 0.0412 (stage fine, trial 7)``, and
+    ``; 8 of 50 trials failed`` when some did (``launch``'s last line, ``report -q``)."""
+    best = recommended([r for v in view.stages for r in v.records], view.spec.direction)
+    found = (
+        f"best {view.spec.metric} {best.value:.6g} (stage {best.stage}, trial {best.number})"
+        if best is not None and best.value is not None
+        else "no trial gave a usable value"
+    )
+    failed = format_failures(view)
+    return found if failed is None else f"{found}; {failed}"
+
+
+def format_failures(view: SearchView) -> str | None:
+    """``16 of 40 trials failed`` over the whole search (failures re-queued and run again
+    left out), or None when none did: the launch summary's count."""
+    records = [r for v in view.stages for r in v.finished]
+    failed = [r for r in records if r.state == "FAIL"]
+    if not failed:
+        return None
+    return f"{len(failed)} of {len(records)} trials failed"
+
+
+def failures_warning(view: SearchView) -> str | None:
+    """The warning ``launch`` ends with when trials failed: how many, grouped by exception
+    type and the user's frame, and where to read a traceback (None when none failed)."""
+    count = format_failures(view)
+    if count is None:
+        return None
+    lines = [
+        f"warning: {count} (they stay failed; fix the cause and hpsearch retry "
+        f"{view.spec.name} runs them again):"
+    ]
+    for v in view.stages:
+        failed = [r for r in v.finished if r.state == "FAIL"]
+        if failed:
+            grouped = failures_text(failed).replace("\n", "\n    ")
+            lines.append(f"  stage {v.stage.name}: {len(failed)} failed:\n    {grouped}")
+    lines.append(f"  hpsearch status {view.spec.name} shows the last failure's traceback")
     return "\n".join(lines)
 
 
@@ -77,8 +131,27 @@ def format_stage(report: Report, s: StageReport) -> str:
         lines += ["    " + line for line in region_table(s).text().splitlines()]
         if s.sure is not None:
             lines.append(f"  {s.sure.describe()}")
-    lines += [f"  warning: {a.message}" for a in s.advice]
+    lines += ["  warning: " + a.message.replace("\n", "\n    ") for a in s.advice]
+    lines += _last_failure(v.records, lines=25, indent="  ")
     return "\n".join(lines)
+
+
+def space_lines(spec: StudySpec) -> list[str]:
+    """The searched parameters with their types, as ``--dry-run`` lists them: an ``int``
+    (a range written with integers: ``low = 1``, not ``1.0``) takes whole numbers only."""
+    lines = []
+    for p in spec.space:
+        if not p.numeric:
+            shown = ", ".join(map(str, p.listed()))
+            lines.append(f"    {p.name}: categorical, {{{shown}}}")
+            continue
+        scale = ", log" if p.log else ""
+        step = f", step {p.step}" if isinstance(p, IntParam) and p.step != 1 else ""
+        lines.append(
+            f"    {p.name}: {p.kind}{scale}{step}, {p.format(p.low)} .. {p.format(p.high)}"
+        )
+    fixed = ", ".join(f"{k} = {v!r}" for k, v in spec.fixed.items())
+    return ["  space:", *lines] + ([f"  fixed: {fixed}"] if fixed else [])
 
 
 def early_stopping_text(stage: StageSpec) -> str:

@@ -112,3 +112,26 @@ def check_deletable(
             "(a worker still running would write on into a new, half-made search)"
         )
     return studies
+
+
+#: Where ``retry`` looks for a search's study file to name in its advice.
+STUDY_FOLDERS = (".", "studies")
+
+
+def study_files_named(name: str, folders: tuple[str, ...] = STUDY_FOLDERS) -> list[str]:
+    """The study files (``*.toml``) in ``folders`` whose ``name`` is ``name``, as paths a
+    user can type from here: what ``hpsearch retry`` tells them to launch again. Files
+    that do not parse are passed over."""
+    import tomllib
+    from pathlib import Path
+
+    found = []
+    for folder in folders:
+        for path in sorted(Path(folder).glob("*.toml")):
+            try:
+                data = tomllib.loads(path.read_text(encoding="utf-8"))
+            except (OSError, UnicodeDecodeError, tomllib.TOMLDecodeError):
+                continue
+            if data.get("name") == name:
+                found.append(str(path))
+    return found

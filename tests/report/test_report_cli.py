@@ -23,10 +23,8 @@ def test_report_writes_html_csv_and_json_with_one_row_per_trial(finished_toy, tm
         cwd=tmp_path,
     )
     assert r.returncode == 0, r.stderr
-    assert "stage coarse: 20/20 trials x 1 epoch(s)" in r.stdout
-    assert "importance (fanova): lr" in r.stdout
-    assert "promising region (top 5 of 20), handed to stage fine:" in r.stdout
-    assert "wrote r.html" in r.stderr and "wrote r.csv (28 trials)" in r.stderr
+    assert "stage coarse" not in r.stdout  # where the files went, not the report again
+    assert "wrote r.html" in r.stdout and "wrote r.csv (28 trials)" in r.stdout
 
     with open(tmp_path / "r.csv") as f:
         rows = list(csv.DictReader(f))
@@ -80,7 +78,7 @@ def test_tables_go_to_stdout_with_dash_and_parquet_reads_back(finished_toy, tmp_
     r = hpsearch("report", "toy", "--storage", finished_toy, "--csv", "-", cwd=tmp_path)
     assert r.returncode == 0, r.stderr
     rows = list(csv.DictReader(io.StringIO(r.stdout)))  # stdout holds the table alone
-    assert len(rows) == 28 and "stage coarse" in r.stderr
+    assert len(rows) == 28 and "stage coarse" not in r.stderr
     assert not (tmp_path / "-").exists()
 
     r = hpsearch("report", "toy", "--storage", finished_toy, "--json", "-", cwd=tmp_path)
