@@ -59,13 +59,13 @@ def collect_one(job: tuple[str, int, str]) -> str:
         return f"{out.name} (kept)"
     logging.disable(logging.WARNING)
     import optuna
+    from search_efficiency import make_spec
 
     import hpsearch.engine.worker
     from hpsearch import store as st
     from hpsearch.engine.worker import WorkerConfig, run_worker
     from hpsearch.report.search import load_search
     from hpsearch.tasks.compare import register_baselines
-    from search_efficiency import make_spec
 
     hpsearch.engine.worker.write_stage_note = lambda *a, **k: None  # type: ignore[assignment]
     optuna.logging.set_verbosity(optuna.logging.ERROR)
@@ -90,7 +90,12 @@ def collect_one(job: tuple[str, int, str]) -> str:
         }
         for v in view.stages
     ]
-    data = {"problem": name, "seed": seed, "stages": stages, "seconds": time.perf_counter() - start}
+    data = {
+        "problem": name,
+        "seed": seed,
+        "stages": stages,
+        "seconds": time.perf_counter() - start,
+    }
     out.write_text(json.dumps(data))
     return out.name
 
@@ -127,8 +132,9 @@ def stage_records(run: dict[str, Any]) -> list[tuple[Any, list[Any]]]:
 
 def measure_run(run: dict[str, Any], **options: Any) -> dict[str, Any] | None:
     """The reported region of one recorded search against its problem's optima."""
-    from hpsearch.core.regions import final_region
     from search_efficiency import make_spec
+
+    from hpsearch.core.regions import final_region
 
     problem = PROBLEMS[run["problem"]]
     original = make_spec(problem, run["seed"]).space

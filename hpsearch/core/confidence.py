@@ -43,7 +43,7 @@ PAD = 0.02
 #: The shortest length scale the model may fit, as a share of a parameter's range: a few
 #: dozen runs cannot tell a narrower bump from noise, and a shorter scale makes every
 #: point away from the runs as likely a minimiser as the best of them.
-LS_FLOOR = 0.2
+LS_FLOOR = 0.0
 
 
 @dataclass(frozen=True)
@@ -86,7 +86,9 @@ class Encoding:
                 cols.append(rng.random((n, 1)))
         return np.hstack(cols)
 
-    def around(self, rng: np.random.Generator, x: np.ndarray, n: int, scale: np.ndarray) -> np.ndarray:
+    def around(
+        self, rng: np.random.Generator, x: np.ndarray, n: int, scale: np.ndarray
+    ) -> np.ndarray:
         """``n`` points near ``x``: numeric columns moved by Gaussian steps of ``scale``
         (per column), a categorical switched to another choice one time in five."""
         out = np.repeat(x[None, :], n, axis=0)
@@ -284,7 +286,10 @@ def peel(space: SearchSpace, samples: np.ndarray, target: float, pad: float = PA
             v = vals[i]
             idx = np.flatnonzero(keep)
             order = idx[np.argsort(v[idx], kind="stable")]
-            low_cut, high_cut = v[order[min(step, len(order)) - 1]], v[order[-min(step, len(order))]]
+            low_cut, high_cut = (
+                v[order[min(step, len(order)) - 1]],
+                v[order[-min(step, len(order))]],
+            )
             for trial in (keep & (v > low_cut), keep & (v < high_cut)):
                 dropped = int(keep.sum() - trial.sum())
                 if dropped == 0 or trial.sum() < need:

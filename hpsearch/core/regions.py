@@ -296,9 +296,7 @@ class FinalRegion:
     @property
     def sure(self) -> bool:
         return (
-            self.confidence is not None
-            and self.confidence >= SURE
-            and self.volume <= SURE_VOLUME
+            self.confidence is not None and self.confidence >= SURE and self.volume <= SURE_VOLUME
         )
 
     @property

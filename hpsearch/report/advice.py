@@ -16,8 +16,9 @@ import statistics
 from collections import Counter
 from dataclasses import dataclass
 
+from hpsearch.core.evidence import EDGE_RUNS
 from hpsearch.core.records import TrialRecord
-from hpsearch.core.regions import ParamRegion, Region, select_top
+from hpsearch.core.regions import EDGE_TOL, ParamRegion, Region, select_top
 from hpsearch.core.space import SearchSpace
 from hpsearch.core.spec import StageSpec
 from hpsearch.report.curves import loss_curve
@@ -73,13 +74,51 @@ class EdgeFix:
     new: bool
 
 
+def at_edge(p: ParamRegion, region: Region, records: list[TrialRecord]) -> int:
+    """How many of the runs that spanned ``region`` lie in the outer ``EDGE_TOL`` of
+    ``p``'s range at its pressed edge."""
+    before = p.before
+    assert before.numeric
+    lo, hi = before.to_scale(before.low), before.to_scale(before.high)  # type: ignore[union-attr]
+    tol = EDGE_TOL * (hi - lo)
+    kept = set(region.kept)
+    n = 0
+    for r in records:
+        if r.number not in kept or p.name not in r.params:
+            continue
+        x = before.to_scale(r.params[p.name])  # type: ignore[union-attr]
+        n += (x - lo <= tol) if p.edge == "low" else (hi - x <= tol)
+    return n
+
+
 def edge_advice(
-    stage: str, region: Region, *, last: bool, fix: EdgeFix | None = None
+    stage: str,
+    region: Region,
+    *,
+    last: bool,
+    fix: EdgeFix | None = None,
+    records: list[TrialRecord] | None = None,
 ) -> list[Advice]:
     """ "widen lr below 1e-05": for each parameter whose best trials pressed a bound, and
-    with ``fix`` the exact lines to add to the study file to search past them."""
+    with ``fix`` the exact lines to add to the study file to search past them. With
+    ``records``, only where at least ``evidence.EDGE_RUNS`` of the runs that spanned the
+    region lie at that edge; a bound pressed by fewer gets a "thin" line instead."""
     out = []
     pressed = [p for p in region.params if p.edge and p.before.numeric]
+    if records is not None:
+        thin = [(p, at_edge(p, region, records)) for p in pressed]
+        pressed = [p for p, n in thin if n >= EDGE_RUNS]
+        for p, n in thin:
+            if n < EDGE_RUNS:
+                out.append(
+                    Advice(
+                        stage,
+                        "thin",
+                        f"best {p.name} sits at the {p.edge} edge of stage {stage}'s range, "
+                        f"but only {n} of the {len(region.kept)} best runs lie there "
+                        f"({EDGE_RUNS} needed): the evidence is thin, so no advice to widen it",
+                    )
+                )
     for p in pressed:
         bound = p.before.low if p.edge == "low" else p.before.high  # type: ignore[union-attr]
         where = "below" if p.edge == "low" else "above"
@@ -341,7 +380,7 @@ def stage_advice(
     if nothing is not None:
         out.append(nothing)
     if handed_on is not None and nothing is None:  # the edges of noise mean nothing
-        out += edge_advice(stage, handed_on, last=last, fix=fix)
+        out += edge_advice(stage, handed_on, last=last, fix=fix, records=records)
     for rule in (
         lambda: overfitting(stage, records, direction),
         lambda: flat_then_drop(stage, records, direction),

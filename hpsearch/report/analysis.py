@@ -39,6 +39,8 @@ class StageReport:
     #: each parameter's effect against noise (evidence.effects); None: too few runs
     effects: dict[str, Effect] | None = None
 
+    minimize: bool = True
+
     @property
     def region_thin(self) -> bool:
         """The region handed on was spanned by too few runs to say much."""
@@ -138,6 +140,7 @@ def analyze_stage(
         # a stage's own note has only its own runs: the report replaces it (analyze)
         search_region(spec, [v]) if v.index == len(spec.stages) - 1 else None,
         effects(v.records, v.space, spec.direction) if v.space is not None else None,
+        spec.direction == "minimize",
     )
 
 

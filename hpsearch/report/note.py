@@ -25,7 +25,14 @@ from typing import TYPE_CHECKING, Any
 
 from hpsearch.core.records import TrialRecord
 from hpsearch.report.analysis import DEFAULT_EVALUATOR, StageReport, analyze_stage
-from hpsearch.report.blocks import best_trials, counts_line, importance_table, region_table
+from hpsearch.report.blocks import (
+    best_trials,
+    counts_line,
+    final_table,
+    importance_table,
+    region_table,
+    thin_region_text,
+)
 
 if TYPE_CHECKING:
     from hpsearch.core.spec import StudySpec
@@ -86,19 +93,28 @@ def stage_note(spec: StudySpec, s: StageReport) -> str:
     if importance is not None:  # (a stage too small to rank them gets no section)
         lines += ["", "### Important parameters", "", importance.markdown()]
         lines += ["", f"_{s.importance.note}_"] if s.importance.note else []
+    evidence = s.evidence_line()
+    if evidence is not None:
+        lines += ["", f"_{evidence}_"]
     region = v.handed_on
-    if region is not None:
+    if s.final is not None:
+        table = final_table(s)
+        lines += ["", "### Promising region (the last stage: where to look next)", ""]
+        lines += [table.markdown(), ""] if table is not None else []
+        lines += [s.final.describe() + "."]
+    elif region is not None:
         nxt = spec.stages[v.index + 1].name if v.index + 1 < len(spec.stages) else None
         to = f"to stage `{nxt}`" if nxt else "(the last stage: where to look next)"
-        lines += [
-            "",
-            f"### Promising region handed on {to}",
-            "",
-            f"Spanned by the top {len(region.kept)} of {region.considered} trials "
-            f"(trials {', '.join(map(str, region.kept))}).",
-            "",
-            region_table(s).markdown(),
-        ]
+        lines += ["", f"### Promising region handed on {to}", ""]
+        if s.region_thin:
+            lines += [thin_region_text(s) + "."]
+        else:
+            lines += [
+                f"Spanned by the top {len(region.kept)} of {region.considered} trials "
+                f"(trials {', '.join(map(str, region.kept))}).",
+                "",
+                region_table(s).markdown(),
+            ]
         lines += ["", s.sure.describe() + "."] if s.sure is not None else []
     if s.advice:
         lines += ["", "### Warnings", ""] + [f"- ⚠ {a.message}" for a in s.advice]
