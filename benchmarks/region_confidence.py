@@ -130,18 +130,21 @@ def stage_records(run: dict[str, Any]) -> list[tuple[Any, list[Any]]]:
     return out
 
 
-def measure_run(run: dict[str, Any], **options: Any) -> dict[str, Any] | None:
+def measure_run(run: dict[str, Any], **given: Any) -> dict[str, Any] | None:
     """The reported region of one recorded search against its problem's optima."""
     from search_efficiency import make_spec
 
     from hpsearch.core.regions import final_region
 
+    options = dict(given)
     problem = PROBLEMS[run["problem"]]
     original = make_spec(problem, run["seed"]).space
     stages = stage_records(run)
+    if options.pop("last_only", 0):  # what the report and the last stage's note use
+        stages = stages[-1:]
     if not stages:
         return None
-    reported = final_region(stages, direction="minimize", **options)
+    reported = final_region(stages, direction="minimize", original=original, **options)
     if reported is None:
         return None
     return {

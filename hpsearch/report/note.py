@@ -16,6 +16,7 @@ person wrote or edited in the dashboard is never overwritten.
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import logging
 import subprocess
@@ -36,7 +37,6 @@ from hpsearch.report.blocks import (
 
 if TYPE_CHECKING:
     from hpsearch.core.spec import StudySpec
-    from hpsearch.objectives.catalog import spec_from_dict
     from hpsearch.store import SearchStore
 
 log = logging.getLogger(__name__)
@@ -190,9 +190,10 @@ def _draw(store: SearchStore, spec: StudySpec, index: int) -> bool:
     person's or was drawn from the trials the stage has now. A stage that got trials since
     its note (an extension, a retry of failed trials) is drawn again when it finishes:
     the note it had described results that are not the stage's any more."""
+    from hpsearch.report.analysis import search_region
     from hpsearch.report.figures import draw_region_figure, stage_colors
     from hpsearch.report.plotdata import region_figure_data
-    from hpsearch.report.search import load_stage
+    from hpsearch.report.search import load_search, load_stage
 
     stage = store.find_stage(spec.name, spec.stages[index].name)
     if stage is None:
@@ -205,6 +206,9 @@ def _draw(store: SearchStore, spec: StudySpec, index: int) -> bool:
     if not v.done:
         return False
     report = analyze_stage(spec, v, DEFAULT_EVALUATOR)
+    if report.final is not None:  # the last stage: the search's region, from every stage's runs
+        whole = load_search(store, spec.name)
+        report = dataclasses.replace(report, final=search_region(spec, whole.stages))
     data = region_figure_data(spec, report)
     figure = None
     if data is not None:
@@ -233,6 +237,7 @@ def _draw_in_child(store: SearchStore, spec: StudySpec, index: int) -> bool:
 
 
 def _main() -> None:
+    from hpsearch.objectives.catalog import spec_from_dict
     from hpsearch.store import SearchStore
 
     job = json.loads(sys.stdin.read())
