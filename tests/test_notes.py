@@ -16,6 +16,7 @@ from stubs import toy_study
 
 import hpsearch
 from hpsearch import store as st
+from hpsearch.core.evidence import thin_region
 from hpsearch.core.records import TrialRecord, rank
 from hpsearch.engine.stages import register_search
 from hpsearch.engine.worker import WorkerConfig, run_worker
@@ -60,10 +61,16 @@ def test_worker_writes_each_finished_stage_the_reports_facts(storage_url, stub_s
         assert note.startswith(f"## Stage `{v.stage.name}` of search `toy`")
         best = rank(v.records, "minimize")[0]
         assert f"| {best.number} | {best.value:.4g} |" in note
-        for p in v.handed_on.params:
-            assert (
-                f"| {p.name} | {p.after.describe_range()} | {p.before.describe_range()} |" in note
-            )
+        last = v.index == len(spec.stages) - 1
+        if last:  # the last stage ends with the search's promising region and its confidence
+            assert "### Promising region (the last stage: where to look next)" in note
+            assert "confidence" in note or "the evidence is thin" in note
+        elif thin_region(len(v.handed_on.kept)):  # a handful of runs: no table, said so
+            assert "the evidence is thin: the region is spanned by" in note
+        else:
+            for p in v.handed_on.params:
+                row = f"| {p.name} | {p.after.describe_range()} | {p.before.describe_range()} |"
+                assert row in note
         # Deterministic from the stored results: any worker would have written the same.
         assert note == expected_note(spec, v)
         figure = json.loads(
@@ -265,7 +272,9 @@ def text_tables(section: str) -> list[list[list[str]]]:
             body = row.strip()
             if not row.startswith(" " * indent) or row[indent] == " ":
                 break
-            if body.startswith(("importance", "promising region", "warning:", "searched:")):
+            if body.startswith(
+                ("importance", "promising region", "warning:", "searched:", "matters", "which ")
+            ):
                 break
             ends = [*starts[1:], len(row)]
             rows.append([row[a:b].strip() for a, b in zip(starts, ends, strict=True)])
@@ -307,22 +316,39 @@ def test_the_note_and_hpsearch_report_agree_on_every_fact(sqlite_url, stub_study
         note = get_note(stage_study(sqlite_url, "toy", stage.name))
         section = sections[stage.name]
         md = markdown_tables(note)
-        best, region = text_tables(section)
+        best, *region = text_tables(section)
         # best trials and their values, row for row
         assert best and md[f"Best {len(best)} trials"] == best
         # the counts and the region's trials
         counts = section.splitlines()[0].split(" sampler - ")[1]
         assert note.splitlines()[2].endswith(f"sampler · {counts}")
-        top = re.search(r"promising region \(top (\d+) of (\d+)\)", section).groups()
-        sure = [x.strip() for x in section.splitlines() if "best runs fall inside" in x]
-        assert all(f"{x}." in note for x in sure)
-        assert f"Spanned by the top {top[0]} of {top[1]} trials" in note
-        # the region handed on, range by range
-        region_md = next(rows for h, rows in md.items() if h.startswith("Promising region"))
-        assert [[plain(c) for c in r] for r in region_md] == [
-            [plain(c) for c in r] for r in region
-        ]
-        assert {r[0] for r in region} == {"lr", "wd", "act"}
+        # what each says of which parameters matter, word for word
+        evidence = [x.strip() for x in section.splitlines() if "matter" in x]
+        assert evidence and all(f"_{x}_" in note for x in evidence)
+        if stage is spec.stages[-1]:
+            # the search's promising region: the same rows and the same confidence line
+            line = next(x.strip() for x in section.splitlines() if "the evidence is thin" in x
+                        or x.strip().startswith("confidence "))  # fmt: skip
+            assert line.removeprefix("promising region: ") + "." in note
+            if region:
+                region_md = next(r for h, r in md.items() if h.startswith("Promising region"))
+                assert [[plain(c) for c in r] for r in region_md] == [
+                    [plain(c) for c in r] for r in region[0]
+                ]
+                assert {r[0] for r in region[0]} == {"lr", "wd", "act"}
+        else:
+            top = re.search(r"promising region \(top (\d+) of (\d+)\)", section).groups()
+            sure = [x.strip() for x in section.splitlines() if "best runs fall inside" in x]
+            assert all(f"{x}." in note for x in sure)
+            if thin_region(int(top[0])):  # a handful of runs: both say so, neither shows a box
+                assert not region and "the evidence is thin: the region is spanned by" in note
+                assert "the evidence is thin: the region is spanned by" in section
+            else:
+                assert f"Spanned by the top {top[0]} of {top[1]} trials" in note
+                region_md = next(r for h, r in md.items() if h.startswith("Promising region"))
+                assert [[plain(c) for c in r] for r in region_md] == [
+                    [plain(c) for c in r] for r in region[0]
+                ]
         # the importance values and the evaluator that computed them
         evaluator, shown = re.search(r"importance \((\S+)\): (.*)", section).groups()
         values = [pair.split(" ") for pair in shown.split(", ")]

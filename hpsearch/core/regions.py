@@ -264,3 +264,185 @@ def contains(space: SearchSpace, point: dict[str, Any]) -> bool:
         if not p.contains(point[p.name]):
             return False
     return True
+
+
+#: The share of the optimum's posterior draws the reported region is peeled down to.
+TARGET = 0.9
+#: The region says it is sure when its confidence is at least this...
+SURE = 0.9
+#: ...and it spans at most this share of the space first searched: a region over most of
+#: the space is true for lack of saying much.
+SURE_VOLUME = 0.01
+#: The fewest full-length runs a confidence is computed from: below this the evidence is
+#: thin, and the report says so instead of stating a region.
+MIN_RUNS = 8
+
+
+@dataclass(frozen=True)
+class FinalRegion:
+    """The promising region a report ends with, and how sure the runs make it.
+
+    ``space`` is the region in the parameters' own terms (int bounds on their grid, a set of
+    choices); ``confidence`` the share of the optimum's posterior draws inside it
+    (``hpsearch.core.confidence``); ``volume`` its share of the space first searched, each
+    axis in its scale; ``runs``: the full-length runs it was computed from, ``inside``: how
+    many of them lie in it. ``thin`` names what was missing where no region is claimed
+    (then ``space`` is the whole space searched and ``confidence`` is None)."""
+
+    space: SearchSpace
+    searched: SearchSpace
+    confidence: float | None
+    volume: float
+    runs: int
+    inside: int
+    thin: str | None = None
+
+    @property
+    def sure(self) -> bool:
+        return (
+            self.confidence is not None and self.confidence >= SURE and self.volume <= SURE_VOLUME
+        )
+
+    @property
+    def runs_inside(self) -> int:
+        return self.inside
+
+    def region(self, best: dict[str, Any] | None = None) -> Region:
+        """As a :class:`Region` (``before``: the space searched), for the region tables."""
+        params = tuple(
+            ParamRegion(p, self.space[p.name], None, (best or {}).get(p.name))
+            for p in self.searched
+        )
+        return Region(self.space, params, (), self.runs, None)
+
+    def describe(self) -> str:
+        """The line under the region's table: what the confidence is, and whether to trust it."""
+        if self.thin is not None:
+            return f"no promising region stated: the evidence is thin ({self.thin})"
+        assert self.confidence is not None
+        share = f"{self.volume:.2%}" if self.volume < 0.01 else f"{self.volume:.0%}"
+        line = (
+            f"confidence {self.confidence:.0%} that the best settings lie in this region "
+            f"(a model of the {self.runs} full-length runs; {self.inside} of them inside), "
+            f"which spans {share} of the space searched"
+        )
+        if self.sure:
+            return line + ": sure"
+        why = (
+            "the runs do not pin the optimum down"
+            if self.confidence is not None and self.confidence < SURE
+            else "it is wide"
+        )
+        return line + f": unsure ({why}; more full-length runs would narrow it)"
+
+
+def union_space(spaces: list[SearchSpace]) -> SearchSpace:
+    """One space covering every stage's: each numeric range from the lowest low to the
+    highest high, categoricals with every choice any stage had (in first-seen order)."""
+    first = spaces[0]
+    params: list[Param] = []
+    for p in first:
+        others = [s[p.name] for s in spaces if p.name in s.names]
+        if p.numeric:
+            low = min(o.low for o in others)  # type: ignore[union-attr]
+            high = max(o.high for o in others)  # type: ignore[union-attr]
+            params.append(p.with_range(low, high))
+        else:
+            seen: dict[str, Any] = {}
+            for o in others:
+                for c in o.choices:  # type: ignore[union-attr]
+                    seen.setdefault(repr(c), c)
+            params.append(CategoricalParam(p.name, tuple(seen.values())))
+    return SearchSpace(tuple(params))
+
+
+def full_length(stages: list[tuple[SearchSpace, list[TrialRecord]]]) -> list[TrialRecord]:
+    """The usable runs that went the longest any stage ran: their values compare."""
+    runs = [r for _, recs in stages for r in recs if r.ok and r.finished]
+    if not runs:
+        return []
+    ran = [int(r.attrs.get("epochs_run", r.epochs)) for r in runs]
+    longest = max(ran)
+    return [r for r, e in zip(runs, ran, strict=True) if e >= longest]
+
+
+def final_region(
+    stages: list[tuple[SearchSpace, list[TrialRecord]]],
+    *,
+    direction: str,
+    original: SearchSpace | None = None,
+    target: float = TARGET,
+    temper: float | None = None,
+    pad: float | None = None,
+    min_runs: int = MIN_RUNS,
+    fidelity: bool = True,
+    floor: float | None = None,
+) -> FinalRegion | None:
+    """The reported promising region of a search: every stage's (searched space, runs),
+    first stage first. The region is the smallest box (peeled) holding ``target`` of the
+    posterior draws of the optimum's location, fitted on the full-length runs of every
+    stage; ``original`` (default: the first stage's space) is what its volume is a share
+    of. None when no stage has started."""
+    from hpsearch.core import confidence as cf
+
+    spaces = [s for s, _ in stages if s is not None]
+    if not spaces:
+        return None
+    searched = union_space(spaces)
+    original = original or spaces[0]
+    every = [
+        r
+        for _, recs in stages
+        for r in recs
+        if r.finished
+        and r.value is not None
+        and math.isfinite(r.value)
+        and not r.diverged
+        and r.state in ("COMPLETE", "PRUNED")
+        and all(p.name in r.params for p in searched)
+    ]
+    ran = [max(1, int(r.attrs.get("epochs_run", r.epochs))) for r in every]
+    longest = max(ran, default=1)
+    runs = [r for r, e in zip(every, ran, strict=True) if e >= longest and r.ok]
+    if len(runs) < min_runs:
+        return FinalRegion(
+            searched,
+            searched,
+            None,
+            _volume(searched, original),
+            len(runs),
+            len(runs),
+            f"{len(runs)} full-length runs with a usable value; {min_runs} needed",
+        )
+    if not fidelity:
+        every, ran = runs, [longest] * len(runs)
+    draws = cf.optimum_draws(
+        searched,
+        [r.params for r in every],
+        [float(r.value) for r in every],  # type: ignore[arg-type]
+        direction=direction,
+        fidelity=[math.log(e) / math.log(longest) if longest > 1 else 1.0 for e in ran]
+        if fidelity
+        else None,
+        temper=cf.TEMPER if temper is None else temper,
+        floor=cf.LS_FLOOR if floor is None else floor,
+    )
+    box = cf.peel(searched, draws, target, cf.PAD if pad is None else pad)
+    space = cf.box_space(searched, box)
+    conf = cf.box_mass(searched, draws, space)
+    inside = sum(contains(space, r.params) for r in runs)
+    return FinalRegion(space, searched, conf, _volume(space, original), len(runs), inside)
+
+
+def _volume(region: SearchSpace, original: SearchSpace) -> float:
+    """``region``'s volume over ``original``'s, every axis in its own scale."""
+    share = 1.0
+    for p in original:
+        r = region[p.name]
+        if not p.numeric:
+            share *= len(r.choices) / len(p.choices)  # type: ignore[union-attr]
+        else:
+            width = p.to_scale(p.high) - p.to_scale(p.low)
+            if width > 0:
+                share *= (r.to_scale(r.high) - r.to_scale(r.low)) / width  # type: ignore[union-attr]
+    return share

@@ -16,9 +16,10 @@ import statistics
 from dataclasses import dataclass
 from typing import TypeGuard
 
+from hpsearch.core.evidence import EDGE_RUNS
 from hpsearch.core.failures import failures_text
 from hpsearch.core.records import TrialRecord
-from hpsearch.core.regions import ParamRegion, Region, select_top
+from hpsearch.core.regions import EDGE_TOL, ParamRegion, Region, select_top
 from hpsearch.core.space import SearchSpace
 from hpsearch.core.spec import StageSpec
 from hpsearch.report.curves import loss_curve
@@ -74,18 +75,54 @@ class EdgeFix:
     new: bool
 
 
+def at_edge(p: ParamRegion, region: Region, records: list[TrialRecord]) -> int:
+    """How many of the runs that spanned ``region`` lie in the outer ``EDGE_TOL`` of
+    ``p``'s range at its pressed edge."""
+    before = p.before
+    assert before.numeric
+    lo, hi = before.to_scale(before.low), before.to_scale(before.high)
+    tol = EDGE_TOL * (hi - lo)
+    kept = set(region.kept)
+    n = 0
+    for r in records:
+        if r.number not in kept or p.name not in r.params:
+            continue
+        x = before.to_scale(r.params[p.name])
+        n += (x - lo <= tol) if p.edge == "low" else (hi - x <= tol)
+    return n
+
+
 def edge_advice(
-    stage: str, region: Region, *, last: bool, fix: EdgeFix | None = None
+    stage: str,
+    region: Region,
+    *,
+    last: bool,
+    fix: EdgeFix | None = None,
+    records: list[TrialRecord] | None = None,
 ) -> list[Advice]:
     """ "widen lr below 1e-05": for each parameter whose best trials pressed a bound, and
-    with ``fix`` the exact lines to add to the study file to search past them."""
+    with ``fix`` the exact lines to add to the study file to search past them. With
+    ``records``, only where at least ``evidence.EDGE_RUNS`` of the runs that spanned the
+    region lie at that edge; a bound pressed by fewer gets a "thin" line instead."""
     out = []
-    pressed = []
-    for p in region.params:
+    pressed = [p for p in region.params if p.edge_bounds() is not None]
+    if records is not None:
+        thin = [(p, at_edge(p, region, records)) for p in pressed]
+        pressed = [p for p, n in thin if n >= EDGE_RUNS]
+        for p, n in thin:
+            if n < EDGE_RUNS:
+                out.append(
+                    Advice(
+                        stage,
+                        "thin",
+                        f"best {p.name} sits at the {p.edge} edge of stage {stage}'s range, "
+                        f"but only {n} of the {len(region.kept)} best runs lie there "
+                        f"({EDGE_RUNS} needed): the evidence is thin, so no advice to widen it",
+                    )
+                )
+    for p in pressed:
         bounds = p.edge_bounds()
-        if bounds is None:
-            continue
-        pressed.append(p)
+        assert bounds is not None  # pressed holds only the params that pressed a bound
         bound, reached = bounds
         where = "below" if p.edge == "low" else "above"
         msg = (
@@ -343,7 +380,7 @@ def stage_advice(
     if nothing is not None:
         out.append(nothing)
     if handed_on is not None and nothing is None:  # the edges of noise mean nothing
-        out += edge_advice(stage, handed_on, last=last, fix=fix)
+        out += edge_advice(stage, handed_on, last=last, fix=fix, records=records)
     for rule in (
         lambda: overfitting(stage, records, direction),
         lambda: flat_then_drop(stage, records, direction),

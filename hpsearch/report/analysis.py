@@ -8,10 +8,13 @@ here, so the views only format (``blocks`` holds the tables and lines they share
 
 from __future__ import annotations
 
+import dataclasses
 import itertools
 from dataclasses import dataclass
 
-from hpsearch.core.regions import Region, Sureness, sureness
+from hpsearch.core.evidence import ALPHA, Effect, effects, thin_region
+from hpsearch.core.evidence import MIN_RUNS as EFFECT_RUNS
+from hpsearch.core.regions import FinalRegion, Region, Sureness, final_region, sureness
 from hpsearch.core.spec import StageSpec, StudySpec
 from hpsearch.report.advice import Advice, EdgeFix, stage_advice
 from hpsearch.report.describe import RegionRow, region_rows
@@ -31,6 +34,38 @@ class StageReport:
     advice: list[Advice]
     region: list[RegionRow]  # the region handed on, one row per parameter
     sure: Sureness | None = None  # how sure that region is (regions.sureness)
+    #: the last stage's: the promising region of the whole search and its confidence
+    final: FinalRegion | None = None
+    #: each parameter's effect against noise (evidence.effects); None: too few runs
+    effects: dict[str, Effect] | None = None
+
+    minimize: bool = True
+
+    @property
+    def region_thin(self) -> bool:
+        """The region handed on was spanned by too few runs to say much."""
+        h = self.view.handed_on
+        return h is not None and thin_region(len(h.kept))
+
+    def evidence_line(self) -> str | None:
+        """Which parameters' effects stand out from noise, or that none does."""
+        if self.view.space is None or not self.view.finished:
+            return None
+        if self.effects is None:
+            return (
+                "which parameters matter: the evidence is thin (fewer than "
+                f"{EFFECT_RUNS} usable runs)"
+            )
+        above = [e.name for e in self.effects.values() if e.matters]
+        n = sum(1 for r in self.view.records if r.finished and r.state == "COMPLETE")
+        if not above:
+            return (
+                f"which parameters matter: the evidence is thin (no parameter's effect "
+                f"stands out from noise over {n} runs, permutation test p <= {ALPHA:g})"
+            )
+        rest = [name for name in self.effects if name not in above]
+        line = f"matters (above noise over {n} runs, p <= {ALPHA:g}): {', '.join(above)}"
+        return line + (f"; within noise: {', '.join(rest)}" if rest else "")
 
 
 @dataclass(frozen=True)
@@ -61,13 +96,22 @@ class Report:
 
 def analyze(view: SearchView, evaluator: str = DEFAULT_EVALUATOR) -> Report:
     stages = view.stages
-    return Report(
-        view,
-        [
-            analyze_stage(view.spec, v, evaluator, stages[i + 1] if i + 1 < len(stages) else None)
-            for i, v in enumerate(stages)
-        ],
-    )
+    reports = [
+        analyze_stage(view.spec, v, evaluator, stages[i + 1] if i + 1 < len(stages) else None)
+        for i, v in enumerate(stages)
+    ]
+    if reports and reports[-1].final is not None:  # the whole search's runs, not the last stage's
+        final = search_region(view.spec, stages)
+        reports[-1] = dataclasses.replace(reports[-1], final=final)
+    return Report(view, reports)
+
+
+def search_region(spec: StudySpec, stages: list[StageView]) -> FinalRegion | None:
+    """The promising region of a search (``regions.final_region``) from its stages' runs."""
+    started = [(v.space, v.records) for v in stages if v.space is not None]
+    if not started or not any(v.finished for v in stages):
+        return None
+    return final_region(started, direction=spec.direction, original=spec.space)
 
 
 def analyze_stage(
@@ -93,6 +137,10 @@ def analyze_stage(
         ),
         region_rows(v.handed_on) if v.handed_on is not None else [],
         _sureness(spec, v),
+        # a stage's own note has only its own runs: the report replaces it (analyze)
+        search_region(spec, [v]) if v.index == len(spec.stages) - 1 else None,
+        effects(v.records, v.space, spec.direction) if v.space is not None else None,
+        spec.direction == "minimize",
     )
 
 

@@ -12,9 +12,11 @@ from __future__ import annotations
 import html
 from dataclasses import dataclass
 
+from hpsearch.core.evidence import REGION_RUNS
 from hpsearch.core.records import rank
 from hpsearch.core.spec import StudySpec
 from hpsearch.report.analysis import StageReport
+from hpsearch.report.describe import region_rows
 from hpsearch.report.importance import Importance
 from hpsearch.report.search import StageView
 
@@ -124,6 +126,39 @@ def region_table(s: StageReport) -> Table:
         code=frozenset({3}),
         warn=6,
     )
+
+
+def thin_region_text(s: StageReport) -> str:
+    """What a report says instead of a region spanned by a handful of runs."""
+    h = s.view.handed_on
+    n = len(h.kept) if h is not None else 0
+    return (
+        f"the evidence is thin: the region is spanned by {n} run(s) "
+        f"(more than {REGION_RUNS} needed); the next stage's ranges are not a finding"
+    )
+
+
+def final_table(s: StageReport) -> Table | None:
+    """The search's promising region (``StageReport.final``), one row per parameter in
+    its own terms (an int range, a set of choices); None when none is stated."""
+    f = s.final
+    if f is None or f.thin is not None:
+        return None
+    best = best_trials_params(s)
+    rows = region_rows(f.region(best))
+    return Table(
+        ("parameter", "range", "of range searched", "where", "kept", "best"),
+        tuple((r.name, r.range, r.was, r.bar, f"{r.kept:.0%}", r.best) for r in rows),
+        code=frozenset({3}),
+    )
+
+
+def best_trials_params(s: StageReport) -> dict[str, object]:
+    """The best usable run's params among the longest runs of the stage (or {})."""
+    from hpsearch.core.records import recommended
+
+    best = recommended(s.view.records, "minimize" if s.minimize else "maximize")
+    return dict(best.params) if best is not None else {}
 
 
 def importance_table(imp: Importance) -> Table | None:

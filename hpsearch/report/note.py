@@ -16,6 +16,7 @@ person wrote or edited in the dashboard is never overwritten.
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import logging
 import subprocess
@@ -27,7 +28,14 @@ from hpsearch.core.failures import failure_key, short_path
 from hpsearch.core.records import TrialRecord
 from hpsearch.objectives.catalog import spec_from_dict
 from hpsearch.report.analysis import DEFAULT_EVALUATOR, StageReport, analyze_stage
-from hpsearch.report.blocks import best_trials, counts_line, importance_table, region_table
+from hpsearch.report.blocks import (
+    best_trials,
+    counts_line,
+    final_table,
+    importance_table,
+    region_table,
+    thin_region_text,
+)
 
 if TYPE_CHECKING:
     from hpsearch.core.spec import StudySpec
@@ -99,19 +107,28 @@ def stage_note(spec: StudySpec, s: StageReport) -> str:
     if importance is not None:  # (a stage too small to rank them gets no section)
         lines += ["", "### Important parameters", "", importance.markdown()]
         lines += ["", f"_{s.importance.note}_"] if s.importance.note else []
+    evidence = s.evidence_line()
+    if evidence is not None:
+        lines += ["", f"_{evidence}_"]
     region = v.handed_on
-    if region is not None:
+    if s.final is not None:
+        table = final_table(s)
+        lines += ["", "### Promising region (the last stage: where to look next)", ""]
+        lines += [table.markdown(), ""] if table is not None else []
+        lines += [s.final.describe() + "."]
+    elif region is not None:
         nxt = spec.stages[v.index + 1].name if v.index + 1 < len(spec.stages) else None
         to = f"to stage `{nxt}`" if nxt else "(the last stage: where to look next)"
-        lines += [
-            "",
-            f"### Promising region handed on {to}",
-            "",
-            f"Spanned by the top {len(region.kept)} of {region.considered} trials "
-            f"(trials {', '.join(map(str, region.kept))}).",
-            "",
-            region_table(s).markdown(),
-        ]
+        lines += ["", f"### Promising region handed on {to}", ""]
+        if s.region_thin:
+            lines += [thin_region_text(s) + "."]
+        else:
+            lines += [
+                f"Spanned by the top {len(region.kept)} of {region.considered} trials "
+                f"(trials {', '.join(map(str, region.kept))}).",
+                "",
+                region_table(s).markdown(),
+            ]
         lines += ["", s.sure.describe() + "."] if s.sure is not None else []
     if s.advice:
         lines += ["", "### Warnings", ""] + [f"- ⚠ {a.message}" for a in s.advice]
@@ -187,9 +204,10 @@ def _draw(store: SearchStore, spec: StudySpec, index: int) -> bool:
     person's or was drawn from the trials the stage has now. A stage that got trials since
     its note (an extension, a retry of failed trials) is drawn again when it finishes:
     the note it had described results that are not the stage's any more."""
+    from hpsearch.report.analysis import search_region
     from hpsearch.report.figures import draw_region_figure, stage_colors
     from hpsearch.report.plotdata import region_figure_data
-    from hpsearch.report.search import load_stage
+    from hpsearch.report.search import load_search, load_stage
 
     stage = store.find_stage(spec.name, spec.stages[index].name)
     if stage is None:
@@ -202,6 +220,9 @@ def _draw(store: SearchStore, spec: StudySpec, index: int) -> bool:
     if not v.done:
         return False
     report = analyze_stage(spec, v, DEFAULT_EVALUATOR)
+    if report.final is not None:  # the last stage: the search's region, from every stage's runs
+        whole = load_search(store, spec.name)
+        report = dataclasses.replace(report, final=search_region(spec, whole.stages))
     data = region_figure_data(spec, report)
     figure = None
     if data is not None:

@@ -22,7 +22,13 @@ from typing import Any
 from hpsearch.core.files import write_atomic
 from hpsearch.core.records import rank
 from hpsearch.report.analysis import Report, StageReport
-from hpsearch.report.blocks import best_trials, counts_line, region_table
+from hpsearch.report.blocks import (
+    best_trials,
+    counts_line,
+    final_table,
+    region_table,
+    thin_region_text,
+)
 from hpsearch.report.figures import (
     draw_curves,
     draw_pair,
@@ -223,11 +229,22 @@ def _stage_section(report: Report, s: StageReport) -> str:
         )
     if s.importance.note:
         parts.append(f"<p class='muted'>Importance: {_e(s.importance.note)}.</p>")
-    if s.region and v.handed_on is not None:
-        parts.append(
-            f"<p>Promising region (top {len(v.handed_on.kept)} of {v.handed_on.considered} "
-            f"trials):</p>{region_table(s).html()}"
-        )
+    evidence = s.evidence_line()
+    if evidence is not None:
+        parts.append(f"<p class='muted'>{_e(evidence)}.</p>")
+    if s.final is not None:
+        table = final_table(s)
+        if table is not None:
+            parts.append(f"<p>Promising region of the search:</p>{table.html()}")
+        parts.append(f"<p>{_e(s.final.describe())}.</p>")
+    elif s.region and v.handed_on is not None:
+        if s.region_thin:
+            parts.append(f"<p class='muted'>Promising region: {_e(thin_region_text(s))}.</p>")
+        else:
+            parts.append(
+                f"<p>Promising region (top {len(v.handed_on.kept)} of "
+                f"{v.handed_on.considered} trials):</p>{region_table(s).html()}"
+            )
         if s.sure is not None:
             parts.append(f"<p>{_e(s.sure.describe())}.</p>")
     best = best_trials(spec, v)

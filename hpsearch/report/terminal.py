@@ -9,7 +9,13 @@ from hpsearch.core.records import TrialRecord, rank, recommended
 from hpsearch.core.space import IntParam
 from hpsearch.core.spec import StageSpec, StudySpec
 from hpsearch.report.analysis import DEFAULT_EVALUATOR, Report, StageReport, analyze
-from hpsearch.report.blocks import best_trials, counts_line, region_table
+from hpsearch.report.blocks import (
+    best_trials,
+    counts_line,
+    final_table,
+    region_table,
+    thin_region_text,
+)
 from hpsearch.report.search import SearchView
 
 
@@ -122,13 +128,21 @@ def format_stage(report: Report, s: StageReport) -> str:
         lines.append(f"  importance ({imp.evaluator}): {shown}")
     if imp.note:
         lines.append(f"  importance: {imp.note}")
-    if v.handed_on is not None:
+    evidence = s.evidence_line()
+    if evidence is not None:
+        lines.append(f"  {evidence}")
+    if s.final is not None:
+        lines += final_lines(s)
+    elif v.handed_on is not None:
         nxt = spec.stages[v.index + 1].name if v.index + 1 < len(spec.stages) else None
         to = f"handed to stage {nxt}" if nxt else "where to look next"
         lines.append(
             f"  promising region (top {len(v.handed_on.kept)} of {v.handed_on.considered}), {to}:"
         )
-        lines += ["    " + line for line in region_table(s).text().splitlines()]
+        if s.region_thin:
+            lines.append(f"    {thin_region_text(s)}")
+        else:
+            lines += ["    " + line for line in region_table(s).text().splitlines()]
         if s.sure is not None:
             lines.append(f"  {s.sure.describe()}")
     lines += ["  warning: " + a.message.replace("\n", "\n    ") for a in s.advice]
@@ -152,6 +166,20 @@ def space_lines(spec: StudySpec) -> list[str]:
         )
     fixed = ", ".join(f"{k} = {v!r}" for k, v in spec.fixed.items())
     return ["  space:", *lines] + ([f"  fixed: {fixed}"] if fixed else [])
+
+
+def final_lines(s: StageReport) -> list[str]:
+    """The search's promising region (where to look next) and how sure it is."""
+    f = s.final
+    assert f is not None
+    table = final_table(s)
+    if table is None:
+        return [f"  promising region: {f.describe()}"]
+    return [
+        "  promising region of the search (where to look next):",
+        *("    " + line for line in table.text().splitlines()),
+        f"  {f.describe()}",
+    ]
 
 
 def early_stopping_text(stage: StageSpec) -> str:
