@@ -1,0 +1,108 @@
+"""The fine stage's prior: the box narrowing hands on is where it looks first, not a wall.
+
+A model-based stage after the first (sampler ``tpe``) learns from every trial of the
+stages before it, read from storage (``hpsearch.engine.fine``), and samples over the
+*hull* of the space the stage before it searched and the box narrowing cut from it
+(``hull``): the box stays the region the report shows and most points fall inside it, but
+a point outside can be tried when the model says it is much better there
+(``OUTSIDE_WEIGHT``). One misleading short run then no longer moves the search off the
+optimum for good, which the hard box did (issue 19).
+
+How earlier trials count (``as_evidence``): a trial that ran at least the stage's epochs
+counts as a finished result; a shorter one (a run early stopping stopped, or one of a
+stage of shorter runs) counts only for ranking, deeper runs first, as TPE ranks stopped
+runs and as BOHB trusts only the highest fidelity with data.
+
+Pure: no Optuna here (the sampler that uses it lives in ``hpsearch.engine.fine``).
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Iterable
+from typing import Any
+
+from hpsearch.core.records import TrialRecord
+
+from hpsearch.core.space import CategoricalParam, Param, SearchSpace
+
+#: The fine stage's model: ``tpe-prior`` (TPE over the hull, seeded with every earlier
+#: trial, candidates outside the box down-weighted by ``OUTSIDE_WEIGHT``), ``tpe-hull``
+#: (the same without the weight), ``tpe-box`` (seeded TPE inside the box only: the box a
+#: wall) or ``gp-prior`` (Optuna's GPSampler over the hull, seeded with every earlier
+#: full-length result, TPE past ``GP_MAX_TRIALS``). Chosen by measurement: docs/plans.md.
+MODEL = "tpe-prior"
+MODELS = ("tpe-prior", "tpe-hull", "tpe-box", "gp-prior")
+#: Prior odds of a candidate outside the box against one inside: TPE takes a point outside
+#: only where the ratio of its good to bad densities is this many times better.
+OUTSIDE_WEIGHT = 0.25
+#: GPSampler's fit grows with the cube of its history: past this many results the
+#: ``gp-prior`` model hands over to TPE.
+GP_MAX_TRIALS = 200
+
+
+def models_earlier(sampler: str, index: int) -> bool:
+    """Whether stage ``index`` with this sampler learns from the stages before it."""
+    return sampler == "tpe" and index > 0
+
+
+def searches_hull(sampler: str, index: int, model: str | None = None) -> bool:
+    """Whether the stage samples over the hull rather than inside the box."""
+    model = model or MODEL
+    return models_earlier(sampler, index) and model != "tpe-box"
+
+
+def hull(space: SearchSpace, box: SearchSpace) -> SearchSpace:
+    """``space`` with each parameter widened to take in the box's range (narrowing may
+    reach past a pressed bound); a categorical keeps ``space``'s choices and any the box
+    adds. Parameters of the box that ``space`` lacks come from the box."""
+    out: list[Param] = []
+    for b in box:
+        p = space[b.name] if b.name in space.names else b
+        if not p.numeric:
+            seen = {repr(x) for x in p.choices}  # type: ignore[union-attr]
+            extra = [c for c in b.choices if repr(c) not in seen]  # type: ignore[union-attr]
+            out.append(CategoricalParam(p.name, (*p.choices, *extra)))  # type: ignore[union-attr]
+        else:
+            out.append(p.with_range(min(p.low, b.low), max(p.high, b.high)))  # type: ignore[union-attr]
+    return SearchSpace(tuple(out))
+
+
+def outside(box: SearchSpace, name: str, values: Iterable[Any]) -> list[bool]:
+    """Which of these values of parameter ``name`` lie outside the box (categoricals by
+    repr); all inside for a parameter the box does not have."""
+    values = list(values)
+    if name not in box.names:
+        return [False] * len(values)
+    p = box[name]
+    if not p.numeric:
+        kept = {repr(c) for c in p.choices}  # type: ignore[union-attr]
+        return [repr(v) not in kept for v in values]
+    # a hair of slack: Optuna's samples come back through exp/log and may land an ulp out
+    lo, hi = p.low, p.high  # type: ignore[union-attr]
+    tol = 1e-9 * max(abs(lo), abs(hi), 1e-300)
+    return [not (lo - tol <= float(v) <= hi + tol) for v in values]
+
+
+def as_evidence(record: TrialRecord, epochs: int) -> tuple[str, float, dict[int, float]] | None:
+    """How an earlier trial counts for a stage of ``epochs``-epoch runs: ``("COMPLETE",
+    value, curve)`` for a result at that length or longer, ``("PRUNED", last value,
+    curve)`` for a shorter run (ranking only: TPE ranks stopped runs by how far they went,
+    then by their last value), None for one that taught nothing (failed, diverged,
+    re-queued, or no value at all)."""
+    if record.superseded or record.state not in ("COMPLETE", "PRUNED"):
+        return None
+    curve = {int(k): float(v) for k, v in record.intermediate.items() if math.isfinite(v)}
+    if record.state == "COMPLETE":
+        if not record.ok:
+            return None
+        ran = record.epochs or max(curve, default=epochs)
+        value = float(record.value)  # type: ignore[arg-type]
+        curve = curve or {ran: value}
+        if ran >= epochs:
+            return "COMPLETE", value, curve
+        return "PRUNED", value, curve
+    if not curve:
+        return None
+    last = max(curve)
+    return "PRUNED", curve[last], curve

@@ -1,0 +1,229 @@
+"""The fine stage's sampler: Optuna's model seeded with every trial of the earlier stages.
+
+A stage after the first whose sampler is ``tpe`` fills its slots at run time, like any TPE
+stage, but the model sees the trials of all the stages before it too, read from storage
+(their stage studies) once per worker: finished runs as results, runs stopped early (and
+runs of shorter stages) for ranking only, as ``core.prior.as_evidence`` says. It samples
+over the hull of the previous space and the box narrowing cut (``core.prior.hull``), the
+box a prior: TPE down-weights candidates outside it by ``core.prior.OUTSIDE_WEIGHT``.
+
+The sampler hands Optuna's a view of the stage study (``_Seeded``) whose trial list is the
+earlier stages' trials, renumbered below 0 and put on this stage's distributions, then the
+stage's own. Everything read comes from storage and is ordered by stage and trial number,
+so one worker samples the same points on every run (several: as TPE, by timing).
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+from typing import TYPE_CHECKING, Any
+
+import numpy as np
+import optuna
+from optuna.distributions import BaseDistribution, CategoricalDistribution
+from optuna.samplers import BaseSampler, TPESampler
+from optuna.trial import FrozenTrial, TrialState
+
+from hpsearch.core import prior
+from hpsearch.core.records import TrialRecord
+from hpsearch.core.space import SearchSpace
+
+if TYPE_CHECKING:
+    from optuna.study import Study
+
+
+@dataclass(frozen=True)
+class Evidence:
+    """What the fine stage's sampler reads once: the stage's space and box (None: no
+    prior), its runs' epochs, and the earlier stages' trials in stage and number order."""
+
+    space: SearchSpace
+    box: SearchSpace | None
+    epochs: int
+    earlier: tuple[TrialRecord, ...]
+
+
+def frozen(evidence: Evidence) -> list[FrozenTrial]:
+    """The earlier trials as Optuna trials of this stage: on its distributions, numbered
+    -n .. -1 (below every trial of the stage: none collides with the trial being sampled),
+    and those with a value outside the stage's space left out."""
+    dists = {p.name: p.to_distribution() for p in evidence.space}
+    usable = []
+    for e in evidence.earlier:
+        counted = prior.as_evidence(e, evidence.epochs)
+        if counted is None or not _fits(e.params, dists):
+            continue
+        usable.append((counted, e))
+    out = []
+    for i, ((state, value, curve), e) in enumerate(usable):
+        complete = state == "COMPLETE"
+        out.append(
+            FrozenTrial(
+                number=i - len(usable),
+                state=TrialState.COMPLETE if complete else TrialState.PRUNED,
+                value=value if complete else None,
+                datetime_start=None,
+                datetime_complete=None,
+                params={n: e.params[n] for n in dists},
+                distributions=dists,
+                user_attrs={},
+                system_attrs={},
+                intermediate_values={int(k): float(v) for k, v in curve.items()},
+                trial_id=-1 - i,
+            )
+        )
+    return out
+
+
+def _fits(params: dict[str, Any], dists: dict[str, BaseDistribution]) -> bool:
+    for name, d in dists.items():
+        if name not in params:
+            return False
+        v = params[name]
+        if isinstance(d, CategoricalDistribution):
+            if repr(v) not in {repr(c) for c in d.choices}:
+                return False
+        elif not d._contains(d.to_internal_repr(v)):
+            return False
+    return True
+
+
+class _Seeded:
+    """A stage study as the inner sampler sees it: the earlier trials listed first."""
+
+    def __init__(self, study: Study, earlier: list[FrozenTrial]) -> None:
+        self._study = study
+        self._earlier = earlier
+
+    def _get_trials(
+        self,
+        deepcopy: bool = True,
+        states: Sequence[TrialState] | None = None,
+        use_cache: bool = False,
+    ) -> list[FrozenTrial]:
+        mine = self._study._get_trials(deepcopy=deepcopy, states=states, use_cache=use_cache)
+        earlier = [t for t in self._earlier if states is None or t.state in states]
+        return earlier + mine
+
+    def get_trials(
+        self, deepcopy: bool = True, states: Sequence[TrialState] | None = None
+    ) -> list[FrozenTrial]:
+        return self._get_trials(deepcopy=deepcopy, states=states)
+
+    @property
+    def trials(self) -> list[FrozenTrial]:
+        return self.get_trials()
+
+    def __getattr__(self, name: str) -> Any:
+        return getattr(self._study, name)
+
+
+class _BoxTPE(TPESampler):
+    """TPE whose acquisition carries the box as a prior: a candidate outside it needs a
+    good-to-bad density ratio ``1 / OUTSIDE_WEIGHT`` times that of one inside."""
+
+    def __init__(self, *, box: SearchSpace | None, space: SearchSpace, **kwargs: Any) -> None:
+        super().__init__(**kwargs)
+        self._box = box
+        self._dists = {p.name: p.to_distribution() for p in space}
+
+    def _compute_acquisition_func(self, samples: dict[str, np.ndarray], *args: Any) -> Any:
+        acq = super()._compute_acquisition_func(samples, *args)
+        if self._box is None:
+            return acq
+        penalty = math.log(prior.OUTSIDE_WEIGHT)
+        for name, internal in samples.items():
+            dist = self._dists.get(name)
+            if dist is None:
+                continue
+            values = [dist.to_external_repr(x) for x in np.asarray(internal).tolist()]
+            acq = acq + penalty * np.asarray(prior.outside(self._box, name, values), float)
+        return acq
+
+
+class FineSampler(BaseSampler):
+    """The fine stage's sampler: ``model`` (``core.prior.MODELS``) seeded with the earlier
+    stages' trials, which ``load`` reads from storage the first time a slot is filled."""
+
+    def __init__(
+        self,
+        load: Callable[[], Evidence],
+        *,
+        seed: int,
+        startup: int,
+        model: str | None = None,
+    ) -> None:
+        self._load = load
+        self._seed = seed
+        self._startup = startup
+        self._model = model or prior.MODEL
+        self._inner: BaseSampler | None = None
+        self._fallback: BaseSampler | None = None
+        self._earlier: list[FrozenTrial] = []
+        self._space: dict[str, BaseDistribution] = {}
+
+    def _ready(self) -> BaseSampler:
+        if self._inner is None:
+            evidence = self._load()
+            self._earlier = frozen(evidence)
+            self._space = {p.name: p.to_distribution() for p in evidence.space}
+            box = evidence.box if self._model == "tpe-prior" else None
+            tpe = _BoxTPE(box=box, space=evidence.space, seed=self._seed,
+                          n_startup_trials=self._startup)  # fmt: skip
+            if self._model == "gp-prior":
+                self._fallback = tpe
+                self._inner = optuna.samplers.GPSampler(
+                    seed=self._seed,
+                    n_startup_trials=self._startup,
+                    independent_sampler=tpe,
+                    warn_independent_sampling=False,
+                )
+            else:
+                self._inner = tpe
+        return self._inner
+
+    def _pick(self, study: Study) -> tuple[BaseSampler, _Seeded]:
+        inner = self._ready()
+        view = _Seeded(study, self._earlier)
+        if self._fallback is not None:
+            done = len(view._get_trials(deepcopy=False, states=(TrialState.COMPLETE,)))
+            if done > prior.GP_MAX_TRIALS:
+                return self._fallback, view
+        return inner, view
+
+    def infer_relative_search_space(
+        self, study: Study, trial: FrozenTrial
+    ) -> dict[str, BaseDistribution]:
+        inner, view = self._pick(study)
+        if isinstance(inner, TPESampler):
+            return inner.infer_relative_search_space(view, trial)  # type: ignore[arg-type]
+        return dict(sorted(self._space.items()))
+
+    def sample_relative(
+        self, study: Study, trial: FrozenTrial, search_space: dict[str, BaseDistribution]
+    ) -> dict[str, Any]:
+        inner, view = self._pick(study)
+        return inner.sample_relative(view, trial, search_space)  # type: ignore[arg-type]
+
+    def sample_independent(
+        self, study: Study, trial: FrozenTrial, param_name: str, param_distribution: Any
+    ) -> Any:
+        inner, view = self._pick(study)
+        return inner.sample_independent(view, trial, param_name, param_distribution)  # type: ignore[arg-type]
+
+    def before_trial(self, study: Study, trial: FrozenTrial) -> None:
+        self._pick(study)[0].before_trial(study, trial)
+
+    def after_trial(
+        self,
+        study: Study,
+        trial: FrozenTrial,
+        state: TrialState,
+        values: Sequence[float] | None,
+    ) -> None:
+        self._pick(study)[0].after_trial(study, trial, state, values)
+
+    def reseed_rng(self) -> None:
+        self._ready().reseed_rng()
