@@ -346,17 +346,18 @@ def _retry_failed(
 
 
 def format_plan(spec: Any) -> str:
+    from hpsearch.core import prior
     from hpsearch.report.terminal import early_stopping_text
 
     lines = [f"search {spec.name}: {spec.metric} ({spec.direction}), seed {spec.seed}"]
     if spec.budget is not None:
-        from hpsearch.core.plan import WHY
+        from hpsearch.core.plan import why
 
         lines.append(
             f"  plan built from budget = {spec.budget} epochs, max_epochs = {spec.max_epochs} "
             "(hpsearch's default plan; list [[stage]] tables instead to set it yourself)"
         )
-        lines.append(f"  {WHY}")
+        lines.append(f"  {why(spec.stages, spec.budget, spec.max_epochs)}")
     for i, s in enumerate(spec.stages):
         keep = ""
         if i:
@@ -366,6 +367,11 @@ def format_plan(spec: Any) -> str:
             else:
                 kept = f"{max(1, math.ceil(s.keep * prev.trials))} of {prev.trials}"
             keep = f", in the box of the best {kept} (margin {s.margin:g})"
+            if prior.models_earlier(s.sampler, i):
+                keep = (
+                    f", seeded with every earlier run, its prior the box of the best {kept} "
+                    f"(margin {s.margin:g})"
+                )
             if s.promote:
                 keep += f", the best {s.promote} promoted first"
         if s.space:

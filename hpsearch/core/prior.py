@@ -23,7 +23,6 @@ from collections.abc import Iterable
 from typing import Any
 
 from hpsearch.core.records import TrialRecord
-
 from hpsearch.core.space import CategoricalParam, Param, SearchSpace
 
 #: The fine stage's model: ``tpe-prior`` (TPE over the hull, seeded with every earlier

@@ -125,9 +125,7 @@ def _sampler(
         if store is not None and prior.models_earlier(stage.sampler, index):
             from hpsearch.engine.fine import FineSampler
 
-            return FineSampler(
-                lambda: evidence(store, spec, index), seed=seed, startup=startup
-            )
+            return FineSampler(lambda: evidence(store, spec, index), seed=seed, startup=startup)
         return optuna.samplers.TPESampler(seed=seed, n_startup_trials=startup)
     return optuna.samplers.RandomSampler(seed=seed)
 
