@@ -169,7 +169,7 @@ class FineSampler(BaseSampler):
             evidence = self._load()
             self._earlier = frozen(evidence)
             self._space = {p.name: p.to_distribution() for p in evidence.space}
-            box = evidence.box if self._model == "tpe-prior" else None
+            box = evidence.box if self._model.endswith("-prior") else None
             tpe = _BoxTPE(box=box, space=evidence.space, seed=self._seed,
                           n_startup_trials=self._startup)  # fmt: skip
             if self._model == "gp-prior":
