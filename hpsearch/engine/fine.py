@@ -196,10 +196,10 @@ class FineSampler(BaseSampler):
     def infer_relative_search_space(
         self, study: Study, trial: FrozenTrial
     ) -> dict[str, BaseDistribution]:
-        inner, view = self._pick(study)
-        if isinstance(inner, TPESampler):
-            return inner.infer_relative_search_space(view, trial)  # type: ignore[arg-type]
-        return dict(sorted(self._space.items()))
+        # The stage's own space, every parameter at once (multivariate, as Optuna's TPE is
+        # for one objective): its trials and the earlier ones all share its distributions.
+        self._pick(study)
+        return {n: d for n, d in sorted(self._space.items()) if not d.single()}
 
     def sample_relative(
         self, study: Study, trial: FrozenTrial, search_space: dict[str, BaseDistribution]
