@@ -15,6 +15,7 @@ so one worker samples the same points on every run (several: as TPE, by timing).
 
 from __future__ import annotations
 
+import copy
 import math
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
@@ -91,11 +92,14 @@ def _fits(params: dict[str, Any], dists: dict[str, BaseDistribution]) -> bool:
 
 
 class _Seeded:
-    """A stage study as the inner sampler sees it: the earlier trials listed first."""
+    """A stage study as the inner sampler sees it: the earlier trials listed first, then
+    the stage's own, read once per slot filled (TPE asks for them twice, and each read
+    of a stage with many queued slots costs a query of every unfinished one)."""
 
     def __init__(self, study: Study, earlier: list[FrozenTrial]) -> None:
         self._study = study
         self._earlier = earlier
+        self._mine: list[FrozenTrial] | None = None
 
     def _get_trials(
         self,
@@ -103,9 +107,12 @@ class _Seeded:
         states: Sequence[TrialState] | None = None,
         use_cache: bool = False,
     ) -> list[FrozenTrial]:
-        mine = self._study._get_trials(deepcopy=deepcopy, states=states, use_cache=use_cache)
+        if self._mine is None:
+            self._mine = self._study._get_trials(deepcopy=False, use_cache=use_cache)
+        mine = [t for t in self._mine if states is None or t.state in states]
         earlier = [t for t in self._earlier if states is None or t.state in states]
-        return earlier + mine
+        out = earlier + mine
+        return copy.deepcopy(out) if deepcopy else out
 
     def get_trials(
         self, deepcopy: bool = True, states: Sequence[TrialState] | None = None
@@ -163,6 +170,7 @@ class FineSampler(BaseSampler):
         self._fallback: BaseSampler | None = None
         self._earlier: list[FrozenTrial] = []
         self._space: dict[str, BaseDistribution] = {}
+        self._view: tuple[int | None, _Seeded] | None = None
 
     def _ready(self) -> BaseSampler:
         if self._inner is None:
@@ -184,9 +192,14 @@ class FineSampler(BaseSampler):
                 self._inner = tpe
         return self._inner
 
-    def _pick(self, study: Study) -> tuple[BaseSampler, _Seeded]:
+    def _pick(self, study: Study, trial: FrozenTrial | None = None) -> tuple[BaseSampler, _Seeded]:
+        """The model for this slot and the study as it sees it: one view per slot filled
+        (``trial``), so the stage's trials are read once for all its parameters."""
         inner = self._ready()
-        view = _Seeded(study, self._earlier)
+        key = None if trial is None else trial.number
+        if key is None or self._view is None or self._view[0] != key:
+            self._view = (key, _Seeded(study, self._earlier))
+        view = self._view[1]
         if self._fallback is not None:
             done = len(view._get_trials(deepcopy=False, states=(TrialState.COMPLETE,)))
             if done > prior.GP_MAX_TRIALS:
@@ -204,13 +217,13 @@ class FineSampler(BaseSampler):
     def sample_relative(
         self, study: Study, trial: FrozenTrial, search_space: dict[str, BaseDistribution]
     ) -> dict[str, Any]:
-        inner, view = self._pick(study)
+        inner, view = self._pick(study, trial)
         return inner.sample_relative(view, trial, search_space)  # type: ignore[arg-type]
 
     def sample_independent(
         self, study: Study, trial: FrozenTrial, param_name: str, param_distribution: Any
     ) -> Any:
-        inner, view = self._pick(study)
+        inner, view = self._pick(study, trial)
         return inner.sample_independent(view, trial, param_name, param_distribution)  # type: ignore[arg-type]
 
     def before_trial(self, study: Study, trial: FrozenTrial) -> None:
