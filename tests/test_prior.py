@@ -130,3 +130,23 @@ def test_the_box_is_a_prior_most_points_inside_but_not_all_need_be():
 
 def test_the_same_evidence_and_seed_give_the_same_points():
     assert _run("tpe-prior", COARSE, n=5, seed=3) == _run("tpe-prior", COARSE, n=5, seed=3)
+
+
+def test_the_trust_region_grows_past_a_side_the_best_point_presses():
+    assert prior.trust_region(BOX, SPACE, None) == BOX
+    inside = {"lr": 3e-3, "width": 24, "act": "relu"}
+    assert prior.trust_region(BOX, SPACE, inside) == BOX
+    edge = {"lr": 1.05e-2, "width": 16, "act": "tanh"}
+    grown = prior.trust_region(BOX, SPACE, edge)
+    assert grown["lr"].low == BOX["lr"].low
+    assert math.log10(grown["lr"].high) == pytest.approx(math.log10(1.05e-2) + 0.5)
+    assert grown["width"].low == 8 and grown["width"].high == 32  # capped at the hull
+    assert grown["act"].choices == ("relu", "tanh")
+
+
+def test_the_trusted_model_leaves_a_box_that_misses_the_optimum():
+    wrong = SearchSpace((FloatParam("lr", 1e-5, 1e-4, log=True), BOX["width"], BOX["act"]))
+    picked = _run("tpe-trust", COARSE, n=25, box=wrong)
+    assert sum(prior.outside(wrong, "lr", [p["lr"]])[0] for p in picked) >= 10
+    picked = _run("tpe-trust", COARSE, n=15)
+    assert all(not prior.outside(BOX, "lr", [p["lr"]])[0] for p in picked[:3])

@@ -29,9 +29,10 @@ from hpsearch.core.space import CategoricalParam, Param, SearchSpace
 #: trial, candidates outside the box down-weighted by ``OUTSIDE_WEIGHT``), ``tpe-hull``
 #: (the same without the weight), ``tpe-box`` (seeded TPE inside the box only: the box a
 #: wall) or ``gp-prior`` (Optuna's GPSampler over the hull, seeded with every earlier
-#: full-length result, TPE past ``GP_MAX_TRIALS``). Chosen by measurement: docs/plans.md.
+#: full-length result, TPE past ``GP_MAX_TRIALS``) or ``tpe-trust`` (seeded TPE inside a
+#: trust region: the box, grown past a side the best result presses, ``trust_region``). Chosen by measurement: docs/plans.md.
 MODEL = "tpe-prior"
-MODELS = ("tpe-prior", "tpe-hull", "tpe-box", "gp-prior")
+MODELS = ("tpe-prior", "tpe-hull", "tpe-box", "gp-prior", "tpe-trust")
 #: Prior odds of a candidate outside the box against one inside: TPE takes a point outside
 #: only where the ratio of its good to bad densities is this many times better.
 OUTSIDE_WEIGHT = 0.25
@@ -105,3 +106,44 @@ def as_evidence(record: TrialRecord, epochs: int) -> tuple[str, float, dict[int,
         return None
     last = max(curve)
     return "PRUNED", curve[last], curve
+
+
+#: ``tpe-trust``: a best point within this share of the region's width from one of its
+#: sides makes the region grow past that side, by ``GROW`` of its width (capped at the hull).
+EDGE = 0.1
+GROW = 0.5
+
+
+def trust_region(box: SearchSpace, hull: SearchSpace, best: dict[str, Any] | None) -> SearchSpace:
+    """The region the ``tpe-trust`` model samples next: the box, grown past each side the
+    best result so far presses (within ``EDGE`` of its width), by ``GROW`` of the width
+    beyond the best point, never past the hull; a categorical gains the best's choice.
+
+    A function of the best point only, so every worker computes the same region from the
+    stored trials; as the best moves outward the region follows it, so the box is where
+    the search starts, not a wall."""
+    if best is None:
+        return box
+    out: list[Param] = []
+    for b in box:
+        h = hull[b.name] if b.name in hull.names else b
+        if b.name not in best:
+            out.append(b)
+            continue
+        v = best[b.name]
+        if not b.numeric:
+            seen = {repr(c) for c in b.choices}  # type: ignore[union-attr]
+            keep = [c for c in h.choices if repr(c) in seen or repr(c) == repr(v)]  # type: ignore[union-attr]
+            out.append(CategoricalParam(b.name, tuple(keep)))
+            continue
+        lo, hi = b.to_scale(b.low), b.to_scale(b.high)  # type: ignore[union-attr]
+        width = hi - lo
+        x = b.to_scale(float(v))  # type: ignore[union-attr]
+        h_lo, h_hi = h.to_scale(h.low), h.to_scale(h.high)  # type: ignore[union-attr]
+        if x - lo <= EDGE * width:
+            lo = max(h_lo, min(lo, x - GROW * width))
+        if hi - x <= EDGE * width:
+            hi = min(h_hi, max(hi, x + GROW * width))
+        low, high = h.from_scale(lo), h.from_scale(hi)  # type: ignore[union-attr]
+        out.append(h.with_range(max(low, h.low), min(high, h.high)))  # type: ignore[union-attr]
+    return SearchSpace(tuple(out))

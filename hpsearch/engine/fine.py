@@ -127,6 +127,31 @@ class _Seeded:
         return getattr(self._study, name)
 
 
+class _Listed(_Seeded):
+    """A study whose trial list is given (the trials inside a trust region)."""
+
+    def __init__(self, study: Any, trials: list[FrozenTrial]) -> None:
+        super().__init__(study, [])
+        self._mine = trials
+
+
+def _on(t: FrozenTrial, dists: dict[str, BaseDistribution]) -> FrozenTrial:
+    """``t`` on other distributions (that contain its params)."""
+    return FrozenTrial(
+        number=t.number,
+        state=t.state,
+        value=t.value if t.state == TrialState.COMPLETE else None,
+        datetime_start=t.datetime_start,
+        datetime_complete=t.datetime_complete,
+        params={n: t.params[n] for n in dists},
+        distributions=dists,
+        user_attrs={},
+        system_attrs={},
+        intermediate_values=t.intermediate_values,
+        trial_id=t._trial_id,
+    )
+
+
 class _BoxTPE(TPESampler):
     """TPE whose acquisition carries the box as a prior: a candidate outside it needs a
     good-to-bad density ratio ``1 / OUTSIDE_WEIGHT`` times that of one inside."""
@@ -171,12 +196,15 @@ class FineSampler(BaseSampler):
         self._earlier: list[FrozenTrial] = []
         self._space: dict[str, BaseDistribution] = {}
         self._view: tuple[int | None, _Seeded] | None = None
+        self._hull: SearchSpace | None = None
+        self._box: SearchSpace | None = None
 
     def _ready(self) -> BaseSampler:
         if self._inner is None:
             evidence = self._load()
             self._earlier = frozen(evidence)
             self._space = {p.name: p.to_distribution() for p in evidence.space}
+            self._hull, self._box = evidence.space, evidence.box or evidence.space
             box = evidence.box if self._model.endswith("-prior") else None
             tpe = _BoxTPE(box=box, space=evidence.space, seed=self._seed,
                           n_startup_trials=self._startup)  # fmt: skip
@@ -218,7 +246,34 @@ class FineSampler(BaseSampler):
         self, study: Study, trial: FrozenTrial, search_space: dict[str, BaseDistribution]
     ) -> dict[str, Any]:
         inner, view = self._pick(study, trial)
+        if self._model == "tpe-trust":
+            return self._sample_trusted(inner, view, trial)
         return inner.sample_relative(view, trial, search_space)  # type: ignore[arg-type]
+
+    def _sample_trusted(self, inner: BaseSampler, view: _Seeded, trial: FrozenTrial) -> dict:
+        """TPE inside the trust region (``core.prior.trust_region``) of the best result so
+        far, on the region's own distributions (TPE's kernels scale with the range: in the
+        whole space they are too wide to home in), from the trials that lie inside it."""
+        assert self._box is not None and self._hull is not None
+        states = (TrialState.COMPLETE, TrialState.PRUNED, TrialState.RUNNING)
+        trials = view._get_trials(deepcopy=False, states=states)
+        done = [t for t in trials if t.state == TrialState.COMPLETE and t.value is not None]
+        sign = 1.0 if view.direction == optuna.study.StudyDirection.MINIMIZE else -1.0
+        best = min(done, key=lambda t: (sign * t.value, t.number), default=None)  # type: ignore[operator]
+        region = prior.trust_region(self._box, self._hull, best.params if best else None)
+        dists = {p.name: p.to_distribution() for p in region}
+        fixed: dict[str, Any] = {}
+        for n, d in dists.items():
+            if d.single():
+                fixed[n] = region[n].choices[0] if not region[n].numeric else region[n].low  # type: ignore[union-attr]
+        free = {n: d for n, d in sorted(dists.items()) if not d.single()}
+        inside = [_on(t, dists) for t in trials if t.params and _fits(t.params, dists)]
+        picked = inner.sample_relative(_Listed(view, inside), trial, free)  # type: ignore[arg-type]
+        if not picked and free:  # too few trials inside to model: a uniform point in it
+            rng = np.random.default_rng([self._seed, trial.number & 0xFFFFFFFF])
+            point = region.from_unit(rng.random(len(region)).tolist())
+            picked = {n: point[n] for n in free}
+        return {**fixed, **picked}
 
     def sample_independent(
         self, study: Study, trial: FrozenTrial, param_name: str, param_distribution: Any
