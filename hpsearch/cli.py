@@ -369,8 +369,8 @@ def format_plan(spec: Any) -> str:
             keep = f", in the box of the best {kept} (margin {s.margin:g})"
             if prior.models_earlier(s.sampler, i):
                 keep = (
-                    f", seeded with every earlier run, its prior the box of the best {kept} "
-                    f"(margin {s.margin:g})"
+                    f", seeded with every earlier run, {prior.box_role()}: the box of the "
+                    f"best {kept} (margin {s.margin:g})"
                 )
             if s.promote:
                 keep += f", the best {s.promote} promoted first"

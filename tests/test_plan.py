@@ -7,6 +7,7 @@ import math
 
 import pytest
 
+from hpsearch.core import prior
 from hpsearch.core.edits import classify
 from hpsearch.core.plan import default_plan, why
 from hpsearch.objectives.catalog import parse_spec, spec_from_dict
@@ -174,8 +175,8 @@ def test_dry_run_prints_the_plan_built_from_the_budget(tmp_path):
     assert "coarse: 10 trials x 9 epoch(s), sobol" in result.output
     assert "a run goes on past epoch 1, 3 only in the top 1/3 there" in result.output
     assert (
-        "fine: 20 trials x 9 epoch(s), tpe, seeded with every earlier run, its prior the box "
-        "of the best 50% of the coarse runs that went the distance (margin 0.5)"
+        f"fine: 20 trials x 9 epoch(s), tpe, seeded with every earlier run, {prior.box_role()}: "
+        "the box of the best 50% of the coarse runs that went the distance (margin 0.5)"
     ) in result.output
     assert "a run goes on past epoch 3 only in the top 1/3 there" in result.output
 

@@ -39,6 +39,7 @@ from __future__ import annotations
 
 import dataclasses
 
+from hpsearch.core import prior
 from hpsearch.core.stage_spec import StageSpec
 
 #: Share of the budget the coarse stage gets; the rest goes to TPE in the box.
@@ -160,7 +161,7 @@ def why(stages: tuple[StageSpec, ...] | list[StageSpec], budget: int, max_epochs
         else:
             model = (
                 f"{stage.sampler.upper()} seeded with every earlier run (stopped ones for "
-                "ranking only), mostly inside the box but free to leave it"
+                f"ranking only), {prior.box_role()}"
                 if stage.sampler == "tpe"
                 else f"{stage.sampler} points inside the box"
             )

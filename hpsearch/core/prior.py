@@ -147,3 +147,15 @@ def trust_region(box: SearchSpace, hull: SearchSpace, best: dict[str, Any] | Non
         low, high = h.from_scale(lo), h.from_scale(hi)  # type: ignore[union-attr]
         out.append(h.with_range(max(low, h.low), min(high, h.high)))  # type: ignore[union-attr]
     return SearchSpace(tuple(out))
+
+
+def box_role(model: str | None = None) -> str:
+    """How the fine stage uses the box, in words (``--dry-run`` and the report)."""
+    model = model or MODEL
+    if model == "tpe-trust":
+        return "starting in the box, which grows past a side the best run presses"
+    if model == "tpe-box":
+        return "inside the box"
+    if model == "tpe-hull":
+        return "over the whole space, the box only where the earlier runs point"
+    return "mostly inside the box but free to leave it"
