@@ -107,11 +107,13 @@ def fill(model: str, space, records, trials: int, epochs: int) -> list[float]:
     return costs
 
 
-def engine_cost(earlier: int, trials: int, epochs: int) -> None:
+def engine_cost(earlier: int, trials: int, epochs: int, most: int | None = None) -> None:
     """The real path: a search of a coarse stage of ``earlier`` random slots and a fine
     TPE stage of ``trials`` slots on a SQLite file, every slot claimed, filled (the fine
     stage's sampler suggests at the claim) and finished as a worker does it, without an
-    objective. Prints the CPU of preparing the fine stage and per fine slot."""
+    objective. Prints the CPU of preparing the fine stage and per fine slot (of the first
+    ``most`` fine slots only, if given: the dearest to claim, with every other slot
+    still queued)."""
     from hpsearch import store as st
     from hpsearch.core.space import SearchSpace
     from hpsearch.engine.stages import prepare_stage, register_search
@@ -141,7 +143,7 @@ def engine_cost(earlier: int, trials: int, epochs: int) -> None:
         prepared = time.process_time() - t0
         space = SearchSpace.from_dict(store.stage_attrs(stage)[st.ATTR_SPACE])
         costs = []
-        while True:
+        while most is None or index == 0 or len(costs) < most:
             t0 = time.process_time()
             slot = store.claim(stage, space, worker="bench")
             if slot is None:
@@ -164,14 +166,19 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--earlier", type=int, default=1000)
     ap.add_argument("--trials", type=int, default=1000)
     ap.add_argument("--epochs", type=int, default=9)
-    ap.add_argument("--models", nargs="+", default=["tpe-prior", "gp-prior"])
+    ap.add_argument("--models", nargs="+", default=["tpe-trust", "tpe-prior", "gp-prior"])
     ap.add_argument("--engine", action="store_true", help="through the real store and engine")
+    ap.add_argument("--most", type=int, help="--engine: claim only this many fine slots")
+    ap.add_argument("--model", help="the fine stage's model (core.prior.MODELS) for --engine")
     args = ap.parse_args(argv)
     import optuna
 
     optuna.logging.set_verbosity(optuna.logging.ERROR)
     if args.engine:
-        engine_cost(args.earlier, args.trials, args.epochs)
+        from hpsearch.core import prior
+
+        prior.MODEL = args.model or prior.MODEL
+        engine_cost(args.earlier, args.trials, args.epochs, args.most)
         return 0
     space, records, read_s = earlier_records(args.earlier, args.epochs)
     print(f"read {len(records)} earlier trials from SQLite: {read_s:.2f} s CPU (once per worker)")

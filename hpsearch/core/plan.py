@@ -11,10 +11,10 @@ tables and the variants that lost):
   runs, and the few that go the distance are full-length results, not 1-epoch guesses.
 - **fine**: the other two thirds on full-length TPE runs, TPE seeded with every coarse
   run (``hpsearch.engine.fine``: runs that went the distance as results, stopped ones for
-  ranking only), sampling mostly inside the box of the best ``KEEP`` of the coarse runs
-  that went the distance, widened by ``MARGIN``, but free to leave it where the model
-  says so (``hpsearch.core.prior``: the box is a prior, not a wall); also stopped by ASHA
-  but never before ``FINE_MIN_SHARE`` of a run.
+  ranking only), starting in the box of the best ``KEEP`` of the coarse runs that went
+  the distance, widened by ``MARGIN``, which grows past a side the best run presses
+  (``hpsearch.core.prior``: the box is where the search starts, not a wall); also
+  stopped by ASHA but never before ``FINE_MIN_SHARE`` of a run.
 - **one stage** where the budget is too small for coarse-to-fine: when a coarse third
   would carry fewer than ``MIN_SURVIVORS`` runs to full length under ASHA (estimated by
   ``asha_survivors``), there is no box worth cutting, and the whole budget goes to Sobol

@@ -1,12 +1,15 @@
-"""The fine stage's prior: the box narrowing hands on is where it looks first, not a wall.
+"""The fine stage's prior: the box narrowing hands on is where it starts, not a wall.
 
 A model-based stage after the first (sampler ``tpe``) learns from every trial of the
-stages before it, read from storage (``hpsearch.engine.fine``), and samples over the
-*hull* of the space the stage before it searched and the box narrowing cut from it
-(``hull``): the box stays the region the report shows and most points fall inside it, but
-a point outside can be tried when the model says it is much better there
-(``OUTSIDE_WEIGHT``). One misleading short run then no longer moves the search off the
-optimum for good, which the hard box did (issue 19).
+stages before it, read from storage (``hpsearch.engine.fine``), and its slots may take any
+point of the *hull* of the space the stage before it searched and the box narrowing cut
+from it (``hull``). The default model (``MODEL = "tpe-trust"``) runs TPE inside a trust
+region: the box, grown past each side that the best result so far presses
+(``trust_region``), so the box stays the region the report shows and the search starts
+there, but one misleading short run no longer keeps the search off the optimum for good,
+as the hard box did (issue 19). TPE models the region on the region's own ranges: its
+kernels scale with the range, and over the whole hull they were too wide to home in
+(``tpe-prior`` and ``tpe-hull`` lost to the box; docs/plans.md has the figures).
 
 How earlier trials count (``as_evidence``): a trial that ran at least the stage's epochs
 counts as a finished result; a shorter one (a run early stopping stopped, or one of a
@@ -31,7 +34,7 @@ from hpsearch.core.space import CategoricalParam, Param, SearchSpace
 #: wall) or ``gp-prior`` (Optuna's GPSampler over the hull, seeded with every earlier
 #: full-length result, TPE past ``GP_MAX_TRIALS``) or ``tpe-trust`` (seeded TPE inside a
 #: trust region: the box, grown past a side the best result presses, ``trust_region``). Chosen by measurement: docs/plans.md.
-MODEL = "tpe-prior"
+MODEL = "tpe-trust"
 MODELS = ("tpe-prior", "tpe-hull", "tpe-box", "gp-prior", "tpe-trust")
 #: Prior odds of a candidate outside the box against one inside: TPE takes a point outside
 #: only where the ratio of its good to bad densities is this many times better.

@@ -1,11 +1,14 @@
-"""The fine stage's sampler: Optuna's model seeded with every trial of the earlier stages.
+"""The fine stage's sampler: Optuna's TPE seeded with every trial of the earlier stages.
 
 A stage after the first whose sampler is ``tpe`` fills its slots at run time, like any TPE
 stage, but the model sees the trials of all the stages before it too, read from storage
 (their stage studies) once per worker: finished runs as results, runs stopped early (and
-runs of shorter stages) for ranking only, as ``core.prior.as_evidence`` says. It samples
-over the hull of the previous space and the box narrowing cut (``core.prior.hull``), the
-box a prior: TPE down-weights candidates outside it by ``core.prior.OUTSIDE_WEIGHT``.
+runs of shorter stages) for ranking only, as ``core.prior.as_evidence`` says. Its slots
+may take any point of the hull of the previous space and the box narrowing cut
+(``core.prior.hull``); the default model samples inside a trust region that starts as the
+box and grows past a side the best result presses (``core.prior.trust_region``), TPE run
+on the region's own distributions over the trials inside it. (The other models of
+``core.prior.MODELS`` are kept to rerun the measurements of docs/plans.md.)
 
 The sampler hands Optuna's a view of the stage study (``_Seeded``) whose trial list is the
 earlier stages' trials, renumbered below 0 and put on this stage's distributions, then the
