@@ -107,7 +107,7 @@ def _run(model, earlier, n=12, seed=0, box=BOX):
 COARSE = [record(i, 10 ** (-5 + 5 * ((i * 0.618) % 1)), epochs=3) for i in range(30)]
 
 
-@pytest.mark.parametrize("model", ["tpe-prior", "tpe-hull", "gp-prior"])
+@pytest.mark.parametrize("model", ["tpe-trust", "tpe-prior", "tpe-hull", "gp-prior"])
 def test_the_model_starts_from_the_earlier_trials_near_their_best(model):
     # no random start: the first points already sit near the coarse optimum (10^-2.5)
     picked = _run(model, COARSE, n=6)
