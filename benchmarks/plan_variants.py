@@ -12,6 +12,7 @@ import math
 from collections.abc import Callable
 
 from hpsearch.core import plan as default
+from hpsearch.core import prior
 from hpsearch.core.spec import StageSpec
 
 Plan = Callable[[int, int], tuple[StageSpec, ...]]
@@ -51,9 +52,21 @@ def _promoting(min_epochs: int | None = None) -> Plan:
     return plan
 
 
+def _fine_model(model: str) -> Plan:
+    """The default plan, its fine stage's sampler ``model`` (``core.prior.MODELS``): set in
+    the process that runs the search, as the variant is planned."""
+
+    def plan(budget: int, max_epochs: int) -> tuple[StageSpec, ...]:
+        prior.MODEL = model
+        return default.default_plan(budget, max_epochs)
+
+    return plan
+
+
 VARIANTS: dict[str, Plan] = {
     "default": default.default_plan,
     "previous": previous,
     "fine-from-epoch-1-promote-3": _promoting(min_epochs=1),
     "promote-3": _promoting(),
+    **{f"fine-{m}": _fine_model(m) for m in prior.MODELS},
 }

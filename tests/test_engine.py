@@ -120,3 +120,38 @@ def test_every_sampler_runs_its_exact_budget(sqlite_url, stub_study, sampler):
     assert len(coarse.finished) == 16 and len(view.stages[1].finished) == 3
     distinct = {r.params["lr"] for r in coarse.records}
     assert len(distinct) == (4 if sampler == "grid" else 16)  # grid: 4 lr x 2 wd x 2 act
+
+
+def test_the_fine_stage_models_every_coarse_trial_from_storage(tmp_path, stub_study):
+    """A TPE stage after the first is seeded with the earlier stage's trials, read from
+    storage at their fidelity (1-epoch runs for a 2-epoch stage: ranking only), and
+    samples over the whole space with the narrowed box as its prior; one worker gives
+    the same points again."""
+    from optuna.trial import TrialState
+
+    from hpsearch.engine.fine import FineSampler
+    from hpsearch.engine.stages import open_stage
+
+    path = stub_study(toy_study(coarse=12, fine=4) + 'sampler = "tpe"\n')
+    urls = [f"sqlite:///{tmp_path / f'{i}.db'}" for i in range(2)]
+    for url in urls:
+        spec, stats = launch(url, path)
+        assert stats.completed == 16
+    store = st.SearchStore.open(urls[0])
+    stage = open_stage(store, spec, 1)
+    sampler = stage.study.sampler
+    assert isinstance(sampler, FineSampler)
+    _, view = sampler._pick(stage.study)
+    seen = view._get_trials(deepcopy=False)
+    earlier = [t for t in seen if t.number < 0]
+    assert len(earlier) == 12 and len(seen) == 16
+    assert all(t.state == TrialState.PRUNED for t in earlier)  # shorter runs rank only
+    coarse_params = sorted(r.params["lr"] for r in load_search(store, "toy").stages[0].records)
+    assert sorted(t.params["lr"] for t in earlier) == coarse_params
+
+    view_ = load_search(store, "toy")
+    coarse, fine = view_.stages
+    assert fine.space == coarse.space  # the hull: the box is a prior, not a wall
+    box = fine.region_in.space["lr"]
+    assert box.high / box.low < coarse.space["lr"].high / coarse.space["lr"].low
+    assert points(urls[0], "toy") == points(urls[1], "toy")

@@ -7,8 +7,9 @@ import math
 
 import pytest
 
+from hpsearch.core import prior
 from hpsearch.core.edits import classify
-from hpsearch.core.plan import WHY, default_plan
+from hpsearch.core.plan import default_plan, why
 from hpsearch.objectives.catalog import parse_spec, spec_from_dict
 
 BUDGETS = [9, 10, 18, 40, 100, 270, 576, 1000, 5000]
@@ -78,16 +79,20 @@ def test_the_fine_box_spans_the_best_half_of_the_coarse_runs_that_went_the_dista
     plan = plan_stage(spec, 1, spec.space, records)
     kept = sorted((r for r in records if r.state == "COMPLETE"), key=lambda r: r.value)[:5]
     span = [math.log10(r.params["lr"]) for r in kept]
-    lo, hi = math.log10(plan.space["lr"].low), math.log10(plan.space["lr"].high)
+    box = plan.region.space["lr"]
+    lo, hi = math.log10(box.low), math.log10(box.high)
     pad = 0.5 * (max(span) - min(span))
     assert lo == pytest.approx(min(span) - pad) and hi == pytest.approx(max(span) + pad)
     assert plan.points == [{}] * spec.stages[1].trials  # TPE's slots
+    # the box is TPE's prior, not a wall: it samples over the hull of the space and the box
+    assert plan.space == spec.space
 
 
 def test_a_small_budget_is_one_stage_of_full_runs():
     assert [(s.name, s.trials, s.epochs) for s in default_plan(9, 9)] == [("full", 1, 9)]
     assert [(s.name, s.trials) for s in default_plan(45, 9)] == [("full", 5)]
     assert [(s.trials, s.epochs) for s in default_plan(10, 1)] == [(3, 1), (7, 1)]
+    assert [(s.name, s.trials) for s in default_plan(8, 1)] == [("full", 8)]
 
 
 def test_the_plan_is_deterministic():
@@ -166,11 +171,79 @@ def test_dry_run_prints_the_plan_built_from_the_budget(tmp_path):
     result = CliRunner().invoke(main, ["launch", "--dry-run", str(path)])
     assert result.exit_code == 0, result.output
     assert "plan built from budget = 270 epochs, max_epochs = 9" in result.output
-    assert WHY in result.output
+    assert why(default_plan(270, 9), 270, 9) in result.output
     assert "coarse: 10 trials x 9 epoch(s), sobol" in result.output
     assert "a run goes on past epoch 1, 3 only in the top 1/3 there" in result.output
     assert (
-        "fine: 20 trials x 9 epoch(s), tpe, in the box of the best 50% of the coarse runs "
-        "that went the distance (margin 0.5)"
+        f"fine: 20 trials x 9 epoch(s), tpe, seeded with every earlier run, {prior.box_role()}: "
+        "the box of the best 50% of the coarse runs that went the distance (margin 0.5)"
     ) in result.output
     assert "a run goes on past epoch 3 only in the top 1/3 there" in result.output
+
+
+#: The grid the plan must hold on (issue 19): budgets from 50 to 20,000 epochs, runs of 8,
+#: 27 and 100 epochs; docs/plans.md tabulates it (benchmarks/plan_table.py).
+EDGE_BUDGETS = sorted(
+    {50, 64, 99, 100, 101, 150, 191, 192, 200, 240, 300, 500, 728, 729, 1000, 2000}
+    | {3000, 5000, 8399, 8400, 10_000, 15_000, 20_000}
+)
+EDGE_EPOCHS = [8, 27, 100]
+
+
+@pytest.mark.parametrize("max_epochs", EDGE_EPOCHS)
+def test_the_plan_holds_at_every_budget(max_epochs):
+    from hpsearch.core import plan
+
+    split = plan.least_budget(max_epochs)
+    for budget in EDGE_BUDGETS:
+        if budget < max_epochs:  # not one full run: the spec refuses it, naming the fix
+            with pytest.raises(ValueError, match="budget >= max_epochs"):
+                default_plan(budget, max_epochs)
+            continue
+        stages = default_plan(budget, max_epochs)
+        text = why(stages, budget, max_epochs)
+        assert 0 <= budget - total(stages) < max_epochs
+        epochs = [s.epochs for s in stages]
+        assert epochs == sorted(epochs) and epochs[-1] == max_epochs  # no fine stage shorter
+        assert all(s.trials >= 1 for s in stages)
+        # one stage exactly where the budget is below the split, and the text says so
+        assert (len(stages) == 1) == (budget < split)
+        assert text.startswith("why: one stage, as") == (len(stages) == 1)
+        if len(stages) == 1:
+            assert f"{budget} epochs is too small" in text and f"budget = {split}" in text
+        else:
+            coarse, fine = stages
+            assert plan.asha_survivors(coarse)[1] >= plan.MIN_SURVIVORS
+            assert fine.trials >= coarse.trials and fine.min_epochs >= coarse.min_epochs
+        # the text is of these stages: their budgets, rungs and lengths
+        for s in stages:
+            assert f"{s.budget} epochs" in text or len(stages) == 1
+            marks = plan.rungs(s)
+            if marks:
+                assert f"epoch {', '.join(map(str, marks))}" in text or (
+                    s.name == "fine" and f"before epoch {marks[0]}" in text
+                )
+
+
+def test_coarse_to_fine_from_a_budget_on_and_at_every_larger_one():
+    from hpsearch.core import plan
+
+    for max_epochs in (1, 2, 8, 9, 27, 100):
+        split = plan.least_budget(max_epochs)
+        assert len(default_plan(split, max_epochs)) == 2
+        assert len(default_plan(split - max_epochs, max_epochs)) == 1 or split == max_epochs
+        assert all(
+            len(default_plan(b, max_epochs)) == 2
+            for b in range(split, split + 60 * max_epochs, max_epochs)
+        )
+
+
+def test_asha_survivors_follow_the_rungs():
+    from hpsearch.core import plan
+
+    coarse = default_plan(576, 9)[0]  # 21 runs' worth, rungs 1 and 3 of 9
+    started, full = plan.asha_survivors(coarse)
+    assert plan.rungs(coarse) == [1, 3]
+    # a run costs 1 + 2/3 + 6/9 epochs on average; 1 in 9 goes the distance
+    assert started == pytest.approx(189 / (1 + 2 / 3 + 6 / 9))
+    assert full == pytest.approx(started / 9)

@@ -14,6 +14,7 @@ from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
 from hpsearch import store as st
+from hpsearch.core import prior
 from hpsearch.core.edits import classify, refusal, resolve_plan
 from hpsearch.core.errors import UserError
 from hpsearch.core.points import continue_points, derive_seed, make_points, promoted_points
@@ -34,6 +35,8 @@ from hpsearch.store import (
 
 if TYPE_CHECKING:
     import optuna
+
+    from hpsearch.engine.fine import Evidence
 
 log = logging.getLogger(__name__)
 
@@ -88,8 +91,14 @@ def plan_stage(
             margin=stage.margin,
             direction=spec.direction,
         )
-        space = region.space.replace(stage.space or ())
-        region = _searched(region, space)
+        box = region.space.replace(stage.space or ())
+        region = _searched(region, box)
+        # A model-based stage samples over the hull, the box its prior (core.prior); the
+        # ranges a stage sets itself stay walls.
+        if prior.searches_hull(stage.sampler, index):
+            space = prior.hull(previous_space, region.space).replace(stage.space or ())
+        else:
+            space = box
         promoted = promoted_points(space, previous, stage.promote, spec.direction)
     seed = stage_seed(spec, index)
     left = stage.trials - len(promoted)
@@ -103,26 +112,58 @@ def _searched(region: Region, space: SearchSpace) -> Region:
     return dataclasses.replace(region, space=space, params=params)
 
 
-def _sampler(spec: StudySpec, index: int) -> optuna.samplers.BaseSampler:
+def _sampler(
+    spec: StudySpec, index: int, store: SearchStore | None = None
+) -> optuna.samplers.BaseSampler:
     """The sampler that fills slots at run time: only TPE ever does; for the others the
     slots carry their params and the sampler is never consulted.
 
     TPE's random start-up trials come on top of the promoted ones, which cluster around
     the previous stage's winners: TPE then models from both (measured on 100 seeds of the
-    benchmark problems: a little better than counting promoted runs as start-up)."""
+    benchmark problems: a little better than counting promoted runs as start-up). A TPE
+    stage after the first models the earlier stages' trials too (``engine.fine``), so it
+    has no random start at all: those trials are its start."""
     import optuna
 
     seed = stage_seed(spec, index)
     stage = spec.stages[index]
     if stage.sampler == "tpe":
         startup = stage.promote + max(3, len(spec.space) + 1)
+        if store is not None and prior.models_earlier(stage.sampler, index):
+            from hpsearch.engine.fine import FineSampler
+
+            return FineSampler(lambda: evidence(store, spec, index), seed=seed, startup=startup)
         return optuna.samplers.TPESampler(seed=seed, n_startup_trials=startup)
     return optuna.samplers.RandomSampler(seed=seed)
 
 
 def open_stage(store: SearchStore, spec: StudySpec, index: int) -> Stage:
     """Create or load stage ``index``'s study, with the sampler its slots need."""
-    return store.open_stage(spec, index, _sampler(spec, index))
+    return store.open_stage(spec, index, _sampler(spec, index, store))
+
+
+def evidence(store: SearchStore, spec: StudySpec, index: int) -> Evidence:
+    """What stage ``index``'s model-based sampler learns from, read from storage: its
+    stored space and box (the region it was handed) and every trial of the stages before
+    it, in stage and trial-number order (the same on every worker)."""
+    from hpsearch.engine.fine import Evidence
+
+    stage = spec.stages[index]
+    own = store.find_stage(spec.name, stage.name)
+    assert own is not None, "a stage's sampler runs only once its study exists"
+    attrs = store.stage_attrs(own)
+    region = attrs.get(st.ATTR_REGION)
+    earlier: list[TrialRecord] = []
+    for before in spec.stages[:index]:
+        found = store.find_stage(spec.name, before.name)
+        if found is not None:
+            earlier += sorted(store.records(found, before.name), key=lambda r: r.number)
+    return Evidence(
+        space=SearchSpace.from_dict(attrs[st.ATTR_SPACE]),
+        box=Region.from_dict(region).space if region else None,
+        epochs=stage.epochs,
+        earlier=tuple(earlier),
+    )
 
 
 @dataclass(frozen=True)

@@ -6,7 +6,8 @@ from __future__ import annotations
 import math
 from typing import TYPE_CHECKING, Protocol
 
-from hpsearch.core.plan import WHY
+from hpsearch.core import prior
+from hpsearch.core.plan import why
 from hpsearch.report.terminal import (
     early_stopping_text,
     format_answer,
@@ -28,7 +29,8 @@ def format_plan(spec: StudySpec) -> str:
             f"  plan built from budget = {spec.budget} epochs, max_epochs = {spec.max_epochs} "
             "(hpsearch's default plan; list [[stage]] tables instead to set it yourself)"
         )
-        lines.append(f"  {WHY}")
+        assert spec.max_epochs is not None  # a budget comes with max_epochs (spec)
+        lines.append(f"  {why(spec.stages, spec.budget, spec.max_epochs)}")
     for i, s in enumerate(spec.stages):
         keep = ""
         if i:
@@ -38,6 +40,11 @@ def format_plan(spec: StudySpec) -> str:
             else:
                 kept = f"{max(1, math.ceil(s.keep * prev.trials))} of {prev.trials}"
             keep = f", in the box of the best {kept} (margin {s.margin:g})"
+            if prior.models_earlier(s.sampler, i):
+                keep = (
+                    f", seeded with every earlier run, {prior.box_role()}: the box of the "
+                    f"best {kept} (margin {s.margin:g})"
+                )
             if s.promote:
                 keep += f", the best {s.promote} promoted first"
         if s.space:

@@ -119,6 +119,11 @@ def format_stage(report: Report, s: StageReport) -> str:
     lines = [head]
     if v.region_in is not None:
         lines.append("  searched: " + ", ".join(f"{p.name} {p.describe_range()}" for p in v.space))
+        if v.region_in.space != v.space:  # a model-based stage: the box is not a wall
+            from hpsearch.core import prior
+
+            box = ", ".join(f"{p.name} {p.describe_range()}" for p in v.region_in.space)
+            lines.append(f"  {prior.box_role()}: {box}")
     best = best_trials(spec, v)
     if best is not None:
         lines += ["  " + line for line in best.text().splitlines()]
