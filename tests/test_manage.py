@@ -13,7 +13,7 @@ from pathlib import Path
 import optuna
 import pytest
 from cli_runner import TESTS, hpsearch
-from stored import stage_study
+from stored import let_time_pass, stage_study
 from stubs import toy_study
 
 
@@ -86,7 +86,6 @@ def test_delete_is_refused_while_a_heartbeat_is_fresh_unless_forced(storage_url,
     finally:
         os.killpg(worker.pid, signal.SIGKILL)  # dead, but its heartbeat is still fresh
         worker.wait()
-    killed = time.monotonic()
 
     assert "running" in listed(tmp_path, storage_url)["toy"]
     r = hpsearch("delete", "toy", "--yes", "--storage", storage_url, cwd=tmp_path)
@@ -95,7 +94,7 @@ def test_delete_is_refused_while_a_heartbeat_is_fresh_unless_forced(storage_url,
     assert r.returncode == 2 and "no terminal to ask on; pass --yes" in r.stderr
     assert studies(storage_url, "toy") == ["toy/coarse"]
 
-    time.sleep(max(0.0, killed + 2.5 - time.monotonic()))
+    let_time_pass(storage_url, 60)  # its heartbeat is a minute old now
     assert "unfinished" in listed(tmp_path, storage_url, "--grace-period", "2")["toy"]
     r = hpsearch("delete", "toy", "--yes", "--force", "--storage", storage_url, cwd=tmp_path)
     assert r.returncode == 0 and studies(storage_url, "toy") == [], r.stderr
