@@ -242,6 +242,7 @@ def test_processes_racing_for_a_lease_get_one_winner(storage_url):
 
 
 @pytest.mark.postgres
+@pytest.mark.slow  # a session killed every 20 ms: on a loaded machine no statement gets through
 def test_a_connection_dropped_inside_optuna_is_retried(postgres_url):
     """Optuna wraps a dropped connection in StorageInternalError; with_retries must see
     through it, or a database blip fails a healthy trial."""

@@ -34,6 +34,7 @@ def listed(tmp_path: Path, url: str, *args: str) -> dict[str, str]:
     return {line.split()[0]: line for line in r.stdout.splitlines()[3:]}
 
 
+@pytest.mark.slow_on("postgres")
 def test_list_shows_each_search_whole_and_delete_removes_it_whole(storage_url, tmp_path):
     launch(tmp_path, storage_url, toy_study(coarse=12, fine=4), command="compare")
     launch(tmp_path, storage_url, toy_study(name="other", coarse=4, fine=2))
@@ -65,6 +66,7 @@ def test_list_shows_each_search_whole_and_delete_removes_it_whole(storage_url, t
     assert r.returncode == 2 and "no search named 'toy' (searches here: other)" in r.stderr
 
 
+@pytest.mark.slow_on("sqlite")
 def test_delete_is_refused_while_a_heartbeat_is_fresh_unless_forced(storage_url, tmp_path):
     study = tmp_path / "study.toml"
     study.write_text(toy_study(objective="sleepy", coarse=4, fine=2))

@@ -117,6 +117,7 @@ def load_spec_of(url: str, name: str):
     return spec
 
 
+@pytest.mark.slow_on("postgres")
 def test_a_stopped_run_is_pruned_with_the_epochs_it_ran_its_curve_and_last_value(
     storage_url, stub_study
 ):
@@ -148,6 +149,7 @@ def test_a_stopped_run_is_pruned_with_the_epochs_it_ran_its_curve_and_last_value
     )
 
 
+@pytest.mark.slow_on("sqlite")
 def test_one_worker_spends_the_exact_epoch_budget(storage_url, stub_study):
     launch(storage_url, stub_study(study()))
     stages = assert_exact_epochs(storage_url)
@@ -276,6 +278,7 @@ def test_the_median_rule_stops_runs_and_spends_the_budget(sqlite_url, stub_study
 
 
 @pytest.mark.parametrize("rule", ["asha", "median"])
+@pytest.mark.slow_on("postgres")
 def test_the_pruners_lean_view_holds_what_the_study_holds_and_decides_alike(
     storage_url, stub_study, rule
 ):
