@@ -73,6 +73,7 @@ def test_best_is_the_best_of_the_longest_runs_as_optuna_reads_it(storage_url, tm
     assert r.returncode == 2 and "--stage nope" in r.stderr and "coarse, fine" in r.stderr
 
 
+@pytest.mark.slow  # a search, best in three formats and a launch of the pasted file
 def test_text_has_full_precision_and_toml_pastes_back_into_a_study_file(sqlite_url, tmp_path):
     launched(tmp_path, sqlite_url, seeded_study())
     out = best(tmp_path, sqlite_url)

@@ -141,6 +141,7 @@ def test_the_stop_rules(outcomes, max_failures, stops):
     assert (stop_rule(outcomes, max_failures) is not None) == stops
 
 
+@pytest.mark.slow  # four launches; the stop rules themselves are checked above in-process
 def test_max_failures_from_the_file_and_the_command_line(sqlite_url, tmp_path):
     study = tmp_path / "toy.toml"
     study.write_text(toy_study(objective="broken", coarse=8, fine=2, max_failures=1))

@@ -118,7 +118,9 @@ def _running(url: str) -> bool:
     return any(t.state.name == "RUNNING" for t in trials)
 
 
-@pytest.mark.parametrize(("answer", "deleted"), [("n", False), ("y", True)])
+@pytest.mark.parametrize(
+    ("answer", "deleted"), [pytest.param("n", False, marks=pytest.mark.slow), ("y", True)]
+)
 def test_delete_asks_on_a_terminal(sqlite_url, tmp_path, answer, deleted):
     launch(tmp_path, sqlite_url, toy_study(coarse=4, fine=2))
     terminal, tty = pty.openpty()

@@ -222,6 +222,7 @@ def test_workers_recording_stops_at_once_append_each_slot_once(storage_url, stub
         assert t.params["act"] == point["act"] and t.params["lr"] == pytest.approx(point["lr"])
 
 
+@pytest.mark.slow  # tests/test_engine.py checks the same points for the same file
 def test_one_worker_runs_the_same_search_for_the_same_seed(tmp_path, stub_study):
     path = stub_study(study(fine_sampler="tpe"))
     runs = []
