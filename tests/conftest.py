@@ -4,6 +4,10 @@ PostgreSQL tests use the server named by ``HPSEARCH_TEST_POSTGRES_URL`` (``.ci/r
 it and starts the server); each test gets a fresh database of its own, dropped afterwards.
 Where no server is reachable they skip with the reason; with ``CI=true`` they fail instead,
 because on CI they must run.
+
+The default run leaves out the tests marked ``slow`` (``python -m pytest -m slow`` runs
+them); ``@pytest.mark.slow_on("postgres")`` marks a test slow on that backend only, so the
+default run still has it on the other one.
 """
 
 from __future__ import annotations
@@ -24,6 +28,14 @@ PG_ENV = "HPSEARCH_TEST_POSTGRES_URL"
 
 def _postgres_admin_url() -> str | None:
     return os.environ.get(PG_ENV)
+
+
+@pytest.hookimpl(tryfirst=True)  # before ``-m`` deselects by the marks
+def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
+    for item in items:
+        backend = getattr(item, "callspec", None) and item.callspec.params.get("storage_url")
+        if any(backend in mark.args for mark in item.iter_markers("slow_on")):
+            item.add_marker(pytest.mark.slow)
 
 
 @pytest.fixture

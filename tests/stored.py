@@ -3,6 +3,7 @@ through Optuna's API on the storage URL, not through hpsearch's store."""
 
 from __future__ import annotations
 
+import datetime
 import time
 
 import optuna
@@ -23,6 +24,35 @@ def study_system_attrs(url: str, name: str) -> dict:
             sa.text("SELECT study_id FROM studies WHERE study_name = :n"), {"n": name}
         ).scalar_one()
     return storage.get_study_system_attrs(study_id)
+
+
+def let_time_pass(url_or_engine: str | sa.Engine, seconds: float) -> None:
+    """As if ``seconds`` had passed since every claim and heartbeat, without waiting: move
+    back every trial's start (the claimer's clock) and heartbeat (the database's clock).
+    Liveness is judged from these rows, so a test ages them instead of sleeping."""
+    from optuna.storages._rdb import models
+
+    owned = isinstance(url_or_engine, str)
+    engine = sa.create_engine(url_or_engine) if isinstance(url_or_engine, str) else url_or_engine
+    shift = datetime.timedelta(seconds=seconds)
+    beats, trials = models.TrialHeartbeatModel.__table__, models.TrialModel.__table__
+    with engine.begin() as conn:
+        for table, column in ((beats, beats.c.heartbeat), (trials, trials.c.datetime_start)):
+            key = table.c.trial_id
+            for trial_id, at in conn.execute(sa.select(key, column).where(column.is_not(None))):
+                conn.execute(table.update().where(key == trial_id).values({column: at - shift}))
+    if owned:
+        engine.dispose()
+
+
+def let_lease_time_pass(engine: sa.Engine, name: str, seconds: float) -> None:
+    """As if ``seconds`` had passed for the lease ``name`` without its holder renewing it:
+    its expiry (the holders' wall clock) moves back."""
+    with engine.begin() as conn:
+        conn.execute(
+            sa.text("UPDATE hpsearch_leases SET expires_at = expires_at - :s WHERE name = :n"),
+            {"s": seconds, "n": name},
+        )
 
 
 class TrialCounter:

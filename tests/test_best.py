@@ -46,6 +46,7 @@ def best(tmp_path: Path, url: str, *args: str) -> dict:
     return json.loads(r.stdout)
 
 
+@pytest.mark.slow_on("sqlite")
 def test_best_is_the_best_of_the_longest_runs_as_optuna_reads_it(storage_url, tmp_path):
     r = launched(tmp_path, storage_url, seeded_study())
     last = r.stdout.strip().splitlines()[-1]
@@ -72,6 +73,7 @@ def test_best_is_the_best_of_the_longest_runs_as_optuna_reads_it(storage_url, tm
     assert r.returncode == 2 and "--stage nope" in r.stderr and "coarse, fine" in r.stderr
 
 
+@pytest.mark.slow  # a search, best in three formats and a launch of the pasted file
 def test_text_has_full_precision_and_toml_pastes_back_into_a_study_file(sqlite_url, tmp_path):
     launched(tmp_path, sqlite_url, seeded_study())
     out = best(tmp_path, sqlite_url)
@@ -96,6 +98,7 @@ def test_text_has_full_precision_and_toml_pastes_back_into_a_study_file(sqlite_u
     assert r.returncode == 0, r.stderr
 
 
+@pytest.mark.slow  # the built-in CNN's retrain below is the quick run's retrain
 def test_retrain_reproduces_the_stored_value_exactly(storage_url, tmp_path):
     launched(tmp_path, storage_url, seeded_study())
     stored = best(tmp_path, storage_url)

@@ -4,6 +4,7 @@ report's edge warning pasted into the file as it prints it."""
 
 from __future__ import annotations
 
+import pytest
 from cli_runner import hpsearch
 from stored import stage_study
 from stubs import toy_study
@@ -26,6 +27,7 @@ epochs = 1
 """
 
 
+@pytest.mark.slow  # six commands; tests/test_relaunch.py applies the same edits in-process
 def test_an_edit_is_applied_with_its_line_and_shown_by_report(tmp_path):
     study = tmp_path / "toy.toml"
     study.write_text(toy_study(coarse=12, fine=4))

@@ -252,7 +252,11 @@ def hpsearch_cli(*args: str, cwd: Path, sigint_ignored: bool = False) -> subproc
     )
 
 
-@pytest.mark.parametrize("sigint_ignored", [False, True], ids=["foreground", "sigint-ignored"])
+@pytest.mark.parametrize(
+    "sigint_ignored",
+    [False, pytest.param(True, marks=pytest.mark.slow)],
+    ids=["foreground", "sigint-ignored"],
+)
 def test_cli_serves_the_default_storage_until_ctrl_c(finished_db, tmp_path, sigint_ignored):
     copy_db(finished_db, tmp_path / "hpsearch.db")  # the default storage, found by cwd
     proc = hpsearch_cli("--port", "0", cwd=tmp_path, sigint_ignored=sigint_ignored)

@@ -42,7 +42,9 @@ def test_an_unknown_example_exits_2_naming_the_examples(tmp_path):
     assert ", ".join(LISTED) in r.stderr and "Traceback" not in r.stderr
 
 
-@pytest.mark.parametrize("name", NAMES)
+@pytest.mark.parametrize(
+    "name", [pytest.param(n, marks=[pytest.mark.slow] * (n != "quickstart")) for n in NAMES]
+)  # each a torch import: the CNN examples run under -m slow
 def test_a_written_out_example_launches_from_any_folder(tmp_path, name):
     """``hpsearch example NAME > NAME.toml && hpsearch launch NAME.toml``, checked with
     ``--dry-run``, which validates the file and prints the plan without running it."""

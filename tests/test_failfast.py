@@ -53,6 +53,7 @@ def assert_requeued(trials) -> list[optuna.trial.FrozenTrial]:
     return failed
 
 
+@pytest.mark.slow_on("postgres")
 def test_a_broken_objective_stops_after_3_failures_and_a_fix_finishes_exactly(
     storage_url, tmp_path
 ):
@@ -92,6 +93,7 @@ def test_a_broken_objective_stops_after_3_failures_and_a_fix_finishes_exactly(
     assert states(coarse_trials(storage_url)) == {"COMPLETE": 8, "FAIL": 3}  # kept as history
 
 
+@pytest.mark.slow_on("postgres")
 def test_two_workers_stop_together(storage_url, tmp_path):
     """Each worker checks the stop mark before every claim, so once the third failure is
     recorded the other worker runs at most the one trial it already had: at most
@@ -110,6 +112,7 @@ def test_two_workers_stop_together(storage_url, tmp_path):
     assert took < 60, f"the stop took {took:.1f} s"
 
 
+@pytest.mark.slow_on("postgres")
 def test_a_late_failure_rate_stops_the_search(storage_url, tmp_path):
     study = tmp_path / "toy.toml"
     study.write_text(toy_study(objective="fails_late", coarse=20, fine=4))
@@ -138,6 +141,7 @@ def test_the_stop_rules(outcomes, max_failures, stops):
     assert (stop_rule(outcomes, max_failures) is not None) == stops
 
 
+@pytest.mark.slow  # four launches; the stop rules themselves are checked above in-process
 def test_max_failures_from_the_file_and_the_command_line(sqlite_url, tmp_path):
     study = tmp_path / "toy.toml"
     study.write_text(toy_study(objective="broken", coarse=8, fine=2, max_failures=1))
@@ -169,6 +173,7 @@ def _toy_dict() -> dict:
     return tomllib.loads(toy_study())
 
 
+@pytest.mark.slow  # five launches and retries; test_launch_retry_failed_... is the quick one
 def test_retry_reruns_failed_grid_points_in_place_and_re_prepares_later_stages(
     storage_url, tmp_path
 ):

@@ -13,7 +13,7 @@ from pathlib import Path
 import optuna
 import pytest
 from cli_runner import TESTS, hpsearch
-from stored import stage_study
+from stored import let_time_pass, stage_study
 from stubs import toy_study
 
 
@@ -34,6 +34,7 @@ def listed(tmp_path: Path, url: str, *args: str) -> dict[str, str]:
     return {line.split()[0]: line for line in r.stdout.splitlines()[3:]}
 
 
+@pytest.mark.slow_on("postgres")
 def test_list_shows_each_search_whole_and_delete_removes_it_whole(storage_url, tmp_path):
     launch(tmp_path, storage_url, toy_study(coarse=12, fine=4), command="compare")
     launch(tmp_path, storage_url, toy_study(name="other", coarse=4, fine=2))
@@ -65,6 +66,7 @@ def test_list_shows_each_search_whole_and_delete_removes_it_whole(storage_url, t
     assert r.returncode == 2 and "no search named 'toy' (searches here: other)" in r.stderr
 
 
+@pytest.mark.slow_on("sqlite")
 def test_delete_is_refused_while_a_heartbeat_is_fresh_unless_forced(storage_url, tmp_path):
     study = tmp_path / "study.toml"
     study.write_text(toy_study(objective="sleepy", coarse=4, fine=2))
@@ -86,7 +88,6 @@ def test_delete_is_refused_while_a_heartbeat_is_fresh_unless_forced(storage_url,
     finally:
         os.killpg(worker.pid, signal.SIGKILL)  # dead, but its heartbeat is still fresh
         worker.wait()
-    killed = time.monotonic()
 
     assert "running" in listed(tmp_path, storage_url)["toy"]
     r = hpsearch("delete", "toy", "--yes", "--storage", storage_url, cwd=tmp_path)
@@ -95,7 +96,7 @@ def test_delete_is_refused_while_a_heartbeat_is_fresh_unless_forced(storage_url,
     assert r.returncode == 2 and "no terminal to ask on; pass --yes" in r.stderr
     assert studies(storage_url, "toy") == ["toy/coarse"]
 
-    time.sleep(max(0.0, killed + 2.5 - time.monotonic()))
+    let_time_pass(storage_url, 60)  # its heartbeat is a minute old now
     assert "unfinished" in listed(tmp_path, storage_url, "--grace-period", "2")["toy"]
     r = hpsearch("delete", "toy", "--yes", "--force", "--storage", storage_url, cwd=tmp_path)
     assert r.returncode == 0 and studies(storage_url, "toy") == [], r.stderr
@@ -117,7 +118,9 @@ def _running(url: str) -> bool:
     return any(t.state.name == "RUNNING" for t in trials)
 
 
-@pytest.mark.parametrize(("answer", "deleted"), [("n", False), ("y", True)])
+@pytest.mark.parametrize(
+    ("answer", "deleted"), [pytest.param("n", False, marks=pytest.mark.slow), ("y", True)]
+)
 def test_delete_asks_on_a_terminal(sqlite_url, tmp_path, answer, deleted):
     launch(tmp_path, sqlite_url, toy_study(coarse=4, fine=2))
     terminal, tty = pty.openpty()

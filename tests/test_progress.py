@@ -46,13 +46,10 @@ def test_a_log_gets_a_line_every_tenth_of_a_stage_and_at_its_end():
     assert all("best 0.5" in line for line in lines)
 
 
-def test_a_log_gets_a_line_every_30_seconds_when_trials_are_slow(monkeypatch):
-    import hpsearch.engine.progress as progress
-
+def test_a_log_gets_a_line_every_30_seconds_when_trials_are_slow():
     clock = iter([0.0, 0.0, 10.0, 31.0, 40.0])  # the first: the display's creation
-    monkeypatch.setattr(progress.time, "monotonic", lambda: next(clock))
     out = io.StringIO()
-    display = Display(spec(), stream=out, tty=False)
+    display = Display(spec(), stream=out, tty=False, clock=lambda: next(clock))
     for done in (1, 1, 1, 1):
         display.update({"coarse": counts(done)})
     assert len(out.getvalue().splitlines()) == 2  # at 0 s and at 31 s
@@ -78,19 +75,22 @@ def edited():
 
 
 @pytest.fixture
-def stored(monkeypatch):
-    """The stored spec a display reloads, which a test edits, and the clock it reads."""
-    import hpsearch.engine.progress as progress
-
-    state = {"spec": spec(), "now": 0.0}
-    monkeypatch.setattr(progress.time, "monotonic", lambda: state["now"])
-    return state
+def stored():
+    """The stored spec a display reloads, which a test edits, and the time on the display's
+    clock (``clock=lambda: stored["now"]``), which the test moves on."""
+    return {"spec": spec(), "now": 0.0}
 
 
 def test_a_log_follows_an_edit_that_extends_a_stage(stored):
     out = io.StringIO()
     display = Display(
-        spec(), stream=out, tty=False, every_s=3600, reload=lambda: stored["spec"], reload_s=10
+        spec(),
+        stream=out,
+        tty=False,
+        every_s=3600,
+        reload=lambda: stored["spec"],
+        reload_s=10,
+        clock=lambda: stored["now"],
     )
     display.update({"coarse": counts(20, running=0)})
     stored["spec"], stored["now"] = edited(), 11.0  # a relaunch, 11 s later
@@ -102,7 +102,14 @@ def test_a_log_follows_an_edit_that_extends_a_stage(stored):
 
 def test_a_stage_is_shown_finished_only_once_the_stored_spec_agrees(stored):
     out = io.StringIO()
-    display = Display(spec(), stream=out, tty=True, reload=lambda: stored["spec"], reload_s=10)
+    display = Display(
+        spec(),
+        stream=out,
+        tty=True,
+        reload=lambda: stored["spec"],
+        reload_s=10,
+        clock=lambda: stored["now"],
+    )
     display.update({"coarse": counts(18)})
     stored["spec"] = edited()  # no time has passed: only the check before finishing reads it
     display.update({"coarse": counts(20, running=2, waiting=8)})
@@ -115,7 +122,14 @@ def test_a_stage_is_shown_finished_only_once_the_stored_spec_agrees(stored):
 
 def test_a_terminal_bar_closed_at_the_old_total_opens_again_after_an_edit(stored):
     out = io.StringIO()
-    display = Display(spec(), stream=out, tty=True, reload=lambda: stored["spec"], reload_s=10)
+    display = Display(
+        spec(),
+        stream=out,
+        tty=True,
+        reload=lambda: stored["spec"],
+        reload_s=10,
+        clock=lambda: stored["now"],
+    )
     display.update({"coarse": counts(20, running=0)})
     stored["spec"], stored["now"] = edited(), 11.0
     display.update({"coarse": counts(25, running=2, waiting=3)})

@@ -59,6 +59,7 @@ def in_order(points):
     return [points[i] for i in range(len(points))]
 
 
+@pytest.mark.slow_on("postgres")
 def test_more_trials_appended_to_a_finished_stage_keep_the_first_points(storage_url, stub_study):
     register(storage_url, stub_study, toy_study(coarse=8, fine=4))
     work(storage_url)
@@ -99,6 +100,7 @@ def test_an_edit_while_a_stage_runs_extends_it_and_plans_the_next_from_all(
         assert slots(storage_url, stage) == slots(fresh, stage)
 
 
+@pytest.mark.slow_on("postgres")
 def test_a_stage_appended_with_its_own_range_runs_and_the_report_says_which_edit(
     storage_url, stub_study
 ):
@@ -141,6 +143,7 @@ def test_a_stage_appended_with_its_own_range_runs_and_the_report_says_which_edit
          "space.lr: stored {'low': 1e-05"),
     ],
 )  # fmt: skip
+@pytest.mark.slow_on("postgres")
 def test_incompatible_edits_are_refused_with_both_ways_out_and_nothing_written(
     storage_url, stub_study, edited, diff
 ):

@@ -117,6 +117,7 @@ def load_spec_of(url: str, name: str):
     return spec
 
 
+@pytest.mark.slow_on("postgres")
 def test_a_stopped_run_is_pruned_with_the_epochs_it_ran_its_curve_and_last_value(
     storage_url, stub_study
 ):
@@ -148,6 +149,7 @@ def test_a_stopped_run_is_pruned_with_the_epochs_it_ran_its_curve_and_last_value
     )
 
 
+@pytest.mark.slow_on("sqlite")
 def test_one_worker_spends_the_exact_epoch_budget(storage_url, stub_study):
     launch(storage_url, stub_study(study()))
     stages = assert_exact_epochs(storage_url)
@@ -220,6 +222,7 @@ def test_workers_recording_stops_at_once_append_each_slot_once(storage_url, stub
         assert t.params["act"] == point["act"] and t.params["lr"] == pytest.approx(point["lr"])
 
 
+@pytest.mark.slow  # tests/test_engine.py checks the same points for the same file
 def test_one_worker_runs_the_same_search_for_the_same_seed(tmp_path, stub_study):
     path = stub_study(study(fine_sampler="tpe"))
     runs = []
@@ -276,6 +279,7 @@ def test_the_median_rule_stops_runs_and_spends_the_budget(sqlite_url, stub_study
 
 
 @pytest.mark.parametrize("rule", ["asha", "median"])
+@pytest.mark.slow_on("postgres")
 def test_the_pruners_lean_view_holds_what_the_study_holds_and_decides_alike(
     storage_url, stub_study, rule
 ):

@@ -6,9 +6,12 @@ import subprocess
 import sys
 from pathlib import Path
 
+import pytest
+
 SCRIPT = Path(__file__).resolve().parents[1] / "benchmarks" / "stop_early_overhead.py"
 
 
+@pytest.mark.slow  # a benchmark's smoke run, as the other benchmarks' are
 def test_a_small_run_prints_a_row_per_rule_with_stopped_runs_buying_more():
     proc = subprocess.run(
         [sys.executable, str(SCRIPT), "--slots", "12", "--rounds", "1"],

@@ -311,6 +311,7 @@ def running_worker_pid(url: str) -> int | None:
     return int(running[0].user_attrs["worker"].rsplit(":", 1)[1]) if running else None
 
 
+@pytest.mark.slow_on("sqlite")
 def test_launch_replaces_a_killed_worker_and_exits_0_with_the_summary(storage_url, stub_study):
     proc = launch(storage_url, stub_study(toy_study(objective="sleepy", coarse=12, fine=3)),
                   "--workers", "2")  # fmt: skip

@@ -116,6 +116,8 @@ class Display:
     every_s: float = 30.0
     reload: Callable[[], StudySpec] | None = None  # the stored spec, as an edit left it
     reload_s: float = 10.0
+    #: Seconds on a monotonic clock; a test passes a fake one to let time pass at once.
+    clock: Callable[[], float] = time.monotonic
     _bars: dict[str, Any] = field(default_factory=dict, init=False)
     _said: dict[str, tuple[int, float]] = field(default_factory=dict, init=False)
     _loaded: float = field(default=0.0, init=False)  # when the spec was read
@@ -125,10 +127,10 @@ class Display:
     def __post_init__(self) -> None:
         if self.tty is None:
             self.tty = bool(getattr(self.stream, "isatty", lambda: False)())
-        self._loaded = time.monotonic()
+        self._loaded = self.clock()
 
     def update(self, counts: dict[str, StageCounts]) -> None:
-        now = time.monotonic()  # one reading per snapshot
+        now = self.clock()  # one reading per snapshot
         if self.reload is not None and now - self._loaded >= self.reload_s:
             self._reload()
         facts = self._facts(counts, now)
@@ -150,7 +152,7 @@ class Display:
     def _reload(self) -> None:
         assert self.reload is not None
         self.spec = self.reload()
-        self._loaded = time.monotonic()
+        self._loaded = self.clock()
 
     def _facts(self, counts: dict[str, StageCounts], now: float) -> list[StageFacts]:
         out = []

@@ -31,6 +31,7 @@ def params_of(view):
     return sorted(tuple(sorted(r.params.items())) for r in view.stages[0].records)
 
 
+@pytest.mark.slow_on("postgres")
 def test_baselines_spend_the_plans_budget_and_count_distinct_values(storage_url, stub_study):
     spec, view, baselines = run_compare(storage_url, stub_study(toy_study(coarse=20, fine=8)))
     assert spec.total_epochs == 20 * 1 + 8 * 2

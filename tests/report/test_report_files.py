@@ -20,6 +20,9 @@ from cli_runner import hpsearch
 from hpsearch.core.files import write_atomic
 
 OUTPUTS = ("--html", "--csv", "--json")
+#: Each write costs a whole report in a real process: the quick run writes the CSV, the
+#: slow one every format.
+EVERY_OUTPUT = [pytest.param(o, marks=[pytest.mark.slow] * (o != "--csv")) for o in OUTPUTS]
 OLD = "an earlier report, which a failed write must leave as it was\n"
 
 
@@ -58,7 +61,7 @@ def assert_one_line_failure(r: subprocess.CompletedProcess, path: Path, reason: 
     assert r.stderr.strip() == f"Error: cannot write {path}: {reason}", r.stderr
 
 
-@pytest.mark.parametrize("option", OUTPUTS)
+@pytest.mark.parametrize("option", EVERY_OUTPUT)
 def test_a_full_disk_fails_in_one_line_and_keeps_the_old_file(finished_toy, tmp_path, option):
     with tmpfs(tmp_path / "disk") as disk:
         target = disk / "report.out"
@@ -70,7 +73,7 @@ def test_a_full_disk_fails_in_one_line_and_keeps_the_old_file(finished_toy, tmp_
         assert sorted(p.name for p in disk.iterdir()) == ["filler", "report.out"]  # no temp
 
 
-@pytest.mark.parametrize("option", OUTPUTS)
+@pytest.mark.parametrize("option", EVERY_OUTPUT)
 def test_a_read_only_folder_fails_in_one_line_and_writes_nothing(finished_toy, tmp_path, option):
     with tmpfs(tmp_path / "ro", "ro") as folder:
         target = folder / "report.out"
