@@ -246,9 +246,21 @@ _DEADLINE: list[float] = []
 
 
 def run_task(task: Task) -> dict[str, Any] | None:
-    name, contender, seed, k, scale, plan = task
+    """One run (a job of the pool); None when past the deadline or when it broke (the
+    traceback goes to stderr and the other runs go on)."""
     if _DEADLINE and time.time() > _DEADLINE[0]:
         return None
+    try:
+        return _run_task(task)
+    except Exception:
+        import traceback
+
+        print(f"{task} failed:\n{traceback.format_exc()}", file=sys.stderr)
+        return None
+
+
+def _run_task(task: Task) -> dict[str, Any]:
+    name, contender, seed, k, scale, plan = task
     logging.disable(logging.WARNING)
     import warnings
 
@@ -331,7 +343,9 @@ def save(results: Path, new: list[dict[str, Any]]) -> None:
         keys = {tuple(r["task"]) for r in rs}
         merged = [r for r in old if tuple(r["task"]) not in keys] + rs
         merged.sort(key=lambda r: (r["task"][0], r["task"][2], r["task"][3]))
-        path.write_text(json.dumps(merged, separators=(",", ":")) + "\n")
+        tmp = path.with_suffix(".tmp")
+        tmp.write_text(json.dumps(merged, separators=(",", ":")) + "\n")
+        tmp.replace(path)  # atomic: a run killed mid-write keeps the previous file
 
 
 # --------------------------------------------------------------------------- tables
