@@ -517,19 +517,22 @@ def main(argv: list[str] | None = None) -> int:
             todo = [t for t in todo if t not in have]
         print(f"{len(todo)} runs to do", file=sys.stderr)
         done: list[dict[str, Any]] = []
-        # save as they come: a session that ends keeps what finished
         if args.processes > 1 and len(todo) > 1:
-            with multiprocessing.get_context("fork").Pool(args.processes) as pool:
-                for i, r in enumerate(pool.imap_unordered(run_task, todo, chunksize=1)):
-                    if r is not None:
-                        done.append(r)
-                    if len(done) >= 10 or i + 1 == len(todo):
-                        save(results_dir, done)
-                        done = []
-                        print(f"  {i + 1}/{len(todo)}", file=sys.stderr)
+            pool = multiprocessing.get_context("fork").Pool(args.processes)
+            runs = pool.imap_unordered(run_task, todo, chunksize=1)
         else:
-            done = [r for r in map(run_task, todo) if r is not None]
-            save(results_dir, done)
+            pool, runs = None, map(run_task, todo)
+        # saved as they come: a session that ends keeps what finished
+        for i, r in enumerate(runs):
+            if r is not None:
+                done.append(r)
+            if len(done) >= 10 or i + 1 == len(todo):
+                save(results_dir, done)
+                done = []
+                print(f"  {i + 1}/{len(todo)}", file=sys.stderr)
+        if pool is not None:
+            pool.close()
+            pool.join()
     results = [r for r in load_cache(results_dir) if r["task"][0] in names]
     text = markdown(summarize(results, scale))
     print(text)
