@@ -460,7 +460,12 @@ def write_docs(text: str, path: Path = DOCS) -> None:
 
 # --------------------------------------------------------------------------- main
 def tasks_for(
-    names: list[str], contenders: list[str], seeds: range, scale: float, plan: str
+    names: list[str],
+    contenders: list[str],
+    seeds: range,
+    scale: float,
+    plan: str,
+    by_seed: bool = False,
 ) -> list[Task]:
     out = [
         (n, c, s, k, scale, plan if c == PLAN else "")
@@ -472,7 +477,10 @@ def tasks_for(
     # the plan first (the figures others rerun against), then the cheap anchors, GP last
     # (the costliest); seed by seed, so that a run cut short has whole seeds of each
     order = {PLAN: 0, "random": 1, "tpe": 2, HYPERBAND: 3, "dehb": 4, "gp": 5}
-    out.sort(key=lambda t: (order[t[1]], t[2]))
+    if by_seed:  # every contender on seed 0, then seed 1...: a cut run has equal seeds
+        out.sort(key=lambda t: (t[2], order[t[1]]))
+    else:
+        out.sort(key=lambda t: (order[t[1]], t[2]))
     return out
 
 
@@ -492,6 +500,7 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--results", type=Path, help=f"cache folder (default {RESULTS})")
     ap.add_argument("--docs", type=Path, default=DOCS, help="markdown file with the markers")
     ap.add_argument("--out", type=Path, help="also write the tables here")
+    ap.add_argument("--by-seed", action="store_true", help="run seed by seed (see tasks_for)")
     ap.add_argument("--deadline", type=float, help="start no run after this many seconds")
     args = ap.parse_args(argv)
     if args.deadline:
@@ -511,7 +520,7 @@ def main(argv: list[str] | None = None) -> int:
     todo: list[Task] = []
     if not args.tables:
         seed_range = range(args.first_seed, args.first_seed + seeds)
-        todo = tasks_for(names, args.contenders, seed_range, scale, args.plan)
+        todo = tasks_for(names, args.contenders, seed_range, scale, args.plan, args.by_seed)
         if not args.rerun:
             have = {tuple(r["task"]) for r in load_cache(results_dir)}
             todo = [t for t in todo if t not in have]
@@ -526,7 +535,7 @@ def main(argv: list[str] | None = None) -> int:
         for i, r in enumerate(runs):
             if r is not None:
                 done.append(r)
-            if len(done) >= 10 or i + 1 == len(todo):
+            if len(done) >= 3 or i + 1 == len(todo):
                 save(results_dir, done)
                 done = []
                 print(f"  {i + 1}/{len(todo)}", file=sys.stderr)
