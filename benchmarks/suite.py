@@ -402,6 +402,19 @@ def markdown(table: dict[str, Any]) -> str:
     order = list(CONTENDERS) + sorted(
         {c for t in table.values() for c in t["rows"]} - set(CONTENDERS)
     )
+    present = [c for c in order if any(c in t["rows"] for t in table.values())]
+    lines += [
+        "#### What ran: seeds per problem and contender (— not run)",
+        "",
+        "| problem | set | " + " | ".join(present) + " |",
+        "| --- | --- | " + "--- | " * len(present),
+    ]
+    for set_name, names in sets.items():
+        for n in names:
+            rows = table.get(n, {}).get("rows", {})
+            cells = [str(len(rows[c]["seeds"])) if c in rows else "—" for c in present]
+            lines.append(f"| {n} | {set_name} | " + " | ".join(cells) + " |")
+    lines.append("")
     for set_name, names in sets.items():
         shown = [n for n in names if n in table]
         lines += [
