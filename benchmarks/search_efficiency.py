@@ -111,6 +111,9 @@ def run_hpsearch(contender: str, spec: Any, problem: Problem) -> tuple[list[Even
             for t in sorted(done, key=lambda t: t.datetime_complete):
                 value = t.value if t.value is not None else math.inf
                 ran = int(t.user_attrs.get("epochs_run", epochs))
+                if t.state == optuna.trial.TrialState.FAIL:
+                    # a run that failed trained the epochs it reported (as the anchors count)
+                    ran = max(t.intermediate_values, default=0)
                 events.append((ran, value, dict(t.params), epochs - ran))
         facts: dict = {}
         if contender == "hpsearch plan" and problem.optima:
