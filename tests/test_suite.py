@@ -92,6 +92,7 @@ def test_the_recorded_problem_replays_its_best_configuration():
 
 @pytest.mark.slow
 def test_quick_mode_runs_every_contender_on_both_sets(tmp_path):
+    pytest.importorskip("dehb", reason="the bench extra: pip install -e '.[bench]'")
     proc = subprocess.run(
         [sys.executable, str(BENCH / "suite.py"), "--quick", "--results", str(tmp_path)],
         capture_output=True,
