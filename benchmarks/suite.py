@@ -421,8 +421,9 @@ def markdown(table: dict[str, Any]) -> str:
             f"#### {set_name} set: default plan against the anchors (median regret)",
             "",
             "| problem | plan @50% | best anchor @50% | TPE+HB @50% | plan @100% "
-            "| best anchor @100% | TPE+HB @100% | plan / best anchor @50%, @100% |",
-            "| --- | --- | --- | --- | --- | --- | --- | --- |",
+            "| best anchor @100% | TPE+HB @100% | plan / best anchor @50%, @100% "
+            "| seeds: plan, TPE+HB |",
+            "| --- | --- | --- | --- | --- | --- | --- | --- | --- |",
         ]
         for n in shown:
             rows = table[n]["rows"]
@@ -434,7 +435,10 @@ def markdown(table: dict[str, Any]) -> str:
                 hb = rows[HYPERBAND]["quality"][i][1] if HYPERBAND in rows else math.nan
                 cells += [_f(plan), f"{_f(best)} ({a})" if a else "—", _f(hb)]
                 ratios.append(_ratio(plan, best))
-            lines.append(f"| {n} | " + " | ".join(cells) + f" | {', '.join(ratios)} |")
+            seeds = ", ".join(
+                str(len(rows[c]["seeds"])) if c in rows else "0" for c in (PLAN, HYPERBAND)
+            )
+            lines.append(f"| {n} | " + " | ".join(cells) + f" | {', '.join(ratios)} | {seeds} |")
         lines.append("")
         for n in shown:
             t = table[n]
