@@ -374,8 +374,17 @@ def summarize(results: list[dict[str, Any]], scale: float = 1.0) -> dict[str, An
     return table
 
 
+#: An anchor run on fewer seeds than this is shown but never the "best anchor": one lucky
+#: search is not a median.
+MIN_SEEDS = 10
+
+
 def best_anchor(rows: dict[str, Any], i: int) -> tuple[str, float]:
-    meds = [(rows[a]["quality"][i][1], a) for a in ANCHORS if a in rows]
+    meds = [
+        (rows[a]["quality"][i][1], a)
+        for a in ANCHORS
+        if a in rows and len(rows[a]["seeds"]) >= MIN_SEEDS
+    ]
     if not meds:
         return "", math.nan
     med, a = min(meds)
