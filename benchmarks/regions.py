@@ -93,9 +93,13 @@ def near_regret(original: SearchSpace, problem: Any, samples: int = 512) -> floa
         for o in problem.optima:
             for u in unit:
                 point = {
-                    p.name: p.from_scale(
-                        p.to_scale(o[p.name])
-                        + (2 * x - 1) * NEAR * (p.to_scale(p.high) - p.to_scale(p.low))
+                    p.name: o[p.name]  # a categorical stays at the optimum's choice
+                    if isinstance(p, CategoricalParam)
+                    else p.inside(
+                        p.from_scale(
+                            p.to_scale(o[p.name])
+                            + (2 * x - 1) * NEAR * (p.to_scale(p.high) - p.to_scale(p.low))
+                        )
                     )
                     for p, x in zip(original, u, strict=True)
                 }

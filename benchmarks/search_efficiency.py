@@ -95,7 +95,15 @@ def run_hpsearch(contender: str, spec: Any, problem: Problem) -> tuple[list[Even
 
     with tempfile.TemporaryDirectory(dir=TMP) as folder:
         url = f"sqlite:///{folder}/search.db"
-        key = register_baselines(st.SearchStore.open(url), spec)[HPSEARCH.index(contender)]
+        store = st.SearchStore.open(url)
+        if contender == "hpsearch plan":
+            from hpsearch.engine.stages import register_search
+
+            # the plan alone: the baselines' grid does not exist on every budget
+            register_search(store, spec)
+            key = spec.name
+        else:
+            key = register_baselines(store, spec)[HPSEARCH.index(contender)]
         run_worker(WorkerConfig(url, key))
         # A baseline is one study named by its key; the plan has one study per stage.
         names = (
@@ -111,6 +119,9 @@ def run_hpsearch(contender: str, spec: Any, problem: Problem) -> tuple[list[Even
             for t in sorted(done, key=lambda t: t.datetime_complete):
                 value = t.value if t.value is not None else math.inf
                 ran = int(t.user_attrs.get("epochs_run", epochs))
+                if t.state == optuna.trial.TrialState.FAIL:
+                    # a run that failed trained the epochs it reported (as the anchors count)
+                    ran = max(t.intermediate_values, default=0)
                 events.append((ran, value, dict(t.params), epochs - ran))
         facts: dict = {}
         if contender == "hpsearch plan" and problem.optima:
