@@ -266,14 +266,51 @@ def launch(
     return Search(parsed.name, url)
 
 
-def dry_run(spec: StudySpec, device: str, *, source: str = "<spec>") -> str:
-    """What ``launch --dry-run`` does: the checks that need no storage (the objective
-    imports; the built-in one loads its data) and the plan, as text. Runs nothing."""
+def dry_run(
+    spec: StudySpec,
+    device: str,
+    *,
+    url: str | None = None,
+    workers: int = 1,
+    source: str = "<spec>",
+) -> str:
+    """What ``launch --dry-run`` does: the checks launch makes before it writes (the
+    objective imports, the built-in one loads its data, the storage serves ``workers``)
+    and, against the search stored in ``url`` if there is one, what a relaunch would do:
+    the same refusal (SpecMismatch, exit 2) for an edit it cannot apply, else the edits
+    it would apply and the plan as stored plus the edit. Writes nothing: a missing SQLite
+    file is not created."""
     from hpsearch.engine.loader import preflight
+    from hpsearch.engine.local_workers import check_workers
     from hpsearch.report.console import format_plan
+    from hpsearch.store.urls import mask_url, sqlite_path
 
     preflight(spec, device, source=source)
-    return format_plan(spec)
+    if url is None:
+        return format_plan(spec)
+    check_workers(url, workers)
+    path = sqlite_path(url)
+    if path is not None and (":memory:" in url or not path.exists()):
+        head = [f"dry run: a new search {spec.name} in {mask_url(url)} (nothing written)"]
+        return "\n".join([*head, format_plan(spec)])
+    from hpsearch.engine.stages import preview_search
+
+    preview = preview_search(_store(url, readonly=True), spec)
+    if preview.new:
+        head = [f"dry run: a new search {spec.name} in {mask_url(url)} (nothing written)"]
+    elif preview.changes:
+        head = [
+            f"dry run: search {spec.name} is stored in {mask_url(url)}; a relaunch would "
+            "apply these edits (nothing written):",
+            *(f"  {line}" for line in preview.changes),
+            *(f"note: {note}" for note in preview.notes),
+        ]
+    else:
+        head = [
+            f"dry run: search {spec.name} is stored in {mask_url(url)} as in the file; a "
+            "relaunch resumes it (nothing written)"
+        ]
+    return "\n".join([*head, format_plan(preview.spec)])
 
 
 def resume(url: str, spec: StudySpec) -> list[str]:
