@@ -3,14 +3,17 @@
 from __future__ import annotations
 
 import datetime
+from typing import TYPE_CHECKING
 
 from hpsearch.core.failures import failures_text, last_failure, summary, traceback_tail
 from hpsearch.core.records import TrialRecord, rank, recommended
 from hpsearch.core.space import IntParam
 from hpsearch.core.spec import StageSpec, StudySpec
-from hpsearch.report.analysis import DEFAULT_EVALUATOR, Report, StageReport, analyze
 from hpsearch.report.blocks import best_trials, counts_line, region_table
 from hpsearch.report.search import SearchView
+
+if TYPE_CHECKING:  # the analysis is the full report's: status and best never load it
+    from hpsearch.report.analysis import Report, StageReport
 
 
 def format_state(view: SearchView) -> list[str]:
@@ -250,6 +253,9 @@ def local_time(at: str | None) -> str:
     return datetime.datetime.fromisoformat(at).astimezone().strftime("%Y-%m-%d %H:%M")
 
 
-def format_summary(view: SearchView, evaluator: str = DEFAULT_EVALUATOR) -> str:
-    """What ``launch`` prints at the end and ``report`` prints: :func:`format_report`."""
-    return format_report(analyze(view, evaluator))
+def format_summary(view: SearchView, evaluator: str | None = None) -> str:
+    """What ``launch`` prints at the end and ``report`` prints: :func:`format_report`
+    (``evaluator``: the importance evaluator, None for the analysis's default)."""
+    from hpsearch.report.analysis import DEFAULT_EVALUATOR, analyze
+
+    return format_report(analyze(view, evaluator or DEFAULT_EVALUATOR))
