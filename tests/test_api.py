@@ -145,3 +145,23 @@ def test_a_function_in_main_that_workers_cannot_import_is_refused_with_the_reaso
     assert r.returncode == 1 and "UserError" in r.stderr, r.stderr
     assert 'no `if __name__ == "__main__":` guard' in r.stderr and "workers=1" in r.stderr
     assert not (tmp_path / "s.db").exists()  # refused before anything was stored
+
+
+def test_a_function_of_a_notebook_is_refused_for_several_workers(tmp_path):
+    """``__main__`` with no file (a notebook, ``python -c``): no worker process can import
+    it, so several workers are refused with the reason; one worker runs it here."""
+    import os
+    import subprocess
+    import sys
+
+    code = SCRIPT.format(
+        spec={**SPEC, "name": "c"},
+        launch="hpsearch.launch(SPEC, storage=sys.argv[1], objective=quad, workers=2)",
+    )
+    url = f"sqlite:///{tmp_path / 'c.db'}"
+    env = {**os.environ, "PYTHONPATH": os.getcwd()}
+    r = subprocess.run(
+        [sys.executable, "-c", code, url], capture_output=True, text=True, env=env, cwd=tmp_path
+    )
+    assert r.returncode == 1 and "is defined in __main__ (a notebook" in r.stderr, r.stderr
+    assert "define it in a module" in r.stderr and "or use workers=1" in r.stderr
