@@ -370,8 +370,10 @@ def dry_run(
     if url is None:
         return format_plan(spec)
     check_workers(url, workers)
+    from hpsearch.store.opening import has_tables
+
     path = sqlite_path(url)
-    if path is not None and (":memory:" in url or not path.exists()):
+    if (path is not None and (":memory:" in url or not path.exists())) or not has_tables(url):
         head = [f"dry run: a new search {spec.name} in {mask_url(url)} (nothing written)"]
         return "\n".join([*head, format_plan(spec)])
     from hpsearch.engine.stages import preview_search

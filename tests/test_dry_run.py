@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import hashlib
 
+import pytest
 from cli_runner import hpsearch
 from stubs import toy_study
 
@@ -50,3 +51,19 @@ def test_dry_run_answers_as_a_relaunch_would_and_writes_nothing(tmp_path):
     real = hpsearch("launch", str(study), cwd=tmp_path)
     assert dry.returncode == real.returncode == 2
     assert "seed: stored 0, file 1" in dry.stderr and dry.stderr == real.stderr
+
+
+@pytest.mark.postgres
+def test_dry_run_on_an_empty_postgres_database_creates_no_tables(tmp_path, postgres_url):
+    import sqlalchemy as sa
+
+    study = tmp_path / "toy.toml"
+    study.write_text(toy_study(coarse=4, fine=2))
+    r = hpsearch("launch", "--dry-run", "--storage", postgres_url, str(study), cwd=tmp_path)
+    assert r.returncode == 0, r.stderr
+    assert "dry run: a new search toy in" in r.stdout
+    engine = sa.create_engine(postgres_url)
+    try:
+        assert sa.inspect(engine).get_table_names() == []
+    finally:
+        engine.dispose()
