@@ -46,39 +46,117 @@ def _store(url: str, *, readonly: bool = False) -> SearchStore:
     return SearchStore.open(url, wait_s=COMMAND_WAIT_S, readonly=readonly)
 
 
-def read_spec(spec: str | Path | Mapping[str, Any] | StudySpec) -> StudySpec:
-    """A study file's path, its TOML text, a dict of the same keys, or a parsed spec."""
+def read_spec(
+    spec: str | Path | Mapping[str, Any] | StudySpec, *, objective: str | None = None
+) -> StudySpec:
+    """A study file's path, its TOML text, a dict of the same keys, or a parsed spec.
+
+    ``objective``: the import name of a function passed to the API, put in place of the
+    spec's ``objective`` before validation (so that a dict or TOML text needs none, and is
+    validated against that function, not the built-in CNN a missing key means)."""
     if isinstance(spec, StudySpec):
         return spec
     if isinstance(spec, Mapping):
-        return parse_spec(dict(spec), source="<dict>")
-    if isinstance(spec, Path) or "\n" not in spec and "=" not in spec:
+        data = dict(spec)
+        source = "<dict>"
+    elif isinstance(spec, Path) or "\n" not in spec and "=" not in spec:
         return load_spec(spec)
+    else:
+        try:
+            data = tomllib.loads(spec)
+        except tomllib.TOMLDecodeError as exc:
+            raise SpecError("<toml>", [("", f"not valid TOML: {exc}")]) from exc
+        source = "<toml>"
+    if objective is not None:
+        data["objective"] = objective
+    return parse_spec(data, source=source)
+
+
+def objective_name(objective: Callable[..., Any], workers: int) -> str:
+    """The ``module:function`` name the database stores for a function passed to the API:
+    one a worker elsewhere can import. A function of a script run as ``__main__`` is named
+    by the script's module (``train:fn`` for ``python train.py``). Refused, with the
+    reason, where worker processes could not load it: a lambda or a function defined
+    inside another, a function of a notebook or an interactive session (``__main__``
+    with no file), or a script whose top level would run again in each worker (no
+    ``if __name__ == "__main__":`` guard). With ``workers=1`` the function runs in this
+    process, and such names are stored as they are (``__main__:fn``)."""
+    import importlib
+    import sys
+
+    module, qualname = objective.__module__, objective.__qualname__
+    ref = f"{module}:{qualname}"
+    what = f"objective: {getattr(objective, '__name__', objective)!r} ({ref})"
+    many = f"with workers={workers} each worker is its own process and imports it by name"
+    if "<" in qualname or "." in qualname:  # <lambda>, <locals>, a method
+        if workers > 1:
+            raise UserError(
+                f"{what} cannot be imported by name, as it is not defined at the top of a "
+                f"module; {many}: define it at the top of a .py file, or use workers=1"
+            )
+        return ref
+    if module == "__main__":
+        file = getattr(sys.modules.get("__main__"), "__file__", None)
+        path = Path(file) if file else None
+        if path is None or path.suffix != ".py" or not path.stem.isidentifier():
+            if workers > 1:
+                raise UserError(
+                    f"{what} is defined in __main__ (a notebook or an interactive session), "
+                    f"which no other process can import; {many}: define it in a module (a "
+                    ".py file beside the notebook) and import it from there, or use workers=1"
+                )
+            return ref
+        if workers > 1 and not _guarded(path):
+            raise UserError(
+                f"{what} is defined in the script {path}, which has no "
+                f'`if __name__ == "__main__":` guard: each of the {workers} worker processes '
+                f"would run the whole script again when it imports {path.stem}; put the "
+                "launch under that guard, or use workers=1"
+            )
+        return f"{path.stem}:{qualname}"
     try:
-        data = tomllib.loads(spec)
-    except tomllib.TOMLDecodeError as exc:
-        raise SpecError("<toml>", [("", f"not valid TOML: {exc}")]) from exc
-    return parse_spec(data, source="<toml>")
+        found = getattr(importlib.import_module(module), qualname)
+    except (ImportError, AttributeError):
+        found = None
+    if found is not objective and workers > 1:
+        raise UserError(
+            f"{what} cannot be imported by name ({module} has no {qualname} that is this "
+            f"function); {many}: define it at the top of a .py file, or use workers=1"
+        )
+    return ref
+
+
+def _guarded(script: Path) -> bool:
+    """Whether ``script`` has a top-level ``if __name__ == "__main__":`` block."""
+    import ast
+
+    try:
+        tree = ast.parse(script.read_text(encoding="utf-8"))
+    except (OSError, SyntaxError, UnicodeDecodeError):
+        return False
+    return any(
+        isinstance(node, ast.If)
+        and isinstance(node.test, ast.Compare)
+        and "__name__" in ast.unparse(node.test)
+        and "__main__" in ast.unparse(node.test)
+        for node in tree.body
+    )
 
 
 def _with_objective(spec: StudySpec, objective: Callable[..., Any], workers: int) -> StudySpec:
     """The spec naming ``objective`` by its import path, which is what the database stores
     (any worker, on any machine, imports it by that name)."""
     import dataclasses
-    import importlib
+    import sys
 
-    ref = f"{objective.__module__}:{objective.__qualname__}"
-    try:
-        found = getattr(importlib.import_module(objective.__module__), objective.__qualname__)
-    except (ImportError, AttributeError):
-        found = None
-    if found is not objective and (workers > 1 or "." in objective.__qualname__):
-        raise UserError(
-            f"objective: {objective!r} cannot be imported by name ({ref}), so worker "
-            "processes cannot load it; define it in a module (a .py file) and pass it, or "
-            "use workers=1"
-        )
-    return dataclasses.replace(spec, objective=ref)
+    name = objective_name(objective, workers)
+    module = name.partition(":")[0]
+    if objective.__module__ == "__main__" and module != "__main__":
+        # a script's function: its module is the script, imported from the script's folder
+        script = Path(sys.modules["__main__"].__file__ or ".").resolve()
+        if (Path(spec.base_dir) / script.name).resolve() != script:
+            spec = dataclasses.replace(spec, base_dir=str(script.parent))
+    return dataclasses.replace(spec, objective=name)
 
 
 @dataclass(frozen=True)
@@ -251,7 +329,10 @@ def launch(
     from hpsearch.store.urls import resolve_url
 
     url = resolve_url(storage)
-    parsed, registered, fn = register(read_spec(spec), url, workers=workers, objective=objective)
+    name = None if objective is None else objective_name(objective, workers)
+    parsed, registered, fn = register(
+        read_spec(spec, objective=name), url, workers=workers, objective=objective
+    )
     for line in [*registered.changes, *registered.notes]:
         log.warning("search %s: %s", parsed.name, line)
     resume(url, parsed)
@@ -266,14 +347,53 @@ def launch(
     return Search(parsed.name, url)
 
 
-def dry_run(spec: StudySpec, device: str, *, source: str = "<spec>") -> str:
-    """What ``launch --dry-run`` does: the checks that need no storage (the objective
-    imports; the built-in one loads its data) and the plan, as text. Runs nothing."""
+def dry_run(
+    spec: StudySpec,
+    device: str,
+    *,
+    url: str | None = None,
+    workers: int = 1,
+    source: str = "<spec>",
+) -> str:
+    """What ``launch --dry-run`` does: the checks launch makes before it writes (the
+    objective imports, the built-in one loads its data, the storage serves ``workers``)
+    and, against the search stored in ``url`` if there is one, what a relaunch would do:
+    the same refusal (SpecMismatch, exit 2) for an edit it cannot apply, else the edits
+    it would apply and the plan as stored plus the edit. Writes nothing: a missing SQLite
+    file is not created."""
     from hpsearch.engine.loader import preflight
+    from hpsearch.engine.local_workers import check_workers
     from hpsearch.report.console import format_plan
+    from hpsearch.store.urls import mask_url, sqlite_path
 
     preflight(spec, device, source=source)
-    return format_plan(spec)
+    if url is None:
+        return format_plan(spec)
+    check_workers(url, workers)
+    from hpsearch.store.opening import has_tables
+
+    path = sqlite_path(url)
+    if (path is not None and (":memory:" in url or not path.exists())) or not has_tables(url):
+        head = [f"dry run: a new search {spec.name} in {mask_url(url)} (nothing written)"]
+        return "\n".join([*head, format_plan(spec)])
+    from hpsearch.engine.stages import preview_search
+
+    preview = preview_search(_store(url, readonly=True), spec)
+    if preview.new:
+        head = [f"dry run: a new search {spec.name} in {mask_url(url)} (nothing written)"]
+    elif preview.changes:
+        head = [
+            f"dry run: search {spec.name} is stored in {mask_url(url)}; a relaunch would "
+            "apply these edits (nothing written):",
+            *(f"  {line}" for line in preview.changes),
+            *(f"note: {note}" for note in preview.notes),
+        ]
+    else:
+        head = [
+            f"dry run: search {spec.name} is stored in {mask_url(url)} as in the file; a "
+            "relaunch resumes it (nothing written)"
+        ]
+    return "\n".join([*head, format_plan(preview.spec)])
 
 
 def resume(url: str, spec: StudySpec) -> list[str]:
@@ -420,9 +540,14 @@ class Search:
 
         return find_winner(self.view(), stage).to_dict()
 
-    def regions(self) -> dict[str, Region]:
-        """The promising region each stage with results hands on, by stage name."""
-        return {v.stage.name: v.handed_on for v in self.view().stages if v.handed_on is not None}
+    def regions(self) -> Regions:
+        """The promising region each stage with results hands on, by stage name (a dict
+        that prints as the report words the regions)."""
+        view = self.view()
+        names = [s.name for s in view.spec.stages]
+        return Regions(
+            {v.stage.name: v.handed_on for v in view.stages if v.handed_on is not None}, names
+        )
 
     def status(self) -> str:
         """Trials done per stage and the best so far (``hpsearch status``)."""
@@ -432,9 +557,58 @@ class Search:
 
     def report(
         self, *, html: str | None = None, csv: str | None = None, json: str | None = None
-    ) -> str:
-        """The terminal report (``hpsearch report``), writing the files asked for."""
+    ) -> ReportText:
+        """The terminal report (``hpsearch report``), writing the files asked for: text
+        (``print`` it) that a notebook renders as HTML."""
         from hpsearch.report.build import ReportConfig, make_report
 
         text, _ = make_report(ReportConfig(self.storage, self.name, html, csv, json))
-        return text
+        return ReportText(text)
+
+
+class ReportText(str):
+    """A report's text: a ``str`` (print it, search it), shown as the text in a terminal
+    and as preformatted HTML in a notebook (``_repr_html_``)."""
+
+    def __str__(self) -> str:
+        return str.__str__(self)
+
+    def __repr__(self) -> str:
+        return str.__str__(self)
+
+    def _repr_html_(self) -> str:
+        import html
+
+        return f"<pre>{html.escape(str.__str__(self))}</pre>"
+
+
+class Regions(dict[str, "Region"]):
+    """The region each stage hands on, by stage name; printed (and shown in a notebook)
+    as the report words it, not as the records' reprs."""
+
+    def __init__(self, regions: dict[str, Region], stages: list[str]) -> None:
+        super().__init__(regions)
+        self._stages = stages
+
+    def __str__(self) -> str:
+        blocks = []
+        for name, region in self.items():
+            i = self._stages.index(name) if name in self._stages else -1
+            nxt = self._stages[i + 1] if 0 <= i < len(self._stages) - 1 else None
+            to = f"handed to stage {nxt}" if nxt else "where to look next"
+            lines = region.lines()
+            blocks.append(
+                "\n".join(
+                    [f"stage {name}: promising region ({lines[0]}), {to}:"]
+                    + [f"  {x}" for x in lines[1:]]
+                )
+            )
+        return "\n".join(blocks) if blocks else "no stage has results yet"
+
+    def __repr__(self) -> str:
+        return str(self)
+
+    def _repr_html_(self) -> str:
+        import html
+
+        return f"<pre>{html.escape(str(self))}</pre>"

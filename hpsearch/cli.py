@@ -298,7 +298,7 @@ def launch(
     url = storage_url(storage, creates=True)
     with user_errors():
         if dry_run:
-            click.echo(api.dry_run(spec, device, source=file))
+            click.echo(api.dry_run(spec, device, url=url, workers=workers, source=file))
             return
         spec, registered, _ = api.register(spec, url, workers=workers, source=file)
         for line in registered.changes:

@@ -44,8 +44,9 @@ def test_an_edit_is_applied_with_its_line_and_shown_by_report(tmp_path):
     r = hpsearch("report", "toy", cwd=tmp_path)
     assert r.returncode == 0, r.stderr
     head = r.stdout.split("\n\n")[0].splitlines()
-    assert head[1].startswith("  launched 20")
-    assert head[2].startswith("  edited 20") and head[2].endswith(
+    assert head[1] == "  state: complete" and head[2].startswith("  trials: 20 planned")
+    assert head[3].startswith("  launched 20")
+    assert head[4].startswith("  edited 20") and head[4].endswith(
         ": coarse trials 12 -> 16 (4 slots appended)"
     )
 

@@ -66,6 +66,24 @@ class Region:
     def edges(self) -> dict[str, str]:
         return {p.name: p.edge for p in self.params if p.edge}
 
+    def lines(self) -> list[str]:
+        """The region as the report words it: one line per parameter, its range, what it
+        was, the best trial's value and a bound the best trials pressed; then warnings."""
+        out = [f"top {len(self.kept)} of {self.considered} trials"]
+        if self.best_value is not None:
+            out[0] += f", best value {self.best_value:.6g}"
+        for p in self.params:
+            line = p.describe()
+            if p.best is not None:
+                line += f", best {p.best:.4g}" if isinstance(p.best, float) else f", best {p.best}"
+            if p.edge:
+                line += f", the best trials pressed its {p.edge} bound"
+            out.append(line)
+        return out + [f"warning: {w}" for w in self.warnings]
+
+    def __str__(self) -> str:
+        return "\n".join(self.lines())
+
     def to_dict(self) -> dict[str, Any]:
         return {
             "space": self.space.to_dict(),

@@ -15,7 +15,7 @@ from typing import TYPE_CHECKING, Any
 
 from hpsearch import store as st
 from hpsearch.core import prior
-from hpsearch.core.edits import classify, refusal, resolve_plan
+from hpsearch.core.edits import Change, classify, refusal, resolve_plan
 from hpsearch.core.errors import UserError
 from hpsearch.core.points import continue_points, derive_seed, make_points, promoted_points
 from hpsearch.core.records import TrialRecord
@@ -193,16 +193,56 @@ def register_search(
     would no longer match).
     """
     if baseline is None:
-        found = store.find_spec(spec.name)
-        if found is not None and found.stages[0].name != spec.stages[0].name:
-            ready = store.ready_stages(spec.name, _stage_names(found, spec))
-            raise SpecMismatch(
-                refusal(spec.name, classify(found.to_dict(), spec.to_dict(), ready))
-            )
+        _check_first_stage(store, spec, store.find_spec(spec.name))
     stored = store.register(spec, baseline=baseline)
     if stored is None:
         return Registration(True, spec, [], [])
     return _apply_edits(store, spec, stored)
+
+
+def preview_search(store: SearchStore, spec: StudySpec) -> Registration:
+    """What :func:`register_search` would do with ``spec``, reading only (``launch
+    --dry-run``): new, or the spec a relaunch would store (the stored plan plus the
+    file's edits), the lines of the edits it would apply and the notes; SpecMismatch
+    when it would refuse, with the same text. Writes nothing."""
+    found = store.find_spec(spec.name)
+    if found is None:
+        return Registration(True, spec, [], [])
+    _check_first_stage(store, spec, found)
+    value = store.spec_value(found)
+    stored, edited, ready, changes = _compare(store, spec, value)
+    if not changes:
+        return Registration(False, stored, [], [])
+    notes = [
+        note
+        for i, (old, new) in enumerate(zip(stored.stages, edited.stages, strict=False))
+        if old.name in ready and new.trials > old.trials
+        for note in _regrow_note(edited, i, ready)
+    ]
+    return Registration(False, edited, [c.line for c in changes], notes)
+
+
+def _check_first_stage(store: SearchStore, spec: StudySpec, found: StudySpec | None) -> None:
+    """Refuse a file whose first stage is not the stored one's (the search is stored under
+    that stage's study, so the store would not find it to compare)."""
+    if found is not None and found.stages[0].name != spec.stages[0].name:
+        ready = store.ready_stages(spec.name, _stage_names(found, spec))
+        raise SpecMismatch(refusal(spec.name, classify(found.to_dict(), spec.to_dict(), ready)))
+
+
+def _compare(
+    store: SearchStore, file: StudySpec, value: dict[str, Any]
+) -> tuple[StudySpec, StudySpec, set[str], list[Change]]:
+    """The stored spec, the spec the file makes of it, the prepared stages and the
+    changes between the two; SpecMismatch when one of them cannot be applied."""
+    stored = spec_from_dict(value["spec"], base_dir=value.get("base_dir", "."))
+    ready = store.ready_stages(file.name, _stage_names(stored, file))
+    spec = resolve_plan(stored, file, sum(s.name in ready for s in stored.stages))
+    spec = dataclasses.replace(spec, base_dir=stored.base_dir)
+    changes = classify(stored.to_dict(), spec.to_dict(), ready)
+    if not all(c.compatible for c in changes):
+        raise SpecMismatch(refusal(file.name, changes))
+    return stored, spec, ready, changes
 
 
 def _stage_names(*specs: StudySpec) -> list[str]:
@@ -221,14 +261,8 @@ def _apply_edits(store: SearchStore, file: StudySpec, value: dict[str, Any]) -> 
     """
     owner, deadline, wait = worker_id(), time.monotonic() + EDIT_WAIT_S, 0.2
     while True:
-        stored = spec_from_dict(value["spec"], base_dir=value.get("base_dir", "."))
+        stored, spec, ready, changes = _compare(store, file, value)
         names = _stage_names(stored, file)
-        ready = store.ready_stages(file.name, names)
-        spec = resolve_plan(stored, file, sum(s.name in ready for s in stored.stages))
-        spec = dataclasses.replace(spec, base_dir=stored.base_dir)
-        changes = classify(stored.to_dict(), spec.to_dict(), ready)
-        if not all(c.compatible for c in changes):
-            raise SpecMismatch(refusal(file.name, changes))
         if not changes:
             return Registration(False, stored, [], [])
         grown = [
@@ -291,6 +325,11 @@ def _grow(
     prepared already, from this stage's results before the edit."""
     stage = open_stage(store, spec, index)
     _extend(store, spec, index, stage, held[spec.stages[index].name])
+    return _regrow_note(spec, index, ready)
+
+
+def _regrow_note(spec: StudySpec, index: int, ready: set[str]) -> list[str]:
+    """A note when stage ``index`` grows after the next stage was prepared from it."""
     after = spec.stages[index + 1].name if index + 1 < len(spec.stages) else None
     if after is None or after not in ready:
         return []

@@ -11,14 +11,17 @@ from __future__ import annotations
 
 import html
 from dataclasses import dataclass
+from typing import TYPE_CHECKING
 
 from hpsearch.core.evidence import REGION_RUNS
 from hpsearch.core.records import rank
 from hpsearch.core.spec import StudySpec
-from hpsearch.report.analysis import StageReport
 from hpsearch.report.describe import region_rows
-from hpsearch.report.importance import Importance
 from hpsearch.report.search import StageView
+
+if TYPE_CHECKING:  # the analysis is for the full report: status never loads it
+    from hpsearch.report.analysis import StageReport
+    from hpsearch.report.importance import Importance
 
 #: Best trials a stage lists.
 TOP = 5

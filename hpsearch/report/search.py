@@ -57,6 +57,12 @@ class StageView:
         return out
 
     @property
+    def requeued(self) -> int:
+        """Failed attempts whose slot was queued again (a retry, a relaunch after a stop,
+        a worker that died): history, no longer counted as failed."""
+        return sum(1 for r in self.records if r.superseded and r.state == "FAIL")
+
+    @property
     def slots(self) -> int:
         """The stage's runs: its ``trials``, and more where stopped runs' epochs bought them."""
         return max(self.stage.trials, sum(1 for r in self.records if not r.superseded))
@@ -107,11 +113,57 @@ class Edit:
     changes: tuple[str, ...]
 
 
+#: How recent a running trial's heartbeat must be for a worker to count as on the search
+#: (the workers' default ``--grace-period``).
+LIVE_GRACE_S = 60.0
+
+
+@dataclass(frozen=True)
+class SearchState:
+    """Where the search stands, as status and report lead with it."""
+
+    word: str  # running, stopped on failures, complete, not running
+    detail: str  # the cause or what is left, for people ("" when complete)
+    fix: str = ""  # what to do about it, where there is something to do
+
+
 @dataclass(frozen=True)
 class SearchView:
     spec: StudySpec
     stages: list[StageView]
     history: tuple[Edit, ...] = ()  # empty for a search never edited
+    live: int | None = None  # running trials with a fresh heartbeat (None: not read)
+
+    def state(self) -> SearchState:
+        """Running (a worker's heartbeat is fresh), stopped on failures (with the cause),
+        complete, or not running with work left (queued trials and no worker on them)."""
+        from hpsearch.core.failures import summary
+
+        name = self.spec.name
+        running = sum(v.counts["running"] for v in self.stages)
+        live = running if self.live is None else self.live
+        if live:
+            return SearchState("running", f"{live} trial(s) running")
+        for v in self.stages:
+            if v.stopped is not None:
+                return SearchState(
+                    "stopped on failures",
+                    f"stage {v.stage.name}: {summary(v.stopped)}",
+                    f"fix the cause, then launch again (or hpsearch retry {name})",
+                )
+        if all(v.complete for v in self.stages):
+            return SearchState("complete", "")
+        queued = sum(v.counts["waiting"] for v in self.stages)
+        left = [f"{queued} trial(s) queued"] if queued else []
+        if running:
+            left.append(f"{running} trial(s) of a worker gone quiet, re-queued when one starts")
+        if not left:
+            left = ["stages left to prepare"]
+        return SearchState(
+            "not running",
+            ", ".join(left) + "; no worker is on it",
+            f"launch it again (or hpsearch worker {name}) to go on",
+        )
 
 
 def load_search(store: SearchStore, name: str) -> SearchView:
@@ -129,7 +181,8 @@ def load_search(store: SearchStore, name: str) -> SearchView:
         Edit(e.get("at"), tuple(s["name"] for s in e["spec"]["stage"]), tuple(e["changes"]))
         for e in store.spec_history(spec)
     )
-    return SearchView(spec, _with_handed_on(spec, views), history)
+    live = store.live_trials(spec.name, LIVE_GRACE_S) if "/" not in name else None
+    return SearchView(spec, _with_handed_on(spec, views), history, live)
 
 
 def load_stage(store: SearchStore, spec: StudySpec, index: int) -> StageView:

@@ -3,12 +3,12 @@
 from __future__ import annotations
 
 import datetime
+from typing import TYPE_CHECKING
 
 from hpsearch.core.failures import failures_text, last_failure, summary, traceback_tail
 from hpsearch.core.records import TrialRecord, rank, recommended
 from hpsearch.core.space import IntParam
 from hpsearch.core.spec import StageSpec, StudySpec
-from hpsearch.report.analysis import DEFAULT_EVALUATOR, Report, StageReport, analyze
 from hpsearch.report.blocks import (
     best_trials,
     counts_line,
@@ -18,31 +18,76 @@ from hpsearch.report.blocks import (
 )
 from hpsearch.report.search import SearchView
 
+if TYPE_CHECKING:  # the analysis is the full report's: status and best never load it
+    from hpsearch.report.analysis import Report, StageReport
+
+
+def format_state(view: SearchView) -> list[str]:
+    """The lines status and report lead with: the search's state (running, stopped on
+    failures with the cause, complete, not running with what is left), what to do about
+    it, and the trials counted so that they add up."""
+    state = view.state()
+    lines = [f"  state: {state.word}" + (f" ({state.detail})" if state.detail else "")]
+    if state.fix:
+        lines.append(f"    {state.fix}")
+    return [*lines, f"  trials: {trial_counts(view)}"]
+
+
+def trial_counts(view: SearchView) -> str:
+    """``28 planned: 20 finished (16 complete, 4 failed), 0 running, 8 queued`` over the
+    whole search, where finished + running + queued + not queued yet = planned; failed
+    attempts queued again are named apart (they are history, not failures now)."""
+    total = {k: sum(v.counts[k] for v in view.stages) for k in view.stages[0].counts}
+    planned = sum(v.slots for v in view.stages)
+    kinds = ("complete", "diverged", "failed", "stopped")
+    finished = sum(total[k] for k in kinds)
+    shown = ", ".join(
+        f"{total[k]} {'stopped early' if k == 'stopped' else k}"
+        for k in kinds
+        if total[k] or k in ("complete", "failed")
+    )
+    line = (
+        f"{planned} planned: {finished} finished ({shown}), {total['running']} running, "
+        f"{total['waiting']} queued"
+    )
+    later = planned - finished - total["running"] - total["waiting"]
+    if later > 0:
+        line += f", {later} in stages not prepared yet"
+    requeued = sum(v.requeued for v in view.stages)
+    if requeued:
+        line += f"; {requeued} failed attempt(s) re-queued"
+    return line
+
 
 def format_status(view: SearchView) -> str:
-    """One line per stage: progress and best value so far."""
+    """The search's state, then one line per stage: progress and best value so far."""
     lines = [f"search {view.spec.name} ({view.spec.metric}, {view.spec.direction})"]
+    lines += format_state(view)
+    running = view.state().word == "running"
     for v in view.stages:
         c = v.counts
         done = c["complete"] + c["diverged"] + c["failed"] + c["stopped"]
-        state = "not started" if v.space is None else ("done" if v.done else "running")
-        if v.stopped is not None:
+        if v.space is None:
+            state = "not started"
+        elif v.stopped is not None:
             state = "stopped"
+        elif v.done:
+            state = "done"
+        else:
+            state = "running" if running and c["running"] else "waiting"
         best = rank(v.records, view.spec.direction)
         best_s = f"best {best[0].value:.4g}" if best and best[0].ok else "best -"
         lines.append(
             f"  {v.stage.name:<12} {done:>4}/{v.slots:<4} {state:<11} "
-            f"running {c['running']:<3} diverged {c['diverged']:<3} failed {c['failed']:<3} "
-            f"{best_s}"
+            f"running {c['running']:<3} queued {c['waiting']:<3} diverged {c['diverged']:<3} "
+            f"failed {c['failed']:<3} {best_s}"
             + (f" stopped {c['stopped']} ({v.epochs_saved} epochs saved)" if c["stopped"] else "")
+            + (f" ({v.requeued} failed attempt(s) re-queued)" if v.requeued else "")
         )
         if v.stopped is not None:
             lines.append(f"    stopped: {summary(v.stopped)}")
             if v.stopped.where:
                 lines.append(f"    at {v.stopped.where}")
-            lines.append(
-                f"    fix the cause, then launch again (or hpsearch retry {view.spec.name})"
-            )
         lines += _last_failure(v.records, lines=12, indent="    ")
     return "\n".join(lines)
 
@@ -209,7 +254,11 @@ def early_stopping_text(stage: StageSpec) -> str:
 def format_report(report: Report) -> str:
     """The terminal report of a whole search."""
     spec = report.search.spec
-    head = [f"search {spec.name}: {spec.metric} ({spec.direction})", *format_history(report)]
+    head = [
+        f"search {spec.name}: {spec.metric} ({spec.direction})",
+        *format_state(report.search),
+        *format_history(report),
+    ]
     return "\n\n".join(["\n".join(head)] + [format_stage(report, s) for s in report.stages])
 
 
@@ -237,6 +286,9 @@ def local_time(at: str | None) -> str:
     return datetime.datetime.fromisoformat(at).astimezone().strftime("%Y-%m-%d %H:%M")
 
 
-def format_summary(view: SearchView, evaluator: str = DEFAULT_EVALUATOR) -> str:
-    """What ``launch`` prints at the end and ``report`` prints: :func:`format_report`."""
-    return format_report(analyze(view, evaluator))
+def format_summary(view: SearchView, evaluator: str | None = None) -> str:
+    """What ``launch`` prints at the end and ``report`` prints: :func:`format_report`
+    (``evaluator``: the importance evaluator, None for the analysis's default)."""
+    from hpsearch.report.analysis import DEFAULT_EVALUATOR, analyze
+
+    return format_report(analyze(view, evaluator or DEFAULT_EVALUATOR))

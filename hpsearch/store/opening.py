@@ -50,6 +50,25 @@ def engine_kwargs(url: str) -> dict[str, Any]:
     )
 
 
+def has_tables(url: str) -> bool:
+    """Whether the database at ``url`` holds Optuna's tables: a read for ``launch
+    --dry-run``, which opens no store on a fresh database (a read-only store finds one
+    without tables damaged). A database that cannot be asked says True: opening the store
+    then reports why, under the usual policy."""
+    import sqlalchemy as sa
+
+    try:
+        engine = sa.create_engine(url, **engine_kwargs(url))
+    except sa_exc.SQLAlchemyError:
+        return True
+    try:
+        return sa.inspect(engine).has_table("version_info")
+    except sa_exc.SQLAlchemyError:
+        return True
+    finally:
+        engine.dispose()
+
+
 class StoreBase:
     """One open search database: Optuna's storage under one retry policy, and the stage
     studies in it. The concerns of :class:`hpsearch.store.SearchStore` build on this."""
