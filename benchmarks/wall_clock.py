@@ -18,7 +18,8 @@ split into:
 - poll lag: still waiting after the stage's last run ended (the growing poll interval);
 - preparing: preparing a stage, or waiting for the worker that prepares it;
 - claiming: ``store.claim`` calls; checks: stop mark, recovery, open counts, top-up;
-- events: the launch's progress callbacks (in-process, 1 worker); other: the rest;
+- events: the launch's progress callbacks (in-process, 1 worker);
+- note: drawing a finished stage's dashboard note (its writer waits for it); other: the rest;
 - late start: inside the span, before the worker's first claim;
 - done early: inside the span, after the worker stopped.
 
@@ -60,11 +61,18 @@ PARTS = (
     "claiming",
     "checks",
     "events",
+    "note",
     "other",
     "late start",
     "done early",
 )
-NAMES = {"prepare": "preparing", "claim": "claiming", "check": "checks", "event": "events"}
+NAMES = {
+    "prepare": "preparing",
+    "claim": "claiming",
+    "check": "checks",
+    "event": "events",
+    "note": "note",
+}
 
 
 @contextlib.contextmanager

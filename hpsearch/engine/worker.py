@@ -272,16 +272,17 @@ def _run_worker(
         if not run.stage(stage, spec_stage.name):
             break
         # Finished: whoever runs the worker acts on it (``api.run`` writes its note).
-        emit(
-            "stage_done",
-            {
-                "stage": spec_stage.name,
-                "index": index,
-                "spec": spec,
-                "store": store,
-                "worker": run.me,
-            },
-        )
+        with timeline.span("note", spec_stage.name):
+            emit(
+                "stage_done",
+                {
+                    "stage": spec_stage.name,
+                    "index": index,
+                    "spec": spec,
+                    "store": store,
+                    "worker": run.me,
+                },
+            )
         index += 1
     return run.stats
 
