@@ -36,7 +36,7 @@ from hpsearch.store import SearchStore, Slot, Stage, policy, worker_id
 log = logging.getLogger(__name__)
 
 #: A worker that waits at a stage barrier polls no slower than this.
-MAX_POLL_S = 5.0
+MAX_POLL_S = 1.0
 
 #: Set to a folder, each worker writes there, as it stops, ``<pid>.json``: when its
 #: process started and what it did when (prepare, claim, trial, wait, ...), in Unix time.
