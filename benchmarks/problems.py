@@ -32,6 +32,10 @@ FULL_EPOCHS = "full_epochs"
 #: A fixed parameter that makes every epoch sleep this many seconds: a fixed epoch cost, for
 #: wall-clock measurements with several workers (``benchmarks/wall_clock.py``).
 EPOCH_SECONDS = "epoch_seconds"
+#: A fixed parameter that spreads run durations: each run's epoch cost is
+#: ``epoch_seconds`` times a log-normal factor of this sigma and mean 1, drawn from the
+#: run's seed (the same run lasts as long on every machine).
+EPOCH_SIGMA = "epoch_sigma"
 
 
 def _fidelity(epoch: int, max_epochs: int) -> float:
@@ -46,6 +50,10 @@ def _pause(params: dict[str, Any]) -> float:
     return float(params.get(EPOCH_SECONDS, 0.0))
 
 
+def _sigma(params: dict[str, Any]) -> float:
+    return float(params.get(EPOCH_SIGMA, 0.0))
+
+
 def _noisy_curve(
     value_at: Callable[[float], float],
     noise_at: Callable[[float], float],
@@ -53,10 +61,15 @@ def _noisy_curve(
     max_epochs: int,
     report: Any,
     pause: float = 0.0,
+    sigma: float = 0.0,
 ) -> float:
     """Report ``value_at(z) + noise_at(z) * eps`` after each epoch (after sleeping
-    ``pause`` seconds, an epoch's fixed cost); return the last."""
+    ``pause`` seconds, an epoch's fixed cost, times a log-normal factor of ``sigma`` drawn
+    once per run); return the last."""
     eps = np.random.default_rng(int(report.seed)).standard_normal(epochs)
+    if pause and sigma:
+        draw = float(np.random.default_rng([int(report.seed), 1]).standard_normal())
+        pause *= math.exp(sigma * draw - sigma**2 / 2)
     value = math.nan
     for e in range(1, epochs + 1):
         if pause:
@@ -90,6 +103,7 @@ def branin(params: dict[str, Any], epochs: int, report: Any) -> float:
         _full(params, BRANIN_MAX_EPOCHS),
         report,
         _pause(params),
+        _sigma(params),
     )
 
 
@@ -138,6 +152,7 @@ def hartmann6(params: dict[str, Any], epochs: int, report: Any) -> float:
         _full(params, HARTMANN_MAX_EPOCHS),
         report,
         _pause(params),
+        _sigma(params),
     )
 
 
@@ -176,6 +191,7 @@ def lr_dominant(params: dict[str, Any], epochs: int, report: Any) -> float:
         _full(params, LR_MAX_EPOCHS),
         report,
         _pause(params),
+        _sigma(params),
     )
 
 
@@ -213,6 +229,7 @@ def crossing(params: dict[str, Any], epochs: int, report: Any) -> float:
         _full(params, CROSSING_MAX_EPOCHS),
         report,
         _pause(params),
+        _sigma(params),
     )
 
 

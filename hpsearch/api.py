@@ -284,7 +284,7 @@ def _run_here(
     from hpsearch.engine.local_workers import threads_per_worker
     from hpsearch.engine.progress import Display, Watcher
     from hpsearch.engine.worker import WorkerConfig, run_worker
-    from hpsearch.report.note import on_worker_event_in_child
+    from hpsearch.report.note import on_worker_event_in_background, wait_for_notes
 
     config = WorkerConfig(
         url,
@@ -298,10 +298,13 @@ def _run_here(
     if options.progress:
         display = Display(spec, reload=lambda: reader.current_spec(spec))
         watching = Watcher(lambda: reader.stage_counts(spec.name), display)
-    with watching:
-        return run_worker(
-            config, stop=stop, on_event=on_worker_event_in_child, objective=objective
-        )
+    try:
+        with watching:
+            return run_worker(
+                config, stop=stop, on_event=on_worker_event_in_background, objective=objective
+            )
+    finally:
+        wait_for_notes()  # a worker that stopped early: the notes it began are written
 
 
 def launch(

@@ -36,7 +36,13 @@ from hpsearch.store import SearchStore, Slot, Stage, policy, worker_id
 log = logging.getLogger(__name__)
 
 #: A worker that waits at a stage barrier polls no slower than this.
-MAX_POLL_S = 5.0
+MAX_POLL_S = 1.0
+
+#: Set to a folder, each worker writes there, as it stops, ``<pid>.json``: when its
+#: process started and what it did when (prepare, claim, trial, wait, ...), in Unix time.
+#: ``benchmarks/wall_clock.py`` reads them for its idle-time breakdown. Unset: nothing is
+#: kept (a few tuples per trial when set).
+ENV_TIMINGS = "HPSEARCH_TIMINGS"
 
 
 class SearchNotFound(UserError):
@@ -111,6 +117,56 @@ class WorkerStats:
 Event = Callable[[str, dict[str, Any]], None]
 
 
+class Timeline:
+    """Where one worker's time goes, when ``$HPSEARCH_TIMINGS`` names a folder: intervals
+    ``(kind, stage, start, end)`` in Unix time, written there as JSON when it stops."""
+
+    def __init__(self) -> None:
+        self.folder = os.environ.get(ENV_TIMINGS) or None
+        self.entered = time.time()
+        self.events: list[tuple[str, str, float, float]] = []
+
+    @contextlib.contextmanager
+    def span(self, kind: str, stage: str = "") -> Any:
+        start = time.time()
+        try:
+            yield
+        finally:
+            if self.folder is not None:
+                self.events.append((kind, stage, start, time.time()))
+
+    def write(self) -> None:
+        if self.folder is None:
+            return
+        import json
+
+        record = {
+            "pid": os.getpid(),
+            "process_started": _process_started(),
+            "entered": self.entered,
+            "left": time.time(),
+            "events": self.events,
+        }
+        path = Path(self.folder) / f"{os.getpid()}.json"
+        tmp = path.with_suffix(".tmp")
+        tmp.write_text(json.dumps(record))
+        tmp.replace(path)
+
+
+def _process_started() -> float | None:
+    """When this process started (Unix time; Linux only, else None)."""
+    try:
+        fields = Path("/proc/self/stat").read_text().rsplit(")", 1)[1].split()
+        boot = next(
+            float(line.split()[1])
+            for line in Path("/proc/stat").read_text().splitlines()
+            if line.startswith("btime ")
+        )
+        return boot + int(fields[19]) / os.sysconf("SC_CLK_TCK")
+    except (OSError, ValueError, IndexError, StopIteration):
+        return None
+
+
 #: Set while this process runs an objective: only there does a stop signal raise
 #: KeyboardInterrupt. Anywhere else it could land between a commit and what follows it (a
 #: claimed slot never returned, say), leaving a trial RUNNING until its heartbeat lapsed.
@@ -150,6 +206,20 @@ def run_worker(
     ``stage_done`` (a stage has no slot left: ``info`` holds the store, the spec, the
     stage's index and this worker's id, which is what ``report.note.on_worker_event``
     writes the stage's dashboard note from)."""
+    timeline = Timeline()
+    try:
+        return _run_worker(config, stop, on_event, objective, timeline)
+    finally:
+        timeline.write()
+
+
+def _run_worker(
+    config: WorkerConfig,
+    stop: threading.Event | None,
+    on_event: Event | None,
+    objective: Callable[..., Any] | None,
+    timeline: Timeline,
+) -> WorkerStats:
     stop = stop or threading.Event()
     emit = on_event or (lambda kind, info: None)
     store = SearchStore.open(config.storage_url)
@@ -163,7 +233,16 @@ def run_worker(
         objective = load_objective(spec.objective, spec.base_dir, source="stored spec")
     max_failures = spec.max_failures if config.max_failures is None else config.max_failures
     run = _Run(
-        config, store, spec, objective, stop, emit, WorkerStats(), worker_id(), max_failures
+        config,
+        store,
+        spec,
+        objective,
+        stop,
+        emit,
+        WorkerStats(),
+        worker_id(),
+        max_failures,
+        timeline=timeline,
     )
     index = 0
     # A relaunch may edit the search while this worker runs (more trials, a stage
@@ -179,9 +258,10 @@ def run_worker(
             if reopened is None:
                 break
             index = reopened
-        stage = prepare_stage(
-            store, spec, index, owner=run.me, lease_s=max(10.0, float(config.grace_period))
-        )
+        with timeline.span("prepare", spec.stages[index].name):
+            stage = prepare_stage(
+                store, spec, index, owner=run.me, lease_s=max(10.0, float(config.grace_period))
+            )
         if stage is None:
             index = max(0, index - 1)
             continue
@@ -192,16 +272,17 @@ def run_worker(
         if not run.stage(stage, spec_stage.name):
             break
         # Finished: whoever runs the worker acts on it (``api.run`` writes its note).
-        emit(
-            "stage_done",
-            {
-                "stage": spec_stage.name,
-                "index": index,
-                "spec": spec,
-                "store": store,
-                "worker": run.me,
-            },
-        )
+        with timeline.span("note", spec_stage.name):
+            emit(
+                "stage_done",
+                {
+                    "stage": spec_stage.name,
+                    "index": index,
+                    "spec": spec,
+                    "store": store,
+                    "worker": run.me,
+                },
+            )
         index += 1
     return run.stats
 
@@ -229,6 +310,7 @@ class _Run:
     me: str
     max_failures: int
     timeout: float | None = None  # the running stage's trial_timeout
+    timeline: Timeline = field(default_factory=Timeline)
 
     def stage(self, stage: Stage, name: str) -> bool:
         """Claim and run slots until the stage is finished. False if the worker must stop:
@@ -242,29 +324,37 @@ class _Run:
         while not self.stop.is_set():
             if config.max_trials is not None and self.stats.ran >= config.max_trials:
                 return False
-            mark = store.stopped(stage)
+            with self.timeline.span("check", name):
+                mark = store.stopped(stage)
             if mark is not None:
                 store.requeue_failed(stage)
                 self.stats.stopped = (name, failures.Stop.from_dict(mark))
                 return False
             if time.monotonic() - last_recover > config.heartbeat_interval:
-                self.stats.requeued += store.recover(
-                    stage, config.grace_period, max_retry=MAX_RETRY
-                )
+                with self.timeline.span("check", name):
+                    self.stats.requeued += store.recover(
+                        stage, config.grace_period, max_retry=MAX_RETRY
+                    )
                 last_recover = time.monotonic()
-            slot = store.claim(stage, space, worker=self.me, stop_early=early)
+            with self.timeline.span("claim", name):
+                slot = store.claim(stage, space, worker=self.me, stop_early=early)
             if slot is not None:
                 wait = 0.2
-                outcome = self.trial(slot)
+                with self.timeline.span("trial", name):
+                    outcome = self.trial(slot)
                 self.stats.count(outcome)
-                self.emit("trial", {"stage": stage.name, "outcome": outcome})
+                with self.timeline.span("event", name):
+                    self.emit("trial", {"stage": stage.name, "outcome": outcome})
                 if outcome == "failed":
                     failfast.check(store, stage, self.max_failures, by=self.me)
                 continue
-            running = store.open_count(stage)
+            with self.timeline.span("check", name):
+                running = store.open_count(stage)
             if running == 0:
                 # budget left unspent by any path buys its runs before the stage ends
-                if early is None or not store.top_up(stage, early):
+                with self.timeline.span("check", name):
+                    topped = early is not None and store.top_up(stage, early)
+                if not topped:
                     return True
                 continue
             log.info(
@@ -273,7 +363,8 @@ class _Run:
                 running,
                 wait,
             )
-            self.stop.wait(wait)
+            with self.timeline.span("wait", name):
+                self.stop.wait(wait)
             wait = min(wait * 1.5, MAX_POLL_S)
             last_recover = 0.0  # at the barrier, look for dead workers' trials every time
         return False
@@ -312,15 +403,17 @@ class _Run:
 
     def _call(self, slot: Slot) -> tuple[Any, dict[str, Any]]:
         config = self.config
-        return call_objective(
-            self.spec,
-            self.objective,
-            slot,
-            threads=config.threads,
-            device=config.device,
-            stop=self.stop,
-            timeout=self.timeout,
-        )
+        timed: SlotLike = slot if self.timeline.folder is None else _TimedSlot(slot, self.timeline)
+        with self.timeline.span("objective"):
+            return call_objective(
+                self.spec,
+                self.objective,
+                timed,
+                threads=config.threads,
+                device=config.device,
+                stop=self.stop,
+                timeout=self.timeout,
+            )
 
 
 class SlotLike(Protocol):
@@ -332,6 +425,18 @@ class SlotLike(Protocol):
     attrs: dict[str, Any]
 
     def report(self, epoch: int, value: float) -> None: ...
+
+
+class _TimedSlot:
+    """A claimed slot whose reports (a write, and the pruner's read) are timed."""
+
+    def __init__(self, slot: Slot, timeline: Timeline) -> None:
+        self.slot, self.timeline = slot, timeline
+        self.number, self.params, self.attrs = slot.number, slot.params, slot.attrs
+
+    def report(self, epoch: int, value: float) -> None:
+        with self.timeline.span("report"):
+            self.slot.report(epoch, value)
 
 
 def call_objective(
