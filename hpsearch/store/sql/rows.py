@@ -49,6 +49,23 @@ def now() -> datetime:
     return datetime.now()
 
 
+def epoch_sql(conn: Connection) -> str:
+    """SQL for the database's clock as an epoch: the same in every session's time zone."""
+    if conn.dialect.name == "postgresql":
+        return "EXTRACT(EPOCH FROM CURRENT_TIMESTAMP)"
+    return "((julianday('now') - 2440587.5) * 86400.0)"
+
+
+def utc_now_sql(conn: Connection) -> str:
+    """SQL for the database's clock as naive UTC wall time: what heartbeats store, in
+    Optuna's ``timestamp without time zone`` column, and are compared with. PostgreSQL's
+    bare ``CURRENT_TIMESTAMP`` stored there is the *session's* local time, so a worker whose
+    session ran in another time zone looked hours stale (or fresh) to the others."""
+    if conn.dialect.name == "postgresql":
+        return "(CURRENT_TIMESTAMP AT TIME ZONE 'UTC')"
+    return "CURRENT_TIMESTAMP"  # SQLite's is UTC
+
+
 def as_datetime(value: Any) -> datetime:
     """A naive datetime from a row: SQLite hands raw ``text()`` columns back as strings."""
     if isinstance(value, str):
