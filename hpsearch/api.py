@@ -458,14 +458,16 @@ def delete(
     confirm: Callable[[list[str]], None] | None = None,
 ) -> list[str]:
     """Delete search ``name``, every stage study and compare baseline, in one transaction
-    (``hpsearch delete``); refused while a worker's heartbeat is fresh unless ``force``.
+    (``hpsearch delete``); refused while a worker is live on it (attached with a fresh
+    beat: running, preparing, between trials or at a stage barrier) unless ``force``,
+    decided in the deleting transaction.
     ``confirm`` is called with the studies first and raises to refuse. The names deleted."""
-    from hpsearch.tasks.manage import check_deletable
+    from hpsearch.tasks.manage import check_deletable, delete_search
 
     studies = check_deletable(_store(url, readonly=True), name, grace_period, force=force)
     if confirm is not None:
         confirm(studies)
-    return _store(url).delete_search(name)
+    return delete_search(_store(url), name, grace_period, force=force)
 
 
 def register_baselines(url: str, spec: StudySpec, *, source: str = "<spec>") -> list[str]:

@@ -131,3 +131,58 @@ def test_delete_asks_on_a_terminal(sqlite_url, tmp_path, answer, deleted):
     assert "delete search toy" in r.stdout and "toy/coarse, toy/fine" in r.stdout
     assert r.returncode == (0 if deleted else 1), r.stderr
     assert studies(sqlite_url, "toy") == ([] if deleted else ["toy/coarse", "toy/fine"])
+
+
+def test_delete_is_refused_while_a_worker_waits_with_no_trial_running(storage_url, tmp_path):
+    """A worker between trials, preparing or waiting at a stage barrier has no RUNNING
+    trial, yet it is on the search: its own heartbeat row (``hpsearch_workers``) refuses
+    the delete, decided in the deleting transaction."""
+    import sqlalchemy as sa
+
+    from hpsearch.store.sql.leases import Lease
+
+    study = tmp_path / "study.toml"
+    study.write_text(toy_study(coarse=2, fine=2))
+    engine = sa.create_engine(storage_url)
+    # Another "worker" holds the fine stage's preparation lease, so this worker waits for
+    # it to be prepared, with the coarse stage done and nothing running.
+    held = Lease(engine, "toy/fine", duration_s=600, owner="test:1")
+    assert held.acquire()
+    env = {k: v for k, v in os.environ.items() if k != "HPSEARCH_STORAGE"}
+    env.update(PYTHONPATH=os.pathsep.join([str(TESTS), env.get("PYTHONPATH", "")]))
+    worker = subprocess.Popen(
+        [sys.executable, "-m", "hpsearch.cli", "launch", str(study), "--storage", storage_url],
+        env=env,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+        start_new_session=True,
+    )
+    try:
+        deadline = time.monotonic() + 60
+        while not _waiting_for_fine(storage_url):
+            assert worker.poll() is None, "the worker exited"
+            assert time.monotonic() < deadline, "the worker never finished the coarse stage"
+            time.sleep(0.2)
+        assert not _running(storage_url)
+        assert "running" in listed(tmp_path, storage_url)["toy"]
+        r = hpsearch("delete", "toy", "--yes", "--storage", storage_url, cwd=tmp_path)
+        assert r.returncode == 2, r.stderr
+        assert "1 worker(s) attached" in r.stderr and "--force" in r.stderr, r.stderr
+        assert studies(storage_url, "toy") == ["toy/coarse", "toy/fine"]
+        assert worker.poll() is None  # undisturbed
+    finally:
+        os.killpg(worker.pid, signal.SIGKILL)
+        worker.wait()
+        held.release()
+        engine.dispose()
+    r = hpsearch("delete", "toy", "--yes", "--force", "--storage", storage_url, cwd=tmp_path)
+    assert r.returncode == 0 and studies(storage_url, "toy") == [], r.stderr
+
+
+def _waiting_for_fine(url: str) -> bool:
+    try:
+        coarse = stage_study(url, "toy", "coarse").get_trials(deepcopy=False)
+        stage_study(url, "toy", "fine")
+    except KeyError:
+        return False
+    return len(coarse) == 2 and all(t.state.name == "COMPLETE" for t in coarse)

@@ -244,6 +244,11 @@ def _run_worker(
         max_failures,
         timeline=timeline,
     )
+    # Attached for the whole run (preparing, between trials, at a stage barrier), so that
+    # ``hpsearch delete`` refuses the search while this worker is on it.
+    with store.attached(config.search, run.me, config.heartbeat_interval) as on:
+        if not on:
+            raise SearchNotFound(f"search {config.search!r} was deleted from {store.masked_url}")
     index = 0
     # A relaunch may edit the search while this worker runs (more trials, a stage
     # appended, max_failures): the stored spec is read again at every stage, a stage that

@@ -4,10 +4,18 @@ failed and re-queued."""
 
 from __future__ import annotations
 
+import contextlib
+import logging
+import threading
+from collections.abc import Iterator
+
 from hpsearch.store.model import Stage
 from hpsearch.store.opening import StoreBase
+from hpsearch.store.sql import workers
 from hpsearch.store.sql.claims import count_live, requeue_trial, stale_trials
 from hpsearch.store.sql.studies import studies_of
+
+log = logging.getLogger(__name__)
 
 
 class Liveness(StoreBase):
@@ -45,3 +53,39 @@ class Liveness(StoreBase):
             return sum(count_live(engine, i, grace_period) for i in ids)
 
         return self._retry(count, "count running trials")
+
+    def live_workers(self, search: str, grace_period: float) -> list[str]:
+        """Workers attached to ``search`` that beat within ``grace_period`` seconds: on it
+        now, whether running a trial, preparing a stage or waiting at a barrier."""
+        return self._sql("list workers", workers.live_on, search, grace_period)
+
+    @contextlib.contextmanager
+    def attached(self, search: str, worker: str, interval: float) -> Iterator[bool]:
+        """Keep ``worker``'s row on ``search`` beating every ``interval`` seconds while the
+        block runs (preparing, claiming, running, waiting at a barrier), so that a delete
+        sees the worker whatever it is doing; the row goes when the block ends. Yields
+        False (and beats nothing) if the search is gone already."""
+        if not self._sql("attach worker", workers.attach, search, worker):
+            yield False
+            return
+        stop = threading.Event()
+        engine = self._rdb.engine
+
+        def beat() -> None:
+            while not stop.wait(interval):
+                try:
+                    workers.beat(engine, search, worker)
+                except Exception as exc:  # the database is away; the next beat retries
+                    log.warning("worker heartbeat failed: %s", type(exc).__name__)
+
+        thread = threading.Thread(target=beat, daemon=True, name="hpsearch-worker-beat")
+        thread.start()
+        try:
+            yield True
+        finally:
+            stop.set()
+            thread.join()
+            try:
+                workers.detach(engine, search, worker)
+            except Exception as exc:  # its beat goes stale instead
+                log.warning("could not detach worker: %s", type(exc).__name__)

@@ -16,7 +16,7 @@ from hpsearch.store.model import (
 )
 from hpsearch.store.opening import StoreBase
 from hpsearch.store.policy import StorageBroken
-from hpsearch.store.sql import studies
+from hpsearch.store.sql import studies, workers
 from hpsearch.store.sql.leases import swap_study_attr
 
 if TYPE_CHECKING:
@@ -160,17 +160,22 @@ class Searches(StoreBase):
         names = {s.study_name.split("/", 1)[0] for s in self._studies() if "/" in s.study_name}
         return sorted(names - set(self.search_names()))
 
-    def delete_search(self, search: str) -> list[str]:
-        """Delete every study of ``search`` (stages and baselines) in one transaction;
-        the names deleted. The lease rows stay: a lease's fencing token must never go
-        back (see ``sql.leases.Lease.release``), and a relaunch takes a released one over."""
-
-        def delete() -> list[str]:
-            names = sorted(studies.studies_of(self._rdb.engine, search))
-            studies.delete_studies(self._rdb.engine, names)
-            return names
-
-        return self._retry(delete, f"delete search {search}")
+    def delete_search(
+        self, search: str, grace_period: float, *, force: bool = False
+    ) -> tuple[list[str], list[str], int]:
+        """Delete every study of ``search`` (stages and baselines) in one transaction,
+        unless a worker is live on it (attached with a fresh beat, or a RUNNING trial with
+        a fresh heartbeat), decided in that same transaction; ``force`` deletes anyway.
+        Returns ``(names deleted, live workers, live trials)``: nothing is deleted when a
+        worker is live. The lease rows stay: a lease's fencing token must never go back
+        (see ``sql.leases.Lease.release``), and a relaunch takes a released one over."""
+        return self._sql(
+            f"delete search {search}",
+            workers.delete_unless_live,
+            search,
+            grace_period,
+            force=force,
+        )
 
 
 def _history_entry(value: dict[str, Any], changes: list[str]) -> dict[str, Any]:

@@ -17,7 +17,13 @@ from optuna.trial import FrozenTrial, TrialState
 
 from hpsearch.core.trial_handle import TrialLost, TrialStopped
 from hpsearch.store.sql import budget
-from hpsearch.store.sql.claims import PRUNING_STATES, finish_trial, pruning_trials, requeue_trial
+from hpsearch.store.sql.claims import (
+    PRUNING_STATES,
+    finish_trial,
+    pruning_trials,
+    record_heartbeat,
+    requeue_trial,
+)
 
 if TYPE_CHECKING:
     from optuna.storages import RDBStorage
@@ -195,7 +201,7 @@ class Slot:
         def beat() -> None:
             while not stop.wait(interval):
                 try:
-                    rdb.record_heartbeat(self.trial_id)
+                    record_heartbeat(rdb.engine, self.trial_id)
                 except Exception as exc:  # the database is away; the next beat retries
                     log.warning(
                         "heartbeat of trial %d failed: %s", self.number, type(exc).__name__

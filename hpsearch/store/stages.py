@@ -5,6 +5,7 @@ stopped on failures, or deleted to be prepared afresh."""
 from __future__ import annotations
 
 import contextlib
+import time
 from typing import TYPE_CHECKING, Any
 
 from hpsearch.core.errors import UserError
@@ -18,7 +19,7 @@ from hpsearch.store.model import (
 )
 from hpsearch.store.opening import StoreBase
 from hpsearch.store.sql import budget, studies
-from hpsearch.store.sql.leases import Lease, enqueue_slots, set_study_attrs
+from hpsearch.store.sql.leases import Known, Lease, enqueue_slots, set_study_attrs
 
 if TYPE_CHECKING:
     import optuna
@@ -26,8 +27,12 @@ if TYPE_CHECKING:
     from hpsearch.core.space import SearchSpace
     from hpsearch.core.spec import StudySpec
 
-#: Slots inserted per fenced transaction: short transactions keep the lease row lock brief.
+#: Slots inserted per fenced transaction, at first: short transactions keep the lease row
+#: lock brief, and one survives a flaky network. A batch that commits within
+#: ``ENQUEUE_QUICK_S`` doubles the next, up to ``ENQUEUE_MAX``; a slow one halves it.
 ENQUEUE_BATCH = 100
+ENQUEUE_MAX = 5000
+ENQUEUE_QUICK_S = 0.1
 
 
 class StoreLease:
@@ -88,12 +93,16 @@ class Stages(StoreBase):
         Idempotent: a slot number already in the stage is never inserted again, and each
         batch is one transaction that renews the lease first (``sql.leases.enqueue_slots``).
         """
-        added = 0
-        for i in range(0, len(new), ENQUEUE_BATCH):
-            part = new[i : i + ENQUEUE_BATCH]
+        added, i, batch, known = 0, 0, ENQUEUE_BATCH, Known()
+        while i < len(new):
+            part = new[i : i + batch]
+            start = time.monotonic()
             added += self._sql(
-                "enqueue slots", enqueue_slots, stage.study_id, part, space, lease.lease
+                "enqueue slots", enqueue_slots, stage.study_id, part, space, lease.lease, known
             )
+            i += len(part)
+            quick = time.monotonic() - start < ENQUEUE_QUICK_S
+            batch = min(batch * 2, ENQUEUE_MAX) if quick else max(batch // 2, ENQUEUE_BATCH)
         return added
 
     def top_up(self, stage: Stage, stop_early: StopEarly) -> int:

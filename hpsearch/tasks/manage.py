@@ -41,7 +41,7 @@ def search_row(store: SearchStore, view: SearchView, grace_period: float) -> Sea
 
     spec = view.spec
     stopped = failfast.find_stop(store, spec)
-    if store.live_trials(spec.name, grace_period):
+    if store.live_trials(spec.name, grace_period) or store.live_workers(spec.name, grace_period):
         state = "running"
     elif stopped is not None:
         state = f"stopped on failures ({failures.summary(stopped[1])})"
@@ -98,20 +98,50 @@ def check_deletable(
     store: SearchStore, name: str, grace_period: float, *, force: bool = False
 ) -> list[str]:
     """The studies that deleting ``name`` removes; UserError if there are none, and
-    :class:`WorkersRunning` while a worker's heartbeat is fresh, unless ``force``."""
+    :class:`WorkersRunning` while a worker is live on it, unless ``force``. A first look,
+    before asking: :func:`delete_search` decides again, in the transaction that deletes."""
     studies = store.search_studies(name)
     if not studies:
-        known = store.search_names()
-        hint = f" (searches here: {', '.join(known)})" if known else " (the storage is empty)"
-        raise UserError(f"no search named {name!r}{hint}")
-    live = 0 if force else store.live_trials(name, grace_period)
-    if live:
-        raise WorkersRunning(
-            f"search {name} has {live} trial(s) running, with a worker heartbeat in the last "
-            f"{grace_period:g} s; stop its workers first, or pass --force if they are gone "
-            "(a worker still running would write on into a new, half-made search)"
-        )
+        raise _no_search(store, name)
+    if not force:
+        live = store.live_workers(name, grace_period)
+        running = store.live_trials(name, grace_period)
+        if live or running:
+            raise _running(name, live, running, grace_period)
     return studies
+
+
+def delete_search(
+    store: SearchStore, name: str, grace_period: float, *, force: bool = False
+) -> list[str]:
+    """Delete ``name`` whole, refused (:class:`WorkersRunning`) if a worker is live on it,
+    decided in the deleting transaction (a worker attaching meanwhile waits for it on
+    PostgreSQL, then finds the search gone). The names deleted."""
+    deleted, live, running = store.delete_search(name, grace_period, force=force)
+    if live or running:
+        raise _running(name, live, running, grace_period)
+    if not deleted:
+        raise _no_search(store, name)
+    return deleted
+
+
+def _no_search(store: SearchStore, name: str) -> UserError:
+    known = store.search_names()
+    hint = f" (searches here: {', '.join(known)})" if known else " (the storage is empty)"
+    return UserError(f"no search named {name!r}{hint}")
+
+
+def _running(name: str, live: list[str], running: int, grace_period: float) -> WorkersRunning:
+    who = []
+    if live:
+        who.append(f"{len(live)} worker(s) attached ({', '.join(live[:3])})")
+    if running:
+        who.append(f"{running} trial(s) running")
+    return WorkersRunning(
+        f"search {name} has {' and '.join(who)}, with a heartbeat in the last "
+        f"{grace_period:g} s; stop its workers first, or pass --force if they are gone "
+        "(a worker still running would write on into a new, half-made search)"
+    )
 
 
 #: Where ``retry`` looks for a search's study file to name in its advice.

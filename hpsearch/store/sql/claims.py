@@ -10,7 +10,7 @@ from datetime import timedelta
 from typing import TYPE_CHECKING, Any
 
 from optuna.trial import FrozenTrial, TrialState
-from sqlalchemy import bindparam, func, select, text
+from sqlalchemy import bindparam, text
 
 from hpsearch.store.sql.rows import (
     INTERMEDIATE,
@@ -26,6 +26,7 @@ from hpsearch.store.sql.rows import (
     params,
     queue_copy,
     set_attr,
+    utc_now_sql,
 )
 
 if TYPE_CHECKING:
@@ -76,7 +77,7 @@ def claim_slot(engine: Engine, study_id: int, *, worker: str = "") -> Claim | No
             conn.execute(
                 text(
                     "INSERT INTO trial_heartbeats (trial_id, heartbeat) "
-                    "VALUES (:t, CURRENT_TIMESTAMP)"
+                    f"VALUES (:t, {utc_now_sql(conn)})"
                 ),
                 {"t": trial_id},
             )
@@ -125,26 +126,48 @@ def write_result(
         set_attr(conn, USER_ATTRS, trial_id, key, v)
 
 
+def record_heartbeat(engine: Engine, trial_id: int) -> None:
+    """Beat for a running trial with the database's clock in UTC (``rows.utc_now_sql``),
+    not Optuna's ``record_heartbeat``, whose ``CURRENT_TIMESTAMP`` is the session's local
+    time on PostgreSQL. A trial without a row gets one."""
+    with engine.begin() as conn:
+        beat = utc_now_sql(conn)
+        updated = conn.execute(
+            text(f"UPDATE trial_heartbeats SET heartbeat = {beat} WHERE trial_id = :t"),
+            {"t": trial_id},
+        ).rowcount
+        if not updated:
+            conn.execute(
+                text(f"INSERT INTO trial_heartbeats (trial_id, heartbeat) VALUES (:t, {beat})"),
+                {"t": trial_id},
+            )
+
+
 def stale_trials(engine: Engine, study_id: int, grace_period: float) -> list[int]:
     """RUNNING trials whose worker is presumed gone: no heartbeat for ``grace_period``, or
     no heartbeat row at all and started more than ``grace_period`` ago.
 
-    Heartbeats are written with the database's clock and compared with it here, as Optuna
-    does. A worker killed between Optuna's claim and its first beat leaves a trial without
-    a heartbeat row; Optuna's stale check skips those, so they would stay RUNNING forever
-    and the stage would never end.
+    Heartbeats are written with the database's clock in UTC and compared with it here, so
+    no session's time zone enters (``rows.utc_now_sql``). A worker killed between Optuna's
+    claim and its first beat leaves a trial without a heartbeat row; Optuna's stale check
+    skips those, so they would stay RUNNING forever and the stage would never end.
     """
-    grace = timedelta(seconds=grace_period)
     with engine.begin() as conn:
-        db_now = as_datetime(conn.execute(select(func.now())).scalar())
-        rows = conn.execute(
-            text(
-                "SELECT t.trial_id, t.datetime_start, h.heartbeat FROM trials t "
-                "LEFT JOIN trial_heartbeats h ON h.trial_id = t.trial_id "
-                "WHERE t.study_id = :s AND t.state = 'RUNNING'"
-            ),
-            {"s": study_id},
-        ).all()
+        return _stale(conn, study_id, grace_period)[1]
+
+
+def _stale(conn: Connection, study_id: int, grace_period: float) -> tuple[set[int], list[int]]:
+    """The study's RUNNING trials, and those of them that are stale (see stale_trials)."""
+    grace = timedelta(seconds=grace_period)
+    db_now = as_datetime(conn.execute(text(f"SELECT {utc_now_sql(conn)}")).scalar())
+    rows = conn.execute(
+        text(
+            "SELECT t.trial_id, t.datetime_start, h.heartbeat FROM trials t "
+            "LEFT JOIN trial_heartbeats h ON h.trial_id = t.trial_id "
+            "WHERE t.study_id = :s AND t.state = 'RUNNING'"
+        ),
+        {"s": study_id},
+    ).all()
     cutoff = now() - grace  # datetime_start: the claimer's clock, as Optuna writes it
     stale = []
     for trial_id, started, beat in rows:
@@ -153,24 +176,20 @@ def stale_trials(engine: Engine, study_id: int, grace_period: float) -> list[int
                 stale.append(trial_id)
         elif started is not None and as_datetime(started) < cutoff:
             stale.append(trial_id)
-    return stale
+    return {row[0] for row in rows}, stale
 
 
 def count_live(engine: Engine, study_id: int, grace_period: float) -> int:
     """RUNNING trials of the study whose worker is presumed alive: the ones
-    :func:`stale_trials` does not name (one definition of a fresh heartbeat). A trial that
-    finishes between the two reads counts as alive, which errs on the side of caution."""
+    :func:`stale_trials` does not name (one definition of a fresh heartbeat)."""
     with engine.connect() as conn:
-        running = {
-            row[0]
-            for row in conn.execute(
-                text("SELECT trial_id FROM trials WHERE study_id = :s AND state = 'RUNNING'"),
-                {"s": study_id},
-            )
-        }
-    if not running:
-        return 0
-    return len(running - set(stale_trials(engine, study_id, grace_period)))
+        return live_in(conn, study_id, grace_period)
+
+
+def live_in(conn: Connection, study_id: int, grace_period: float) -> int:
+    """:func:`count_live` inside the caller's transaction."""
+    running, stale = _stale(conn, study_id, grace_period)
+    return len(running - set(stale))
 
 
 def requeue_trial(
