@@ -129,7 +129,9 @@ def test_api_shows_stages_notes_metric_names_and_learning_curves(storage_url, tm
         stage = name.split("/")[1]
         assert d["objective_names"] == ["loss"] and d["directions"] == ["minimize"]
         assert d["note"]["body"].startswith(f"## Stage `{stage}` of search `toy`")
-        assert "### Promising region handed on" in d["note"]["body"]
+        # the coarse stage hands a region on; the last stage states the search's region
+        heading = "handed on to stage `fine`" if stage == "coarse" else "(the last stage"
+        assert f"### Promising region {heading}" in d["note"]["body"]
         assert [g["id"] for g in d["plotly_graph_objects"]] == ["region"]
         study_attrs = attrs(d["user_attrs"])
         assert study_attrs["stage"] == stage and study_attrs["epochs"] == str(epochs)

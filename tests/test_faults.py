@@ -285,7 +285,7 @@ def at_once(took: float) -> bool:
     """Sooner than a command that retried would give up: a one-shot command retries an
     unreachable database for COMMAND_WAIT_S. (A fixed few seconds failed on loaded cores,
     where starting Python alone can take that long.)"""
-    from hpsearch.cli import COMMAND_WAIT_S
+    from hpsearch.api import COMMAND_WAIT_S
 
     return took < COMMAND_WAIT_S
 

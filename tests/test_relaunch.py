@@ -201,18 +201,18 @@ def planned(budget):
 
 
 def test_a_raised_budget_appends_runs_to_the_plan_that_ran(sqlite_url, stub_study):
-    first = register(sqlite_url, stub_study, planned(40))
+    first = register(sqlite_url, stub_study, planned(160))  # big enough for coarse-to-fine
     assert [(s.name, s.trials, s.epochs) for s in first.spec.stages] == [
-        ("coarse", 3, 4),
-        ("fine", 7, 4),
+        ("coarse", 13, 4),
+        ("fine", 27, 4),
     ]
     work(sqlite_url)
-    done = register(sqlite_url, stub_study, planned(52), "more.toml")
-    assert done.changes == ["budget 40 -> 52", "fine trials 7 -> 10 (3 slots appended)"]
+    done = register(sqlite_url, stub_study, planned(172), "more.toml")
+    assert done.changes == ["budget 160 -> 172", "fine trials 27 -> 30 (3 slots appended)"]
     more = work(sqlite_url)  # 3 runs' worth of epochs: early stopping makes them more runs
     assert more.completed + more.stopped_early >= 3
     assert_exact_epochs(sqlite_url)  # each slot once, every stage's epochs to within a run
-    again = register(sqlite_url, stub_study, planned(52), "again.toml")
+    again = register(sqlite_url, stub_study, planned(172), "again.toml")
     assert again.changes == [] and again.spec.stages == done.spec.stages
 
 
