@@ -249,47 +249,47 @@ def _run_worker(
     with store.attached(config.search, run.me, config.heartbeat_interval) as on:
         if not on:
             raise SearchNotFound(f"search {config.search!r} was deleted from {store.masked_url}")
-    index = 0
-    # A relaunch may edit the search while this worker runs (more trials, a stage
-    # appended, max_failures): the stored spec is read again at every stage, a stage that
-    # an edit re-opened is finished before the next one is prepared, and the worker goes
-    # back to one re-opened behind it before it stops.
-    while True:
-        spec = run.spec = store.current_spec(spec)
-        if config.max_failures is None:
-            run.max_failures = spec.max_failures
-        if index >= len(spec.stages):
-            reopened = _reopened(store, spec)
-            if reopened is None:
+        index = 0
+        # A relaunch may edit the search while this worker runs (more trials, a stage
+        # appended, max_failures): the stored spec is read again at every stage, a stage that
+        # an edit re-opened is finished before the next one is prepared, and the worker goes
+        # back to one re-opened behind it before it stops.
+        while True:
+            spec = run.spec = store.current_spec(spec)
+            if config.max_failures is None:
+                run.max_failures = spec.max_failures
+            if index >= len(spec.stages):
+                reopened = _reopened(store, spec)
+                if reopened is None:
+                    break
+                index = reopened
+            with timeline.span("prepare", spec.stages[index].name):
+                stage = prepare_stage(
+                    store, spec, index, owner=run.me, lease_s=max(10.0, float(config.grace_period))
+                )
+            if stage is None:
+                index = max(0, index - 1)
+                continue
+            spec_stage = spec.stages[index]
+            run.timeout = spec.timeout_of(index)
+            run.stats.stages.append(spec_stage.name)
+            emit("stage", {"stage": spec_stage.name, "trials": spec_stage.trials})
+            if not run.stage(stage, spec_stage.name):
                 break
-            index = reopened
-        with timeline.span("prepare", spec.stages[index].name):
-            stage = prepare_stage(
-                store, spec, index, owner=run.me, lease_s=max(10.0, float(config.grace_period))
-            )
-        if stage is None:
-            index = max(0, index - 1)
-            continue
-        spec_stage = spec.stages[index]
-        run.timeout = spec.timeout_of(index)
-        run.stats.stages.append(spec_stage.name)
-        emit("stage", {"stage": spec_stage.name, "trials": spec_stage.trials})
-        if not run.stage(stage, spec_stage.name):
-            break
-        # Finished: whoever runs the worker acts on it (``api.run`` writes its note).
-        with timeline.span("note", spec_stage.name):
-            emit(
-                "stage_done",
-                {
-                    "stage": spec_stage.name,
-                    "index": index,
-                    "spec": spec,
-                    "store": store,
-                    "worker": run.me,
-                },
-            )
-        index += 1
-    return run.stats
+            # Finished: whoever runs the worker acts on it (``api.run`` writes its note).
+            with timeline.span("note", spec_stage.name):
+                emit(
+                    "stage_done",
+                    {
+                        "stage": spec_stage.name,
+                        "index": index,
+                        "spec": spec,
+                        "store": store,
+                        "worker": run.me,
+                    },
+                )
+            index += 1
+        return run.stats
 
 
 def _reopened(store: SearchStore, spec: StudySpec) -> int | None:
