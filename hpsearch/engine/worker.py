@@ -154,7 +154,8 @@ class Timeline:
 
 
 def _process_started() -> float | None:
-    """When this process started (Unix time; Linux only, else None)."""
+    """When this process started (Unix time, to within a second: the kernel's boot time is
+    whole seconds; Linux only, else None)."""
     try:
         fields = Path("/proc/self/stat").read_text().rsplit(")", 1)[1].split()
         boot = next(
