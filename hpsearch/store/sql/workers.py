@@ -86,12 +86,13 @@ def attach(engine: Engine, search: str, worker: str) -> bool:
             )
         if not _studies(conn, search, update=False):
             return False
-        conn.execute(
-            workers.delete().where(workers.c.search == search, workers.c.worker == worker)
-        )
+        # An upsert, not delete-then-insert: two threads of one process (one worker id)
+        # attaching at once both found no row under READ COMMITTED and both inserted.
         conn.execute(
             text(
-                f"INSERT INTO hpsearch_workers (search, worker, beat) VALUES (:s, :w, {epoch_sql(conn)})"
+                "INSERT INTO hpsearch_workers (search, worker, beat) "
+                f"VALUES (:s, :w, {epoch_sql(conn)}) "
+                "ON CONFLICT (search, worker) DO UPDATE SET beat = excluded.beat"
             ),
             {"s": search, "w": worker},
         )
