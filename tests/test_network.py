@@ -186,13 +186,14 @@ def test_a_launch_holds_at_most_2_connections_per_process(postgres_url, stub_stu
 
 @pytest.fixture
 def limited_role(postgres_url):
-    """A login role owning the test's database, allowed 2 connections: a launch with one worker needs no more, its stage-note child included (a superuser is
-    exempt from CONNECTION LIMIT)."""
+    """A login role owning the test's database, allowed 3 connections: what a launch with
+    one worker holds, 2 plus 1 while a finished stage's note is drawn beside the running
+    worker (README; a superuser is exempt from CONNECTION LIMIT)."""
     admin = sa.create_engine(os.environ[PG_ENV], isolation_level="AUTOCOMMIT")
     role = f"hps_role_{uuid.uuid4().hex[:8]}"
     database = postgres_url.rsplit("/", 1)[1]
     with admin.connect() as c:
-        c.exec_driver_sql(f"CREATE ROLE {role} LOGIN CONNECTION LIMIT 2")
+        c.exec_driver_sql(f"CREATE ROLE {role} LOGIN CONNECTION LIMIT 3")
         c.exec_driver_sql(f"ALTER DATABASE {database} OWNER TO {role}")
     url = sa.engine.make_url(postgres_url).set(username=role).render_as_string(False)
     try:
@@ -218,9 +219,9 @@ def limited_role(postgres_url):
 def test_the_connection_limit_is_retried_with_backoff_and_named(limited_role, stub_study):
     path = stub_study(toy_study(coarse=6, fine=2))
     # Every connection the role may hold is taken for 4 s: the launch waits, says why
-    # (the server's connection limit) and then runs to the end in its 2 connections.
+    # (the server's connection limit) and then runs to the end in its 3 connections.
     holder = sa.create_engine(limited_role, poolclass=sa.pool.NullPool)
-    held = [holder.connect() for _ in range(2)]
+    held = [holder.connect() for _ in range(3)]
     proc = launch(limited_role, path)
     time.sleep(4)
     for c in held:
