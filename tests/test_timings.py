@@ -41,4 +41,7 @@ def test_each_worker_writes_its_timeline_and_the_budgets_stay_exact(
         for (_, _, a, b), (_, _, c, _) in zip(trials, trials[1:], strict=False):
             assert a <= b <= c  # one trial at a time
         kinds = {e[0] for e in record["events"]}
-        assert {"prepare", "claim", "trial", "objective"} <= kinds
+        # a worker that starts late on a loaded machine may find every slot taken
+        assert {"prepare", "claim"} <= kinds
+        assert ("trial" in kinds) == ("objective" in kinds)
+    assert any("trial" in {e[0] for e in r["events"]} for r in records.values())

@@ -17,6 +17,7 @@ from pathlib import Path
 
 import optuna
 import pytest
+import sqlalchemy as sa
 from cli_runner import child_pythonpath
 from stored import TrialCounter
 from stubs import toy_study
@@ -90,7 +91,13 @@ def assert_exact(url: str, name: str = "toy") -> dict[str, list]:
 
 
 def trials_of(url: str, study: str) -> list[optuna.trial.FrozenTrial]:
-    return optuna.load_study(study_name=study, storage=url).get_trials()
+    # skip_table_creation: a test watching a launch must not race it to create the schema
+    # (two processes creating Optuna's tables at once collide on PostgreSQL's catalog)
+    storage = optuna.storages.RDBStorage(url, skip_table_creation=True)
+    try:
+        return optuna.load_study(study_name=study, storage=storage).get_trials()
+    finally:
+        storage.engine.dispose()
 
 
 def wait_for(predicate, timeout: float = 60, what: str = "condition"):
@@ -193,11 +200,17 @@ def test_a_killed_stage_preparer_is_taken_over(storage_url, stub_study):
 
 
 def _exists(url: str) -> bool:
+    """Whether the launch has created the first stage's study yet: asked in plain SQL, so
+    that a database whose schema is still being created reads as "not yet"."""
+    engine = sa.create_engine(url)
     try:
-        trials_of(url, "toy/coarse")
-        return True
-    except KeyError:
+        with engine.connect() as conn:
+            query = sa.text("SELECT 1 FROM studies WHERE study_name = 'toy/coarse'")
+            return conn.execute(query).first() is not None
+    except sa.exc.DBAPIError:  # no tables yet
         return False
+    finally:
+        engine.dispose()
 
 
 @pytest.mark.slow
