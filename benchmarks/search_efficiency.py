@@ -194,10 +194,6 @@ def run_optuna(
     study is named after problem, contender, seed and ``name`` (Hyperband's brackets)."""
     import optuna
 
-    from hpsearch.core.points import derive_seed
-    from hpsearch.engine.loader import load_objective, prepare_params
-
-    fn = load_objective(spec.objective, spec.base_dir)
     max_epochs = problem.max_epochs
     n_trials: int | None = budget // max_epochs
     pruner: optuna.pruners.BasePruner = optuna.pruners.NopPruner()
@@ -210,23 +206,59 @@ def run_optuna(
     else:
         sampler = optuna.samplers.TPESampler(seed=seed)
         if contender == "optuna tpe+hyperband":
-            pruner = optuna.pruners.HyperbandPruner(
-                min_resource=1, max_resource=max_epochs, reduction_factor=3
-            )
+            pruner = hyperband(max_epochs)
             n_trials = None  # until the epochs it ran reach the budget
-    # A fixed name: Hyperband hashes the study name with the trial number to pick each
-    # trial's bracket, and an unnamed study gets a random one, so reruns differed.
-    suffix = f"-{name}" if name else ""  # name 0: the name the earlier tables used
-    study = optuna.create_study(
-        sampler=sampler, pruner=pruner, study_name=f"{problem.name}-{contender}-{seed}{suffix}"
+    study_name = f"{problem.name}-{contender}-{seed}" + (f"-{name}" if name else "")
+    return optuna_events(
+        spec, max_epochs, budget, seed, sampler=sampler, pruner=pruner, n_trials=n_trials,
+        study_name=study_name,
+    )  # fmt: skip
+
+
+def hyperband(max_epochs: int) -> Any:
+    """Optuna's HyperbandPruner as every anchor here runs it (epochs 1 .. max, eta 3)."""
+    import optuna
+
+    return optuna.pruners.HyperbandPruner(
+        min_resource=1, max_resource=max_epochs, reduction_factor=3
     )
+
+
+def optuna_events(
+    spec: Any,
+    max_epochs: int,
+    budget: int,
+    seed: int,
+    *,
+    sampler: Any,
+    pruner: Any,
+    n_trials: int | None,
+    study_name: str,
+    failures: tuple[type[BaseException], ...] = (),
+) -> list[Event]:
+    """Run ``spec``'s objective under one Optuna sampler and pruner until ``budget``
+    epochs are spent, cutting the run that crosses it mid-way, as every contender is cut.
+
+    Each trial becomes an event ``(epochs run, value, params, epochs left)``; a trial that
+    raised one of ``failures`` or returned a non-finite value is recorded with value nan
+    (a failure, as hpsearch records it). The study has a fixed name: Hyperband hashes the
+    study name with the trial number to pick each trial's bracket, and an unnamed study
+    gets a random one, so reruns differed.
+    """
+    import optuna
+
+    from hpsearch.core.points import derive_seed
+    from hpsearch.engine.loader import load_objective, prepare_params
+
+    fn = load_objective(spec.objective, spec.base_dir)
+    study = optuna.create_study(sampler=sampler, pruner=pruner, study_name=study_name)
     events: list[Event] = []
     spent = 0
 
     def objective(trial: optuna.Trial) -> float:
         nonlocal spent
         params = {p.name: p.suggest(trial) for p in spec.space}
-        last: list[float] = []
+        last = [0, math.nan]
 
         def on_value(epoch: int, value: float) -> None:
             nonlocal spent
@@ -239,10 +271,17 @@ def run_optuna(
                 raise optuna.TrialPruned
 
         merged = prepare_params(spec, {**spec.fixed, **params})
+        failed = False
         try:
-            return fn(merged, max_epochs, _Report(derive_seed(seed, trial.number), on_value))
+            value = fn(merged, max_epochs, _Report(derive_seed(seed, trial.number), on_value))
+            failed = not math.isfinite(value)
+            return value
+        except failures:
+            failed = True
+            return math.nan  # Optuna records a failed trial
         finally:
-            events.append((int(last[0]), last[1], params, max_epochs - int(last[0])))
+            ran = int(last[0])
+            events.append((ran, math.nan if failed else last[1], params, max_epochs - ran))
             if spent >= budget:
                 trial.study.stop()
 

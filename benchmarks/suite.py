@@ -91,13 +91,10 @@ def problem(name: str) -> pb.Problem:
 # --------------------------------------------------------------------------- the anchors
 def run_optuna(contender: str, prob: pb.Problem, spec: Any, budget: int, seed: int, name: int):
     """One of Optuna's samplers at full length, or TPE + Hyperband on per-epoch values, on
-    an in-memory study named after problem, contender, seed and ``name``."""
+    an in-memory study named after problem, contender, seed and ``name``; a diverged run
+    is a failure."""
     import optuna
 
-    from hpsearch.core.points import derive_seed
-    from hpsearch.engine.loader import load_objective, prepare_params
-
-    fn = load_objective(spec.objective, spec.base_dir)
     max_epochs = prob.max_epochs
     n_trials: int | None = budget // max_epochs
     pruner: optuna.pruners.BasePruner = optuna.pruners.NopPruner()
@@ -108,49 +105,13 @@ def run_optuna(contender: str, prob: pb.Problem, spec: Any, budget: int, seed: i
     else:
         sampler = optuna.samplers.TPESampler(seed=seed)
         if contender == HYPERBAND:
-            pruner = optuna.pruners.HyperbandPruner(
-                min_resource=1, max_resource=max_epochs, reduction_factor=3
-            )
+            pruner = se.hyperband(max_epochs)
             n_trials = None  # until the epochs it ran reach the budget
-    suffix = f"-{name}" if name else ""
-    study = optuna.create_study(
-        sampler=sampler, pruner=pruner, study_name=f"{prob.name}-{contender}-{seed}{suffix}"
-    )
-    events: list[se.Event] = []
-    spent = 0
-
-    def objective(trial: optuna.Trial) -> float:
-        nonlocal spent
-        params = {p.name: p.suggest(trial) for p in spec.space}
-        last = [0, math.nan]
-
-        def on_value(epoch: int, value: float) -> None:
-            nonlocal spent
-            spent += 1
-            last[:] = [epoch, value]
-            trial.report(value, epoch)
-            if spent >= budget and epoch < max_epochs:
-                raise optuna.TrialPruned  # the budget ran out mid-run: cut it there
-            if trial.should_prune():
-                raise optuna.TrialPruned
-
-        merged = prepare_params(spec, {**spec.fixed, **params})
-        failed = False
-        try:
-            value = fn(merged, max_epochs, se._Report(derive_seed(seed, trial.number), on_value))
-            failed = not math.isfinite(value)
-            return value
-        except pb.Diverged:
-            failed = True
-            return math.nan  # Optuna records a failed trial
-        finally:
-            ran = int(last[0])
-            events.append((ran, math.nan if failed else last[1], params, max_epochs - ran))
-            if spent >= budget:
-                trial.study.stop()
-
-    study.optimize(objective, n_trials=n_trials)
-    return events
+    study_name = f"{prob.name}-{contender}-{seed}" + (f"-{name}" if name else "")
+    return se.optuna_events(
+        spec, max_epochs, budget, seed, sampler=sampler, pruner=pruner, n_trials=n_trials,
+        study_name=study_name, failures=(pb.Diverged,),
+    )  # fmt: skip
 
 
 def configspace(space: Any, seed: int) -> Any:
