@@ -63,10 +63,32 @@ def _fine_model(model: str) -> Plan:
     return plan
 
 
+def _coarse_asha(reduction_factor: int | None = None, min_share: float | None = None) -> Plan:
+    """The default plan, its first stage's ASHA gentler (issue 19, hypothesis c: rungs that
+    trust biased or noisy short runs less): ``reduction_factor`` in place of 3, or no run
+    stopped before ``min_share`` of a full run in place of epoch 1."""
+
+    def plan(budget: int, max_epochs: int) -> tuple[StageSpec, ...]:
+        first, *rest = default.default_plan(budget, max_epochs)
+        if first.stop_early != "asha":
+            return (first, *rest)
+        least = first.min_epochs
+        if min_share is not None:
+            least = min(max(1, round(max_epochs * min_share)), max_epochs - 1)
+        first = dataclasses.replace(
+            first, reduction_factor=reduction_factor or first.reduction_factor, min_epochs=least
+        )
+        return (first, *rest)
+
+    return plan
+
+
 VARIANTS: dict[str, Plan] = {
     "default": default.default_plan,
     "previous": previous,
     "fine-from-epoch-1-promote-3": _promoting(min_epochs=1),
     "promote-3": _promoting(),
     **{f"fine-{m}": _fine_model(m) for m in prior.MODELS},
+    "coarse-rf2": _coarse_asha(reduction_factor=2),
+    "coarse-min-ninth": _coarse_asha(min_share=1 / 9),
 }
