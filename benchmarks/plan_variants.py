@@ -83,6 +83,21 @@ def _coarse_asha(reduction_factor: int | None = None, min_share: float | None = 
     return plan
 
 
+def _fine_min_share(share: float) -> Plan:
+    """The default plan, its fine stage stopping no run before ``share`` of a full run in
+    place of ``FINE_MIN_SHARE`` (crossing curves: a run that trails at a third may lead
+    at the end)."""
+
+    def plan(budget: int, max_epochs: int) -> tuple[StageSpec, ...]:
+        *before, last = default.default_plan(budget, max_epochs)
+        if len(before) == 0 or last.stop_early != "asha":
+            return (*before, last)
+        least = min(max(1, round(max_epochs * share)), max_epochs - 1)
+        return (*before, dataclasses.replace(last, min_epochs=least))
+
+    return plan
+
+
 VARIANTS: dict[str, Plan] = {
     "default": default.default_plan,
     "previous": previous,
@@ -91,4 +106,6 @@ VARIANTS: dict[str, Plan] = {
     **{f"fine-{m}": _fine_model(m) for m in prior.MODELS},
     "coarse-rf2": _coarse_asha(reduction_factor=2),
     "coarse-min-ninth": _coarse_asha(min_share=1 / 9),
+    "coarse-min-third": _coarse_asha(min_share=1 / 3),
+    "fine-min-two-thirds": _fine_min_share(2 / 3),
 }
