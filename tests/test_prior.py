@@ -205,3 +205,20 @@ def test_the_shrinking_model_stays_near_its_best_once_it_stalls():
     assert _run("tpe-trust-shrink", COARSE, n=6, seed=2) == _run(
         "tpe-trust-shrink", COARSE, n=6, seed=2
     )
+
+
+def test_runs_stopped_around_the_optimum_do_not_keep_the_results_only_model_away():
+    # results all over the range, the best near the optimum (10^-2.5), and 40 runs stopped
+    # at epoch 1 around it (the slow starters early stopping stops on crossing curves):
+    # counted bad, they push TPE off the optimum; left out, it samples there
+    earlier = [record(i, 10 ** (-5 + 5 * ((i * 0.618) % 1)), epochs=3) for i in range(12)]
+    earlier += [
+        record(12 + i, 10 ** (-2.8 + 0.6 * ((i * 0.618) % 1)), state="PRUNED", curve={1: 9.0})
+        for i in range(40)
+    ]
+
+    def near(model):
+        picked = [p for s in range(6) for p in _run(model, earlier, n=2, seed=s, box=SPACE)]
+        return sum(abs(math.log10(p["lr"]) + 2.5) < 0.3 for p in picked)
+
+    assert near("tpe-trust") == 0 < 3 <= near("tpe-trust-results")

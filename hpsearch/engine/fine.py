@@ -288,6 +288,8 @@ class FineSampler(BaseSampler):
             if d.single():
                 fixed[n] = region[n].choices[0] if not region[n].numeric else region[n].low  # type: ignore[union-attr]
         free = {n: d for n, d in sorted(dists.items()) if not d.single()}
+        if prior.results_only(self._model):
+            trials = [t for t in trials if t.state != TrialState.PRUNED]
         inside = [_on(t, dists) for t in trials if t.params and _fits(t.params, dists)]
         picked = inner.sample_relative(_Listed(view, inside), trial, free)  # type: ignore[arg-type]
         if not picked and free:  # too few trials inside to model: a uniform point in it
