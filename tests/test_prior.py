@@ -152,38 +152,6 @@ def test_the_trusted_model_leaves_a_box_that_misses_the_optimum():
     assert all(not prior.outside(BOX, "lr", [p["lr"]])[0] for p in picked[:3])
 
 
-def test_the_good_set_takes_full_length_results_only_when_asked():
-    assert prior.good_count(100, 3) == 3  # the default (10) capped at the results
-    assert prior.good_count(20, 5) == 2  # under the cap: the default
-    assert prior.good_count(1000, 40) == 25
-    assert prior.good_count(100, 0) == 10  # no result yet: ranking the stopped runs
-    assert prior.good_from_full_only("tpe-trust-full")
-    assert not prior.good_from_full_only("tpe-trust")
-
-
-def test_stopped_runs_that_look_good_early_stay_out_of_the_good_set():
-    # three results near the optimum (10^-2.5), five runs stopped at epoch 2 near 10^-0.5
-    # whose last value beats every result (the deepest stopped runs: the first TPE ranks
-    # into its good set once the results run out) and 35 stopped at epoch 1 all over: the
-    # default good set (a tenth of 43 trials, 5) takes two of the five in, and TPE
-    # samples near them now and then; from full-length results only it never does
-    earlier = [record(i, 10 ** (-2.6 + 0.1 * i), epochs=3) for i in range(3)]
-    earlier += [
-        record(3 + i, 10 ** (-0.6 + 0.05 * i), state="PRUNED", curve={1: 0.5, 2: -1.0})
-        for i in range(5)
-    ]
-    earlier += [
-        record(8 + i, 10 ** (-5 + 5 * ((i * 0.618) % 1)), state="PRUNED", curve={1: 1.0})
-        for i in range(35)
-    ]
-
-    def misled(model):
-        picked = [p for s in range(6) for p in _run(model, earlier, n=2, seed=s, box=SPACE)]
-        return sum(math.log10(p["lr"]) > -1.2 for p in picked)
-
-    assert misled("tpe-trust-full") == 0 < misled("tpe-trust")
-
-
 def test_the_trust_region_closes_in_on_the_best_while_the_stage_stalls():
     best = {"lr": 3e-3, "width": 24, "act": "relu"}
     assert prior.trust_region(BOX, SPACE, best, stalled=prior.STALL - 1) == BOX

@@ -34,14 +34,13 @@ from hpsearch.core.space import CategoricalParam, Param, SearchSpace
 #: wall) or ``gp-prior`` (Optuna's GPSampler over the hull, seeded with every earlier
 #: full-length result, TPE past ``GP_MAX_TRIALS``) or ``tpe-trust`` (seeded TPE inside a
 #: trust region: the box, grown past a side the best result presses, ``trust_region``),
-#: ``tpe-trust-full`` (the same, TPE's good set drawn from full-length results only:
-#: ``good_count``) or ``tpe-trust-shrink`` (the same region, shrunk around the best
-#: result while the stage stalls: ``trust_region``'s ``stalled``) or ``tpe-trust-results``
-#: (the same region, TPE fitted to full-length results only: stopped runs, the earlier
-#: stages' and the stage's own, left out, ``results_only``). Chosen by measurement:
-#: docs/plans.md.
+#: ``tpe-trust-shrink`` (the same region, shrunk around the best result while the stage
+#: stalls: ``trust_region``'s ``stalled``) or ``tpe-trust-results`` (the same region, TPE
+#: fitted to full-length results only: stopped runs, the earlier stages' and the stage's
+#: own, left out, ``results_only``). Chosen by measurement: docs/plans.md (the last two
+#: lost on the tuning set and are kept as benchmark options, ``--plan fine-MODEL``).
 MODEL = "tpe-trust"
-MODELS = ("tpe-prior", "tpe-hull", "tpe-box", "gp-prior", "tpe-trust", "tpe-trust-full",
+MODELS = ("tpe-prior", "tpe-hull", "tpe-box", "gp-prior", "tpe-trust",
           "tpe-trust-shrink", "tpe-trust-results")  # fmt: skip
 #: Prior odds of a candidate outside the box against one inside: TPE takes a point outside
 #: only where the ratio of its good to bad densities is this many times better.
@@ -142,27 +141,12 @@ def shrinks(model: str | None = None) -> bool:
     return (model or MODEL) == "tpe-trust-shrink"
 
 
-def good_from_full_only(model: str | None = None) -> bool:
-    """Whether TPE's good set takes full-length results only (stopped runs stay bad)."""
-    return (model or MODEL) == "tpe-trust-full"
-
-
 def results_only(model: str | None = None) -> bool:
     """Whether TPE sees full-length results only: a stopped run is left out rather than
     counted bad, since early stopping stops exactly the slow starters that a problem with
     crossing curves needs (issue 19's ``crossing``: the coarse stage's ASHA stops the runs
     at its optimum's dropout, and as bad evidence they kept TPE away from it)."""
     return (model or MODEL) == "tpe-trust-results"
-
-
-def good_count(n: int, complete: int) -> int:
-    """How many of ``n`` trials form TPE's good set when only the ``complete`` full-length
-    results may: Optuna's default (a tenth, at most 25) capped at ``complete``, so that a
-    run stopped at a biased short length never counts among the best (issue 19's
-    ``crossing``). With no full-length result yet the default stands: ranking the stopped
-    runs is then the only evidence."""
-    default = min(math.ceil(0.1 * n), 25)
-    return min(default, complete) if complete > 0 else default
 
 
 def trust_region(

@@ -157,25 +157,12 @@ def _on(t: FrozenTrial, dists: dict[str, BaseDistribution]) -> FrozenTrial:
 
 class _BoxTPE(TPESampler):
     """TPE whose acquisition carries the box as a prior: a candidate outside it needs a
-    good-to-bad density ratio ``1 / OUTSIDE_WEIGHT`` times that of one inside; with
-    ``full_only``, its good set takes full-length results only (``prior.good_count``)."""
+    good-to-bad density ratio ``1 / OUTSIDE_WEIGHT`` times that of one inside."""
 
-    def __init__(
-        self, *, box: SearchSpace | None, space: SearchSpace, full_only: bool = False,
-        **kwargs: Any,
-    ) -> None:  # fmt: skip
+    def __init__(self, *, box: SearchSpace | None, space: SearchSpace, **kwargs: Any) -> None:
         super().__init__(**kwargs)
         self._box = box
         self._dists = {p.name: p.to_distribution() for p in space}
-        self._full_only = full_only
-
-    def _sample(self, study: Study, trial: FrozenTrial, search_space: dict) -> dict[str, Any]:
-        if self._full_only:
-            # Optuna's TPE sizes its good set by a function of the trial count alone
-            # (``gamma``), then fills it with stopped runs once the results run out.
-            done = len(study._get_trials(deepcopy=False, states=(TrialState.COMPLETE,)))
-            self._gamma = lambda n: prior.good_count(n, done)
-        return super()._sample(study, trial, search_space)
 
     def _compute_acquisition_func(self, samples: dict[str, np.ndarray], *args: Any) -> Any:
         acq = super()._compute_acquisition_func(samples, *args)
@@ -223,8 +210,7 @@ class FineSampler(BaseSampler):
             self._hull, self._box = evidence.space, evidence.box or evidence.space
             box = evidence.box if self._model.endswith("-prior") else None
             tpe = _BoxTPE(box=box, space=evidence.space, seed=self._seed,
-                          n_startup_trials=self._startup,
-                          full_only=prior.good_from_full_only(self._model))  # fmt: skip
+                          n_startup_trials=self._startup)  # fmt: skip
             if self._model == "gp-prior":
                 self._fallback = tpe
                 self._inner = optuna.samplers.GPSampler(
