@@ -163,7 +163,7 @@ def test_the_trust_region_closes_in_on_the_best_while_the_stage_stalls():
     assert half["act"].choices == ("relu",)
     tight = prior.trust_region(BOX, SPACE, best, stalled=100 * prior.STALL)
     width = math.log10(tight["lr"].high) - math.log10(tight["lr"].low)
-    assert width == pytest.approx(prior.MIN_SHARE * (hi - lo))  # never below the floor
+    assert width == pytest.approx(prior.SHRINK_FLOOR * (hi - lo))  # never below the floor
 
 
 def test_the_shrinking_model_stays_near_its_best_once_it_stalls():

@@ -125,10 +125,10 @@ GROW = 0.5
 
 #: ``tpe-trust-shrink``: after every ``STALL`` full-length results of the stage that do
 #: not beat the best, the region's numeric sides close in on the best point by ``SHRINK``
-#: (TuRBO's failure counter), to no less than ``MIN_SHARE`` of the width it had.
+#: (TuRBO's failure counter), to no less than ``SHRINK_FLOOR`` of the width it had.
 STALL = 4
 SHRINK = 0.5
-MIN_SHARE = 1 / 8
+SHRINK_FLOOR = 1 / 8
 
 
 def trusts(model: str | None = None) -> bool:
@@ -167,7 +167,7 @@ def trust_region(
     halvings = stalled // STALL
     if halvings <= 0:
         return region
-    factor = max(SHRINK**halvings, MIN_SHARE)
+    factor = max(SHRINK**halvings, SHRINK_FLOOR)
     out: list[Param] = []
     for p in region:
         if not p.numeric or p.name not in best:
