@@ -46,7 +46,7 @@ def test_a_third_on_sobol_runs_stopped_early_then_tpe_in_the_survivors_box():
         9,
         "sobol",
     )
-    assert (coarse.stop_early, coarse.reduction_factor, coarse.min_epochs) == ("asha", 3, 1)
+    assert (coarse.stop_early, coarse.reduction_factor, coarse.min_epochs) == ("asha", 3, 3)
     assert (fine.name, fine.trials, fine.epochs, fine.sampler) == ("fine", 43, 9, "tpe")
     assert (fine.stop_early, fine.min_epochs, fine.keep, fine.margin) == ("asha", 3, 0.5, 0.5)
     assert fine.promote == 0  # the coarse survivors already ran at full length
@@ -173,12 +173,12 @@ def test_dry_run_prints_the_plan_built_from_the_budget(tmp_path):
     assert "plan built from budget = 270 epochs, max_epochs = 9" in result.output
     assert why(default_plan(270, 9), 270, 9) in result.output
     assert "coarse: 10 trials x 9 epoch(s), sobol" in result.output
-    assert "a run goes on past epoch 1, 3 only in the top 1/3 there" in result.output
     assert (
         f"fine: 20 trials x 9 epoch(s), tpe, seeded with every earlier run, {prior.box_role()}: "
         "the box of the best 50% of the coarse runs that went the distance (margin 0.5)"
     ) in result.output
-    assert "a run goes on past epoch 3 only in the top 1/3 there" in result.output
+    # both stages stop runs from a third of their epochs on
+    assert result.output.count("a run goes on past epoch 3 only in the top 1/3 there") == 2
 
 
 #: The grid the plan must hold on (issue 19): budgets from 50 to 20,000 epochs, runs of 8,
@@ -241,9 +241,25 @@ def test_coarse_to_fine_from_a_budget_on_and_at_every_larger_one():
 def test_asha_survivors_follow_the_rungs():
     from hpsearch.core import plan
 
-    coarse = default_plan(576, 9)[0]  # 21 runs' worth, rungs 1 and 3 of 9
+    coarse = default_plan(576, 9)[0]  # 21 runs' worth, one rung at 3 of 9
     started, full = plan.asha_survivors(coarse)
-    assert plan.rungs(coarse) == [1, 3]
-    # a run costs 1 + 2/3 + 6/9 epochs on average; 1 in 9 goes the distance
-    assert started == pytest.approx(189 / (1 + 2 / 3 + 6 / 9))
-    assert full == pytest.approx(started / 9)
+    assert plan.rungs(coarse) == [3]
+    # a run costs 3 + 6/3 epochs on average; 1 in 3 goes the distance
+    assert started == pytest.approx(189 / (3 + 6 / 3))
+    assert full == pytest.approx(started / 3)
+    one = default_plan(3000, 100)[0]  # one stage: ASHA from epoch 1 (rungs 1, 3, 9, 27, 81)
+    assert plan.rungs(one) == [1, 3, 9, 27, 81]
+
+
+def test_the_coarse_stage_stops_runs_from_a_third_of_a_run_and_one_stage_from_epoch_1():
+    from hpsearch.core import plan
+
+    for max_epochs in (2, 3, 8, 9, 27, 100):
+        split = plan.least_budget(max_epochs)
+        coarse = default_plan(split, max_epochs)[0]
+        assert coarse.name == "coarse"
+        assert coarse.min_epochs == max(1, round(max_epochs * plan.COARSE_MIN_SHARE))
+        assert coarse.min_epochs < max_epochs
+        if split > max_epochs:
+            (one,) = default_plan(split - max_epochs, max_epochs)
+            assert one.name == "full" and one.min_epochs == 1

@@ -5,10 +5,11 @@ Most users do not know how to split a budget into stages. The rule, chosen by me
 tables and the variants that lost):
 
 - **coarse**: a third of the budget on full-length runs at scrambled Sobol points over the
-  whole space, stopped early by ASHA (a run goes past epoch 1, then 3, ... only while in
-  the top third of the runs that reached that epoch). Most runs stop after an epoch or
-  three, so the stage sees several times more points than a third of the budget's full
-  runs, and the few that go the distance are full-length results, not 1-epoch guesses.
+  whole space, stopped early by ASHA from ``COARSE_MIN_SHARE`` of a run on (a run goes
+  past a third of its epochs, then three times that, ... only while in the top third of
+  the runs that reached that epoch). Most runs stop there, so the stage sees more points
+  than a third of the budget's full runs, and the few that go the distance are
+  full-length results, not guesses from values that are biased or noisy after an epoch.
 - **fine**: the other two thirds on full-length TPE runs, TPE seeded with every coarse
   run (``hpsearch.engine.fine``: runs that went the distance as results, stopped ones for
   ranking only), starting in the box of the best ``KEEP`` of the coarse runs that went
@@ -18,8 +19,9 @@ tables and the variants that lost):
 - **one stage** where the budget is too small for coarse-to-fine: when a coarse third
   would carry fewer than ``MIN_SURVIVORS`` runs to full length under ASHA (estimated by
   ``asha_survivors``), there is no box worth cutting, and the whole budget goes to Sobol
-  points over the whole space, stopped by ASHA. docs/plans.md tabulates the plans from 50
-  to 20,000 epochs (``benchmarks/plan_table.py``).
+  points over the whole space, stopped by ASHA from epoch 1 (from a third of a run it
+  lost on the one tuning problem planned as one stage, ``biased-log6``). docs/plans.md
+  tabulates the plans from 50 to 20,000 epochs (``benchmarks/plan_table.py``).
 
 Why this shape, against the plan before it (a fifth on 1-epoch runs, then full-length TPE
 in the box of the 3 best, promoted first): on a problem whose short runs mislead (the
@@ -53,6 +55,12 @@ COARSE_SAMPLER = "sobol"
 FINE_SAMPLER = "tpe"
 #: ASHA's reduction factor in both stages: keep 1 run in 3 at each rung.
 REDUCTION_FACTOR = 3
+#: The coarse stage of a coarse-to-fine plan stops no run before this share of a full run.
+#: From epoch 1 (the plan before, issue 19), its first rung judged runs by values that are
+#: biased (``crossing``: fast starters end worse) or noisy (``noisy-mixed``: noise 10x the
+#: differences after one epoch) there, and the wrong survivors cut the box; from a third
+#: the tuning set's median regret fell on both (docs/plans.md has the figures).
+COARSE_MIN_SHARE = 1 / 3
 #: The fine stage stops no run before this share of a full run: its runs are already in
 #: the promising box, where short values mislead most about which is best.
 FINE_MIN_SHARE = 1 / 3
@@ -107,8 +115,10 @@ def asha_survivors(stage: StageSpec) -> tuple[float, float]:
 
 
 def coarse_stage(runs: int, max_epochs: int) -> StageSpec:
-    """The coarse third of ``runs`` full runs: Sobol points stopped by ASHA from epoch 1."""
-    return _stopping(StageSpec("coarse", int(runs * COARSE_SHARE), max_epochs, COARSE_SAMPLER), 1)
+    """The coarse third of ``runs`` full runs: Sobol points stopped by ASHA from
+    ``COARSE_MIN_SHARE`` of a run on."""
+    stage = StageSpec("coarse", int(runs * COARSE_SHARE), max_epochs, COARSE_SAMPLER)
+    return _stopping(stage, round(max_epochs * COARSE_MIN_SHARE))
 
 
 def _coarse_to_fine(runs: int, max_epochs: int) -> bool:

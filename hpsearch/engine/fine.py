@@ -249,7 +249,7 @@ class FineSampler(BaseSampler):
         self, study: Study, trial: FrozenTrial, search_space: dict[str, BaseDistribution]
     ) -> dict[str, Any]:
         inner, view = self._pick(study, trial)
-        if self._model == "tpe-trust":
+        if prior.trusts(self._model):
             return self._sample_trusted(inner, view, trial)
         return inner.sample_relative(view, trial, search_space)  # type: ignore[arg-type]
 
@@ -263,13 +263,19 @@ class FineSampler(BaseSampler):
         done = [t for t in trials if t.state == TrialState.COMPLETE and t.value is not None]
         sign = 1.0 if view.direction == optuna.study.StudyDirection.MINIMIZE else -1.0
         best = min(done, key=lambda t: (sign * t.value, t.number), default=None)  # type: ignore[operator]
-        region = prior.trust_region(self._box, self._hull, best.params if best else None)
+        stalled = 0
+        if best is not None and prior.shrinks(self._model):
+            # the stage's own results (numbered from 0) since the best, in number order
+            stalled = sum(1 for t in done if t.number > max(best.number, -1))
+        region = prior.trust_region(self._box, self._hull, best.params if best else None, stalled)
         dists: dict[str, BaseDistribution] = {p.name: p.to_distribution() for p in region}
         fixed: dict[str, Any] = {}
         for n, d in dists.items():
             if d.single():
                 fixed[n] = region[n].choices[0] if not region[n].numeric else region[n].low  # type: ignore[union-attr]
         free = {n: d for n, d in sorted(dists.items()) if not d.single()}
+        if prior.results_only(self._model):
+            trials = [t for t in trials if t.state != TrialState.PRUNED]
         inside = [_on(t, dists) for t in trials if t.params and _fits(t.params, dists)]
         picked = inner.sample_relative(_Listed(view, inside), trial, free)  # type: ignore[arg-type]
         if not picked and free:  # too few trials inside to model: a uniform point in it
