@@ -15,7 +15,7 @@ from typing import TYPE_CHECKING, Any
 
 from hpsearch import store as st
 from hpsearch.core import prior
-from hpsearch.core.edits import Change, classify, refusal, resolve_plan
+from hpsearch.core.edits import Change, classify, conflict, refusal, resolve_plan
 from hpsearch.core.errors import UserError
 from hpsearch.core.points import continue_points, derive_seed, make_points, promoted_points
 from hpsearch.core.records import TrialRecord
@@ -231,16 +231,17 @@ def _check_first_stage(store: SearchStore, spec: StudySpec, found: StudySpec | N
 
 
 def _compare(
-    store: SearchStore, file: StudySpec, value: dict[str, Any]
+    store: SearchStore, file: StudySpec, value: dict[str, Any], *, check: bool = True
 ) -> tuple[StudySpec, StudySpec, set[str], list[Change]]:
     """The stored spec, the spec the file makes of it, the prepared stages and the
-    changes between the two; SpecMismatch when one of them cannot be applied."""
+    changes between the two; SpecMismatch when one of them cannot be applied (unless not
+    ``check``: then the caller judges them)."""
     stored = spec_from_dict(value["spec"], base_dir=value.get("base_dir", "."))
     ready = store.ready_stages(file.name, _stage_names(stored, file))
     spec = resolve_plan(stored, file, sum(s.name in ready for s in stored.stages))
     spec = dataclasses.replace(spec, base_dir=stored.base_dir)
     changes = classify(stored.to_dict(), spec.to_dict(), ready)
-    if not all(c.compatible for c in changes):
+    if check and not all(c.compatible for c in changes):
         raise SpecMismatch(refusal(file.name, changes))
     return stored, spec, ready, changes
 
@@ -258,13 +259,28 @@ def _apply_edits(store: SearchStore, file: StudySpec, value: dict[str, Any]) -> 
     stage not prepared yet, so that no worker prepares one from the old spec meanwhile: an
     edit waits for a preparing worker, and then compares with that stage prepared. Stages
     given more trials are extended under their leases too.
+
+    A stored spec that changed since this launch first read it was edited by another
+    launch. This file's edits are applied on top only where they touch none of the fields
+    that edit changed; else the launch is refused (:func:`hpsearch.core.edits.conflict`):
+    the file still holds the old values there, and applying it would undo that edit.
     """
     owner, deadline, wait = worker_id(), time.monotonic() + EDIT_WAIT_S, 0.2
+    base = value["spec"]  # what this launch read first
+    mine: list[str] = []  # and its edits of that
     while True:
-        stored, spec, ready, changes = _compare(store, file, value)
-        names = _stage_names(stored, file)
+        edited = value["spec"] != base
+        stored, spec, ready, changes = _compare(store, file, value, check=not edited)
+        if edited:
+            theirs = classify(base, value["spec"], ())
+            if {c.field for c in theirs} & {c.field for c in changes}:
+                raise SpecMismatch(conflict(file.name, [c.line for c in theirs], mine))
+            if not all(c.compatible for c in changes):
+                raise SpecMismatch(refusal(file.name, changes))
         if not changes:
             return Registration(False, stored, [], [])
+        mine = mine or [c.line for c in changes]
+        names = _stage_names(stored, file)
         grown = [
             i
             for i, (old, new) in enumerate(zip(stored.stages, spec.stages, strict=False))
