@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import dataclasses
 import logging
+import threading
 import time
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
@@ -374,10 +375,13 @@ def prepare_stage(
     owner: str,
     lease_s: float = 60.0,
     poll_s: float = 0.5,
+    stop: threading.Event | None = None,
 ) -> Stage | None:
     """Make sure stage ``index`` has exactly ``trials`` slots; return it, or None when the
     search changed under the caller: an edit re-opened the stage before (it got more
     trials) or changed this one. The caller then reads the spec again and goes back.
+    None too once ``stop`` is set (Ctrl-C, SIGTERM): a stage being filled is left without
+    its ``ready`` mark (the slots queued so far stay; the next preparer adds the rest).
 
     Exactly one worker prepares (it holds a lease); the others wait for ``ready``. Filling
     is idempotent (slots are numbered, and the store never inserts a number twice) and
@@ -401,7 +405,10 @@ def prepare_stage(
                 current = store.current_spec(spec)
                 if _changed(store, spec, current, index, ready):
                     return None
-                (_extend if ready else _fill)(store, current, index, stage, lease)
+                if ready:
+                    _extend(store, current, index, stage, lease)
+                elif not _fill(store, current, index, stage, lease, stop):
+                    return None
             except LeaseLost:
                 log.warning("lost the lease on %s while preparing it; waiting", stage.name)
                 continue
@@ -410,7 +417,10 @@ def prepare_stage(
                     lease.release()
             return stage
         log.info("waiting for another worker to prepare %s", stage.name)
-        time.sleep(wait)
+        if stop is not None and stop.wait(wait):
+            return None
+        if stop is None:
+            time.sleep(wait)
         wait = min(wait * 1.5, 5.0)
 
 
@@ -441,18 +451,46 @@ def stage_attrs(spec: StudySpec, index: int, plan: StagePlan) -> dict[str, Any]:
     }
 
 
+#: Slots built at once while a stage is filled: each costs a trial seed (about 45 us), so
+#: a 200,000-slot stage takes seconds to build, and a stop must not wait for all of it.
+SLOTS_AT_ONCE = 10_000
+
+
 def _fill(
-    store: SearchStore, spec: StudySpec, index: int, stage: Stage, lease: StoreLease
-) -> None:
+    store: SearchStore,
+    spec: StudySpec,
+    index: int,
+    stage: Stage,
+    lease: StoreLease,
+    stop: threading.Event | None,
+) -> bool:
+    """Plan the stage, queue its slots and mark it ready; False (not marked) if ``stop``
+    was set before every slot was queued."""
     if index == 0:
         plan = plan_stage(spec, 0)
     else:
         plan = plan_stage(spec, index, *previous_results(store, spec, index))
+    if stop is not None and stop.is_set():
+        return False
     store.write_stage_attrs(stage, stage_attrs(spec, index, plan), lease)
     store.set_metric(stage, spec.metric)
-    added = store.enqueue(stage, plan.space, _slots(spec, index, 0, plan.points), lease)
+    slots: list[NewSlot] = []
+    for first in range(0, len(plan.points), SLOTS_AT_ONCE):  # a stop is heard in between
+        if stop is not None and stop.is_set():
+            log.info("stopped preparing %s before queueing its slots", stage.name)
+            return False
+        slots += _slots(spec, index, first, plan.points[first : first + SLOTS_AT_ONCE])
+    added = store.enqueue(stage, plan.space, slots, lease, stop)
+    if stop is not None and stop.is_set():
+        log.info(
+            "stopped preparing %s (%d slots queued, not ready); launch again to finish",
+            stage.name,
+            added,
+        )
+        return False
     store.write_stage_attrs(stage, {st.ATTR_READY: True}, lease)
     log.info("prepared %s: %d slots (%d added now)", stage.name, len(plan.points), added)
+    return True
 
 
 def _extend(

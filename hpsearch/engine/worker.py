@@ -274,9 +274,16 @@ def _run_worker(
                 index = reopened
             with timeline.span("prepare", spec.stages[index].name):
                 stage = prepare_stage(
-                    store, spec, index, owner=run.me, lease_s=max(10.0, float(config.grace_period))
+                    store,
+                    spec,
+                    index,
+                    owner=run.me,
+                    lease_s=max(10.0, float(config.grace_period)),
+                    stop=stop,
                 )
             if stage is None:
+                if stop.is_set():  # stopped while preparing it: left unprepared
+                    break
                 index = max(0, index - 1)
                 continue
             spec_stage = spec.stages[index]
