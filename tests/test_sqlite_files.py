@@ -12,7 +12,7 @@ from pathlib import Path
 
 import pytest
 from stubs import toy_study
-from test_workers import launch, trials_of, wait_for
+from test_workers import finish, launch, register, start_worker, trials_of, wait_for
 
 from hpsearch.store import policy
 
@@ -53,3 +53,22 @@ def _completed(url: str) -> int:
         return sum(t.state.name == "COMPLETE" for t in trials_of(url, "toy/coarse"))
     except Exception:  # not created yet
         return 0
+
+
+@pytest.mark.slow
+def test_workers_whose_connections_outlive_the_wal_files_are_stopped(tmp_path, stub_study):
+    # A worker's open connections write on into the removed log unseen; its heartbeat
+    # process's next connection gets the disk I/O error and stops it, naming the files.
+    db = tmp_path / "search.db"
+    url = f"sqlite:///{db}"
+    register(url, stub_study(toy_study(objective="sleepy", coarse=200, fine=4)))
+    procs = [start_worker(url, sleep=0.2) for _ in range(2)]
+    wait_for(lambda: _completed(url) >= 3, what="trials to complete")
+    for suffix in ("-wal", "-shm"):
+        Path(f"{db}{suffix}").unlink()
+    removed = time.monotonic()
+    outs = finish(procs, timeout=60)
+    assert time.monotonic() - removed < 20
+    for proc, out in zip(procs, outs, strict=True):
+        assert proc.returncode != 0, out[-3000:]
+        assert f"{db}-shm and {db}-wal were removed while the worker had them" in out, out[-3000:]

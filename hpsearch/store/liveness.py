@@ -26,6 +26,7 @@ from collections.abc import Iterator
 from pathlib import Path
 from typing import IO, Any
 
+from hpsearch.store import policy
 from hpsearch.store.model import Stage
 from hpsearch.store.opening import StoreBase
 from hpsearch.store.sql import workers
@@ -37,6 +38,7 @@ from hpsearch.store.sql.claims import (
     stale_trials,
 )
 from hpsearch.store.sql.studies import studies_of
+from hpsearch.store.urls import sqlite_path
 
 log = logging.getLogger(__name__)
 
@@ -254,6 +256,7 @@ def _pulse_main(stdin: IO[bytes]) -> None:
         if app == f"hpsearch:{os.getpid()}":
             kwargs["connect_args"]["application_name"] = f"hpsearch:{parent}/beat"
     engine = sa.create_engine(url, **kwargs)
+    sqlite = sqlite_path(url)
     interval, search, worker = float(setup["interval"]), setup["search"], setup["worker"]
     grace = float(setup["grace"])
     trials: dict[int, dict[str, Any]] = {}
@@ -286,12 +289,60 @@ def _pulse_main(stdin: IO[bytes]) -> None:
         next_beat = time.monotonic() + interval
         if state == "stopped":
             continue
+        gone = _removed_files(parent, sqlite) if sqlite is not None else []
+        if gone:
+            one = len(gone) == 1
+            _stop_worker(
+                parent,
+                f"{' and '.join(gone)} {'was' if one else 'were'} removed while the worker "
+                f"had {'it' if one else 'them'} open (its writes since are lost)",
+            )
+            return
         try:
             workers.beat(engine, search, worker)
             for trial_id in trials:
                 record_heartbeat(engine, trial_id)
         except Exception as exc:  # the database is away; the next beat retries
+            why = policy.reason(exc)
+            if sqlite is not None and "disk i/o error" in why.lower():
+                # The worker's own connections, open before the files went, write on
+                # into the removed log unseen: only a new connection (each beat's) sees
+                # it. The worker is stopped (its stop signal) rather than lose its work.
+                _stop_worker(parent, policy.sqlite_io_error(sqlite, why))
+                return
             log.warning("heartbeat failed: %s", type(exc).__name__)
+
+
+def _removed_files(pid: int, path: Path) -> list[str]:
+    """The files of the SQLite database ``path`` (itself, its ``-wal``, its ``-shm``) that
+    the worker holds open though they were removed (Linux: ``/proc/PID/fd`` links end in
+    `` (deleted)``). Its connections, open before, write on into them unseen, while every
+    new connection starts from what was checkpointed: the worker's work is lost."""
+    real = os.path.realpath(path)
+    wanted = {f"{real}{end} (deleted)" for end in ("", "-wal", "-shm")}
+    try:
+        fds = os.listdir(f"/proc/{pid}/fd")
+    except OSError:
+        return []
+    found = set()
+    for fd in fds:
+        with contextlib.suppress(OSError):
+            target = os.readlink(f"/proc/{pid}/fd/{fd}")
+            if target in wanted:
+                found.add(target.removesuffix(" (deleted)"))
+    return sorted(found)
+
+
+def _stop_worker(parent: int, why: str) -> None:
+    """Stop the worker as Ctrl-C does (SIGTERM), saying why: its database is unusable."""
+    log.error(
+        "%s; stopping worker %d: stop every process on the database and check the search "
+        "(hpsearch status) before launching again",
+        why,
+        parent,
+    )
+    with contextlib.suppress(ProcessLookupError):
+        os.kill(parent, signal.SIGTERM)
 
 
 def _end_worker(engine: Any, parent: int, trial_id: int, attrs: dict[str, Any]) -> None:
