@@ -133,12 +133,13 @@ class Pulse:
         self._ready = False
 
     def _spawn(self) -> subprocess.Popen[bytes]:
-        # -P: the worker's working folder must not shadow the package; the package's own
-        # root goes first on the path, so that the process runs the worker's hpsearch.
+        # -P (3.11+): the worker's working folder must not shadow the package; the
+        # package's own root goes first on the path: the process runs the worker's hpsearch.
         root = str(Path(__file__).resolve().parents[2])
         path = os.pathsep.join(p for p in (root, os.environ.get("PYTHONPATH", "")) if p)
+        safe_path = ["-P"] if sys.version_info >= (3, 11) else []
         proc = subprocess.Popen(
-            [sys.executable, "-P", "-m", "hpsearch.store.liveness"],
+            [sys.executable, *safe_path, "-m", "hpsearch.store.liveness"],
             stdin=subprocess.PIPE,
             stdout=subprocess.PIPE,
             env={**os.environ, "PYTHONPATH": path},
@@ -242,7 +243,14 @@ def _pulse_main(stdin: IO[bytes]) -> None:
     signal.signal(signal.SIGINT, signal.SIG_IGN)  # Ctrl-C is the worker's to handle
     signal.signal(signal.SIGTERM, signal.SIG_IGN)  # it ends with the worker, not before
     logging.basicConfig(format="hpsearch heartbeat: %(message)s", level=logging.WARNING)
-    first = json.loads(stdin.readline())
+    fd, buffer = stdin.fileno(), b""  # unbuffered reads: select() sees every byte
+    while b"\n" not in buffer:
+        chunk = os.read(fd, 65536)
+        if not chunk:
+            return
+        buffer += chunk
+    line, buffer = buffer.split(b"\n", 1)
+    first = json.loads(line)
     setup, parent = first["setup"], int(first["parent"])
     url = setup["url"]
     kwargs = engine_kwargs(url)
@@ -262,8 +270,6 @@ def _pulse_main(stdin: IO[bytes]) -> None:
     trials: dict[int, dict[str, Any]] = {}
     sys.stdout.write("ready\n")
     sys.stdout.flush()
-    fd = stdin.fileno()
-    buffer = b""
     next_beat = time.monotonic() + interval
     while True:
         timeout = max(0.0, min(next_beat - time.monotonic(), 1.0))
