@@ -20,11 +20,26 @@
    stage's end included: the note, the next stage's preparation) and while the stage
    runs. Target: < 50 MB.
 
+Issue 20's scenarios (``--issue20`` runs only these; also in the full run):
+
+5. **An interpreter held**: 2 workers, each trial's objective holds the GIL for 7 s in one
+   C call (libc ``sleep`` through ``ctypes.PyDLL``) with a 3 s grace period: no trial may
+   be re-queued (its worker's heartbeat process beats for it).
+6. **SQLite's -wal/-shm removed** under 2 running workers: each must exit non-zero within
+   30 s naming the files (not retry for 2 minutes, not call the database unreachable); what
+   the database still shows must hold no slot run twice (the removed log's transactions
+   are gone, so slots lost or left open are expected and not counted).
+7. **Two relaunches at once** with different edits of the same search (real ``hpsearch
+   launch`` processes): each must apply its file whole or exit 2; an exit 0 whose edit is
+   not in the stored spec is a silent loss.
+8. **A 200,000-slot stage** (SQLite): seconds from the worker's start to its first trial,
+   and from SIGINT mid-preparation to its exit (the stage must be left not ready).
+
 Every run is audited from the database at the end: each stage finished exactly its slots
 (none lost), each slot once (none duplicated), nothing left WAITING or RUNNING, and every
 worker exited 0. Prints one markdown table.
 
-    python benchmarks/faults.py [--quick] [--rounds 3] [--url postgresql://...]
+    python benchmarks/faults.py [--quick | --issue20] [--rounds 3] [--url postgresql://...]
 
 ``--quick`` (the test suite's smoke run): one round each, smaller stages, kills every
 0.25 s, the frozen preparer on SQLite only (on PostgreSQL each round waits out the 30 s
@@ -73,6 +88,22 @@ def noop_objective(params: dict, epochs: int, report) -> float:
 def slow_objective(params: dict, epochs: int, report) -> float:
     time.sleep(0.2)
     return noop_objective(params, epochs, report)
+
+
+def gil_objective(params: dict, epochs: int, report) -> float:
+    """Holds the interpreter lock for ``$FAULTS_HOLD_S`` seconds in one C call."""
+    import ctypes
+
+    ctypes.PyDLL(None).sleep(int(os.environ.get("FAULTS_HOLD_S", "7")))
+    return noop_objective(params, epochs, report)
+
+
+def first_objective(params: dict, epochs: int, report) -> float:
+    """Writes when the first trial began to ``$FAULTS_FIRST`` (once)."""
+    first = Path(os.environ["FAULTS_FIRST"])
+    if not first.exists():
+        first.write_text(repr(time.time()))
+    return slow_objective(params, epochs, report)
 
 
 @dataclass
@@ -481,6 +512,163 @@ def soak(admin_url: str, trials: int, workers: int = 2) -> Run:
     return run
 
 
+# -- 5-8. issue 20 ---------------------------------------------------------------------
+
+
+def held(backend: str, admin_url: str, trials: int = 4, hold_s: int = 7) -> Run:
+    """Objectives holding the GIL past the grace period: nothing re-queued, nothing lost."""
+    with database(backend, admin_url) as url, tempfile.TemporaryDirectory() as logs:
+        register(url, [trials, 2], objective="gil_objective")
+        pool = Workers(url, Path(logs), {"FAULTS_HOLD_S": str(hold_s)})
+        for _ in range(2):
+            pool.start()
+        run = Run(bad_exits=pool.wait())
+        run.problems = audit(url)
+        lost = sum(pool.log(i).count("while this worker was away") for i in range(2))
+        if lost:
+            run.problems.append(f"{lost} results dropped")
+        run.note = f"GIL held {hold_s} s per trial, grace {GRACE} s: {lost} results dropped"
+    return run
+
+
+def wal_removed(admin_url: str) -> Run:
+    """Remove a running SQLite database's -wal and -shm: both workers exit 1 quickly."""
+    run = Run()
+    with database("sqlite", admin_url) as url, tempfile.TemporaryDirectory() as logs:
+        register(url, [200, 10], objective="slow_objective")
+        path = Path(url.removeprefix("sqlite:///"))
+        pool = Workers(url, Path(logs))
+        procs = [pool.start() for _ in range(2)]
+        stage = Stage(url)
+        deadline = time.monotonic() + 60
+        while not stage.ready() and time.monotonic() < deadline:
+            time.sleep(0.2)
+        time.sleep(2)
+        for suffix in ("-wal", "-shm"):
+            Path(f"{path}{suffix}").unlink(missing_ok=True)
+        start, took, codes = time.monotonic(), [], []
+        for i, p in enumerate(procs):
+            try:
+                code: int | str = p.wait(timeout=120)
+            except subprocess.TimeoutExpired:
+                p.kill()
+                p.wait()
+                code = "hung"
+            took.append(time.monotonic() - start)
+            text = pool.log(i)
+            named = f"{path}-wal" in text and "removed while" in text
+            codes.append(code)
+            if code in (0, "hung") or not named or took[-1] > 30:
+                run.bad_exits.append(f"worker {i} exited {code} after {took[-1]:.0f} s")
+        from hpsearch.store import StorageBroken
+
+        try:
+            run.problems = [p for p in audit(url) if "duplicated" in p]
+            after = "what the database shows holds no slot twice"
+        except StorageBroken:  # the removed log held the schema too: a new reader fails
+            after = "the database reads as damaged afterwards (disk I/O error), as they said"
+        took_s = ", ".join(f"{t:.1f}" for t in took)
+        run.note = f"workers exited {codes} {took_s} s after the removal; {after}"
+    return run
+
+
+def edit_race(backend: str, admin_url: str) -> Run:
+    """Two ``hpsearch launch`` processes at once, one raising s0's trials, the other s1's
+    (its file keeps s0 as stored): neither edit may vanish while its launch exits 0."""
+    import json
+
+    run = Run()
+    with database(backend, admin_url) as url, tempfile.TemporaryDirectory() as tmp:
+        register(url, [20, 5])
+        first = Workers(url, Path(tmp))
+        first.start()
+        run.bad_exits = first.wait()
+        base = {"name": "faults", "objective": "faults:noop_objective", "metric": "value"}
+        files = []
+        for name, trials in (("a", [30, 5]), ("b", [20, 10])):
+            text = "".join(f"{k} = {json.dumps(v)}\n" for k, v in base.items())
+            for param, spec in SPACE.items():
+                text += f"[space.{param}]\n" + "".join(
+                    f"{k} = {json.dumps(v)}\n" for k, v in spec.items()
+                )
+            for i, n in enumerate(trials):
+                text += f'[[stage]]\nname = "s{i}"\ntrials = {n}\nepochs = 1\n'
+                text += 'sampler = "random"\n'
+            files.append((Path(tmp) / f"{name}.toml", trials))
+            files[-1][0].write_text(text)
+        procs = [
+            subprocess.Popen(
+                [
+                    sys.executable,
+                    "-m",
+                    "hpsearch.cli",
+                    "launch",
+                    str(f),
+                    "--storage",
+                    url,
+                    "--no-progress",
+                    "--grace-period",
+                    str(GRACE),
+                ],
+                cwd=HERE,
+                stdout=subprocess.PIPE,
+                stderr=subprocess.STDOUT,
+                text=True,
+            )  # fmt: skip
+            for f, _ in files
+        ]
+        outs = [p.communicate(timeout=300)[0] for p in procs]
+        from hpsearch import store as st
+
+        spec = st.SearchStore.open(url, readonly=True).find_spec("faults")
+        assert spec is not None
+        stored = [s.trials for s in spec.stages]
+        codes = [p.returncode for p in procs]
+        for (f, trials), code, out in zip(files, codes, outs, strict=True):
+            changed = [i for i in range(2) if trials[i] != [20, 5][i]]
+            if code == 0 and any(stored[i] != trials[i] for i in changed):
+                run.problems.append(f"{f.name}'s edit silently lost")
+            elif code not in (0, 2):
+                run.bad_exits.append(f"{f.name} exited {code}: {out.strip()[-200:]}")
+        run.problems += audit(url)
+        run.note = f"exits {codes[0]}/{codes[1]}, stored trials {'+'.join(map(str, stored))}"
+    return run
+
+
+def huge(admin_url: str, slots: int = 200_000) -> Run:
+    """Seconds to a 200,000-slot stage's first trial, and from SIGINT mid-preparation to
+    the exit (the stage must be left not ready)."""
+    run = Run()
+    with tempfile.TemporaryDirectory() as tmp:
+        first = Path(tmp) / "first"
+        for stop in (False, True):
+            with database("sqlite", admin_url) as url:
+                register(url, [slots], objective="first_objective")
+                pool = Workers(url, Path(tmp), {"FAULTS_FIRST": str(first)})
+                first.unlink(missing_ok=True)
+                start = time.time()
+                proc = pool.start()
+                stage = Stage(url)
+                if stop:
+                    while stage.slots() == 0 and proc.poll() is None:
+                        time.sleep(0.05)
+                    sent = time.monotonic()
+                    proc.send_signal(signal.SIGINT)
+                    proc.wait(timeout=120)
+                    took = time.monotonic() - sent
+                    if stage.ready():
+                        run.problems.append("the stopped stage was marked ready")
+                    run.note += f"; SIGINT at {stage.slots():,} slots: exited in {took:.1f} s"
+                    continue
+                while not first.exists() and time.time() - start < 600:
+                    time.sleep(0.1)
+                begun = float(first.read_text()) - start
+                proc.send_signal(signal.SIGINT)
+                proc.wait(timeout=120)
+                run.note = f"first trial {begun:.1f} s after the worker started"
+    return run
+
+
 # -- the table --------------------------------------------------------------------------
 
 
@@ -502,11 +690,16 @@ def main() -> None:
     parser.add_argument("--url", default=ADMIN_URL)
     parser.add_argument("--quick", action="store_true", help="smoke run: one small round each")
     parser.add_argument("--rounds", type=int, default=3)
+    parser.add_argument("--issue20", action="store_true", help="only scenarios 5-8")
     args = parser.parse_args()
     rounds = 1 if args.quick else args.rounds
     print("| scenario | storage | runs | runs that lost or duplicated anything "
           "| worker exits != 0 | worst RSS growth | details |")  # fmt: skip
     print("| --- | --- | ---: | ---: | ---: | ---: | --- |")
+    if not args.quick:
+        issue20(args.url, rounds)
+    if args.issue20:
+        return
     kill_stages, every = ([100, 20], 0.25) if args.quick else ([1000, 200], 0.1)
     runs = [kills(args.url, kill_stages, every=every) for _ in range(rounds)]
     scenario = (
@@ -526,6 +719,18 @@ def main() -> None:
     trials = 500 if args.quick else 5000
     runs = [soak(args.url, trials)]
     print(row(f"soak: {trials:,}-trial stage, 2 workers, no-op objective", "PostgreSQL", runs))
+
+
+def issue20(url: str, rounds: int) -> None:
+    for backend, name in (("sqlite", "SQLite"), ("postgres", "PostgreSQL")):
+        runs = [held(backend, url) for _ in range(rounds)]
+        print(row("GIL held 7 s per trial (grace 3 s), 2 workers", name, runs), flush=True)
+    runs = [wal_removed(url) for _ in range(rounds)]
+    print(row("-wal and -shm removed under 2 workers", "SQLite", runs), flush=True)
+    for backend, name in (("sqlite", "SQLite"), ("postgres", "PostgreSQL")):
+        runs = [edit_race(backend, url) for _ in range(rounds)]
+        print(row("two relaunches at once, different edits", name, runs), flush=True)
+    print(row("200,000-slot stage: first trial; SIGINT while preparing", "SQLite", [huge(url)]))
 
 
 if __name__ == "__main__":

@@ -36,6 +36,22 @@ def sleepy(params: dict, epochs: int, report) -> float:
     return quadratic(params, epochs, lambda *_: None)
 
 
+def holds_the_gil(params: dict, epochs: int, report) -> float:
+    """Holds the interpreter lock for ``STUB_HOLD`` seconds (default 6) in one C call, as a
+    long BLAS call or an extension that never releases it does: libc's ``sleep`` called
+    through ``ctypes.PyDLL``, which keeps the lock held. No thread of the worker runs.
+    SIGALRM is blocked meanwhile (``trial_timeout``'s interruption would end ``sleep``
+    early, which a C loop that retries on EINTR does not do)."""
+    import ctypes
+
+    signal.pthread_sigmask(signal.SIG_BLOCK, {signal.SIGALRM})
+    try:
+        ctypes.PyDLL(None).sleep(int(os.environ.get("STUB_HOLD", "6")))
+    finally:
+        signal.pthread_sigmask(signal.SIG_UNBLOCK, {signal.SIGALRM})
+    return quadratic(params, epochs, report)
+
+
 def killed(params: dict, epochs: int, report) -> float:
     """SIGKILLs its own worker process: a worker that dies on every trial."""
     os.kill(os.getpid(), signal.SIGKILL)

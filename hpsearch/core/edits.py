@@ -223,6 +223,23 @@ def refusal(name: str, changes: list[Change]) -> str:
     return "\n".join(lines)
 
 
+def conflict(name: str, theirs: list[str], mine: list[str]) -> str:
+    """Why a relaunch is refused when another launch edited the search between this one's
+    read of the stored spec and its write: applying this file now would undo the other's
+    edits (the file holds the old values), so nothing of it is applied."""
+    return "\n".join(
+        [
+            f"search {name!r} was edited by another launch while this one applied its "
+            "edits; that launch changed:",
+            *(f"  {line}" for line in theirs or ["(the stored spec)"]),
+            "and this file's edits were not applied (applying them now would undo those):",
+            *(f"  {line}" for line in mine),
+            "merge the two edits into the study file and launch again "
+            "(hpsearch launch --dry-run FILE shows what it would change)",
+        ]
+    )
+
+
 def resolve_plan(stored: StudySpec, file: StudySpec, prepared: int) -> StudySpec:
     """The file's spec, with a planned search's stages as the stored search has them.
 

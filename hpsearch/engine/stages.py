@@ -9,13 +9,14 @@ from __future__ import annotations
 
 import dataclasses
 import logging
+import threading
 import time
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
 from hpsearch import store as st
 from hpsearch.core import prior
-from hpsearch.core.edits import Change, classify, refusal, resolve_plan
+from hpsearch.core.edits import Change, classify, conflict, refusal, resolve_plan
 from hpsearch.core.errors import UserError
 from hpsearch.core.points import continue_points, derive_seed, make_points, promoted_points
 from hpsearch.core.records import TrialRecord
@@ -231,16 +232,17 @@ def _check_first_stage(store: SearchStore, spec: StudySpec, found: StudySpec | N
 
 
 def _compare(
-    store: SearchStore, file: StudySpec, value: dict[str, Any]
+    store: SearchStore, file: StudySpec, value: dict[str, Any], *, check: bool = True
 ) -> tuple[StudySpec, StudySpec, set[str], list[Change]]:
     """The stored spec, the spec the file makes of it, the prepared stages and the
-    changes between the two; SpecMismatch when one of them cannot be applied."""
+    changes between the two; SpecMismatch when one of them cannot be applied (unless not
+    ``check``: then the caller judges them)."""
     stored = spec_from_dict(value["spec"], base_dir=value.get("base_dir", "."))
     ready = store.ready_stages(file.name, _stage_names(stored, file))
     spec = resolve_plan(stored, file, sum(s.name in ready for s in stored.stages))
     spec = dataclasses.replace(spec, base_dir=stored.base_dir)
     changes = classify(stored.to_dict(), spec.to_dict(), ready)
-    if not all(c.compatible for c in changes):
+    if check and not all(c.compatible for c in changes):
         raise SpecMismatch(refusal(file.name, changes))
     return stored, spec, ready, changes
 
@@ -258,13 +260,28 @@ def _apply_edits(store: SearchStore, file: StudySpec, value: dict[str, Any]) -> 
     stage not prepared yet, so that no worker prepares one from the old spec meanwhile: an
     edit waits for a preparing worker, and then compares with that stage prepared. Stages
     given more trials are extended under their leases too.
+
+    A stored spec that changed since this launch first read it was edited by another
+    launch. This file's edits are applied on top only where they touch none of the fields
+    that edit changed; else the launch is refused (:func:`hpsearch.core.edits.conflict`):
+    the file still holds the old values there, and applying it would undo that edit.
     """
     owner, deadline, wait = worker_id(), time.monotonic() + EDIT_WAIT_S, 0.2
+    base = value["spec"]  # what this launch read first
+    mine: list[str] = []  # and its edits of that
     while True:
-        stored, spec, ready, changes = _compare(store, file, value)
-        names = _stage_names(stored, file)
+        edited = value["spec"] != base
+        stored, spec, ready, changes = _compare(store, file, value, check=not edited)
+        if edited:
+            theirs = classify(base, value["spec"], ())
+            if {c.field for c in theirs} & {c.field for c in changes}:
+                raise SpecMismatch(conflict(file.name, [c.line for c in theirs], mine))
+            if not all(c.compatible for c in changes):
+                raise SpecMismatch(refusal(file.name, changes))
         if not changes:
             return Registration(False, stored, [], [])
+        mine = mine or [c.line for c in changes]
+        names = _stage_names(stored, file)
         grown = [
             i
             for i, (old, new) in enumerate(zip(stored.stages, spec.stages, strict=False))
@@ -358,10 +375,13 @@ def prepare_stage(
     owner: str,
     lease_s: float = 60.0,
     poll_s: float = 0.5,
+    stop: threading.Event | None = None,
 ) -> Stage | None:
     """Make sure stage ``index`` has exactly ``trials`` slots; return it, or None when the
     search changed under the caller: an edit re-opened the stage before (it got more
     trials) or changed this one. The caller then reads the spec again and goes back.
+    None too once ``stop`` is set (Ctrl-C, SIGTERM): a stage being filled is left without
+    its ``ready`` mark (the slots queued so far stay; the next preparer adds the rest).
 
     Exactly one worker prepares (it holds a lease); the others wait for ``ready``. Filling
     is idempotent (slots are numbered, and the store never inserts a number twice) and
@@ -385,7 +405,10 @@ def prepare_stage(
                 current = store.current_spec(spec)
                 if _changed(store, spec, current, index, ready):
                     return None
-                (_extend if ready else _fill)(store, current, index, stage, lease)
+                if ready:
+                    _extend(store, current, index, stage, lease)
+                elif not _fill(store, current, index, stage, lease, stop):
+                    return None
             except LeaseLost:
                 log.warning("lost the lease on %s while preparing it; waiting", stage.name)
                 continue
@@ -394,7 +417,10 @@ def prepare_stage(
                     lease.release()
             return stage
         log.info("waiting for another worker to prepare %s", stage.name)
-        time.sleep(wait)
+        if stop is not None and stop.wait(wait):
+            return None
+        if stop is None:
+            time.sleep(wait)
         wait = min(wait * 1.5, 5.0)
 
 
@@ -425,18 +451,46 @@ def stage_attrs(spec: StudySpec, index: int, plan: StagePlan) -> dict[str, Any]:
     }
 
 
+#: Slots built at once while a stage is filled: each costs a trial seed (about 45 us), so
+#: a 200,000-slot stage takes seconds to build, and a stop must not wait for all of it.
+SLOTS_AT_ONCE = 10_000
+
+
 def _fill(
-    store: SearchStore, spec: StudySpec, index: int, stage: Stage, lease: StoreLease
-) -> None:
+    store: SearchStore,
+    spec: StudySpec,
+    index: int,
+    stage: Stage,
+    lease: StoreLease,
+    stop: threading.Event | None,
+) -> bool:
+    """Plan the stage, queue its slots and mark it ready; False (not marked) if ``stop``
+    was set before every slot was queued."""
     if index == 0:
         plan = plan_stage(spec, 0)
     else:
         plan = plan_stage(spec, index, *previous_results(store, spec, index))
+    if stop is not None and stop.is_set():
+        return False
     store.write_stage_attrs(stage, stage_attrs(spec, index, plan), lease)
     store.set_metric(stage, spec.metric)
-    added = store.enqueue(stage, plan.space, _slots(spec, index, 0, plan.points), lease)
+    slots: list[NewSlot] = []
+    for first in range(0, len(plan.points), SLOTS_AT_ONCE):  # a stop is heard in between
+        if stop is not None and stop.is_set():
+            log.info("stopped preparing %s before queueing its slots", stage.name)
+            return False
+        slots += _slots(spec, index, first, plan.points[first : first + SLOTS_AT_ONCE])
+    added = store.enqueue(stage, plan.space, slots, lease, stop)
+    if stop is not None and stop.is_set():
+        log.info(
+            "stopped preparing %s (%d slots queued, not ready); launch again to finish",
+            stage.name,
+            added,
+        )
+        return False
     store.write_stage_attrs(stage, {st.ATTR_READY: True}, lease)
     log.info("prepared %s: %d slots (%d added now)", stage.name, len(plan.points), added)
+    return True
 
 
 def _extend(

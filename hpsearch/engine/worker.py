@@ -20,7 +20,7 @@ import traceback
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Protocol
+from typing import TYPE_CHECKING, Any, Protocol
 
 from hpsearch import store as st
 from hpsearch.core import failures
@@ -32,6 +32,9 @@ from hpsearch.engine import failfast
 from hpsearch.engine.loader import load_objective, prepare_params
 from hpsearch.engine.stages import open_stage, prepare_stage, stop_early
 from hpsearch.store import SearchStore, Slot, Stage, policy, worker_id
+
+if TYPE_CHECKING:
+    from hpsearch.store.liveness import Pulse
 
 log = logging.getLogger(__name__)
 
@@ -246,10 +249,15 @@ def _run_worker(
         timeline=timeline,
     )
     # Attached for the whole run (preparing, between trials, at a stage barrier), so that
-    # ``hpsearch delete`` refuses the search while this worker is on it.
-    with store.attached(config.search, run.me, config.heartbeat_interval) as on:
-        if not on:
+    # ``hpsearch delete`` refuses the search while this worker is on it. Its heartbeat
+    # process beats the worker and its trials from outside this interpreter.
+    attached = store.attached(
+        config.search, run.me, config.heartbeat_interval, config.grace_period
+    )
+    with attached as pulse:
+        if pulse is None:
             raise SearchNotFound(f"search {config.search!r} was deleted from {store.masked_url}")
+        run.pulse = pulse
         index = 0
         # A relaunch may edit the search while this worker runs (more trials, a stage
         # appended, max_failures): the stored spec is read again at every stage, a stage that
@@ -266,9 +274,16 @@ def _run_worker(
                 index = reopened
             with timeline.span("prepare", spec.stages[index].name):
                 stage = prepare_stage(
-                    store, spec, index, owner=run.me, lease_s=max(10.0, float(config.grace_period))
+                    store,
+                    spec,
+                    index,
+                    owner=run.me,
+                    lease_s=max(10.0, float(config.grace_period)),
+                    stop=stop,
                 )
             if stage is None:
+                if stop.is_set():  # stopped while preparing it: left unprepared
+                    break
                 index = max(0, index - 1)
                 continue
             spec_stage = spec.stages[index]
@@ -317,6 +332,7 @@ class _Run:
     max_failures: int
     timeout: float | None = None  # the running stage's trial_timeout
     timeline: Timeline = field(default_factory=Timeline)
+    pulse: Pulse | None = None  # the heartbeat process, once attached
 
     def stage(self, stage: Stage, name: str) -> bool:
         """Claim and run slots until the stage is finished. False if the worker must stop:
@@ -386,7 +402,15 @@ class _Run:
         stays RUNNING and heartbeat recovery re-queues it.
         """
         timeout = self.timeout
-        with slot.heartbeat(self.config.heartbeat_interval), _hard_limit(slot, timeout):
+        assert self.pulse is not None
+        # The heartbeat process ends the trial (and this process) a grace period after
+        # _hard_limit would have: only if this interpreter is held and that never ran.
+        limit_at, ended = None, {}
+        if timeout:
+            limit_at = time.time() + timeout + timeout_grace(timeout)
+            ended = _timed_out(timeout, ended=True)
+        beating = self.pulse.beating(slot.trial_id, limit_at=limit_at, timed_out=ended)
+        with beating, _hard_limit(slot, timeout):
             try:
                 value, attrs = self._call(slot)
             except TrialTimedOut:

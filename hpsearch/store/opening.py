@@ -160,12 +160,14 @@ class StoreBase:
             return exc
         why = mask_text(policy.reason(exc), self.url)
         where = f"--storage {self.masked_url}"
+        path = sqlite_path(self.url)
+        if path is not None and "disk i/o error" in why.lower():
+            return StorageBroken(f"{where}: {policy.sqlite_io_error(path, why)}")
         if kind == "broken":
             return StorageBroken(
                 f"{where}: the database is damaged ({why}); restore it from a backup"
             )
         text = why.lower()
-        path = sqlite_path(self.url)
         if "unable to open" in text and path is not None:
             fix = f"cannot open the SQLite file {path} ({why}); check its folder's permissions"
         elif "not a database" in text:

@@ -15,7 +15,9 @@ A database error is one of three kinds, decided here and nowhere else:
   that does not exist, a failed authentication, a file that is not a database, a read-only
   file opened for writing. Raised at once as :class:`StorageUnusable` (exit code 2) with
   one line that names the fix.
-- **broken**: a database that was usable but is damaged (a malformed SQLite file), or
+- **broken**: a database that was usable but is damaged (a malformed SQLite file; a
+  "disk I/O error", which SQLite answers every call with once its ``-wal`` or ``-shm``
+  file was removed under the processes that had them open, and which no wait cures), or
   any other error: raised at once as :class:`StorageBroken` (exit code 1).
 
 Optuna wraps SQLAlchemy errors raised inside its sessions in ``StorageInternalError``;
@@ -27,6 +29,7 @@ from __future__ import annotations
 import logging
 import time
 from collections.abc import Callable
+from pathlib import Path
 from typing import TypeVar
 
 from hpsearch.core.errors import UserError
@@ -72,7 +75,7 @@ UNUSABLE = (
     ("no password supplied", "authentication failed (no password supplied)"),
     ("permission denied", "permission denied"),
 )
-BROKEN = ("database disk image is malformed", "malformed database schema")
+BROKEN = ("database disk image is malformed", "malformed database schema", "disk i/o error")
 TRANSIENT = (
     "database is locked",
     "database table is locked",
@@ -159,6 +162,23 @@ def _driver_error_kind(exc: BaseException) -> str | None:
     if any(s in text for s, _ in UNUSABLE) or _missing_database_or_role(text):
         return "unusable"
     return None
+
+
+def sqlite_io_error(path: Path, why: str) -> str:
+    """What a "disk I/O error" on the SQLite file ``path`` means, naming the files. SQLite
+    gives it to a new connection once the ``-wal`` or ``-shm`` file was removed under the
+    processes that had them open (which write on, unseen; the new connection may already
+    have made a fresh one, so a missing file is named when there is one), or on a failing
+    disk: never cured by waiting."""
+    wal, shm = Path(f"{path}-wal"), Path(f"{path}-shm")
+    gone = [str(p) for p in (path, wal, shm) if not p.exists()]
+    seen = f"; {' and '.join(gone)} {'is' if len(gone) == 1 else 'are'} missing" if gone else ""
+    return (
+        f"disk I/O error on the SQLite database {path} ({why}{seen}): its write-ahead log "
+        f"{wal} or index {shm} was removed while the search ran, or the disk failed. Stop "
+        "every process on it and check the search (hpsearch status) before launching "
+        "again: what was written since its last checkpoint may be lost"
+    )
 
 
 def _missing_database_or_role(text: str) -> bool:

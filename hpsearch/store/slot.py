@@ -1,12 +1,11 @@
 """The slot a worker runs: its params, the epochs it reports (asked after each whether the
-stage's early-stopping rule stops it), its heartbeat, and its one final write."""
+stage's early-stopping rule stops it) and its one final write (its heartbeat comes from the
+worker's heartbeat process, ``liveness.Pulse``)."""
 
 from __future__ import annotations
 
-import contextlib
 import logging
-import threading
-from collections.abc import Container, Iterator
+from collections.abc import Container
 from functools import partial
 from typing import TYPE_CHECKING, Any
 
@@ -21,7 +20,6 @@ from hpsearch.store.sql.claims import (
     PRUNING_STATES,
     finish_trial,
     pruning_trials,
-    record_heartbeat,
     requeue_trial,
 )
 
@@ -186,31 +184,3 @@ class Slot:
         self._store._sql(
             "re-queue interrupted trial", requeue_trial, self.trial_id, reason="interrupted"
         )
-
-    @contextlib.contextmanager
-    def heartbeat(self, interval: float) -> Iterator[None]:
-        """Beat for this trial while the block runs.
-
-        Not Optuna's heartbeat thread: it dies at the first database error, after which a
-        healthy trial would be failed as stale during a short outage; this one logs and
-        keeps beating (each beat is one attempt: the next beat is the retry).
-        """
-        stop = threading.Event()
-        rdb = self._store._rdb
-
-        def beat() -> None:
-            while not stop.wait(interval):
-                try:
-                    record_heartbeat(rdb.engine, self.trial_id)
-                except Exception as exc:  # the database is away; the next beat retries
-                    log.warning(
-                        "heartbeat of trial %d failed: %s", self.number, type(exc).__name__
-                    )
-
-        thread = threading.Thread(target=beat, daemon=True)
-        thread.start()
-        try:
-            yield
-        finally:
-            stop.set()
-            thread.join()

@@ -5,6 +5,7 @@ stopped on failures, or deleted to be prepared afresh."""
 from __future__ import annotations
 
 import contextlib
+import threading
 import time
 from typing import TYPE_CHECKING, Any
 
@@ -86,15 +87,22 @@ class Stages(StoreBase):
         self._sql("write stage attrs", set_study_attrs, stage.study_id, attrs, lease.lease)
 
     def enqueue(
-        self, stage: Stage, space: SearchSpace, new: list[NewSlot], lease: StoreLease
+        self,
+        stage: Stage,
+        space: SearchSpace,
+        new: list[NewSlot],
+        lease: StoreLease,
+        stop: threading.Event | None = None,
     ) -> int:
         """Add the slots the stage does not have yet, fenced by ``lease``; how many.
 
         Idempotent: a slot number already in the stage is never inserted again, and each
         batch is one transaction that renews the lease first (``sql.leases.enqueue_slots``).
+        ``stop`` set (Ctrl-C, SIGTERM) ends it between two batches: a huge stage stops
+        within a batch, and whoever prepares it next inserts only the rest.
         """
         added, i, batch, known = 0, 0, ENQUEUE_BATCH, Known()
-        while i < len(new):
+        while i < len(new) and not (stop is not None and stop.is_set()):
             part = new[i : i + batch]
             start = time.monotonic()
             added += self._sql(
