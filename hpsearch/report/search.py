@@ -133,10 +133,12 @@ class SearchView:
     stages: list[StageView]
     history: tuple[Edit, ...] = ()  # empty for a search never edited
     live: int | None = None  # running trials with a fresh heartbeat (None: not read)
+    workers: int = 0  # workers attached with a fresh beat (running, preparing, waiting)
 
     def state(self) -> SearchState:
         """Running (a worker's heartbeat is fresh), stopped on failures (with the cause),
-        complete, or not running with work left (queued trials and no worker on them)."""
+        complete, or not running with work left (queued trials and no worker on them).
+        The one source of the state word: status, report (terminal and HTML) and list."""
         from hpsearch.core.failures import summary
 
         name = self.spec.name
@@ -144,6 +146,9 @@ class SearchView:
         live = running if self.live is None else self.live
         if live:
             return SearchState("running", f"{live} trial(s) running")
+        if self.workers:
+            # attached, no trial of theirs running: preparing a stage, or at its barrier
+            return SearchState("running", f"{self.workers} worker(s) on it, no trial running")
         for v in self.stages:
             if v.stopped is not None:
                 return SearchState(
@@ -166,10 +171,13 @@ class SearchView:
         )
 
 
-def load_search(store: SearchStore, name: str) -> SearchView:
+def load_search(
+    store: SearchReads, name: str, *, grace_period: float = LIVE_GRACE_S
+) -> SearchView:
     """Every stage of ``name`` with its records; raises UserError if unknown.
 
     ``name`` is a search's name, or a compare baseline's study name (``NAME/grid-baseline``).
+    A trial or a worker counts as live with a heartbeat in the last ``grace_period`` s.
     """
     spec = store.find_spec(name)
     if spec is None:
@@ -181,8 +189,11 @@ def load_search(store: SearchStore, name: str) -> SearchView:
         Edit(e.get("at"), tuple(s["name"] for s in e["spec"]["stage"]), tuple(e["changes"]))
         for e in store.spec_history(spec)
     )
-    live = store.live_trials(spec.name, LIVE_GRACE_S) if "/" not in name else None
-    return SearchView(spec, _with_handed_on(spec, views), history, live)
+    live, workers = None, 0
+    if "/" not in name:
+        live = store.live_trials(spec.name, grace_period)
+        workers = len(store.live_workers(spec.name, grace_period))
+    return SearchView(spec, _with_handed_on(spec, views), history, live, workers)
 
 
 def load_stage(store: SearchStore, spec: StudySpec, index: int) -> StageView:

@@ -31,6 +31,11 @@ ATTR_BASELINE = "baseline"  # on a compare baseline's study: "grid" or "random"
 ATTR_STOPPED = "stopped"  # on a stage study whose failures stopped the search (failfast)
 #: Study system attrs: optuna-dashboard's note version, and hpsearch's mark of its own.
 NOTE_VERSION = "dashboard:note_ver"
+#: optuna-dashboard's note body and figures (its ``_note`` and ``_custom_plot_data``,
+#: 0.21): chunks of at most ``NOTE_CHUNK`` characters under these prefixes, numbered.
+NOTE_PREFIX = "dashboard:note_str:"
+PLOT_DATA_PREFIX = "dashboard:plot_data:"
+NOTE_CHUNK = 2045
 ATTR_NOTE_MARK = "hpsearch:note"
 
 
