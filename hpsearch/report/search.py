@@ -172,7 +172,7 @@ class SearchView:
 
 
 def load_search(
-    store: SearchReads, name: str, *, grace_period: float = LIVE_GRACE_S
+    store: SearchStore, name: str, *, grace_period: float = LIVE_GRACE_S
 ) -> SearchView:
     """Every stage of ``name`` with its records; raises UserError if unknown.
 

@@ -97,12 +97,13 @@ class StoreBase:
         store = cls(url, None, wait_s=wait_s, readonly=readonly)  # type: ignore[arg-type]
 
         def create() -> RDBStorage:
-            return network.shared_storage(  # one per process and PostgreSQL URL: 2 connections
-                url,
+            return network.shared_storage(  # one per process and URL (PostgreSQL: 2 connections)
+                open_url,
                 lambda: RDBStorage(
                     open_url, engine_kwargs=engine_kwargs(url), skip_table_creation=readonly
                 ),
                 readonly=readonly,
+                sqlite_file=path,
             )
 
         for attempt in range(20):
