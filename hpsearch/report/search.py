@@ -19,7 +19,7 @@ from hpsearch.core.space import SearchSpace
 from hpsearch.core.spec import DEFAULT_KEEP, DEFAULT_MARGIN, StageSpec, StudySpec
 
 if TYPE_CHECKING:
-    from hpsearch.store import SearchStore
+    from hpsearch.store import SearchReader
 
 
 @dataclass(frozen=True)
@@ -172,7 +172,7 @@ class SearchView:
 
 
 def load_search(
-    store: SearchStore, name: str, *, grace_period: float = LIVE_GRACE_S
+    store: SearchReader, name: str, *, grace_period: float = LIVE_GRACE_S
 ) -> SearchView:
     """Every stage of ``name`` with its records; raises UserError if unknown.
 
@@ -196,7 +196,7 @@ def load_search(
     return SearchView(spec, _with_handed_on(spec, views), history, live, workers)
 
 
-def load_stage(store: SearchStore, spec: StudySpec, index: int) -> StageView:
+def load_stage(store: SearchReader, spec: StudySpec, index: int) -> StageView:
     """One stage with its records and the region it hands on: a bounded read, for the
     worker that writes the stage's dashboard note (it never loads the whole search)."""
     views = [_stage_view(store, spec, index)]
@@ -206,7 +206,7 @@ def load_stage(store: SearchStore, spec: StudySpec, index: int) -> StageView:
 
 
 def _stage_view(
-    store: SearchStore, spec: StudySpec, index: int, *, records: bool = True
+    store: SearchReader, spec: StudySpec, index: int, *, records: bool = True
 ) -> StageView:
     stage = spec.stages[index]
     found = store.find_stage(spec.name, stage.name)
@@ -241,6 +241,6 @@ def region_rule(spec: StudySpec, index: int) -> tuple[float, float]:
     return DEFAULT_KEEP, DEFAULT_MARGIN
 
 
-def load_baselines(store: SearchStore, name: str) -> dict[str, SearchView]:
+def load_baselines(store: SearchReader, name: str) -> dict[str, SearchView]:
     """The ``hpsearch compare`` baselines stored beside search ``name``, by method."""
     return {method: load_search(store, key) for method, key in store.baselines(name).items()}

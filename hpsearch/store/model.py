@@ -49,12 +49,19 @@ def now_iso() -> str:
 
 
 @dataclass(frozen=True)
-class Stage:
-    """A stage study, as the store hands it out: the worker and the preparer name a stage
-    by this handle and never see the Optuna study inside."""
+class StageRef:
+    """A stage study by name and id: what reading it needs (a reader hands these out,
+    having no Optuna study to put in them)."""
 
     name: str  # the study name, NAME/STAGE
     study_id: int
+
+
+@dataclass(frozen=True)
+class Stage(StageRef):
+    """A stage study, as the store hands it out: the worker and the preparer name a stage
+    by this handle and never see the Optuna study inside."""
+
     study: optuna.Study = field(repr=False, compare=False)
 
 
