@@ -18,7 +18,6 @@ from __future__ import annotations
 
 import collections
 import contextlib
-import dataclasses
 import json
 import logging
 import queue
@@ -245,7 +244,6 @@ def _draw(store: SearchStore, spec: StudySpec, index: int) -> bool:
     person's or was drawn from the trials the stage has now. A stage that got trials since
     its note (an extension, a retry of failed trials) is drawn again when it finishes:
     the note it had described results that are not the stage's any more."""
-    from hpsearch.report.analysis import search_region
     from hpsearch.report.figures import draw_region_figure, stage_colors
     from hpsearch.report.plotdata import region_figure_data
     from hpsearch.report.search import load_search, load_stage
@@ -260,10 +258,9 @@ def _draw(store: SearchStore, spec: StudySpec, index: int) -> bool:
     v = load_stage(store, spec, index)
     if not v.done:
         return False
-    report = analyze_stage(spec, v, DEFAULT_EVALUATOR)
-    if report.final is not None:  # the last stage: the search's region, from every stage's runs
-        whole = load_search(store, spec.name)
-        report = dataclasses.replace(report, final=search_region(spec, whole.stages))
+    # the last stage: the search's region, from every stage's runs
+    runs = load_search(store, spec.name).stages if index == len(spec.stages) - 1 else None
+    report = analyze_stage(spec, v, DEFAULT_EVALUATOR, runs=runs)
     data = region_figure_data(spec, report)
     figure = None
     if data is not None:
