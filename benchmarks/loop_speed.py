@@ -114,8 +114,9 @@ def main() -> None:
     parser.add_argument("--repeat", type=int, default=3)
     args = parser.parse_args()
     load_before = os.getloadavg()
-    rounds = []
+    rounds, loads = [], []
     for i in range(args.repeat):
+        loads.append(os.getloadavg()[0])
         folder = Path(tempfile.mkdtemp(prefix="hpsearch-loop-"))
         try:
             rounds.append(one_round(folder, i))
@@ -140,6 +141,7 @@ def main() -> None:
     )
     shown = [", ".join(f"{x:.1f}" for x in load) for load in (load_before, os.getloadavg())]
     print(f"  load average (1, 5, 15 min): {shown[0]} before, {shown[1]} after")
+    print(f"  1-min load at each round's start: {', '.join(f'{x:.1f}' for x in loads)}")
 
 
 if __name__ == "__main__":
