@@ -130,10 +130,10 @@ def main() -> None:
         cpus = [r[key][1] for r in rounds]
         median = statistics.median(walls)
         mark = "ok" if median < target else "OVER"
-        shown = ", ".join(f"{v:.2f}" for v in walls)
+        shown = "; ".join(f"{w:.2f}/{c:.2f}" for w, c in zip(walls, cpus, strict=True))
         print(
             f"  {key:<8} wall {median:6.2f}  cpu {statistics.median(cpus):5.2f}  "
-            f"(< {target:g}: {mark}; wall runs {shown})"
+            f"(< {target:g}: {mark}; runs wall/cpu {shown})"
         )
     print(
         f"  imports: {imports:.2f} s of {total:.2f} s of one status "
