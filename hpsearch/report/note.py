@@ -275,10 +275,9 @@ def _draw(store: SearchStore, spec: StudySpec, index: int) -> bool:
 class _Drawer:
     """The child process (``python -m hpsearch.report.note``) that draws this process's
     notes: one job a line on its standard input (a JSON object: the storage URL, the spec,
-    the stage's index), one answer a line on its standard output (``wrote`` or
-    ``skipped``, ``failed``). A job unanswered within ``NOTE_LEASE_S`` has its child
-    killed (the next job starts another); what the child wrote on its standard error (the
-    traceback of a job that failed) is logged with the job."""
+    the stage's index), one answer a line on its standard output (see :func:`_main`). A
+    job unanswered within ``NOTE_LEASE_S`` has its child killed (the next job starts
+    another), and what the child wrote on its standard error logged."""
 
     def __init__(self) -> None:
         self._lock = threading.Lock()
@@ -298,16 +297,20 @@ class _Drawer:
             try:
                 child.stdin.write(json.dumps({**job, "index": index}) + "\n")
                 child.stdin.flush()
-                answer = self._answers.get(timeout=NOTE_LEASE_S)
+                line = self._answers.get(timeout=NOTE_LEASE_S)
             except (OSError, queue.Empty):
-                answer = None
-            if answer is None:  # it died, or hangs: the next note gets a fresh one
+                line = None
+            if line is None:  # it died, or hangs: the next note gets a fresh one
                 self._stop(kill=True)
-            if answer not in ("wrote", "skipped"):
-                said = "".join(self._errors)
-                log.warning("the dashboard note of stage %d was not written:\n%s", index, said)
+                answer = {"answer": "died", "error": "".join(self._errors)}
+            else:
+                answer = json.loads(line)
+            if answer["answer"] not in ("wrote", "skipped"):
+                log.warning(
+                    "the dashboard note of stage %d was not written:\n%s", index, answer["error"]
+                )
             self._errors.clear()
-            return answer == "wrote"
+            return bool(answer["answer"] == "wrote")
 
     def close(self) -> None:
         """Let the child exit (no more notes to draw), and wait for it."""
@@ -326,10 +329,14 @@ class _Drawer:
             )
             self._answers = queue.Queue()
             assert self._child.stdout is not None and self._child.stderr is not None
-            answers = self._answers
+            answers, errors = self._answers, self._errors
+
+            def hand_on(line: str) -> None:  # anything else it prints is told with a failure
+                (answers.put if line.startswith('{"answer"') else errors.append)(line)
+
             for stream, put, end in (
-                (self._child.stdout, lambda line: answers.put(line.strip()), answers.put),
-                (self._child.stderr, self._errors.append, lambda _: None),
+                (self._child.stdout, hand_on, answers.put),
+                (self._child.stderr, errors.append, lambda _: None),
             ):
                 threading.Thread(
                     target=_drain, args=(stream, put, end), name="hpsearch-note", daemon=True
@@ -342,7 +349,7 @@ class _Drawer:
             return
         if kill:
             child.kill()
-        elif child.stdin is not None:
+        if child.stdin is not None:  # end of jobs: the child exits
             with contextlib.suppress(OSError):
                 child.stdin.close()
         try:
@@ -356,8 +363,9 @@ def _drain(stream: IO[str], put: Callable[[str], None], end: Callable[[None], No
     """Hand each line of the child's ``stream`` to ``put`` as it comes (a full pipe would
     stall the child), then None to ``end`` once it closed: a child that died answers no
     more."""
-    for line in stream:
-        put(line)
+    with stream:
+        for line in stream:
+            put(line)
     end(None)
 
 
@@ -365,8 +373,9 @@ _DRAWER = _Drawer()
 
 
 def _main() -> None:
-    """The drawing child: :func:`_draw` for each job on standard input, until it closes.
-    A job that fails is told on standard error and answered ``failed``; the next goes on."""
+    """The drawing child: :func:`_draw` for each job on standard input, until it closes,
+    each answered by a JSON line: ``wrote``, ``skipped``, or ``failed`` with the traceback
+    (in the answer, not on standard error: its pipe is read apart, and may lag)."""
     import traceback
 
     from hpsearch.store import SearchStore
@@ -375,13 +384,11 @@ def _main() -> None:
         job = json.loads(line)
         spec = spec_from_dict(job["spec"], base_dir=job["base_dir"])
         try:
-            answer = (
-                "wrote" if _draw(SearchStore.open(job["url"]), spec, job["index"]) else "skipped"
-            )
+            wrote = _draw(SearchStore.open(job["url"]), spec, job["index"])
+            answer = {"answer": "wrote" if wrote else "skipped"}
         except Exception:
-            traceback.print_exc()
-            answer = "failed"
-        print(answer, flush=True)
+            answer = {"answer": "failed", "error": traceback.format_exc()}
+        print(json.dumps(answer), flush=True)
 
 
 if __name__ == "__main__":
