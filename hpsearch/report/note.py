@@ -379,6 +379,7 @@ def _main() -> None:
     import traceback
 
     from hpsearch.store import SearchStore
+    from hpsearch.store.network import release_idle
 
     for line in sys.stdin:
         job = json.loads(line)
@@ -388,6 +389,8 @@ def _main() -> None:
             answer = {"answer": "wrote" if wrote else "skipped"}
         except Exception:
             answer = {"answer": "failed", "error": traceback.format_exc()}
+        # between jobs it holds no connection: one more than its writer's only while drawing
+        release_idle(job["url"])
         print(json.dumps(answer), flush=True)
 
 
