@@ -61,16 +61,17 @@ def _reader(url: str) -> Iterator[SearchReader]:
         reader.close()
 
 
-def _stored(url: str) -> bool:
+def _stored(url: str, *, unknown: bool = True) -> bool:
     """Whether the database at ``url`` is there with Optuna's tables (a search may be
-    stored in it): read without creating anything, as a missing SQLite file is not."""
+    stored in it): read without creating anything, as a missing SQLite file is not;
+    ``unknown`` where the database cannot be asked now (``opening.has_tables``)."""
     from hpsearch.store.opening import has_tables
     from hpsearch.store.urls import sqlite_path
 
     path = sqlite_path(url)
     if path is not None and (":memory:" in url or not path.exists()):
         return False
-    return has_tables(url)
+    return has_tables(url, unknown=unknown)
 
 
 def read_spec(
@@ -235,10 +236,11 @@ def register(
     if objective is not None:
         check_signature(objective, getattr(objective, "__qualname__", "objective"), source)
         spec = _with_objective(spec, objective, workers)
-    if _stored(url):
+    if _stored(url, unknown=False):
         # An edit a relaunch cannot apply is refused from a read, before the objective
         # is imported (torch, for the built-in one) or Optuna's storage opened; registering
-        # compares again, under the leases, what this read let through.
+        # compares again, under the leases, what this read let through (and all of it
+        # where the database could not be asked now).
         with _reader(url) as reader:
             preview_search(reader, spec)
     fn = (

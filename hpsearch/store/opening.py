@@ -56,21 +56,23 @@ def engine_kwargs(url: str) -> dict[str, Any]:
     )
 
 
-def has_tables(url: str) -> bool:
+def has_tables(url: str, *, unknown: bool = True) -> bool:
     """Whether the database at ``url`` holds Optuna's tables: a read for ``launch
     --dry-run``, which opens no store on a fresh database (a read-only store finds one
-    without tables damaged). A database that cannot be asked says True: opening the store
-    then reports why, under the usual policy."""
+    without tables damaged), and for a relaunch's checks before it registers. A database
+    that cannot be asked says ``unknown``: True for the dry run (opening the store then
+    reports why, under the usual policy), False for a launch (nothing is checked ahead;
+    registering, which creates the tables, waits for the database as it always did)."""
     import sqlalchemy as sa
 
     try:
         engine = sa.create_engine(url, **engine_kwargs(url))
     except sa_exc.SQLAlchemyError:
-        return True
+        return unknown
     try:
         return sa.inspect(engine).has_table("version_info")
     except sa_exc.SQLAlchemyError:
-        return True
+        return unknown
     finally:
         engine.dispose()
 
