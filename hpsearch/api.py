@@ -9,10 +9,11 @@ functions.
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import threading
 import tomllib
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Iterator, Mapping
 from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -27,7 +28,7 @@ if TYPE_CHECKING:
     from hpsearch.core.regions import Region
     from hpsearch.engine.stages import Registration
     from hpsearch.report.search import SearchView
-    from hpsearch.store import SearchStore
+    from hpsearch.store import SearchReader, SearchStore
 
 log = logging.getLogger(__name__)
 
@@ -44,6 +45,33 @@ def _store(url: str, *, readonly: bool = False) -> SearchStore:
     from hpsearch.store import SearchStore
 
     return SearchStore.open(url, wait_s=COMMAND_WAIT_S, readonly=readonly)
+
+
+@contextlib.contextmanager
+def _reader(url: str) -> Iterator[SearchReader]:
+    """A read-only store for one call that only looks (status, best, list, report, a
+    relaunch's checks): plain SQL, no Optuna imported or opened (about a second of such
+    a command), its connections closed after the call."""
+    from hpsearch.store import SearchReader
+
+    reader = SearchReader.open(url, wait_s=COMMAND_WAIT_S, readonly=True)
+    try:
+        yield reader
+    finally:
+        reader.close()
+
+
+def _stored(url: str, *, unknown: bool = True) -> bool:
+    """Whether the database at ``url`` is there with Optuna's tables (a search may be
+    stored in it): read without creating anything, as a missing SQLite file is not;
+    ``unknown`` where the database cannot be asked now (``opening.has_tables``)."""
+    from hpsearch.store.opening import has_tables
+    from hpsearch.store.urls import sqlite_path
+
+    path = sqlite_path(url)
+    if path is not None and (":memory:" in url or not path.exists()):
+        return False
+    return has_tables(url, unknown=unknown)
 
 
 def read_spec(
@@ -203,13 +231,23 @@ def register(
     function."""
     from hpsearch.engine.loader import check_signature, load_objective
     from hpsearch.engine.local_workers import check_workers
-    from hpsearch.engine.stages import register_search
+    from hpsearch.engine.stages import preview_search, register_search
 
     if objective is not None:
         check_signature(objective, getattr(objective, "__qualname__", "objective"), source)
-        spec, fn = _with_objective(spec, objective, workers), objective
-    else:
-        fn = load_objective(spec.objective, spec.base_dir, source=source)
+        spec = _with_objective(spec, objective, workers)
+    if _stored(url, unknown=False):
+        # An edit a relaunch cannot apply is refused from a read, before the objective
+        # is imported (torch, for the built-in one) or Optuna's storage opened; registering
+        # compares again, under the leases, what this read let through (and all of it
+        # where the database could not be asked now).
+        with _reader(url) as reader:
+            preview_search(reader, spec)
+    fn = (
+        objective
+        if objective is not None
+        else load_objective(spec.objective, spec.base_dir, source=source)
+    )
     check_workers(url, workers)
     registered = register_search(_store(url), spec)
     return registered.spec, registered, fn
@@ -367,21 +405,19 @@ def dry_run(
     from hpsearch.engine.loader import preflight
     from hpsearch.engine.local_workers import check_workers
     from hpsearch.report.console import format_plan
-    from hpsearch.store.urls import mask_url, sqlite_path
+    from hpsearch.store.urls import mask_url
 
     preflight(spec, device, source=source)
     if url is None:
         return format_plan(spec)
     check_workers(url, workers)
-    from hpsearch.store.opening import has_tables
-
-    path = sqlite_path(url)
-    if (path is not None and (":memory:" in url or not path.exists())) or not has_tables(url):
+    if not _stored(url):
         head = [f"dry run: a new search {spec.name} in {mask_url(url)} (nothing written)"]
         return "\n".join([*head, format_plan(spec)])
     from hpsearch.engine.stages import preview_search
 
-    preview = preview_search(_store(url, readonly=True), spec)
+    with _reader(url) as reader:
+        preview = preview_search(reader, spec)
     if preview.new:
         head = [f"dry run: a new search {spec.name} in {mask_url(url)} (nothing written)"]
     elif preview.changes:
@@ -411,8 +447,8 @@ def find_search(url: str, name: str) -> StudySpec:
     """The spec stored for search ``name``; SearchNotFound (exit 2) if there is none."""
     from hpsearch.engine.worker import SearchNotFound
 
-    reader = _store(url, readonly=True)
-    spec = reader.find_spec(name)
+    with _reader(url) as reader:
+        spec = reader.find_spec(name)
     if spec is None:
         raise SearchNotFound(f"no search named {name!r} in {reader.masked_url}")
     return spec
@@ -444,9 +480,9 @@ def list_searches(url: str, grace_period: float = 60) -> str:
     from hpsearch.store.urls import mask_url
     from hpsearch.tasks import manage
 
-    store = _store(url, readonly=True)
-    rows = manage.list_searches(store, grace_period)
-    return manage.format_searches(rows, store.orphaned_searches(), mask_url(url))
+    with _reader(url) as reader:
+        rows = manage.list_searches(reader, grace_period)
+        return manage.format_searches(rows, reader.orphaned_searches(), mask_url(url))
 
 
 def delete(
@@ -485,9 +521,9 @@ def comparison(url: str, name: str) -> str:
     from hpsearch.report.comparison import format_comparison, method_result
     from hpsearch.report.search import load_baselines, load_search
 
-    store = _store(url, readonly=True)
-    view = load_search(store, name)
-    baselines = sorted(load_baselines(store, name).items())
+    with _reader(url) as reader:
+        view = load_search(reader, name)
+        baselines = sorted(load_baselines(reader, name).items())
     results = [method_result("coarse-to-fine", view)]
     results += [method_result(method, b) for method, b in baselines]
     return format_comparison(view, results)
@@ -513,7 +549,8 @@ class Search:
         """Every stage with its records (the report's data model)."""
         from hpsearch.report.search import load_search
 
-        return load_search(_store(self.storage, readonly=True), self.name)
+        with _reader(self.storage) as reader:
+            return load_search(reader, self.name)
 
     @property
     def spec(self) -> StudySpec:

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import os
 import pty
+import re
 import signal
 import subprocess
 import sys
@@ -34,6 +35,11 @@ def listed(tmp_path: Path, url: str, *args: str) -> dict[str, str]:
     return {line.split()[0]: line for line in r.stdout.splitlines()[3:]}
 
 
+def state(row: str) -> str:
+    """A listed search's state: the words ``status`` leads with (``SearchView.state``)."""
+    return re.split(r"\s{2,}", row)[1]  # the table's columns: two spaces or more apart
+
+
 @pytest.mark.slow_on("postgres")
 def test_list_shows_each_search_whole_and_delete_removes_it_whole(storage_url, tmp_path):
     launch(tmp_path, storage_url, toy_study(coarse=12, fine=4), command="compare")
@@ -45,10 +51,10 @@ def test_list_shows_each_search_whole_and_delete_removes_it_whole(storage_url, t
 
     rows = listed(tmp_path, storage_url)
     toy = rows["toy"]
-    assert "finished" in toy and "coarse 12/12, fine 4/4" in toy and "grid, random" in toy
+    assert state(toy) == "complete" and "coarse 12/12, fine 4/4" in toy and "grid, random" in toy
     best = stage_study(storage_url, "toy", "fine").best_value  # the longest runs' best
     assert f"{best:.6g} (fine)" in toy
-    assert "stopped on failures (3 failures: KeyError: 'x')" in rows["other"]
+    assert state(rows["other"]) == "stopped on failures (stage fine: 3 failures: KeyError: 'x')"
     assert "hpsearch delete half removes the rest" in rows["half:"]
 
     assert studies(storage_url, "toy") == [
@@ -89,7 +95,7 @@ def test_delete_is_refused_while_a_heartbeat_is_fresh_unless_forced(storage_url,
         os.killpg(worker.pid, signal.SIGKILL)  # dead, but its heartbeat is still fresh
         worker.wait()
 
-    assert "running" in listed(tmp_path, storage_url)["toy"]
+    assert state(listed(tmp_path, storage_url)["toy"]) == "running"
     r = hpsearch("delete", "toy", "--yes", "--storage", storage_url, cwd=tmp_path)
     assert r.returncode == 2 and "1 trial(s) running" in r.stderr and "--force" in r.stderr
     r = hpsearch("delete", "toy", "--force", "--storage", storage_url, cwd=tmp_path)
@@ -97,7 +103,7 @@ def test_delete_is_refused_while_a_heartbeat_is_fresh_unless_forced(storage_url,
     assert studies(storage_url, "toy") == ["toy/coarse"]
 
     let_time_pass(storage_url, 60)  # its heartbeat is a minute old now
-    assert "unfinished" in listed(tmp_path, storage_url, "--grace-period", "2")["toy"]
+    assert state(listed(tmp_path, storage_url, "--grace-period", "2")["toy"]) == "not running"
     r = hpsearch("delete", "toy", "--yes", "--force", "--storage", storage_url, cwd=tmp_path)
     assert r.returncode == 0 and studies(storage_url, "toy") == [], r.stderr
 
@@ -164,7 +170,7 @@ def test_delete_is_refused_while_a_worker_waits_with_no_trial_running(storage_ur
             assert time.monotonic() < deadline, "the worker never finished the coarse stage"
             time.sleep(0.2)
         assert not _running(storage_url)
-        assert "running" in listed(tmp_path, storage_url)["toy"]
+        assert state(listed(tmp_path, storage_url)["toy"]) == "running"  # attached: on it
         r = hpsearch("delete", "toy", "--yes", "--storage", storage_url, cwd=tmp_path)
         assert r.returncode == 2, r.stderr
         assert "1 worker(s) attached" in r.stderr and "--force" in r.stderr, r.stderr

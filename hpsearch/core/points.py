@@ -14,8 +14,6 @@ import warnings
 from itertools import product
 from typing import Any
 
-import numpy as np
-
 from hpsearch.core.records import TrialRecord, rank
 from hpsearch.core.space import Param, SearchSpace
 
@@ -30,7 +28,11 @@ def derive_seed(*parts: int) -> int:
     """A 31-bit seed from a tuple of integers (search seed, stage index, slot...).
 
     SeedSequence mixes the parts, so neighbouring stages or slots get unrelated streams.
+    numpy is imported by the functions that draw (here and below), not by the module:
+    reading a search (a relaunch's checks, which import stage preparation) needs none.
     """
+    import numpy as np
+
     return (
         int(np.random.SeedSequence([int(p) & 0xFFFFFFFF for p in parts]).generate_state(1)[0]) >> 1
     )
@@ -38,6 +40,8 @@ def derive_seed(*parts: int) -> int:
 
 def random_points(space: SearchSpace, n: int, seed: int) -> list[Point]:
     """``n`` points uniform in each parameter's scale: log-uniform where ``log = true``."""
+    import numpy as np
+
     u = np.random.default_rng(seed).random((n, len(space)))
     return [space.from_unit(row.tolist()) for row in u]
 
@@ -115,6 +119,8 @@ def grid_points(space: SearchSpace, n: int, seed: int) -> list[Point]:
     still covers the box. Where no exact grid exists (a narrowed later stage), the largest
     grid below ``n`` is topped up with random points so that the budget stays exact.
     """
+    import numpy as np
+
     try:
         shape = grid_shape(space, n)
         extra = 0

@@ -24,20 +24,13 @@ from hpsearch.core.regions import Region, narrow
 from hpsearch.core.space import SearchSpace
 from hpsearch.core.spec import StageSpec, StudySpec
 from hpsearch.objectives.catalog import spec_from_dict
-from hpsearch.store import (
-    LeaseLost,
-    NewSlot,
-    SearchStore,
-    Stage,
-    StopEarly,
-    StoreLease,
-    worker_id,
-)
+from hpsearch.store import NewSlot, Stage, StopEarly
 
 if TYPE_CHECKING:
     import optuna
 
     from hpsearch.engine.fine import Evidence
+    from hpsearch.store import SearchReader, SearchStore, StoreLease
 
 log = logging.getLogger(__name__)
 
@@ -201,7 +194,7 @@ def register_search(
     return _apply_edits(store, spec, stored)
 
 
-def preview_search(store: SearchStore, spec: StudySpec) -> Registration:
+def preview_search(store: SearchReader, spec: StudySpec) -> Registration:
     """What :func:`register_search` would do with ``spec``, reading only (``launch
     --dry-run``): new, or the spec a relaunch would store (the stored plan plus the
     file's edits), the lines of the edits it would apply and the notes; SpecMismatch
@@ -223,7 +216,7 @@ def preview_search(store: SearchStore, spec: StudySpec) -> Registration:
     return Registration(False, edited, [c.line for c in changes], notes)
 
 
-def _check_first_stage(store: SearchStore, spec: StudySpec, found: StudySpec | None) -> None:
+def _check_first_stage(store: SearchReader, spec: StudySpec, found: StudySpec | None) -> None:
     """Refuse a file whose first stage is not the stored one's (the search is stored under
     that stage's study, so the store would not find it to compare)."""
     if found is not None and found.stages[0].name != spec.stages[0].name:
@@ -232,7 +225,7 @@ def _check_first_stage(store: SearchStore, spec: StudySpec, found: StudySpec | N
 
 
 def _compare(
-    store: SearchStore, file: StudySpec, value: dict[str, Any], *, check: bool = True
+    store: SearchReader, file: StudySpec, value: dict[str, Any], *, check: bool = True
 ) -> tuple[StudySpec, StudySpec, set[str], list[Change]]:
     """The stored spec, the spec the file makes of it, the prepared stages and the
     changes between the two; SpecMismatch when one of them cannot be applied (unless not
@@ -266,6 +259,8 @@ def _apply_edits(store: SearchStore, file: StudySpec, value: dict[str, Any]) -> 
     that edit changed; else the launch is refused (:func:`hpsearch.core.edits.conflict`):
     the file still holds the old values there, and applying it would undo that edit.
     """
+    from hpsearch.store import LeaseLost, worker_id  # the writers' rows: not for a preview
+
     owner, deadline, wait = worker_id(), time.monotonic() + EDIT_WAIT_S, 0.2
     base = value["spec"]  # what this launch read first
     mine: list[str] = []  # and its edits of that
@@ -392,6 +387,8 @@ def prepare_stage(
     with fewer slots than its trials (an edit that stopped before extending it) is
     extended here.
     """
+    from hpsearch.store import LeaseLost
+
     stage = open_stage(store, spec, index)
     wait = poll_s
     while True:

@@ -8,7 +8,6 @@ here, so the views only format (``blocks`` holds the tables and lines they share
 
 from __future__ import annotations
 
-import dataclasses
 import itertools
 from dataclasses import dataclass
 
@@ -97,12 +96,12 @@ class Report:
 def analyze(view: SearchView, evaluator: str = DEFAULT_EVALUATOR) -> Report:
     stages = view.stages
     reports = [
-        analyze_stage(view.spec, v, evaluator, stages[i + 1] if i + 1 < len(stages) else None)
+        # the last stage's region from the whole search's runs, not the last stage's
+        analyze_stage(
+            view.spec, v, evaluator, stages[i + 1] if i + 1 < len(stages) else None, runs=stages
+        )
         for i, v in enumerate(stages)
     ]
-    if reports and reports[-1].final is not None:  # the whole search's runs, not the last stage's
-        final = search_region(view.spec, stages)
-        reports[-1] = dataclasses.replace(reports[-1], final=final)
     return Report(view, reports)
 
 
@@ -119,10 +118,15 @@ def analyze_stage(
     v: StageView,
     evaluator: str = DEFAULT_EVALUATOR,
     nxt: StageView | None = None,
+    *,
+    runs: list[StageView] | None = None,
 ) -> StageReport:
     """What the report says about one stage: all it needs is that stage's view (and
     whether the next stage is prepared yet: ``nxt``, None when unread), so the dashboard
-    note of a finished stage is computed from a read of that stage alone."""
+    note of a finished stage is computed from a read of that stage alone. The last
+    stage's region (``final``) is drawn from the runs of ``runs`` (the whole search's,
+    for the report and the last stage's note), else from that stage's own: computed
+    once, the one asked for (it fits a Gaussian process to every run)."""
     return StageReport(
         v,
         param_importance(v.records, v.space, spec.direction, evaluator),
@@ -137,8 +141,7 @@ def analyze_stage(
         ),
         region_rows(v.handed_on) if v.handed_on is not None else [],
         _sureness(spec, v),
-        # a stage's own note has only its own runs: the report replaces it (analyze)
-        search_region(spec, [v]) if v.index == len(spec.stages) - 1 else None,
+        search_region(spec, runs or [v]) if v.index == len(spec.stages) - 1 else None,
         effects(v.records, v.space, spec.direction) if v.space is not None else None,
         spec.direction == "minimize",
     )

@@ -13,7 +13,6 @@ import html
 from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
-from hpsearch.core.evidence import REGION_RUNS
 from hpsearch.core.records import rank
 from hpsearch.core.spec import StudySpec
 from hpsearch.report.describe import region_rows
@@ -133,6 +132,9 @@ def region_table(s: StageReport) -> Table:
 
 def thin_region_text(s: StageReport) -> str:
     """What a report says instead of a region spanned by a handful of runs."""
+    # imported here: core.evidence loads numpy, which status (the tables alone) never needs
+    from hpsearch.core.evidence import REGION_RUNS
+
     h = s.view.handed_on
     n = len(h.kept) if h is not None else 0
     return (

@@ -9,12 +9,16 @@ from __future__ import annotations
 import logging
 from dataclasses import dataclass
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from hpsearch.core.errors import UserError
 from hpsearch.report.analysis import DEFAULT_EVALUATOR, analyze
 from hpsearch.report.plotdata import progress, trials
 from hpsearch.report.search import load_baselines, load_search
 from hpsearch.report.terminal import format_answer, format_report
+
+if TYPE_CHECKING:
+    from hpsearch.store import SearchReader
 
 log = logging.getLogger(__name__)
 
@@ -55,8 +59,7 @@ def check_output(option: str, path: str | None) -> None:
 
 def make_report(config: ReportConfig) -> tuple[str, list[str]]:
     """The terminal report (as ``config.text`` asks) and one line per file written."""
-    from hpsearch.report import page, tables
-    from hpsearch.store import SearchStore
+    from hpsearch.store import SearchReader
 
     outputs = (
         ("--html", config.html),
@@ -68,7 +71,17 @@ def make_report(config: ReportConfig) -> tuple[str, list[str]]:
         check_output(option, path)
     if [path for _, path in outputs].count("-") > 1:
         raise OutputPathError("only one of --csv, --json, --parquet may be - (standard output)")
-    store = SearchStore.open(config.storage_url, wait_s=config.wait_s, readonly=True)
+    store = SearchReader.open(config.storage_url, wait_s=config.wait_s, readonly=True)
+    try:
+        return _make(config, store)
+    finally:
+        store.close()
+
+
+def _make(config: ReportConfig, store: SearchReader) -> tuple[str, list[str]]:
+    """:func:`make_report` on an open reader (closed by the caller, whatever happens)."""
+    from hpsearch.report import page, tables
+
     view = load_search(store, config.search)
     # The analysis (importance, regions, advice) serves the HTML page and the full text only.
     report = analyze(view, config.evaluator) if config.html or config.text == "full" else None

@@ -16,14 +16,16 @@ person wrote or edited in the dashboard is never overwritten.
 
 from __future__ import annotations
 
-import dataclasses
+import collections
+import contextlib
 import json
 import logging
+import queue
 import subprocess
 import sys
 import threading
 from collections.abc import Callable
-from typing import TYPE_CHECKING, Any
+from typing import IO, TYPE_CHECKING, Any
 
 from hpsearch.core.failures import failure_key, short_path
 from hpsearch.core.records import TrialRecord
@@ -148,15 +150,19 @@ def on_worker_event(kind: str, info: dict[str, Any]) -> None:
 
 
 def on_worker_event_in_child(kind: str, info: dict[str, Any]) -> None:
-    """:func:`on_worker_event`, with the note drawn in a short-lived child process (what
-    ``api.run`` installs). Drawing imports ``optuna.importance`` (and with it scikit-learn)
-    and optuna-dashboard: 184 MB that a worker kept for the rest of the search
-    (``benchmarks/faults.py``'s 5,000-trial soak), for a note written once per stage. The
-    lease is still taken here, so only the writer pays the child's start-up."""
+    """:func:`on_worker_event`, with the note drawn in a child process (what ``api.run``
+    installs). Drawing imports plotly and, for stages with parameters to rank,
+    ``optuna.importance`` (and with it scikit-learn): 184 MB that a worker kept for the
+    rest of the search (``benchmarks/faults.py``'s 5,000-trial soak), for a note written
+    once per stage. One child draws every note this process writes (:class:`_Drawer`): it
+    starts when a first stage finishes, and the later stages' notes, the search's last
+    among them, are drawn by it already started and loaded, rather than each paying a
+    Python start-up and those imports (1.5-3 s apiece) while its writer waits. The lease
+    is still taken here, so only the writer hands a note over."""
     if kind == "stage_done":
         spec, index = info["spec"], info["index"]
         try:
-            _write(info["store"], spec, index, info["worker"], draw=_draw_in_child)
+            _write(info["store"], spec, index, info["worker"], draw=_DRAWER.draw)
         except Exception:
             log.warning("could not write the dashboard note of stage %d", index, exc_info=True)
 
@@ -188,9 +194,10 @@ def on_worker_event_in_background(kind: str, info: dict[str, Any]) -> None:
 
 def wait_for_notes() -> None:
     """Wait until every note this process draws in the background is written (or given
-    up: the child's own timeout bounds each)."""
+    up: the child's own timeout bounds each), then let the drawing child go."""
     while _drawing:
         _drawing.pop(0).join()
+    _DRAWER.close()
 
 
 def write_stage_note(store: SearchStore, spec: StudySpec, index: int, *, owner: str) -> bool:
@@ -237,7 +244,6 @@ def _draw(store: SearchStore, spec: StudySpec, index: int) -> bool:
     person's or was drawn from the trials the stage has now. A stage that got trials since
     its note (an extension, a retry of failed trials) is drawn again when it finishes:
     the note it had described results that are not the stage's any more."""
-    from hpsearch.report.analysis import search_region
     from hpsearch.report.figures import draw_region_figure, stage_colors
     from hpsearch.report.plotdata import region_figure_data
     from hpsearch.report.search import load_search, load_stage
@@ -252,10 +258,9 @@ def _draw(store: SearchStore, spec: StudySpec, index: int) -> bool:
     v = load_stage(store, spec, index)
     if not v.done:
         return False
-    report = analyze_stage(spec, v, DEFAULT_EVALUATOR)
-    if report.final is not None:  # the last stage: the search's region, from every stage's runs
-        whole = load_search(store, spec.name)
-        report = dataclasses.replace(report, final=search_region(spec, whole.stages))
+    # the last stage: the search's region, from every stage's runs
+    runs = load_search(store, spec.name).stages if index == len(spec.stages) - 1 else None
+    report = analyze_stage(spec, v, DEFAULT_EVALUATOR, runs=runs)
     data = region_figure_data(spec, report)
     figure = None
     if data is not None:
@@ -267,32 +272,126 @@ def _draw(store: SearchStore, spec: StudySpec, index: int) -> bool:
     return True
 
 
-def _draw_in_child(store: SearchStore, spec: StudySpec, index: int) -> bool:
-    """:func:`_draw` in ``python -m hpsearch.report.note``, the job handed over on stdin."""
-    from hpsearch.store.network import release_idle
+class _Drawer:
+    """The child process (``python -m hpsearch.report.note``) that draws this process's
+    notes: one job a line on its standard input (a JSON object: the storage URL, the spec,
+    the stage's index), one answer a line on its standard output (see :func:`_main`). A
+    job unanswered within ``NOTE_LEASE_S`` has its child killed (the next job starts
+    another), and what the child wrote on its standard error logged."""
 
-    job = {"url": store.url, "spec": spec.to_dict(), "base_dir": spec.base_dir, "index": index}
-    release_idle(store.url)  # the child's connection stands in for this process's idle one
-    done = subprocess.run(
-        [sys.executable, "-m", "hpsearch.report.note"],
-        input=json.dumps(job),
-        text=True,
-        capture_output=True,
-        timeout=NOTE_LEASE_S,
-        check=False,
-    )
-    if done.returncode != 0:
-        log.warning("the dashboard note of stage %d was not written:\n%s", index, done.stderr)
-    return done.returncode == 0 and done.stdout.strip() == "wrote"
+    def __init__(self) -> None:
+        self._lock = threading.Lock()
+        self._child: subprocess.Popen[str] | None = None
+        self._answers: queue.Queue[str | None] = queue.Queue()
+        self._errors: collections.deque[str] = collections.deque(maxlen=200)
+
+    def draw(self, store: SearchStore, spec: StudySpec, index: int) -> bool:
+        """:func:`_draw` of stage ``index``, in the child (started if there is none)."""
+        from hpsearch.store.network import release_idle
+
+        job = {"url": store.url, "spec": spec.to_dict(), "base_dir": spec.base_dir}
+        release_idle(store.url)  # the child's connection stands in for this process's idle one
+        with self._lock:
+            child = self._started()
+            assert child.stdin is not None
+            try:
+                child.stdin.write(json.dumps({**job, "index": index}) + "\n")
+                child.stdin.flush()
+                line = self._answers.get(timeout=NOTE_LEASE_S)
+            except (OSError, queue.Empty):
+                line = None
+            if line is None:  # it died, or hangs: the next note gets a fresh one
+                self._stop(kill=True)
+                answer = {"answer": "died", "error": "".join(self._errors)}
+            else:
+                answer = json.loads(line)
+            if answer["answer"] not in ("wrote", "skipped"):
+                log.warning(
+                    "the dashboard note of stage %d was not written:\n%s", index, answer["error"]
+                )
+            self._errors.clear()
+            return bool(answer["answer"] == "wrote")
+
+    def close(self) -> None:
+        """Let the child exit (no more notes to draw), and wait for it."""
+        with self._lock:
+            self._stop(kill=False)
+
+    def _started(self) -> subprocess.Popen[str]:
+        if self._child is None or self._child.poll() is not None:
+            self._stop(kill=True)
+            self._child = subprocess.Popen(
+                [sys.executable, "-m", "hpsearch.report.note"],
+                stdin=subprocess.PIPE,
+                stdout=subprocess.PIPE,
+                stderr=subprocess.PIPE,
+                text=True,
+            )
+            self._answers = queue.Queue()
+            assert self._child.stdout is not None and self._child.stderr is not None
+            answers, errors = self._answers, self._errors
+
+            def hand_on(line: str) -> None:  # anything else it prints is told with a failure
+                (answers.put if line.startswith('{"answer"') else errors.append)(line)
+
+            for stream, put, end in (
+                (self._child.stdout, hand_on, answers.put),
+                (self._child.stderr, errors.append, lambda _: None),
+            ):
+                threading.Thread(
+                    target=_drain, args=(stream, put, end), name="hpsearch-note", daemon=True
+                ).start()
+        return self._child
+
+    def _stop(self, *, kill: bool) -> None:
+        child, self._child = self._child, None
+        if child is None:
+            return
+        if kill:
+            child.kill()
+        if child.stdin is not None:  # end of jobs: the child exits
+            with contextlib.suppress(OSError):
+                child.stdin.close()
+        try:
+            child.wait(timeout=NOTE_LEASE_S)
+        except subprocess.TimeoutExpired:
+            child.kill()
+            child.wait()
+
+
+def _drain(stream: IO[str], put: Callable[[str], None], end: Callable[[None], None]) -> None:
+    """Hand each line of the child's ``stream`` to ``put`` as it comes (a full pipe would
+    stall the child), then None to ``end`` once it closed: a child that died answers no
+    more."""
+    with stream:
+        for line in stream:
+            put(line)
+    end(None)
+
+
+_DRAWER = _Drawer()
 
 
 def _main() -> None:
-    from hpsearch.store import SearchStore
+    """The drawing child: :func:`_draw` for each job on standard input, until it closes,
+    each answered by a JSON line: ``wrote``, ``skipped``, or ``failed`` with the traceback
+    (in the answer, not on standard error: its pipe is read apart, and may lag)."""
+    import traceback
 
-    job = json.loads(sys.stdin.read())
-    spec = spec_from_dict(job["spec"], base_dir=job["base_dir"])
-    if _draw(SearchStore.open(job["url"]), spec, job["index"]):
-        print("wrote")
+    from hpsearch.store import SearchStore
+    from hpsearch.store.network import release_idle
+
+    for line in sys.stdin:
+        job = json.loads(line)
+        spec = spec_from_dict(job["spec"], base_dir=job["base_dir"])
+        try:
+            wrote = _draw(SearchStore.open(job["url"]), spec, job["index"])
+            answer = {"answer": "wrote" if wrote else "skipped"}
+        except Exception:
+            answer = {"answer": "failed", "error": traceback.format_exc()}
+        # between jobs it holds no connection: one more than its writer's only while drawing
+        release_idle(job["url"])
+        print(json.dumps(answer), flush=True)
 
 
 if __name__ == "__main__":

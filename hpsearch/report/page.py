@@ -46,6 +46,7 @@ from hpsearch.report.plotdata import (
     subsample,
     trials,
 )
+from hpsearch.report.terminal import format_state
 
 log = logging.getLogger(__name__)
 
@@ -69,6 +70,7 @@ th { background: #f3f3f3; }
 .warn { background: #fff6e0; border-left: 4px solid #f0a000; padding: 6px 10px; margin: 4px 0;
   white-space: pre-wrap; }
 .ok { color: #2a7; } .muted { color: #777; } code { font-size: 13px; }
+.state { margin: 2px 0; font-weight: 600; }
 .imp { display: inline-block; height: 10px; background: #636efa; vertical-align: middle; }
 .scroll { max-height: 600px; overflow: auto; }
 """
@@ -313,6 +315,14 @@ def trials_table(report: Report) -> str:
     return "".join(out)
 
 
+def state_html(report: Report) -> str:
+    """The lines the terminal report and status lead with (``terminal.format_state``: the
+    state, what to do about it, the trials counted), one paragraph each: a page opened
+    days later says whether the search it shows was still running, and why it stopped."""
+    lines = [line.strip() for line in format_state(report.search)]
+    return "\n".join(f"<p class='state'>{_e(line)}</p>" for line in lines)
+
+
 def render_html(report: Report, baselines: list[Progress] | None = None) -> str:
     """The whole page as a string."""
     spec = report.search.spec
@@ -329,6 +339,7 @@ def render_html(report: Report, baselines: list[Progress] | None = None) -> str:
     )
     body = [
         f"<h1>hpsearch report: {_e(spec.name)}</h1>",
+        state_html(report),
         f"<p>{_e(spec.metric)} ({_e(spec.direction)}), seed {spec.seed}. Stages: {plan}; "
         f"{spec.total_epochs} epochs in all.</p>",
         "<h2>Warnings</h2>",

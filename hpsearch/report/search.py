@@ -19,7 +19,7 @@ from hpsearch.core.space import SearchSpace
 from hpsearch.core.spec import DEFAULT_KEEP, DEFAULT_MARGIN, StageSpec, StudySpec
 
 if TYPE_CHECKING:
-    from hpsearch.store import SearchStore
+    from hpsearch.store import SearchReader
 
 
 @dataclass(frozen=True)
@@ -133,10 +133,12 @@ class SearchView:
     stages: list[StageView]
     history: tuple[Edit, ...] = ()  # empty for a search never edited
     live: int | None = None  # running trials with a fresh heartbeat (None: not read)
+    workers: int = 0  # workers attached with a fresh beat (running, preparing, waiting)
 
     def state(self) -> SearchState:
         """Running (a worker's heartbeat is fresh), stopped on failures (with the cause),
-        complete, or not running with work left (queued trials and no worker on them)."""
+        complete, or not running with work left (queued trials and no worker on them).
+        The one source of the state word: status, report (terminal and HTML) and list."""
         from hpsearch.core.failures import summary
 
         name = self.spec.name
@@ -144,6 +146,9 @@ class SearchView:
         live = running if self.live is None else self.live
         if live:
             return SearchState("running", f"{live} trial(s) running")
+        if self.workers:
+            # attached, no trial of theirs running: preparing a stage, or at its barrier
+            return SearchState("running", f"{self.workers} worker(s) on it, no trial running")
         for v in self.stages:
             if v.stopped is not None:
                 return SearchState(
@@ -166,10 +171,13 @@ class SearchView:
         )
 
 
-def load_search(store: SearchStore, name: str) -> SearchView:
+def load_search(
+    store: SearchReader, name: str, *, grace_period: float = LIVE_GRACE_S
+) -> SearchView:
     """Every stage of ``name`` with its records; raises UserError if unknown.
 
     ``name`` is a search's name, or a compare baseline's study name (``NAME/grid-baseline``).
+    A trial or a worker counts as live with a heartbeat in the last ``grace_period`` s.
     """
     spec = store.find_spec(name)
     if spec is None:
@@ -181,11 +189,14 @@ def load_search(store: SearchStore, name: str) -> SearchView:
         Edit(e.get("at"), tuple(s["name"] for s in e["spec"]["stage"]), tuple(e["changes"]))
         for e in store.spec_history(spec)
     )
-    live = store.live_trials(spec.name, LIVE_GRACE_S) if "/" not in name else None
-    return SearchView(spec, _with_handed_on(spec, views), history, live)
+    live, workers = None, 0
+    if "/" not in name:
+        live = store.live_trials(spec.name, grace_period)
+        workers = len(store.live_workers(spec.name, grace_period))
+    return SearchView(spec, _with_handed_on(spec, views), history, live, workers)
 
 
-def load_stage(store: SearchStore, spec: StudySpec, index: int) -> StageView:
+def load_stage(store: SearchReader, spec: StudySpec, index: int) -> StageView:
     """One stage with its records and the region it hands on: a bounded read, for the
     worker that writes the stage's dashboard note (it never loads the whole search)."""
     views = [_stage_view(store, spec, index)]
@@ -195,7 +206,7 @@ def load_stage(store: SearchStore, spec: StudySpec, index: int) -> StageView:
 
 
 def _stage_view(
-    store: SearchStore, spec: StudySpec, index: int, *, records: bool = True
+    store: SearchReader, spec: StudySpec, index: int, *, records: bool = True
 ) -> StageView:
     stage = spec.stages[index]
     found = store.find_stage(spec.name, stage.name)
@@ -230,6 +241,6 @@ def region_rule(spec: StudySpec, index: int) -> tuple[float, float]:
     return DEFAULT_KEEP, DEFAULT_MARGIN
 
 
-def load_baselines(store: SearchStore, name: str) -> dict[str, SearchView]:
+def load_baselines(store: SearchReader, name: str) -> dict[str, SearchView]:
     """The ``hpsearch compare`` baselines stored beside search ``name``, by method."""
     return {method: load_search(store, key) for method, key in store.baselines(name).items()}

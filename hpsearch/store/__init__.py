@@ -11,8 +11,12 @@ SQLAlchemy or to Optuna's internals, which are used only in this package:
 
 - ``face``: :class:`SearchStore`, joined from one module per concern: ``searches``
   (searches and specs), ``stages`` (stage studies, leases, queued slots), ``trials``
-  (claims, records, counts), ``liveness`` (heartbeats, recovery), ``notes`` (dashboard
-  notes), on ``opening`` (opening a database; the policy every call runs under);
+  (claims, counts), ``liveness`` (heartbeats, recovery), ``notes`` (dashboard notes), on
+  ``reading`` (a search read back: specs, records, who is on it) and ``opening`` (opening
+  a database; the policy every call runs under);
+- ``reading``: :class:`SearchReader`, the reads alone, in plain SQL with no Optuna
+  imported: what the commands that only look open (``status``, ``best``, ``list``,
+  ``report``, a relaunch's checks);
 - ``slot``: the :class:`Slot` a worker runs;
 - ``model``: the study attrs' names and the handles the store hands out;
 - ``sql``: the raw SQL of claims, re-queues, fenced writes, leases and budgets, the only
@@ -25,7 +29,7 @@ dropped connection, a restart, a lock) is retried with backoff; a permanent one 
 once with one line naming the fix.
 
 This package imports Optuna and SQLAlchemy only when a name that needs them is first
-used (``SearchStore``, ``Slot``...): ``urls`` and ``policy`` are what the command line
+used (``SearchStore``, ``Slot``...; ``SearchReader`` imports SQLAlchemy alone): ``urls`` and ``policy`` are what the command line
 imports before it knows it will open a database, and they must stay instant.
 """
 
@@ -68,6 +72,7 @@ if TYPE_CHECKING:
         WORKER_WAIT_S,
         engine_kwargs,
     )
+    from hpsearch.store.reading import SearchReader
     from hpsearch.store.slot import PruningStudy, Slot
     from hpsearch.store.sql.leases import LeaseLost, worker_id
     from hpsearch.store.sql.studies import StageCounts
@@ -76,6 +81,7 @@ if TYPE_CHECKING:
 #: The names that load Optuna or SQLAlchemy, and the module each comes from.
 _HEAVY = {
     "SearchStore": "face",
+    "SearchReader": "reading",
     "IDLE_IN_TRANSACTION_MS": "opening",
     "LOCK_TIMEOUT_MS": "opening",
     "WORKER_WAIT_S": "opening",
@@ -124,6 +130,7 @@ __all__ = [
     "now_iso",
     "stage_study_name",
     "SearchStore",
+    "SearchReader",
     "IDLE_IN_TRANSACTION_MS",
     "LOCK_TIMEOUT_MS",
     "WORKER_WAIT_S",

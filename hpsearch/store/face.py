@@ -14,10 +14,11 @@ class SearchStore(Searches, Stages, Trials, Liveness, Notes):
     """One search database: Optuna's storage, hpsearch's coordination rows, one policy.
 
     Open it with :meth:`SearchStore.open`. Its methods come from the concerns:
-    :class:`~hpsearch.store.searches.Searches` (searches and their specs),
+    :class:`~hpsearch.store.searches.Searches` (searches and their specs, read by
+    :class:`~hpsearch.store.reading.SearchReader`: records and who is on a search too),
     :class:`~hpsearch.store.stages.Stages` (stage studies, leases, slots queued),
-    :class:`~hpsearch.store.trials.Trials` (claims, records, counts),
+    :class:`~hpsearch.store.trials.Trials` (claims, counts),
     :class:`~hpsearch.store.liveness.Liveness` (heartbeats, recovery) and
     :class:`~hpsearch.store.notes.Notes` (dashboard notes); every one of them runs under
-    the retry policy of :class:`~hpsearch.store.opening.StoreBase`.
+    the retry policy of :class:`~hpsearch.store.opening.StoreCore`.
     """

@@ -37,7 +37,6 @@ from hpsearch.store.sql.claims import (
     requeue_trial,
     stale_trials,
 )
-from hpsearch.store.sql.studies import studies_of
 from hpsearch.store.urls import sqlite_path
 
 log = logging.getLogger(__name__)
@@ -48,7 +47,8 @@ PULSE_START_S = 60.0
 
 
 class Liveness(StoreBase):
-    """Heartbeats read: live trials counted, lost ones recovered."""
+    """Heartbeats: a stage's live trials counted, lost ones recovered, a worker's own
+    row beating (the search's live trials and workers are read by ``SearchReader``)."""
 
     def recover(self, stage: Stage, grace_period: float, *, max_retry: int) -> int:
         """Fail trials whose worker is gone and re-queue their slots (same params).
@@ -71,22 +71,6 @@ class Liveness(StoreBase):
     def live_count(self, stage: Stage, grace_period: float) -> int:
         """Trials of the stage running under a worker that is presumed alive."""
         return self._sql("count running", count_live, stage.study_id, grace_period)
-
-    def live_trials(self, search: str, grace_period: float) -> int:
-        """RUNNING trials of ``search`` whose worker beat within ``grace_period`` seconds
-        (the worker's ``--grace-period``): a worker is on the search right now."""
-
-        def count() -> int:
-            engine = self._rdb.engine
-            ids = studies_of(engine, search).values()
-            return sum(count_live(engine, i, grace_period) for i in ids)
-
-        return self._retry(count, "count running trials")
-
-    def live_workers(self, search: str, grace_period: float) -> list[str]:
-        """Workers attached to ``search`` that beat within ``grace_period`` seconds: on it
-        now, whether running a trial, preparing a stage or waiting at a barrier."""
-        return self._sql("list workers", workers.live_on, search, grace_period)
 
     @contextlib.contextmanager
     def attached(

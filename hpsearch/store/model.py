@@ -31,6 +31,11 @@ ATTR_BASELINE = "baseline"  # on a compare baseline's study: "grid" or "random"
 ATTR_STOPPED = "stopped"  # on a stage study whose failures stopped the search (failfast)
 #: Study system attrs: optuna-dashboard's note version, and hpsearch's mark of its own.
 NOTE_VERSION = "dashboard:note_ver"
+#: optuna-dashboard's note body and figures (its ``_note`` and ``_custom_plot_data``,
+#: 0.21): chunks of at most ``NOTE_CHUNK`` characters under these prefixes, numbered.
+NOTE_PREFIX = "dashboard:note_str:"
+PLOT_DATA_PREFIX = "dashboard:plot_data:"
+NOTE_CHUNK = 2045
 ATTR_NOTE_MARK = "hpsearch:note"
 
 
@@ -44,12 +49,19 @@ def now_iso() -> str:
 
 
 @dataclass(frozen=True)
-class Stage:
-    """A stage study, as the store hands it out: the worker and the preparer name a stage
-    by this handle and never see the Optuna study inside."""
+class StageRef:
+    """A stage study by name and id: what reading it needs (a reader hands these out,
+    having no Optuna study to put in them)."""
 
     name: str  # the study name, NAME/STAGE
     study_id: int
+
+
+@dataclass(frozen=True)
+class Stage(StageRef):
+    """A stage study, as the store hands it out: the worker and the preparer name a stage
+    by this handle and never see the Optuna study inside."""
+
     study: optuna.Study = field(repr=False, compare=False)
 
 

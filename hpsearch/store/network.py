@@ -21,7 +21,7 @@ from it (:class:`Limits`):
 
 **Footprint.** Each process holds at most :data:`MAX_CONNECTIONS` (2) connections to a
 PostgreSQL storage, whatever it does: every store the process opens on one URL shares one
-Optuna storage (:func:`shared_storage`), whose pool keeps one connection open and opens a
+Optuna storage (:func:`shared_storage`, as on SQLite), whose pool keeps one connection open and opens a
 second only while two threads use the database at once (a worker's trial and its
 heartbeat; a launcher's progress and its checks). A QueuePool, not a NullPool: a
 connection per call would cost a connect (and TLS and authentication) several times a
@@ -40,6 +40,7 @@ import threading
 import time
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Any, TypeVar
 
 from hpsearch.core.errors import UserError
@@ -176,21 +177,24 @@ def _query(url: str) -> dict[str, Any]:
 
 # -- one Optuna storage per process and URL ----------------------------------------------
 
-_STORAGES: dict[tuple[int, str], Any] = {}
+_STORAGES: dict[tuple[int, str, tuple[int, int] | None], Any] = {}
 _STORAGES_LOCK = threading.Lock()
 
 
-def shared_storage(url: str, create: Callable[[], T], *, readonly: bool) -> T:
+def shared_storage(
+    url: str, create: Callable[[], T], *, readonly: bool, sqlite_file: Path | None = None
+) -> T:
     """The process's Optuna storage for ``url``, made by ``create`` the first time.
 
-    PostgreSQL (and MySQL) only: each ``SearchStore.open`` made its own engine and pool, so
-    a launcher held 12 connections and a worker 4. A storage first opened read-only gets
-    Optuna's tables checked (created if missing) when a writer asks for it. SQLite gets a
-    storage of its own each time (a file, no server to spare).
+    Each ``SearchStore.open`` made its own: on PostgreSQL (and MySQL) its own engine and
+    pool, so that a launcher held 12 connections and a worker 4; on SQLite its own schema
+    check (Optuna's alembic revision, read in the storage's constructor: 0.2-1.2 s each,
+    five times in one launch). A storage first opened read-only gets Optuna's tables
+    checked (created if missing) when a writer asks for it. An SQLite storage is the
+    process's for that file (``sqlite_file``, by device and inode): a file deleted or
+    replaced since gets a storage of its own, never the old file's open connections.
     """
-    if is_sqlite(url):
-        return create()
-    key = (os.getpid(), url)
+    key = (os.getpid(), url, _identity(sqlite_file))
     with _STORAGES_LOCK:
         found = _STORAGES.get(key)
         if found is not None:
@@ -202,14 +206,26 @@ def shared_storage(url: str, create: Callable[[], T], *, readonly: bool) -> T:
                 _STORAGES[key] = (storage, False)
             return storage
         storage = create()
-        _STORAGES[key] = (storage, readonly)
+        # a new SQLite file is there now: the next open finds it under its inode
+        _STORAGES[(os.getpid(), url, _identity(sqlite_file))] = (storage, readonly)
         return storage
+
+
+def _identity(path: Path | None) -> tuple[int, int] | None:
+    """An SQLite file's (device, inode); None for a server's URL or a file not there yet."""
+    if path is None:
+        return None
+    try:
+        found = path.stat()
+    except OSError:
+        return None
+    return found.st_dev, found.st_ino
 
 
 def release_idle(url: str) -> None:
     """Close this process's idle connections to ``url`` (before a child process that
     uses the storage runs while this one waits: the footprint stays 2 between them)."""
-    found = _STORAGES.get((os.getpid(), url))
+    found = _STORAGES.get((os.getpid(), url, None))
     if found is None:
         return
     pool = found[0].engine.pool

@@ -5,7 +5,15 @@ from __future__ import annotations
 
 from typing import Any
 
-from hpsearch.store.model import ATTR_NOTE_MARK, NOTE_VERSION, NoteState, Stage
+from hpsearch.store.model import (
+    ATTR_NOTE_MARK,
+    NOTE_CHUNK,
+    NOTE_PREFIX,
+    NOTE_VERSION,
+    PLOT_DATA_PREFIX,
+    NoteState,
+    Stage,
+)
 from hpsearch.store.opening import StoreBase
 from hpsearch.store.sql.claims import count_trials
 
@@ -35,19 +43,36 @@ class Notes(StoreBase):
         mark follows the note (optuna-dashboard saves a note in several writes, none of
         them ours to join): a writer killed between the two leaves a right note that
         counts as a person's, so it is kept, and not redrawn after a later extension."""
-        # Imported here: optuna-dashboard (and its web stack) is for the process that
-        # draws notes, not for every worker that opens the store.
-        from optuna_dashboard import save_note, save_plotly_graph_object
-
         if figure is not None:
+            prefix = f"{PLOT_DATA_PREFIX}{figure_id}:"
             self._retry(
-                lambda: save_plotly_graph_object(stage.study, figure, graph_object_id=figure_id),
-                "save figure",
+                lambda: self._save_chunks(stage.study_id, prefix, figure.to_json()), "save figure"
             )
-        self._retry(lambda: save_note(stage.study, body), "save note")
+
+        def note() -> None:
+            attrs = self._rdb.get_study_system_attrs(stage.study_id)
+            version = int(attrs.get(NOTE_VERSION, 0)) + 1
+            self._rdb.set_study_system_attr(stage.study_id, NOTE_VERSION, version)
+            self._save_chunks(stage.study_id, NOTE_PREFIX, body)
+
+        self._retry(note, "save note")
         version = self.note_state(stage).version
         mark = {"version": version, "trials": trials}
         self._retry(
             lambda: self._rdb.set_study_system_attr(stage.study_id, ATTR_NOTE_MARK, mark),
             "mark note",
         )
+
+    def _save_chunks(self, study_id: int, prefix: str, text: str) -> None:
+        """``text`` in the study system attrs ``PREFIX0``, ``PREFIX1``... of
+        ``NOTE_CHUNK`` characters each, and the chunks a longer text left blanked: what
+        optuna-dashboard's ``save_note`` and ``save_plotly_graph_object`` write, and its
+        ``get_note`` and the dashboard read. Not those functions: importing optuna-dashboard
+        loads its web app, and with it Optuna's importance, scikit-learn, SciPy and pandas
+        (2-6 s of each note's child process on this machine, for a few writes)."""
+        chunks = [text[i : i + NOTE_CHUNK] for i in range(0, len(text), NOTE_CHUNK)]
+        for i, chunk in enumerate(chunks):
+            self._rdb.set_study_system_attr(study_id, f"{prefix}{i}", chunk)
+        before = [k for k in self._rdb.get_study_system_attrs(study_id) if k.startswith(prefix)]
+        for i in range(len(chunks), len(before)):
+            self._rdb.set_study_system_attr(study_id, f"{prefix}{i}", "")

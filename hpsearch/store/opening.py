@@ -1,5 +1,12 @@
 """Opening a search database, and what every store call shares: the retry policy with its
-one-line errors, and the stage studies every concern of the store reads."""
+one-line errors, and the stage studies every concern of the store reads.
+
+Two classes: :class:`StoreCore`, a database under the policy, read in plain SQL
+(``sql.reads``) with no Optuna imported, which :class:`~hpsearch.store.reading.SearchReader`
+builds on for the commands that only look; and :class:`StoreBase`, the same with Optuna's
+storage opened on it, which the concerns of :class:`~hpsearch.store.SearchStore` that
+write build on. Optuna is imported only by :class:`StoreBase`'s methods.
+"""
 
 from __future__ import annotations
 
@@ -10,18 +17,17 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Concatenate, ParamSpec, Self, TypeVar
 
-import optuna
-from optuna.storages import RDBStorage
-from optuna.study import StudyDirection
 from sqlalchemy import exc as sa_exc
 
 from hpsearch.store import network, policy
-from hpsearch.store.model import Stage, stage_study_name
+from hpsearch.store.model import Stage, StageRef, stage_study_name
 from hpsearch.store.policy import StorageBroken, StorageUnusable
+from hpsearch.store.sql import reads
 from hpsearch.store.urls import mask_text, mask_url, sqlite_path
 
 if TYPE_CHECKING:
-    from optuna.study._frozen import FrozenStudy
+    import optuna
+    from optuna.storages import RDBStorage
     from sqlalchemy.engine import Engine
 
     from hpsearch.core.spec import StudySpec
@@ -50,34 +56,35 @@ def engine_kwargs(url: str) -> dict[str, Any]:
     )
 
 
-def has_tables(url: str) -> bool:
+def has_tables(url: str, *, unknown: bool = True) -> bool:
     """Whether the database at ``url`` holds Optuna's tables: a read for ``launch
     --dry-run``, which opens no store on a fresh database (a read-only store finds one
-    without tables damaged). A database that cannot be asked says True: opening the store
-    then reports why, under the usual policy."""
+    without tables damaged), and for a relaunch's checks before it registers. A database
+    that cannot be asked says ``unknown``: True for the dry run (opening the store then
+    reports why, under the usual policy), False for a launch (nothing is checked ahead;
+    registering, which creates the tables, waits for the database as it always did)."""
     import sqlalchemy as sa
 
     try:
         engine = sa.create_engine(url, **engine_kwargs(url))
     except sa_exc.SQLAlchemyError:
-        return True
+        return unknown
     try:
         return sa.inspect(engine).has_table("version_info")
     except sa_exc.SQLAlchemyError:
-        return True
+        return unknown
     finally:
         engine.dispose()
 
 
-class StoreBase:
-    """One open search database: Optuna's storage under one retry policy, and the stage
-    studies in it. The concerns of :class:`hpsearch.store.SearchStore` build on this."""
+class StoreCore:
+    """One open search database under one retry policy, read in plain SQL: no Optuna."""
 
-    def __init__(self, url: str, storage: RDBStorage, *, wait_s: float, readonly: bool) -> None:
+    def __init__(self, url: str, *, wait_s: float, readonly: bool) -> None:
         self.url = url
         self.readonly = readonly
-        self._rdb = storage
         self._wait_s = wait_s
+        self._engine: Engine | None = None
 
     @classmethod
     def open(cls, url: str, *, wait_s: float = WORKER_WAIT_S, readonly: bool = False) -> Self:
@@ -88,26 +95,16 @@ class StoreBase:
         names it, not a new empty file), and a read-only SQLite file is opened read-only.
         A worker waits up to ``wait_s`` for a database that is restarting.
         """
-        optuna.logging.set_verbosity(optuna.logging.WARNING)
-        warnings.filterwarnings("ignore", category=optuna.exceptions.ExperimentalWarning)
         path = sqlite_path(url)
         open_url = url
         if path is not None:
             open_url = _check_sqlite_file(url, path, readonly)
-        store = cls(url, None, wait_s=wait_s, readonly=readonly)  # type: ignore[arg-type]
-
-        def create() -> RDBStorage:
-            return network.shared_storage(  # one per process and PostgreSQL URL: 2 connections
-                url,
-                lambda: RDBStorage(
-                    open_url, engine_kwargs=engine_kwargs(url), skip_table_creation=readonly
-                ),
-                readonly=readonly,
-            )
-
+        store = cls(url, wait_s=wait_s, readonly=readonly)
         for attempt in range(20):
             try:
-                store._rdb = store._retry(create, f"open storage {mask_url(url)}")
+                store._engine = store._retry(
+                    lambda: store._connect(open_url, path), f"open storage {mask_url(url)}"
+                )
                 break
             except StorageBroken as exc:
                 # Processes opening a fresh database together race to create Optuna's
@@ -121,19 +118,31 @@ class StoreBase:
             # WAL lets readers (status, report, the dashboard) run while workers write. It
             # is safe on a local disk, which is where an embedded SQLite database belongs.
             def wal() -> None:
-                with store._rdb.engine.connect() as conn:
+                with store.engine.connect() as conn:
                     conn.exec_driver_sql("PRAGMA journal_mode=WAL")
 
             store._retry(wal, "set WAL mode")
         return store
 
+    def _connect(self, open_url: str, path: Path | None) -> Engine:
+        """The engine on ``open_url`` (the URL a read-only SQLite file is opened by)."""
+        import sqlalchemy as sa
+
+        return sa.create_engine(open_url, **engine_kwargs(self.url))
+
+    @property
+    def engine(self) -> Engine:
+        assert self._engine is not None, "opened by open()"
+        return self._engine
+
+    def close(self) -> None:
+        """Close this store's connections (a reader's; the writers' storage is the
+        process's, shared by every store on the URL)."""
+        self.engine.dispose()
+
     @property
     def masked_url(self) -> str:
         return mask_url(self.url)
-
-    def dashboard_storage(self) -> RDBStorage:
-        """The Optuna storage, for optuna-dashboard's WSGI app (which needs one)."""
-        return self._rdb
 
     # -- the policy ----------------------------------------------------------------------
 
@@ -151,7 +160,7 @@ class StoreBase:
     ) -> T:
         """``fn(engine, *args, **kwargs)``, one of :mod:`hpsearch.store.sql`'s statements
         or transactions, under the retry policy (a retry runs it whole again)."""
-        engine = self._rdb.engine
+        engine = self.engine
         return self._retry(lambda: fn(engine, *args, **kwargs), what)
 
     def _permanent(self, exc: BaseException, kind: str) -> BaseException:
@@ -187,12 +196,55 @@ class StoreBase:
 
     # -- the stage studies ---------------------------------------------------------------
 
-    def _studies(self) -> list[FrozenStudy]:
-        return self._retry(self._rdb.get_all_studies, "list studies")
+    def _studies(self) -> list[reads.StudyRow]:
+        return self._sql("list studies", reads.studies)
+
+    def find_stage(self, search: str, stage: str) -> StageRef | None:
+        """The stage study, or None if that stage has not been created yet."""
+        name = stage_study_name(search, stage)
+        found = self._sql(f"load study {name}", reads.study_id, name)
+        return None if found is None else StageRef(name, found)
+
+    def stage_attrs(self, stage: StageRef) -> dict[str, Any]:
+        return self._sql("read attrs", reads.study_attrs, stage.study_id)
+
+
+class StoreBase(StoreCore):
+    """:class:`StoreCore` with Optuna's storage on it (one per process and URL, see
+    ``network.shared_storage``): what the concerns that write build on."""
+
+    _rdb: RDBStorage
+
+    def _connect(self, open_url: str, path: Path | None) -> Engine:
+        import optuna
+        from optuna.storages import RDBStorage
+
+        optuna.logging.set_verbosity(optuna.logging.WARNING)
+        warnings.filterwarnings("ignore", category=optuna.exceptions.ExperimentalWarning)
+        readonly, url = self.readonly, self.url
+        self._rdb = network.shared_storage(  # one per process and URL (PostgreSQL: 2 connections)
+            open_url,
+            lambda: RDBStorage(
+                open_url, engine_kwargs=engine_kwargs(url), skip_table_creation=readonly
+            ),
+            readonly=readonly,
+            sqlite_file=path,
+        )
+        return self._rdb.engine
+
+    def close(self) -> None:
+        """Nothing to close: the storage is the process's, shared by its stores."""
+
+    def dashboard_storage(self) -> RDBStorage:
+        """The Optuna storage, for optuna-dashboard's WSGI app (which needs one)."""
+        return self._rdb
 
     def _open_study(
         self, name: str, spec: StudySpec, sampler: optuna.samplers.BaseSampler | None
     ) -> Stage:
+        import optuna
+        from optuna.study import StudyDirection
+
         study = self._retry(
             lambda: optuna.create_study(
                 storage=self._rdb,
@@ -206,7 +258,10 @@ class StoreBase:
         return Stage(name, self._retry(lambda: study._study_id, "study id"), study)
 
     def find_stage(self, search: str, stage: str) -> Stage | None:
-        """The stage study, or None if that stage has not been created yet."""
+        """The stage study, with Optuna's study in it, or None if that stage has not been
+        created yet."""
+        import optuna
+
         name = stage_study_name(search, stage)
 
         def load() -> optuna.Study | None:
@@ -217,9 +272,6 @@ class StoreBase:
 
         study = self._retry(load, f"load study {name}")
         return None if study is None else Stage(name, study._study_id, study)
-
-    def stage_attrs(self, stage: Stage) -> dict[str, Any]:
-        return self._retry(lambda: self._rdb.get_study_user_attrs(stage.study_id), "read attrs")
 
 
 def _check_sqlite_file(url: str, path: Path, readonly: bool) -> str:

@@ -5,17 +5,15 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING, Any
 
-from hpsearch.objectives.catalog import spec_from_dict
 from hpsearch.store.model import (
     ATTR_BASELINE,
     ATTR_HISTORY,
-    ATTR_READY,
     ATTR_SPEC,
     now_iso,
     stage_study_name,
 )
 from hpsearch.store.opening import StoreBase
-from hpsearch.store.policy import StorageBroken
+from hpsearch.store.reading import SearchReader
 from hpsearch.store.sql import studies, workers
 from hpsearch.store.sql.leases import swap_study_attr
 
@@ -24,48 +22,9 @@ if TYPE_CHECKING:
     from hpsearch.store.stages import StoreLease
 
 
-class Searches(StoreBase):
-    """The searches in the database, each found by its spec on its first stage study."""
-
-    def find_spec(self, search: str) -> StudySpec | None:
-        """The spec stored for ``search`` (on its first stage study), or None if unknown.
-
-        A compare baseline (``hpsearch compare``) is a one-stage search stored beside the
-        search it compares with, as ``NAME/grid-baseline``, with a ``baseline`` attr; it is
-        addressed by that full study name and never found under ``NAME`` alone.
-        """
-        for study in self._studies():
-            attrs = study.user_attrs
-            if ATTR_SPEC not in attrs:
-                continue
-            if "/" in search:
-                found = study.study_name == search and ATTR_BASELINE in attrs
-            else:
-                found = study.study_name.startswith(search + "/") and ATTR_BASELINE not in attrs
-            if found:
-                data = attrs[ATTR_SPEC]
-                return spec_from_dict(data["spec"], base_dir=data.get("base_dir", "."))
-        return None
-
-    def search_names(self) -> list[str]:
-        """Names of all searches in the storage (compare baselines are not searches)."""
-        return sorted(
-            s.study_name.split("/", 1)[0]
-            for s in self._studies()
-            if "/" in s.study_name
-            and ATTR_SPEC in s.user_attrs
-            and ATTR_BASELINE not in s.user_attrs
-        )
-
-    def baselines(self, search: str) -> dict[str, str]:
-        """The ``hpsearch compare`` baselines stored beside ``search``: method -> key."""
-        return {
-            str(s.user_attrs[ATTR_BASELINE]): s.study_name
-            for s in self._studies()
-            if s.user_attrs.get(ATTR_BASELINE)
-            and s.study_name.startswith(search + "/")
-            and ATTR_SPEC in s.user_attrs
-        }
+class Searches(StoreBase, SearchReader):
+    """The searches in the database, each found by its spec on its first stage study
+    (found by :class:`~hpsearch.store.reading.SearchReader`): registered, edited, deleted."""
 
     def register(self, spec: StudySpec, *, baseline: str | None = None) -> dict[str, Any] | None:
         """Store ``spec`` on its first stage study unless a spec is there already.
@@ -87,39 +46,7 @@ class Searches(StoreBase):
         stored: dict[str, Any] = self.stage_attrs(stage)[ATTR_SPEC]
         return stored
 
-    # -- the spec now, and every spec it has been -----------------------------------------
-
-    def spec_value(self, spec: StudySpec) -> dict[str, Any]:
-        """The stored value of ``spec``'s search (``spec``, ``base_dir``, ``at``), on its
-        first stage study; what :meth:`swap_spec` compares with."""
-        stage = self.find_stage(spec.name, spec.stages[0].name)
-        if stage is None or ATTR_SPEC not in (attrs := self.stage_attrs(stage)):
-            raise StorageBroken(f"the spec of search {spec.name!r} is gone from the storage")
-        value: dict[str, Any] = attrs[ATTR_SPEC]
-        return value
-
-    def current_spec(self, spec: StudySpec) -> StudySpec:
-        """The spec stored now for ``spec``'s search (an edit may have changed it since)."""
-        value = self.spec_value(spec)
-        return spec_from_dict(value["spec"], base_dir=value.get("base_dir", "."))
-
-    def ready_stages(self, search: str, stages: list[str]) -> set[str]:
-        """Which of these stages of ``search`` are prepared (their study has ``ready``)."""
-        found = {name: self.find_stage(search, name) for name in stages}
-        return {
-            name
-            for name, stage in found.items()
-            if stage is not None and self.stage_attrs(stage).get(ATTR_READY)
-        }
-
-    def spec_history(self, spec: StudySpec) -> list[dict[str, Any]]:
-        """Every spec the search has had, oldest first: ``{"at", "spec", "changes"}``
-        (empty for a search never edited)."""
-        stage = self.find_stage(spec.name, spec.stages[0].name)
-        if stage is None:
-            return []
-        history: list[dict[str, Any]] = self.stage_attrs(stage).get(ATTR_HISTORY, [])
-        return history
+    # -- editing the spec ----------------------------------------------------------------
 
     def swap_spec(
         self,
@@ -153,12 +80,6 @@ class Searches(StoreBase):
         """Every study of ``search``: its stages and its compare baselines, sorted. Found
         by name, not by the spec, so that what is left of a half-deleted search shows."""
         return sorted(self._sql("list studies", studies.studies_of, search))
-
-    def orphaned_searches(self) -> list[str]:
-        """Names that have studies (``NAME/...``) but no search: what is left of a search
-        whose first stage study was deleted by hand (``optuna delete-study``)."""
-        names = {s.study_name.split("/", 1)[0] for s in self._studies() if "/" in s.study_name}
-        return sorted(names - set(self.search_names()))
 
     def delete_search(
         self, search: str, grace_period: float, *, force: bool = False

@@ -16,7 +16,7 @@ from hpsearch.core.records import recommended
 from hpsearch.report.search import SearchView, load_search
 
 if TYPE_CHECKING:
-    from hpsearch.store import SearchStore
+    from hpsearch.store import SearchReader, SearchStore
 
 
 class WorkersRunning(UserError):
@@ -28,31 +28,23 @@ class SearchRow:
     """One search as ``hpsearch list`` shows it."""
 
     name: str
-    state: str  # running, stopped on failures, finished, unfinished
+    state: str  # the word status leads with (SearchView.state), a stop with its cause
     stages: list[tuple[str, int, int]]  # (stage, trials done, trials planned)
     best: float | None
     best_stage: str | None
     baselines: list[str]
 
 
-def search_row(store: SearchStore, view: SearchView, grace_period: float) -> SearchRow:
-    from hpsearch.core import failures
-    from hpsearch.engine import failfast
-
+def search_row(store: SearchReader, view: SearchView) -> SearchRow:
+    """``view`` as a row of the table: its state as status words it (running, stopped on
+    failures with the cause, complete, not running), its stages, best and baselines."""
     spec = view.spec
-    stopped = failfast.find_stop(store, spec)
-    if store.live_trials(spec.name, grace_period) or store.live_workers(spec.name, grace_period):
-        state = "running"
-    elif stopped is not None:
-        state = f"stopped on failures ({failures.summary(stopped[1])})"
-    elif all(v.done for v in view.stages):
-        state = "finished"
-    else:
-        state = "unfinished"  # nobody is on it: launch it again to go on
+    state = view.state()
+    word = f"{state.word} ({state.detail})" if state.word == "stopped on failures" else state.word
     best = recommended([r for v in view.stages for r in v.records], spec.direction)
     return SearchRow(
         spec.name,
-        state,
+        word,
         [(v.stage.name, len(v.finished), v.slots) for v in view.stages],
         best.value if best is not None else None,
         best.stage if best is not None else None,
@@ -60,10 +52,12 @@ def search_row(store: SearchStore, view: SearchView, grace_period: float) -> Sea
     )
 
 
-def list_searches(store: SearchStore, grace_period: float) -> list[SearchRow]:
-    """Every search in the storage (compare baselines are shown with their search)."""
+def list_searches(store: SearchReader, grace_period: float) -> list[SearchRow]:
+    """Every search in the storage (compare baselines are shown with their search); a
+    trial or a worker counts as live with a heartbeat in the last ``grace_period`` s."""
     return [
-        search_row(store, load_search(store, name), grace_period) for name in store.search_names()
+        search_row(store, load_search(store, name, grace_period=grace_period))
+        for name in store.search_names()
     ]
 
 
@@ -125,7 +119,7 @@ def delete_search(
     return deleted
 
 
-def _no_search(store: SearchStore, name: str) -> UserError:
+def _no_search(store: SearchReader, name: str) -> UserError:
     known = store.search_names()
     hint = f" (searches here: {', '.join(known)})" if known else " (the storage is empty)"
     return UserError(f"no search named {name!r}{hint}")

@@ -98,3 +98,47 @@ def test_only_one_table_may_go_to_stdout(finished_toy, tmp_path):
         "report", "toy", "--storage", finished_toy, "--csv", "-", "--json", "-", cwd=tmp_path
     )
     assert r.returncode == 2 and "only one of --csv, --json, --parquet" in r.stderr
+
+
+def test_html_report_and_list_lead_with_the_state_the_terminal_report_does(finished_toy, tmp_path):
+    """One state for a search, worded once (``SearchView.state``): the terminal report's
+    state lines lead the HTML page too, and ``list`` shows the same word, for a complete
+    search and for one stopped on failures (with the cause)."""
+    import html
+    import re
+
+    from stored import stage_study
+
+    def state_lines() -> list[str]:
+        r = hpsearch("report", "toy", "--storage", finished_toy, cwd=tmp_path)
+        assert r.returncode == 0, r.stderr
+        return [line.strip() for line in r.stdout.split("\n\n")[0].splitlines()[1:]]
+
+    def page_lines() -> str:
+        r = hpsearch("report", "toy", "--storage", finished_toy, "--html", "r.html", cwd=tmp_path)
+        assert r.returncode == 0, r.stderr
+        page = (tmp_path / "r.html").read_text()
+        return page.split("<h1>hpsearch report: toy</h1>\n", 1)[1]
+
+    def listed_state() -> str:
+        r = hpsearch("list", "--storage", finished_toy, cwd=tmp_path)
+        assert r.returncode == 0, r.stderr
+        row = next(line for line in r.stdout.splitlines() if line.startswith("toy "))
+        return re.split(r"\s{2,}", row)[1]  # the table's columns: two spaces or more apart
+
+    lines = state_lines()
+    assert lines[0] == "state: complete" and lines[1].startswith("trials: 28 planned")
+    assert page_lines().startswith(
+        "".join(f"<p class='state'>{html.escape(x, quote=True)}</p>\n" for x in lines)
+    )
+    assert listed_state() == "complete"
+
+    stop = {"rule": "3 failures, no success", "failures": 3, "reason": "KeyError: 'x'", "count": 3}
+    stage_study(finished_toy, "toy", "fine").set_user_attr("stopped", stop)
+    lines = state_lines()
+    assert lines[0] == "state: stopped on failures (stage fine: 3 failures: KeyError: 'x')"
+    assert lines[1] == "fix the cause, then launch again (or hpsearch retry toy)"
+    assert page_lines().startswith(
+        "".join(f"<p class='state'>{html.escape(x, quote=True)}</p>\n" for x in lines)
+    )
+    assert listed_state() == "stopped on failures (stage fine: 3 failures: KeyError: 'x')"

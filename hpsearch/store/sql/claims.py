@@ -6,27 +6,26 @@ from __future__ import annotations
 import json
 import logging
 from dataclasses import dataclass
-from datetime import timedelta
 from typing import TYPE_CHECKING, Any
 
 from optuna.trial import FrozenTrial, TrialState
 from sqlalchemy import bindparam, text
 
+from hpsearch.store.sql.clock import utc_now_sql
+from hpsearch.store.sql.reads import count_live as count_live
+from hpsearch.store.sql.reads import stale_in
 from hpsearch.store.sql.rows import (
     INTERMEDIATE,
     SYSTEM_ATTRS,
     TRIAL_VALUES,
     USER_ATTRS,
     VALUE,
-    as_datetime,
     attrs,
     identify,
     move,
-    now,
     params,
     queue_copy,
     set_attr,
-    utc_now_sql,
 )
 
 if TYPE_CHECKING:
@@ -127,7 +126,7 @@ def write_result(
 
 
 def record_heartbeat(engine: Engine, trial_id: int) -> None:
-    """Beat for a running trial with the database's clock in UTC (``rows.utc_now_sql``),
+    """Beat for a running trial with the database's clock in UTC (``clock.utc_now_sql``),
     not Optuna's ``record_heartbeat``, whose ``CURRENT_TIMESTAMP`` is the session's local
     time on PostgreSQL. A trial without a row gets one."""
     with engine.begin() as conn:
@@ -148,48 +147,12 @@ def stale_trials(engine: Engine, study_id: int, grace_period: float) -> list[int
     no heartbeat row at all and started more than ``grace_period`` ago.
 
     Heartbeats are written with the database's clock in UTC and compared with it here, so
-    no session's time zone enters (``rows.utc_now_sql``). A worker killed between Optuna's
+    no session's time zone enters (``clock.utc_now_sql``). A worker killed between Optuna's
     claim and its first beat leaves a trial without a heartbeat row; Optuna's stale check
     skips those, so they would stay RUNNING forever and the stage would never end.
     """
     with engine.begin() as conn:
-        return _stale(conn, study_id, grace_period)[1]
-
-
-def _stale(conn: Connection, study_id: int, grace_period: float) -> tuple[set[int], list[int]]:
-    """The study's RUNNING trials, and those of them that are stale (see stale_trials)."""
-    grace = timedelta(seconds=grace_period)
-    db_now = as_datetime(conn.execute(text(f"SELECT {utc_now_sql(conn)}")).scalar())
-    rows = conn.execute(
-        text(
-            "SELECT t.trial_id, t.datetime_start, h.heartbeat FROM trials t "
-            "LEFT JOIN trial_heartbeats h ON h.trial_id = t.trial_id "
-            "WHERE t.study_id = :s AND t.state = 'RUNNING'"
-        ),
-        {"s": study_id},
-    ).all()
-    cutoff = now() - grace  # datetime_start: the claimer's clock, as Optuna writes it
-    stale = []
-    for trial_id, started, beat in rows:
-        if beat is not None:
-            if db_now - as_datetime(beat) > grace:
-                stale.append(trial_id)
-        elif started is not None and as_datetime(started) < cutoff:
-            stale.append(trial_id)
-    return {row[0] for row in rows}, stale
-
-
-def count_live(engine: Engine, study_id: int, grace_period: float) -> int:
-    """RUNNING trials of the study whose worker is presumed alive: the ones
-    :func:`stale_trials` does not name (one definition of a fresh heartbeat)."""
-    with engine.connect() as conn:
-        return live_in(conn, study_id, grace_period)
-
-
-def live_in(conn: Connection, study_id: int, grace_period: float) -> int:
-    """:func:`count_live` inside the caller's transaction."""
-    running, stale = _stale(conn, study_id, grace_period)
-    return len(running - set(stale))
+        return stale_in(conn, study_id, grace_period)[1]
 
 
 def requeue_trial(
@@ -221,17 +184,6 @@ def requeue_trial(
         set_attr(conn, USER_ATTRS, trial_id, "fail_reason", f"{reason}; slot re-queued")
     log.warning("trial %d: %s; slot re-queued", number, reason)
     return new_id
-
-
-def trial_ids(engine: Engine, study_id: int) -> list[int]:
-    """The study's trial ids, in order."""
-    with engine.connect() as conn:
-        return list(
-            conn.execute(
-                text("SELECT trial_id FROM trials WHERE study_id = :s ORDER BY trial_id"),
-                {"s": study_id},
-            ).scalars()
-        )
 
 
 def count_open(engine: Engine, study_id: int) -> int:

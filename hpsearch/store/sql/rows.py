@@ -4,13 +4,14 @@ compare-and-swap, its attrs and params, and inserting WAITING trials."""
 from __future__ import annotations
 
 import json
-from datetime import datetime
 from typing import TYPE_CHECKING, Any
 
 from optuna.distributions import distribution_to_json, json_to_distribution
 from optuna.storages._rdb import models
 from optuna.trial import TrialState
 from sqlalchemy import Table, func, select, text
+
+from hpsearch.store.sql.clock import now
 
 if TYPE_CHECKING:
     from sqlalchemy.engine import Connection
@@ -40,37 +41,6 @@ INTERMEDIATE = models.TrialIntermediateValueModel
 #: The user attrs that identify a slot: a re-queued copy carries these and nothing else
 #: (the dead attempt's worker, timings and diagnostics stay with the dead attempt).
 SLOT_ATTRS = ("slot", "stage", "epochs", "seed")
-
-
-def now() -> datetime:
-    # Optuna writes datetime_start and datetime_complete as naive *local* time
-    # (``datetime.now()``); the rows written here follow it, so that durations in reports
-    # and the dashboard hold whichever path wrote a trial.
-    return datetime.now()
-
-
-def epoch_sql(conn: Connection) -> str:
-    """SQL for the database's clock as an epoch: the same in every session's time zone."""
-    if conn.dialect.name == "postgresql":
-        return "EXTRACT(EPOCH FROM CURRENT_TIMESTAMP)"
-    return "((julianday('now') - 2440587.5) * 86400.0)"
-
-
-def utc_now_sql(conn: Connection) -> str:
-    """SQL for the database's clock as naive UTC wall time: what heartbeats store, in
-    Optuna's ``timestamp without time zone`` column, and are compared with. PostgreSQL's
-    bare ``CURRENT_TIMESTAMP`` stored there is the *session's* local time, so a worker whose
-    session ran in another time zone looked hours stale (or fresh) to the others."""
-    if conn.dialect.name == "postgresql":
-        return "(CURRENT_TIMESTAMP AT TIME ZONE 'UTC')"
-    return "CURRENT_TIMESTAMP"  # SQLite's is UTC
-
-
-def as_datetime(value: Any) -> datetime:
-    """A naive datetime from a row: SQLite hands raw ``text()`` columns back as strings."""
-    if isinstance(value, str):
-        value = datetime.fromisoformat(value)
-    return value.replace(tzinfo=None)
 
 
 def move(conn: Connection, trial_id: int, old: str, new: str) -> bool:

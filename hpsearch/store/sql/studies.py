@@ -12,13 +12,15 @@ from sqlalchemy import func, select
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
+from hpsearch.store.sql.clock import as_datetime
+from hpsearch.store.sql.reads import studies_of as studies_of
+from hpsearch.store.sql.reads import study_attr as study_attr
 from hpsearch.store.sql.rows import (
     STUDIES,
     STUDY_ATTRS,
     TRIAL_VALUES,
     TRIALS,
     USER_ATTRS,
-    as_datetime,
 )
 
 if TYPE_CHECKING:
@@ -40,30 +42,10 @@ def add_study_attr(engine: Engine, study_id: int, key: str, value: Any) -> bool:
     return True
 
 
-def study_attr(engine: Engine, study_id: int, key: str) -> Any:
-    """One study user attr (None if absent): a cheap read for a check made per claim."""
-    table = STUDY_ATTRS
-    with engine.connect() as conn:
-        value = conn.execute(
-            select(table.c.value_json).where(table.c.study_id == study_id, table.c.key == key)
-        ).scalar()
-    return None if value is None else json.loads(value)
-
-
 def delete_study_attr(engine: Engine, study_id: int, key: str) -> None:
     table = STUDY_ATTRS
     with engine.begin() as conn:
         conn.execute(table.delete().where(table.c.study_id == study_id, table.c.key == key))
-
-
-def studies_of(engine: Engine, search: str) -> dict[str, int]:
-    """Every study of ``search`` (its stages and compare baselines: ``NAME/...``), name ->
-    id. The name is matched as a literal prefix (no LIKE wildcards)."""
-    query = select(STUDIES.c.study_name, STUDIES.c.study_id).where(
-        STUDIES.c.study_name.startswith(search + "/", autoescape=True)
-    )
-    with engine.connect() as conn:
-        return {name: int(study_id) for name, study_id in conn.execute(query)}
 
 
 def delete_studies(engine: Engine, names: list[str]) -> None:

@@ -7,7 +7,7 @@ worker, and decides that in the transaction that deletes (:func:`delete_unless_l
 
 Every time here is the database's clock, read so that no session's time zone enters it:
 an epoch (seconds since 1970, UTC) for the worker rows, and UTC wall time for Optuna's
-``timestamp without time zone`` heartbeat column (``rows.utc_now_sql``). PostgreSQL's
+``timestamp without time zone`` heartbeat column (``clock.utc_now_sql``). PostgreSQL's
 ``CURRENT_TIMESTAMP`` stored into that column is the *session's* local time, so a worker
 whose session ran in UTC-10 looked ten hours stale to the others.
 """
@@ -32,8 +32,8 @@ from sqlalchemy import (
 )
 from sqlalchemy.exc import DBAPIError
 
-from hpsearch.store.sql.claims import live_in
-from hpsearch.store.sql.rows import STUDIES, epoch_sql
+from hpsearch.store.sql.clock import epoch_sql
+from hpsearch.store.sql.reads import STUDIES, live_in
 
 if TYPE_CHECKING:
     from sqlalchemy.engine import Connection, Engine
