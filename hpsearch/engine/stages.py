@@ -511,6 +511,31 @@ def pruner(stage: StageSpec) -> optuna.pruners.BasePruner:
     return optuna.pruners.MedianPruner(n_warmup_steps=stage.min_epochs)
 
 
+def decision_epochs(rule: optuna.pruners.BasePruner, epochs: int) -> tuple[int, ...] | None:
+    """The epochs below ``epochs`` after which ``rule`` can stop a run, read off the pruner
+    itself, so that they follow whatever :func:`pruner` configures; None: it may decide
+    after any epoch (the median rule compares at every epoch past its warm-up).
+
+    Successive halving decides only when a run's last reported epoch reaches its next rung,
+    ``min_resource * reduction_factor ** (min_early_stopping_rate + rung)``; at any other
+    epoch it returns False before it reads a trial or writes its rung attr. Asking it only
+    there (``store.Slot.report``: at the first report at or past each rung) gives the same
+    decisions with one read of the stage per rung instead of one per epoch.
+    """
+    from optuna.pruners import SuccessiveHalvingPruner
+
+    if not isinstance(rule, SuccessiveHalvingPruner):
+        return None
+    least, factor, rate = rule._min_resource, rule._reduction_factor, rule._min_early_stopping_rate
+    if least is None or least < 1:  # estimated from the trials at run time: not fixed
+        return None
+    rungs, rung = [], 0
+    while (step := least * factor ** (rate + rung)) < epochs:
+        rungs.append(step)
+        rung += 1
+    return tuple(rungs)
+
+
 def stop_early(spec: StudySpec, attrs: dict[str, Any]) -> StopEarly | None:
     """How the prepared stage with these attrs stops runs early, or None if it does not.
 
@@ -531,4 +556,7 @@ def stop_early(spec: StudySpec, attrs: dict[str, Any]) -> StopEarly | None:
         points = continue_points(stage.sampler, space, first - promoted, n, seed)
         return _slots(spec, index, first, points)
 
-    return StopEarly(pruner(stage), stage.budget, stage.epochs, space, more)
+    rule = pruner(stage)
+    return StopEarly(
+        rule, stage.budget, stage.epochs, space, more, decision_epochs(rule, stage.epochs)
+    )
