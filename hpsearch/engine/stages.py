@@ -350,6 +350,10 @@ def previous_results(
     return space, store.records(prev, spec.stages[index - 1].name)
 
 
+#: A worker waiting for another to prepare a stage polls no slower than this.
+MAX_PREPARE_POLL_S = 1.0
+
+
 def prepare_stage(
     store: SearchStore,
     spec: StudySpec,
@@ -357,7 +361,7 @@ def prepare_stage(
     *,
     owner: str,
     lease_s: float = 60.0,
-    poll_s: float = 0.5,
+    poll_s: float = 0.2,
 ) -> Stage | None:
     """Make sure stage ``index`` has exactly ``trials`` slots; return it, or None when the
     search changed under the caller: an edit re-opened the stage before (it got more
@@ -371,6 +375,10 @@ def prepare_stage(
     changes a stage not prepared yet only while holding its lease), and a prepared stage
     with fewer slots than its trials (an edit that stopped before extending it) is
     extended here.
+
+    The others poll from ``poll_s`` on, up to ``MAX_PREPARE_POLL_S``: every worker but the
+    preparer waits here at each stage's start, so the time a poll oversleeps the preparer
+    is lost once per waiting worker (two reads and a lease attempt per poll).
     """
     stage = open_stage(store, spec, index)
     wait = poll_s
@@ -395,7 +403,7 @@ def prepare_stage(
             return stage
         log.info("waiting for another worker to prepare %s", stage.name)
         time.sleep(wait)
-        wait = min(wait * 1.5, 5.0)
+        wait = min(wait * 1.5, MAX_PREPARE_POLL_S)
 
 
 def _changed(
