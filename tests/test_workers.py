@@ -169,13 +169,15 @@ def test_four_workers_proposing_at_once_or_in_turn_get_four_points(stub_study, t
 
 
 def test_four_worker_processes_run_distinct_points_in_a_model_based_stage(storage_url, stub_study):
-    """Four processes reach the TPE fine stage together (the barrier releases them at
-    once): exact budgets, and no two of its runs share a point."""
-    register(storage_url, stub_study(tpe_fine(objective="sleepy", coarse=8, fine=8)))
+    """Four processes start a first stage of TPE together, and reach the TPE fine stage
+    together (the barrier releases them at once): exact budgets, and no two runs of a
+    stage share a point (TPE's random start-up points included)."""
+    study = tpe_fine(objective="sleepy", coarse=8, fine=8, sampler="tpe")
+    register(storage_url, stub_study(study))
     outs = finish([start_worker(storage_url) for _ in range(4)])
     assert all("Traceback" not in o for o in outs), outs
-    fine = assert_exact(storage_url)["fine"]
-    assert len(set(fine)) == len(fine) == 8, fine
+    for stage, points in assert_exact(storage_url).items():
+        assert len(set(points)) == len(points) == 8, (stage, points)
 
 
 def _copy(db: Path, to: Path) -> Path:

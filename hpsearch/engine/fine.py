@@ -197,6 +197,52 @@ def _reseed(sampler: BaseSampler, seed: int) -> None:
             _reseed(value, seed)
 
 
+class SlotSeeded(BaseSampler):
+    """``inner`` (a stage's own TPE) drawing from a random stream per slot, as
+    :class:`FineSampler` does: every worker's TPE is seeded alike, so its random start-up
+    points were the same on every worker (four workers ran four points twice each)."""
+
+    def __init__(self, inner: BaseSampler, *, seed: int) -> None:
+        self._inner, self._seed = inner, seed
+        self._slot: int | None = None  # the trial whose stream ``inner`` draws from
+
+    def _for(self, trial: FrozenTrial) -> BaseSampler:
+        if trial.number != self._slot:
+            _reseed(self._inner, derive_seed(self._seed, trial.number))
+            self._slot = trial.number
+        return self._inner
+
+    def infer_relative_search_space(
+        self, study: Study, trial: FrozenTrial
+    ) -> dict[str, BaseDistribution]:
+        return self._inner.infer_relative_search_space(study, trial)
+
+    def sample_relative(
+        self, study: Study, trial: FrozenTrial, search_space: dict[str, BaseDistribution]
+    ) -> dict[str, Any]:
+        return self._for(trial).sample_relative(study, trial, search_space)
+
+    def sample_independent(
+        self, study: Study, trial: FrozenTrial, param_name: str, param_distribution: Any
+    ) -> Any:
+        return self._for(trial).sample_independent(study, trial, param_name, param_distribution)
+
+    def before_trial(self, study: Study, trial: FrozenTrial) -> None:
+        self._inner.before_trial(study, trial)
+
+    def after_trial(
+        self,
+        study: Study,
+        trial: FrozenTrial,
+        state: TrialState,
+        values: Sequence[float] | None,
+    ) -> None:
+        self._inner.after_trial(study, trial, state, values)
+
+    def reseed_rng(self) -> None:
+        self._inner.reseed_rng()
+
+
 class FineSampler(BaseSampler):
     """The fine stage's sampler: ``model`` (``core.prior.MODELS``) seeded with the earlier
     stages' trials, which ``load`` reads from storage the first time a slot is filled."""

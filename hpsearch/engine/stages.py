@@ -122,18 +122,23 @@ def _sampler(
     the previous stage's winners: TPE then models from both (measured on 100 seeds of the
     benchmark problems: a little better than counting promoted runs as start-up). A TPE
     stage after the first models the earlier stages' trials too (``engine.fine``), so it
-    has no random start at all: those trials are its start."""
+    has no random start at all: those trials are its start.
+
+    Both draw from a random stream per slot (``engine.fine``): the workers' samplers are
+    seeded alike, and four of them proposing at once proposed one point."""
     import optuna
 
     seed = stage_seed(spec, index)
     stage = spec.stages[index]
     if stage.sampler == "tpe":
+        from hpsearch.engine.fine import FineSampler, SlotSeeded
+
         startup = stage.promote + max(3, len(spec.space) + 1)
         if store is not None and prior.models_earlier(stage.sampler, index):
-            from hpsearch.engine.fine import FineSampler
-
             return FineSampler(lambda: evidence(store, spec, index), seed=seed, startup=startup)
-        return optuna.samplers.TPESampler(seed=seed, n_startup_trials=startup)
+        return SlotSeeded(
+            optuna.samplers.TPESampler(seed=seed, n_startup_trials=startup), seed=seed
+        )
     return optuna.samplers.RandomSampler(seed=seed)
 
 
