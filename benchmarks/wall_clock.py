@@ -279,8 +279,8 @@ def main(argv: list[str] | None = None) -> int:
             f"{s.get('process to loop', float('nan')):.2f} s | "
             f"{s.get('loop to first trial', float('nan')):.2f} s |"
         )
-    if len(rows) > 1:
-        one, many = rows[0], rows[-1]
+    one = rows[0]
+    for many in rows[1:]:
         speedup = one["span"] / many["span"]
         print(
             f"\n{many['workers']} workers vs {one['workers']}: {speedup:.2f}x faster "
