@@ -323,15 +323,15 @@ def test_the_pruners_lean_view_holds_what_the_study_holds_and_decides_alike(
 def test_the_rung_epochs_read_off_the_pruner_are_where_successive_halving_decides(
     least, factor, epochs
 ):
-    """``stages.decision_epochs`` against Optuna's pruner itself: a run that is never
-    stopped records a rung exactly at those epochs, and the pruner stops none elsewhere."""
+    """``stages.decision_epochs`` (the plan's rungs) against Optuna's pruner itself: a run
+    that is never stopped records a rung exactly at those epochs, and the pruner stops
+    none elsewhere."""
     from hpsearch.engine.stages import decision_epochs, pruner
 
     base = parse_spec(tomllib.loads(study(epochs=epochs))).stages[0]
     stage = dataclasses.replace(base, min_epochs=least, reduction_factor=factor)
-    rule = pruner(stage)
-    rungs = decision_epochs(rule, epochs)
-    solo = optuna.create_study(pruner=rule)
+    rungs = decision_epochs(stage)
+    solo = optuna.create_study(pruner=pruner(stage))
     trial = solo.ask()
     recorded = []
     for epoch in range(1, epochs):
@@ -341,7 +341,7 @@ def test_the_rung_epochs_read_off_the_pruner_are_where_successive_halving_decide
         if len(solo._storage.get_trial(trial._trial_id).system_attrs) > before:
             recorded.append(epoch)
     assert rungs == tuple(recorded)
-    assert decision_epochs(pruner(dataclasses.replace(base, stop_early="median")), epochs) is None
+    assert decision_epochs(dataclasses.replace(base, stop_early="median")) is None
 
 
 @pytest.mark.parametrize("objective", ["quadratic", "sparse"])
@@ -377,7 +377,7 @@ def test_asking_the_pruner_only_at_its_rungs_stops_the_same_runs(
         return assert_exact_epochs(url), rungs, len(reads)
 
     at_rungs = search(sqlite_url)
-    monkeypatch.setattr(stages, "decision_epochs", lambda rule, epochs: None)
+    monkeypatch.setattr(stages, "decision_epochs", lambda stage: None)
     every_epoch = search(f"sqlite:///{tmp_path / 'every.db'}")
     assert at_rungs[:2] == every_epoch[:2]
     assert any(state == "PRUNED" for runs in at_rungs[0].values() for _, state, _, _ in runs)

@@ -17,6 +17,7 @@ from hpsearch import store as st
 from hpsearch.core import prior
 from hpsearch.core.edits import Change, classify, refusal, resolve_plan
 from hpsearch.core.errors import UserError
+from hpsearch.core.plan import rungs
 from hpsearch.core.points import continue_points, derive_seed, make_points, promoted_points
 from hpsearch.core.records import TrialRecord
 from hpsearch.core.regions import Region, narrow
@@ -524,29 +525,19 @@ def pruner(stage: StageSpec) -> optuna.pruners.BasePruner:
     return optuna.pruners.MedianPruner(n_warmup_steps=stage.min_epochs)
 
 
-def decision_epochs(rule: optuna.pruners.BasePruner, epochs: int) -> tuple[int, ...] | None:
-    """The epochs below ``epochs`` after which ``rule`` can stop a run, read off the pruner
-    itself, so that they follow whatever :func:`pruner` configures; None: it may decide
-    after any epoch (the median rule compares at every epoch past its warm-up).
+def decision_epochs(stage: StageSpec) -> tuple[int, ...] | None:
+    """The epochs after which the stage's pruner can stop a run, the only ones it is asked
+    at (``store.Slot.report``); None: after every epoch (the median rule may decide after
+    any epoch past its warm-up).
 
-    Successive halving decides only when a run's last reported epoch reaches its next rung,
-    ``min_resource * reduction_factor ** (min_early_stopping_rate + rung)``; at any other
-    epoch it returns False before it reads a trial or writes its rung attr. Asking it only
-    there (``store.Slot.report``: at the first report at or past each rung) gives the same
-    decisions with one read of the stage per rung instead of one per epoch.
+    ASHA's are its rungs, ``core.plan.rungs``, which the plan's budget arithmetic uses too:
+    :func:`pruner` sets successive halving's ``min_resource`` and ``reduction_factor`` from
+    the same two fields, and it decides only when a run's last epoch reaches its next rung
+    (at any other epoch it returns False before it reads a trial or writes its rung attr),
+    so asking there alone decides alike (``tests/test_stop_early.py`` checks both against
+    Optuna's pruner) with one read of the stage per rung instead of one per epoch.
     """
-    from optuna.pruners import SuccessiveHalvingPruner
-
-    if not isinstance(rule, SuccessiveHalvingPruner):
-        return None
-    least, factor, rate = rule._min_resource, rule._reduction_factor, rule._min_early_stopping_rate
-    if least is None or least < 1:  # estimated from the trials at run time: not fixed
-        return None
-    rungs, rung = [], 0
-    while (step := least * factor ** (rate + rung)) < epochs:
-        rungs.append(step)
-        rung += 1
-    return tuple(rungs)
+    return tuple(rungs(stage)) if stage.stop_early == "asha" else None
 
 
 def stop_early(spec: StudySpec, attrs: dict[str, Any]) -> StopEarly | None:
@@ -569,7 +560,6 @@ def stop_early(spec: StudySpec, attrs: dict[str, Any]) -> StopEarly | None:
         points = continue_points(stage.sampler, space, first - promoted, n, seed)
         return _slots(spec, index, first, points)
 
-    rule = pruner(stage)
     return StopEarly(
-        rule, stage.budget, stage.epochs, space, more, decision_epochs(rule, stage.epochs)
+        pruner(stage), stage.budget, stage.epochs, space, more, decision_epochs(stage)
     )
