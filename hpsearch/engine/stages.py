@@ -540,6 +540,21 @@ def decision_epochs(stage: StageSpec) -> tuple[int, ...] | None:
     return tuple(rungs(stage)) if stage.stop_early == "asha" else None
 
 
+def warm_up(spec: StudySpec) -> None:
+    """Draw one point of each early-stopping stage's sampler, as a worker starts.
+
+    A run that is stopped appends the slots its saved epochs buy, drawn from the stage's
+    point sequence (:func:`stop_early`). A process's first Sobol draw imports scipy's
+    ``qmc`` (1-5 s on this loaded machine), so every worker but the stage's preparer paid
+    that inside its first stopped trial, after the trial was recorded and inside the
+    search's span (about 1 s per worker in the 4-worker benchmark; docs/parallel.md).
+    Here, it is paid while the worker would wait for the first stage's preparer anyway.
+    """
+    for stage in spec.stages:
+        if stage.stop_early is not None:
+            make_points(stage.sampler, spec.space, 1, 0)
+
+
 def stop_early(spec: StudySpec, attrs: dict[str, Any]) -> StopEarly | None:
     """How the prepared stage with these attrs stops runs early, or None if it does not.
 

@@ -30,7 +30,7 @@ from hpsearch.core.spec import StudySpec
 from hpsearch.core.trial_handle import Reporter, TrialLost, TrialStopped
 from hpsearch.engine import failfast
 from hpsearch.engine.loader import load_objective, prepare_params
-from hpsearch.engine.stages import open_stage, prepare_stage, stop_early
+from hpsearch.engine.stages import open_stage, prepare_stage, stop_early, warm_up
 from hpsearch.store import SearchStore, Slot, Stage, policy, worker_id
 
 log = logging.getLogger(__name__)
@@ -233,6 +233,7 @@ def _run_worker(
     if objective is None:
         objective = load_objective(spec.objective, spec.base_dir, source="stored spec")
     max_failures = spec.max_failures if config.max_failures is None else config.max_failures
+    warm_up(spec)
     run = _Run(
         config,
         store,
