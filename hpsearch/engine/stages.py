@@ -504,7 +504,8 @@ def _slots(spec: StudySpec, index: int, first: int, points: list[dict[str, Any]]
 
 def pruner(stage: StageSpec) -> optuna.pruners.BasePruner:
     """Optuna's pruner for the stage's ``stop_early``, used as is through ``prune(study,
-    trial)`` after each reported epoch (``store.Slot.report``).
+    trial)`` after the reported epochs where it can decide (:func:`decision_epochs`,
+    ``store.Slot.report``).
 
     - ``asha``: ``SuccessiveHalvingPruner`` with rungs at ``min_epochs * factor**k``
       epochs; a run goes on past a rung only in the top ``1/factor`` of the values every

@@ -1,5 +1,6 @@
-"""The slot a worker runs: its params, the epochs it reports (asked after each whether the
-stage's early-stopping rule stops it), its heartbeat, and its one final write."""
+"""The slot a worker runs: its params, the epochs it reports (at those where the stage's
+early-stopping rule can decide, asked whether it stops the run), its heartbeat, and its
+one final write."""
 
 from __future__ import annotations
 
@@ -91,7 +92,7 @@ class Slot:
         self._stop_early = stop_early
         self.last: tuple[int, float] | None = None  # the last epoch reported, and its value
         self.stopped_at: int | None = None  # the epoch after which early stopping stopped it
-        self._asked = 0  # the last epoch the pruner was asked after (or skipped, deciding none)
+        self._asked = 0  # the highest epoch reported: the rungs up to it were asked about
         if set(space.names) <= claim.params.keys():
             self.params = {name: claim.params[name] for name in space.names}
             return
