@@ -320,9 +320,7 @@ def test_the_pruners_lean_view_holds_what_the_study_holds_and_decides_alike(
 @pytest.mark.parametrize(
     ("least", "factor", "epochs"), [(1, 3, 9), (1, 3, 8), (2, 2, 17), (3, 4, 3)]
 )
-def test_the_rung_epochs_read_off_the_pruner_are_where_successive_halving_decides(
-    least, factor, epochs
-):
+def test_the_plans_rungs_are_where_successive_halving_decides(least, factor, epochs):
     """``stages.decision_epochs`` (the plan's rungs) against Optuna's pruner itself: a run
     that is never stopped records a rung exactly at those epochs, and the pruner stops
     none elsewhere."""
