@@ -16,6 +16,8 @@ split into:
 - recording: around the objective (heartbeat start, writing the result);
 - barrier: waiting at a stage's end while its last runs still go elsewhere;
 - poll lag: still waiting after the stage's last run ended (the growing poll interval);
+  both also per stage, with the stage's drain (its first wait to its end: its last runs
+  going while a worker has no slot) and how long its last-ending run took;
 - preparing: preparing a stage, or waiting for the worker that prepares it;
 - claiming: ``store.claim`` calls; checks: stop mark, recovery, open counts, top-up;
 - events: the launch's progress callbacks (in-process, 1 worker);
@@ -95,6 +97,7 @@ def breakdown(timings: list[dict], finish: dict[str, float], lo: float, hi: floa
     figures per worker (max over workers)."""
     parts: dict[str, float] = defaultdict(float)
     start_up: dict[str, float] = defaultdict(float)
+    stages: dict[str, dict[str, float]] = defaultdict(lambda: defaultdict(float))
     for w in timings:
         events = w["events"]
         first_trial = min((e[2] for e in events if e[0] == "trial"), default=w["left"])
@@ -108,6 +111,10 @@ def breakdown(timings: list[dict], finish: dict[str, float], lo: float, hi: floa
                 parts["barrier"] += before
                 parts["poll lag"] += after
                 accounted += before + after
+                at = stages[stage]
+                at["barrier"] += before
+                at["poll lag"] += after
+                at["first wait"] = min(at.get("first wait", b), a)
                 continue
             if kind == "prepare" and b <= first_claim:
                 continue  # the first stage's preparation is start-up
@@ -141,7 +148,11 @@ def breakdown(timings: list[dict], finish: dict[str, float], lo: float, hi: floa
         start_up["loop to first trial"] = max(
             start_up["loop to first trial"], first_trial - w["entered"]
         )
-    return {"parts": dict(parts), "start_up": dict(start_up)}
+    return {
+        "parts": dict(parts),
+        "start_up": dict(start_up),
+        "stages": {k: dict(v) for k, v in stages.items()},
+    }
 
 
 def run(args: argparse.Namespace, workers: int) -> dict:
@@ -173,6 +184,7 @@ def run(args: argparse.Namespace, workers: int) -> dict:
         wall = time.perf_counter() - start
         starts, ends, busy, epochs = [], [], 0.0, 0
         finish: dict[str, float] = {}
+        last_run: dict[str, float] = {}  # each stage's last-ending run: its duration
         for summary in optuna.get_all_study_summaries(url):
             trials = optuna.load_study(study_name=summary.study_name, storage=url).trials
             done = [t for t in trials if t.datetime_complete is not None]
@@ -184,7 +196,9 @@ def run(args: argparse.Namespace, workers: int) -> dict:
                 epochs += int(t.user_attrs.get("epochs_run", t.user_attrs.get("epochs", 0)))
             if done and "/" in summary.study_name:
                 stage = summary.study_name.split("/", 1)[1]
-                finish[stage] = max(t.datetime_complete.timestamp() for t in done)
+                last = max(done, key=lambda t: t.datetime_complete)
+                finish[stage] = last.datetime_complete.timestamp()
+                last_run[stage] = (last.datetime_complete - last.datetime_start).total_seconds()
         timings = []
         for f in sorted(times.glob("*.json")):
             record = json.loads(f.read_text())
@@ -192,6 +206,10 @@ def run(args: argparse.Namespace, workers: int) -> dict:
             timings.append(record)
     lo, hi = min(starts), max(ends)
     span = hi - lo
+    result = breakdown(timings, finish, lo, hi)
+    for stage, at in result["stages"].items():
+        at["drain"] = finish.get(stage, hi) - at.get("first wait", finish.get(stage, hi))
+        at["last run"] = last_run.get(stage, 0.0)
     return {
         "workers": workers,
         "epochs": epochs,
@@ -200,7 +218,7 @@ def run(args: argparse.Namespace, workers: int) -> dict:
         "ideal": epochs * args.epoch_seconds / workers,
         "busy": busy / (workers * span),
         "processes": len(timings),
-        **breakdown(timings, finish, lo, hi),
+        **result,
     }
 
 
@@ -238,6 +256,19 @@ def main(argv: list[str] | None = None) -> int:
         total = r["workers"] * r["span"]
         cells = [f"{r['parts'].get(p, 0.0) / total:.1%}" for p in PARTS]
         print(f"| {r['workers']} | " + " | ".join(cells) + " |")
+    print(
+        "\nThe barrier per stage: worker-seconds waiting before the stage's end and after it"
+        " (poll lag), the drain (first wait to the stage's end) and the stage's last run:\n"
+    )
+    print("| workers | stage | barrier | poll lag | share | drain | last run |")
+    print("| ---: | --- | ---: | ---: | ---: | ---: | ---: |")
+    for r in rows:
+        for stage, at in r["stages"].items():
+            share = (at["barrier"] + at["poll lag"]) / (r["workers"] * r["span"])
+            print(
+                f"| {r['workers']} | {stage} | {at['barrier']:.1f} s | {at['poll lag']:.1f} s | "
+                f"{share:.1%} | {at['drain']:.1f} s | {at['last run']:.1f} s |"
+            )
     print("\nStart-up before the span (the slowest worker):\n")
     print("| workers | launch to process | process to loop | loop to first trial |")
     print("| ---: | ---: | ---: | ---: |")
@@ -248,8 +279,8 @@ def main(argv: list[str] | None = None) -> int:
             f"{s.get('process to loop', float('nan')):.2f} s | "
             f"{s.get('loop to first trial', float('nan')):.2f} s |"
         )
-    if len(rows) > 1:
-        one, many = rows[0], rows[-1]
+    one = rows[0]
+    for many in rows[1:]:
         speedup = one["span"] / many["span"]
         print(
             f"\n{many['workers']} workers vs {one['workers']}: {speedup:.2f}x faster "

@@ -5,7 +5,9 @@ a function of the seed."""
 
 from __future__ import annotations
 
+import dataclasses
 import threading
+import tomllib
 from collections import Counter
 
 import optuna
@@ -188,8 +190,6 @@ def test_workers_recording_stops_at_once_append_each_slot_once(storage_url, stub
     """8 threads, each with its own connections, record a stop at the same moment: the
     stage gets exactly the slots the saved epochs buy (budget 10 x 9 epochs; 8 runs
     stopped after 1 epoch save 64 epochs, which buy 7 runs), numbered without a gap."""
-    import tomllib
-
     spec = parse_spec(tomllib.loads(study(coarse=10, fine=2)))
     store = st.SearchStore.open(storage_url)
     register_search(store, spec)
@@ -315,6 +315,71 @@ def test_the_pruners_lean_view_holds_what_the_study_holds_and_decides_alike(
         assert [rule_of.prune(view, t) for t in full] == [
             rule_of.prune(stage.study, t) for t in full
         ]
+
+
+@pytest.mark.parametrize(
+    ("least", "factor", "epochs"), [(1, 3, 9), (1, 3, 8), (2, 2, 17), (3, 4, 3)]
+)
+def test_the_plans_rungs_are_where_successive_halving_decides(least, factor, epochs):
+    """``stages.decision_epochs`` (the plan's rungs) against Optuna's pruner itself: a run
+    that is never stopped records a rung exactly at those epochs, and the pruner stops
+    none elsewhere."""
+    from hpsearch.engine.stages import decision_epochs, pruner
+
+    base = parse_spec(tomllib.loads(study(epochs=epochs))).stages[0]
+    stage = dataclasses.replace(base, min_epochs=least, reduction_factor=factor)
+    rungs = decision_epochs(stage)
+    solo = optuna.create_study(pruner=pruner(stage))
+    trial = solo.ask()
+    recorded = []
+    for epoch in range(1, epochs):
+        trial.report(1.0 / epoch, epoch)
+        before = len(solo._storage.get_trial(trial._trial_id).system_attrs)
+        assert not trial.should_prune()  # alone, it is always in the top 1/factor
+        if len(solo._storage.get_trial(trial._trial_id).system_attrs) > before:
+            recorded.append(epoch)
+    assert rungs == tuple(recorded)
+    assert decision_epochs(dataclasses.replace(base, stop_early="median")) is None
+
+
+@pytest.mark.parametrize("objective", ["quadratic", "sparse"])
+def test_asking_the_pruner_only_at_its_rungs_stops_the_same_runs(
+    sqlite_url, tmp_path, stub_study, monkeypatch, objective
+):
+    """The same seeded search (Sobol with ASHA, then TPE with ASHA) with the pruner asked
+    after every epoch and only at its rungs (``StopEarly.decides_at``): the same runs are
+    stopped after the same epochs, with the same rung values and the same TPE points, and
+    the stage's trials are read for it less often. ``sparse`` reports every other
+    epoch: it passes rung 1 and 3 at epochs 2 and 4 without reporting them."""
+    from hpsearch.engine import stages
+    from hpsearch.store import slot
+
+    path = stub_study(study(objective=objective, coarse=16, fine=8))
+    reads = []
+    counted = slot.pruning_trials
+    monkeypatch.setattr(
+        slot, "pruning_trials", lambda *a, **k: reads.append(1) or counted(*a, **k)
+    )
+
+    def search(url: str) -> tuple:
+        reads.clear()
+        launch(url, path)
+        rungs = {
+            s: sorted(
+                (t.number, sorted(t.system_attrs.items()))
+                for t in trials(url, s)
+                if t.system_attrs
+            )
+            for s in ("coarse", "fine")
+        }
+        return assert_exact_epochs(url), rungs, len(reads)
+
+    at_rungs = search(sqlite_url)
+    monkeypatch.setattr(stages, "decision_epochs", lambda stage: None)
+    every_epoch = search(f"sqlite:///{tmp_path / 'every.db'}")
+    assert at_rungs[:2] == every_epoch[:2]
+    assert any(state == "PRUNED" for runs in at_rungs[0].values() for _, state, _, _ in runs)
+    assert at_rungs[2] < every_epoch[2]
 
 
 def test_continued_points_leave_the_first_ones_unchanged():

@@ -139,6 +139,78 @@ def test_four_workers_run_exact_budgets_and_the_same_points_as_one(
     assert len(workers) >= 2
 
 
+def tpe_fine(**kw) -> str:
+    """The toy study with a model-based fine stage (``engine.fine.FineSampler``)."""
+    return toy_study(**kw).replace('name = "fine"\n', 'name = "fine"\nsampler = "tpe"\n')
+
+
+def test_four_workers_proposing_at_once_or_in_turn_get_four_points(stub_study, tmp_path):
+    """Four workers' samplers (seeded alike) filling four of the fine stage's slots, at the
+    stage's start and after 4 of its runs. In turn: each sees the points before it. At
+    once: each proposes on a copy of the database taken when all four slots were claimed,
+    so none sees another's point (as workers whose proposals overlap). Before each slot
+    had its own random stream, the four at once got one point."""
+    path = stub_study(tpe_fine(coarse=12, fine=12))
+    spec = load_spec(path)
+    for done in (12, 16):
+        base = tmp_path / f"base{done}.db"
+        register_search(st.SearchStore.open(f"sqlite:///{base}"), spec)
+        run_worker(WorkerConfig(f"sqlite:///{base}", "toy", max_trials=done))
+        prepare_stage(st.SearchStore.open(f"sqlite:///{base}"), spec, 1, owner="test")
+        turns = _copy(base, tmp_path / f"turns{done}.db")
+        in_turn = [_propose(turns, spec) for _ in range(4)]  # a sampler each, one database
+        claimed = [_claim(base, spec) for _ in range(4)]
+        at_once = [
+            _propose(_copy(base, tmp_path / f"once{done}-{i}.db"), spec, claim)
+            for i, claim in enumerate(claimed)
+        ]
+        assert len(set(in_turn)) == 4, in_turn
+        assert len(set(at_once)) == 4, at_once
+
+
+def test_four_worker_processes_run_distinct_points_in_a_model_based_stage(storage_url, stub_study):
+    """Four processes start a first stage of TPE together, and reach the TPE fine stage
+    together (the barrier releases them at once): exact budgets, and no two runs of a
+    stage share a point (TPE's random start-up points included)."""
+    study = tpe_fine(objective="sleepy", coarse=8, fine=8, sampler="tpe")
+    register(storage_url, stub_study(study))
+    outs = finish([start_worker(storage_url) for _ in range(4)])
+    assert all("Traceback" not in o for o in outs), outs
+    for stage, points in assert_exact(storage_url).items():
+        assert len(set(points)) == len(points) == 8, (stage, points)
+
+
+def _copy(db: Path, to: Path) -> Path:
+    """A copy of SQLite database ``db`` as it is now (its write-ahead log included)."""
+    import sqlite3
+
+    src, dst = sqlite3.connect(db), sqlite3.connect(to)
+    src.backup(dst)
+    src.close()
+    dst.close()
+    return to
+
+
+def _claim(db: Path, spec):
+    from hpsearch.engine.stages import open_stage
+
+    store = st.SearchStore.open(f"sqlite:///{db}")
+    return claim_slot(store._rdb.engine, open_stage(store, spec, 1).study_id)
+
+
+def _propose(db: Path, spec, claim=None) -> tuple:
+    """The point a fresh worker's sampler gives the fine stage's slot ``claim`` (None: it
+    claims one) in database ``db``."""
+    from hpsearch.core.space import SearchSpace
+    from hpsearch.engine.stages import open_stage
+
+    claim = claim or _claim(db, spec)
+    store = st.SearchStore.open(f"sqlite:///{db}")
+    stage = open_stage(store, spec, 1)
+    space = SearchSpace.from_dict(store.stage_attrs(stage)[st.ATTR_SPACE])
+    return tuple(st.Slot(store, stage, claim, space).params.values())
+
+
 def test_claims_never_hand_a_slot_out_twice(storage_url, stub_study):
     path = stub_study(toy_study(coarse=60, fine=1))
     spec = load_spec(path)

@@ -14,6 +14,13 @@ The sampler hands Optuna's a view of the stage study (``_Seeded``) whose trial l
 earlier stages' trials, renumbered below 0 and put on this stage's distributions, then the
 stage's own. Everything read comes from storage and is ordered by stage and trial number,
 so one worker samples the same points on every run (several: as TPE, by timing).
+
+Workers propose while others' runs are pending: each worker has its own sampler, seeded
+alike, and those of a stage's start read the same trials. Two things keep them from
+proposing one point: TPE's constant liar (Optuna's default: a RUNNING trial whose point is
+stored counts as a bad result), and a random stream per slot (``derive_seed(seed,
+number)``), so that proposals made at the same moment, before either point is stored,
+draw different candidates (they did not: four workers got one point, docs/parallel.md).
 """
 
 from __future__ import annotations
@@ -28,9 +35,11 @@ import numpy as np
 import optuna
 from optuna.distributions import BaseDistribution, CategoricalDistribution
 from optuna.samplers import BaseSampler, TPESampler
+from optuna.samplers._lazy_random_state import LazyRandomState
 from optuna.trial import FrozenTrial, TrialState
 
 from hpsearch.core import prior
+from hpsearch.core.points import derive_seed
 from hpsearch.core.records import TrialRecord
 from hpsearch.core.space import SearchSpace
 
@@ -178,6 +187,62 @@ class _BoxTPE(TPESampler):
         return acq
 
 
+def _reseed(sampler: BaseSampler, seed: int) -> None:
+    """Seed every random state of ``sampler`` and of the samplers it holds (TPE's start-up
+    sampler, GP's independent one): the draws that follow depend on ``seed`` alone."""
+    for value in vars(sampler).values():
+        if isinstance(value, LazyRandomState):
+            value.rng.seed(seed)
+        elif isinstance(value, BaseSampler):
+            _reseed(value, seed)
+
+
+class SlotSeeded(BaseSampler):
+    """``inner`` (a stage's own TPE) drawing from a random stream per slot, as
+    :class:`FineSampler` does: every worker's TPE is seeded alike, so its random start-up
+    points were the same on every worker (four workers ran four points twice each)."""
+
+    def __init__(self, inner: BaseSampler, *, seed: int) -> None:
+        self._inner, self._seed = inner, seed
+        self._slot: int | None = None  # the trial whose stream ``inner`` draws from
+
+    def _for(self, trial: FrozenTrial) -> BaseSampler:
+        if trial.number != self._slot:
+            _reseed(self._inner, derive_seed(self._seed, trial.number))
+            self._slot = trial.number
+        return self._inner
+
+    def infer_relative_search_space(
+        self, study: Study, trial: FrozenTrial
+    ) -> dict[str, BaseDistribution]:
+        return self._inner.infer_relative_search_space(study, trial)
+
+    def sample_relative(
+        self, study: Study, trial: FrozenTrial, search_space: dict[str, BaseDistribution]
+    ) -> dict[str, Any]:
+        return self._for(trial).sample_relative(study, trial, search_space)
+
+    def sample_independent(
+        self, study: Study, trial: FrozenTrial, param_name: str, param_distribution: Any
+    ) -> Any:
+        return self._for(trial).sample_independent(study, trial, param_name, param_distribution)
+
+    def before_trial(self, study: Study, trial: FrozenTrial) -> None:
+        self._inner.before_trial(study, trial)
+
+    def after_trial(
+        self,
+        study: Study,
+        trial: FrozenTrial,
+        state: TrialState,
+        values: Sequence[float] | None,
+    ) -> None:
+        self._inner.after_trial(study, trial, state, values)
+
+    def reseed_rng(self) -> None:
+        self._inner.reseed_rng()
+
+
 class FineSampler(BaseSampler):
     """The fine stage's sampler: ``model`` (``core.prior.MODELS``) seeded with the earlier
     stages' trials, which ``load`` reads from storage the first time a slot is filled."""
@@ -230,6 +295,8 @@ class FineSampler(BaseSampler):
         key = None if trial is None else trial.number
         if key is None or self._view is None or self._view[0] != key:
             self._view = (key, _Seeded(study, self._earlier))
+            if key is not None:
+                _reseed(inner, derive_seed(self._seed, key))
         view = self._view[1]
         if self._fallback is not None:
             done = len(view._get_trials(deepcopy=False, states=(TrialState.COMPLETE,)))

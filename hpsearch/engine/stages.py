@@ -18,6 +18,7 @@ from hpsearch import store as st
 from hpsearch.core import prior
 from hpsearch.core.edits import Change, classify, conflict, refusal, resolve_plan
 from hpsearch.core.errors import UserError
+from hpsearch.core.plan import rungs
 from hpsearch.core.points import continue_points, derive_seed, make_points, promoted_points
 from hpsearch.core.records import TrialRecord
 from hpsearch.core.regions import Region, narrow
@@ -116,18 +117,23 @@ def _sampler(
     the previous stage's winners: TPE then models from both (measured on 100 seeds of the
     benchmark problems: a little better than counting promoted runs as start-up). A TPE
     stage after the first models the earlier stages' trials too (``engine.fine``), so it
-    has no random start at all: those trials are its start."""
+    has no random start at all: those trials are its start.
+
+    Both draw from a random stream per slot (``engine.fine``): the workers' samplers are
+    seeded alike, and four of them proposing at once proposed one point."""
     import optuna
 
     seed = stage_seed(spec, index)
     stage = spec.stages[index]
     if stage.sampler == "tpe":
+        from hpsearch.engine.fine import FineSampler, SlotSeeded
+
         startup = stage.promote + max(3, len(spec.space) + 1)
         if store is not None and prior.models_earlier(stage.sampler, index):
-            from hpsearch.engine.fine import FineSampler
-
             return FineSampler(lambda: evidence(store, spec, index), seed=seed, startup=startup)
-        return optuna.samplers.TPESampler(seed=seed, n_startup_trials=startup)
+        return SlotSeeded(
+            optuna.samplers.TPESampler(seed=seed, n_startup_trials=startup), seed=seed
+        )
     return optuna.samplers.RandomSampler(seed=seed)
 
 
@@ -362,6 +368,10 @@ def previous_results(
     return space, store.records(prev, spec.stages[index - 1].name)
 
 
+#: A worker waiting for another to prepare a stage polls no slower than this.
+MAX_PREPARE_POLL_S = 1.0
+
+
 def prepare_stage(
     store: SearchStore,
     spec: StudySpec,
@@ -369,7 +379,7 @@ def prepare_stage(
     *,
     owner: str,
     lease_s: float = 60.0,
-    poll_s: float = 0.5,
+    poll_s: float = 0.2,
     stop: threading.Event | None = None,
 ) -> Stage | None:
     """Make sure stage ``index`` has exactly ``trials`` slots; return it, or None when the
@@ -386,6 +396,10 @@ def prepare_stage(
     changes a stage not prepared yet only while holding its lease), and a prepared stage
     with fewer slots than its trials (an edit that stopped before extending it) is
     extended here.
+
+    The others poll from ``poll_s`` on, up to ``MAX_PREPARE_POLL_S``: every worker but the
+    preparer waits here at each stage's start, so the time a poll oversleeps the preparer
+    is lost once per waiting worker (two reads and a lease attempt per poll).
     """
     from hpsearch.store import LeaseLost
 
@@ -418,7 +432,7 @@ def prepare_stage(
             return None
         if stop is None:
             time.sleep(wait)
-        wait = min(wait * 1.5, 5.0)
+        wait = min(wait * 1.5, MAX_PREPARE_POLL_S)
 
 
 def _changed(
@@ -541,7 +555,8 @@ def _slots(spec: StudySpec, index: int, first: int, points: list[dict[str, Any]]
 
 def pruner(stage: StageSpec) -> optuna.pruners.BasePruner:
     """Optuna's pruner for the stage's ``stop_early``, used as is through ``prune(study,
-    trial)`` after each reported epoch (``store.Slot.report``).
+    trial)`` after the reported epochs where it can decide (:func:`decision_epochs`,
+    ``store.Slot.report``).
 
     - ``asha``: ``SuccessiveHalvingPruner`` with rungs at ``min_epochs * factor**k``
       epochs; a run goes on past a rung only in the top ``1/factor`` of the values every
@@ -560,6 +575,36 @@ def pruner(stage: StageSpec) -> optuna.pruners.BasePruner:
             min_early_stopping_rate=0,
         )
     return optuna.pruners.MedianPruner(n_warmup_steps=stage.min_epochs)
+
+
+def decision_epochs(stage: StageSpec) -> tuple[int, ...] | None:
+    """The epochs after which the stage's pruner can stop a run, the only ones it is asked
+    at (``store.Slot.report``); None: after every epoch (the median rule may decide after
+    any epoch past its warm-up).
+
+    ASHA's are its rungs, ``core.plan.rungs``, which the plan's budget arithmetic uses too:
+    :func:`pruner` sets successive halving's ``min_resource`` and ``reduction_factor`` from
+    the same two fields, and it decides only when a run's last epoch reaches its next rung
+    (at any other epoch it returns False before it reads a trial or writes its rung attr),
+    so asking there alone decides alike (``tests/test_stop_early.py`` checks both against
+    Optuna's pruner) with one read of the stage per rung instead of one per epoch.
+    """
+    return tuple(rungs(stage)) if stage.stop_early == "asha" else None
+
+
+def warm_up(spec: StudySpec) -> None:
+    """Draw one point of each early-stopping stage's sampler, as a worker starts.
+
+    A run that is stopped appends the slots its saved epochs buy, drawn from the stage's
+    point sequence (:func:`stop_early`). A process's first Sobol draw imports scipy's
+    ``qmc`` (1-5 s on this loaded machine), so every worker but the stage's preparer paid
+    that inside its first stopped trial, after the trial was recorded and inside the
+    search's span (about 1 s per worker in the 4-worker benchmark; docs/parallel.md).
+    Here, it is paid while the worker would wait for the first stage's preparer anyway.
+    """
+    for stage in spec.stages:
+        if stage.stop_early is not None:
+            make_points(stage.sampler, spec.space, 1, 0)
 
 
 def stop_early(spec: StudySpec, attrs: dict[str, Any]) -> StopEarly | None:
@@ -582,4 +627,6 @@ def stop_early(spec: StudySpec, attrs: dict[str, Any]) -> StopEarly | None:
         points = continue_points(stage.sampler, space, first - promoted, n, seed)
         return _slots(spec, index, first, points)
 
-    return StopEarly(pruner(stage), stage.budget, stage.epochs, space, more)
+    return StopEarly(
+        pruner(stage), stage.budget, stage.epochs, space, more, decision_epochs(stage)
+    )

@@ -78,12 +78,14 @@ class NewSlot:
 
 @dataclass(frozen=True)
 class StopEarly:
-    """How a stage stops runs early: Optuna's pruner, which decides after each reported
-    epoch, and the stage's epoch budget with the slots its unspent epochs buy.
+    """How a stage stops runs early: Optuna's pruner, which decides after reported epochs,
+    and the stage's epoch budget with the slots its unspent epochs buy.
 
     ``more(first, n)`` is the stage's next ``n`` slots from slot number ``first`` on, a
     pure function (``engine.stages.stop_early``), so whichever worker appends them, they
-    are the same; ``space`` gives their points' distributions.
+    are the same; ``space`` gives their points' distributions. ``decides_at``: the epochs
+    after which the pruner can stop a run (its rungs, ``engine.stages.decision_epochs``),
+    the only ones it is asked at; None: it is asked after every epoch.
     """
 
     pruner: optuna.pruners.BasePruner = field(repr=False)
@@ -91,6 +93,7 @@ class StopEarly:
     epochs: int
     space: SearchSpace
     more: Callable[[int, int], list[NewSlot]] = field(repr=False)
+    decides_at: tuple[int, ...] | None = None
 
 
 @dataclass(frozen=True)

@@ -1,6 +1,6 @@
-"""The slot a worker runs: its params, the epochs it reports (asked after each whether the
-stage's early-stopping rule stops it) and its one final write (its heartbeat comes from the
-worker's heartbeat process, ``liveness.Pulse``)."""
+"""The slot a worker runs: its params, the epochs it reports (at those where the stage's
+early-stopping rule can decide, asked whether it stops the run) and its one final write
+(its heartbeat comes from the worker's heartbeat process, ``liveness.Pulse``)."""
 
 from __future__ import annotations
 
@@ -20,6 +20,7 @@ from hpsearch.store.sql.claims import (
     PRUNING_STATES,
     finish_trial,
     pruning_trials,
+    report_value,
     requeue_trial,
 )
 
@@ -88,6 +89,7 @@ class Slot:
         self._stop_early = stop_early
         self.last: tuple[int, float] | None = None  # the last epoch reported, and its value
         self.stopped_at: int | None = None  # the epoch after which early stopping stopped it
+        self._asked = 0  # the highest epoch reported: the rungs up to it were asked about
         if set(space.names) <= claim.params.keys():
             self.params = {name: claim.params[name] for name in space.names}
             return
@@ -103,25 +105,30 @@ class Slot:
         later call: an objective that carried on is not recorded further)."""
         if self.stopped_at is not None:
             raise TrialStopped(f"trial {self.number} was stopped after epoch {self.stopped_at}")
-        rdb = self._store._rdb
+        if not self._store._sql("report", report_value, self.trial_id, epoch, value):
+            raise TrialLost(f"trial {self.number} was finished elsewhere")
+        self.last = (epoch, value)
         try:
-            self._store._retry(
-                lambda: rdb.set_trial_intermediate_value(self.trial_id, epoch, value), "report"
-            )
-            self.last = (epoch, value)
-            if self._losing(epoch):
-                self.stopped_at = epoch
-                raise TrialStopped(f"trial {self.number} stopped early after epoch {epoch}")
-        except UpdateFinishedTrialError as exc:
+            losing = self._losing(epoch)
+        except UpdateFinishedTrialError as exc:  # its rung attr, on a trial finished meanwhile
             raise TrialLost(f"trial {self.number} was finished elsewhere") from exc
+        if losing:
+            self.stopped_at = epoch
+            raise TrialStopped(f"trial {self.number} stopped early after epoch {epoch}")
 
     def _losing(self, epoch: int) -> bool:
         """The stage's pruner, asked as Optuna asks it: ``prune(study, frozen_trial)``, on
         a :class:`PruningStudy` of the stage and this trial read as lean from the database
         (its intermediate values, and the rung attrs successive halving keeps on every
-        trial). Never at the last epoch: a run that got there is finished, not stopped."""
+        trial). Never at the last epoch: a run that got there is finished, not stopped; with
+        ``decides_at`` (successive halving's rungs), only at the first report that reaches
+        or passes a rung not reached before: at any other epoch the pruner decides nothing
+        and reads nothing, so the database is not asked either."""
         stop = self._stop_early
         if stop is None or epoch >= stop.epochs:
+            return False
+        asked, self._asked = self._asked, max(self._asked, epoch)
+        if stop.decides_at is not None and not any(asked < d <= epoch for d in stop.decides_at):
             return False
         rdb = self._store._rdb
         # Successive halving compares the rung values alone (its min_resource is set, so it

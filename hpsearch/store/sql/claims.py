@@ -125,6 +125,30 @@ def write_result(
         set_attr(conn, USER_ATTRS, trial_id, key, v)
 
 
+def report_value(engine: Engine, trial_id: int, step: int, value: float) -> bool:
+    """Record a running trial's value after ``step`` (replacing one reported before) in one
+    statement; False, writing nothing, when the trial is not RUNNING (finished elsewhere).
+
+    Optuna's ``set_trial_intermediate_value`` reads the trial, then the step's row, then
+    writes: three round trips and a commit after every epoch of every run, a third of a
+    trial's database time under load (``benchmarks/wall_clock.py``, docs/parallel.md).
+    """
+    stored, kind = INTERMEDIATE.intermediate_value_to_stored_repr(value)
+    # SQLite needs the WHERE of an INSERT ... SELECT to read its ON CONFLICT as an upsert
+    sql = (
+        "INSERT INTO trial_intermediate_values "
+        "(trial_id, step, intermediate_value, intermediate_value_type) "
+        "SELECT :t, :step, :v, :kind WHERE EXISTS "
+        "(SELECT 1 FROM trials WHERE trial_id = :t AND state = 'RUNNING') "
+        "ON CONFLICT (trial_id, step) DO UPDATE SET "
+        "intermediate_value = excluded.intermediate_value, "
+        "intermediate_value_type = excluded.intermediate_value_type"
+    )
+    args = {"t": trial_id, "step": step, "v": stored, "kind": kind.name}
+    with engine.begin() as conn:
+        return conn.execute(text(sql), args).rowcount > 0
+
+
 def record_heartbeat(engine: Engine, trial_id: int) -> None:
     """Beat for a running trial with the database's clock in UTC (``clock.utc_now_sql``),
     not Optuna's ``record_heartbeat``, whose ``CURRENT_TIMESTAMP`` is the session's local
