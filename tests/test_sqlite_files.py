@@ -45,7 +45,9 @@ def test_removing_the_wal_files_under_a_launch_fails_at_once_naming_them(tmp_pat
     assert proc.returncode == 1, out[-3000:]
     assert took < 30, f"{took:.0f} s\n{out[-3000:]}"
     assert "stayed unreachable" not in out and "Traceback" not in out, out[-3000:]
-    assert f"its write-ahead log {db}-wal or index {db}-shm was removed" in out, out[-3000:]
+    # named by whichever sees it first: the launcher's store (a disk I/O error on a new
+    # connection) or a worker's heartbeat process (the worker holds deleted files open)
+    assert f"{db}-wal" in out and f"{db}-shm" in out and "removed while" in out, out[-3000:]
 
 
 def _completed(url: str) -> int:
