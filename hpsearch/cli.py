@@ -20,7 +20,7 @@ from typing import Any
 import click
 
 from hpsearch import api, examples
-from hpsearch.core.errors import UserError
+from hpsearch.core.errors import EXIT_BAD_INPUT, UserError
 from hpsearch.core.failures import format_stop
 from hpsearch.objectives.catalog import load_spec
 from hpsearch.store.policy import StorageBroken, StorageUnusable, sqlalchemy_error
@@ -49,7 +49,7 @@ def say(message: str) -> None:
 class BadInput(click.ClickException):
     """A user error: printed without a traceback, exit code 2."""
 
-    exit_code = 2
+    exit_code = EXIT_BAD_INPUT
 
     def show(self, file: Any = None) -> None:
         click.echo(f"Error: {self.format_message()}", err=True)

@@ -436,3 +436,22 @@ def test_progress_of_a_search_ignores_searches_its_name_matches_as_a_pattern(
     store = st.SearchStore.open(storage_url)
     assert {k: c.done for k, c in store.stage_counts("axb").items()} == {"coarse": 4, "fine": 2}
     assert all(c.done == 0 for c in store.stage_counts("a_b").values())
+
+
+def test_a_worker_that_exits_on_bad_input_is_not_restarted(capsys):
+    """Exit code 2 is a permanent error (the search was deleted, say): a new worker would
+    meet it again, so the launch spends no restart on it (the store is never asked)."""
+    from hpsearch.engine.local_workers import Pool, _replace
+
+    def start(_: int) -> subprocess.Popen[bytes]:
+        return subprocess.Popen([sys.executable, "-c", "raise SystemExit(2)"])
+
+    pool = Pool(start)
+    dead = pool.start(0)
+    dead.wait(timeout=30)
+    assert pool.newly_dead() == [dead]
+    _replace(None, "toy", None, pool, dead)  # type: ignore[arg-type]
+    assert pool.restarts == 0 and pool.procs == [dead]
+    assert f"worker {dead.pid} exited with code 2 (bad input); not restarted" in (
+        capsys.readouterr().err
+    )

@@ -21,7 +21,7 @@ from typing import TYPE_CHECKING
 
 import click
 
-from hpsearch.core.errors import UserError
+from hpsearch.core.errors import EXIT_BAD_INPUT, UserError
 from hpsearch.engine.interrupts import stop_signals_interrupt
 from hpsearch.engine.progress import Display
 from hpsearch.store import policy
@@ -356,11 +356,15 @@ def _watch(
 def _replace(
     store: SearchStore, key: str, spec: StudySpec, pool: Pool, dead: subprocess.Popen[bytes]
 ) -> None:
-    """Start a worker in ``dead``'s place, unless the search is complete, stopped on
-    failures (the worker exited because of it) or the restarts are used up."""
+    """Start a worker in ``dead``'s place, unless it exited on bad input (a search gone,
+    say), the search is complete, stopped on failures (the worker exited because of it) or
+    the restarts are used up."""
     from hpsearch.engine.failfast import find_stop
 
     what = f"worker {dead.pid} {exit_reason(dead.returncode)}"
+    if dead.returncode == EXIT_BAD_INPUT:  # its error is above; a new one would meet it again
+        click.echo(f"warning: {what} (bad input); not restarted", err=True)
+        return
     try:
         if find_stop(store, spec) is not None:
             return
