@@ -293,12 +293,14 @@ def _pulse_main(stdin: IO[bytes]) -> None:
             for trial_id in trials:
                 record_heartbeat(engine, trial_id)
         except Exception as exc:  # the database is away; the next beat retries
-            why = policy.reason(exc)
-            if sqlite is not None and "disk i/o error" in why.lower():
+            io_error = (
+                None if sqlite is None else policy.sqlite_io_error(sqlite, policy.reason(exc))
+            )
+            if io_error is not None:
                 # The worker's own connections, open before the files went, write on
                 # into the removed log unseen: only a new connection (each beat's) sees
                 # it. The worker is stopped (its stop signal) rather than lose its work.
-                _stop_worker(parent, policy.sqlite_io_error(sqlite, why))
+                _stop_worker(parent, io_error)
                 return
             log.warning("heartbeat failed: %s", type(exc).__name__)
 

@@ -170,8 +170,9 @@ class StoreCore:
         why = mask_text(policy.reason(exc), self.url)
         where = f"--storage {self.masked_url}"
         path = sqlite_path(self.url)
-        if path is not None and "disk i/o error" in why.lower():
-            return StorageBroken(f"{where}: {policy.sqlite_io_error(path, why)}")
+        io_error = None if path is None else policy.sqlite_io_error(path, why)
+        if io_error is not None:
+            return StorageBroken(f"{where}: {io_error}")
         if kind == "broken":
             return StorageBroken(
                 f"{where}: the database is damaged ({why}); restore it from a backup"

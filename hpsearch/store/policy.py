@@ -75,7 +75,9 @@ UNUSABLE = (
     ("no password supplied", "authentication failed (no password supplied)"),
     ("permission denied", "permission denied"),
 )
-BROKEN = ("database disk image is malformed", "malformed database schema", "disk i/o error")
+#: SQLite's word for a failing disk or a -wal/-shm file removed under it (``sqlite_io_error``).
+SQLITE_IO_ERROR = "disk i/o error"
+BROKEN = ("database disk image is malformed", "malformed database schema", SQLITE_IO_ERROR)
 TRANSIENT = (
     "database is locked",
     "database table is locked",
@@ -164,12 +166,15 @@ def _driver_error_kind(exc: BaseException) -> str | None:
     return None
 
 
-def sqlite_io_error(path: Path, why: str) -> str:
-    """What a "disk I/O error" on the SQLite file ``path`` means, naming the files. SQLite
+def sqlite_io_error(path: Path, why: str) -> str | None:
+    """What the error ``why`` on the SQLite file ``path`` means when it is a "disk I/O
+    error", naming the files (None for any other error). SQLite
     gives it to a new connection once the ``-wal`` or ``-shm`` file was removed under the
     processes that had them open (which write on, unseen; the new connection may already
     have made a fresh one, so a missing file is named when there is one), or on a failing
     disk: never cured by waiting."""
+    if SQLITE_IO_ERROR not in why.lower():
+        return None
     wal, shm = Path(f"{path}-wal"), Path(f"{path}-shm")
     gone = [str(p) for p in (path, wal, shm) if not p.exists()]
     seen = f"; {' and '.join(gone)} {'is' if len(gone) == 1 else 'are'} missing" if gone else ""
